@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Each bootstraps .venv from nothing.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+WORKDIR ?= .synth
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench ui clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/synth-assets init --workdir $(WORKDIR)
+	$(BIN)/synth-assets demo --workdir $(WORKDIR)
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/generate.py
+
+ui: $(VENV)/.installed
+	SYNTH_WORKDIR=$(WORKDIR) DAGSTER_HOME=$(abspath $(WORKDIR))/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) $(WORKDIR) .pytest_cache

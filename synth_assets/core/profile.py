@@ -1,0 +1,689 @@
+"""The sampler: differentially private aggregates of the source, computed by SQL pushdown.
+
+Every number that leaves this module went through an OpenDP mechanism in ``dp.py`` and is
+recorded in the ledger. Raw rows never leave PostgreSQL: the queries return counts only
+(value counts of categorical columns are thresholded before release).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from . import dp
+from .config import SynthConfig
+from .errors import ConfigError
+from .plan import TablePlan, build_plan
+from .roles import DATETIME_TYPES, INTEGER_TYPES, SYNTHESIZED_ROLES, qi
+from .schema import SchemaModel, Table
+from .secrets import keyed_hash
+
+PACK_FORMAT = "synth_assets.metrics_pack/1"
+LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
+LOG_BUCKETS = 84
+MONTH0 = 1900
+MONTHS = 201 * 12
+FANOUT_EXACT = 16
+TEXT_LENGTH_BINS = 40
+HOW = 168
+
+
+def fanout_bins(cap: int) -> list[int]:
+    """Lower edges of fan-out bins: 0..15 exactly, then powers of two up to ``cap``."""
+    edges = list(range(FANOUT_EXACT))
+    b = FANOUT_EXACT
+    while b < cap:
+        edges.append(b)
+        b *= 2
+    return edges
+
+
+def holdout_sql(unit_expr: str) -> str:
+    """SQL predicate true for units in the keyed-hash holdout (same rule as :func:`in_holdout`)."""
+    return f"(('x' || substr(md5(%(hkey)s || ({unit_expr})::text), 1, 8))::bit(32)::bigint < %(hcut)s)"
+
+
+def holdout_key(hmac_key: bytes) -> str:
+    """Sub-key used for holdout selection (the HMAC key itself never goes into SQL)."""
+    return keyed_hash(hmac_key, "synth_assets/holdout/v1")
+
+
+def in_holdout(hkey: str, unit_values: list[str], fraction: float) -> np.ndarray:
+    """Python twin of :func:`holdout_sql` for the evaluator."""
+    cut = int(fraction * 2**32)
+    return np.array(
+        [int(hashlib.md5((hkey + v).encode()).hexdigest()[:8], 16) < cut for v in unit_values], dtype=bool
+    )
+
+
+@dataclass
+class Budget:
+    """rho per measurement, by share of the refresh budget and number of measurements."""
+
+    acc: dp.Accountant
+    per: dict[str, float]
+
+    def __call__(self, share: str) -> float:
+        return self.per[share]
+
+
+@dataclass
+class TableSQL:
+    """FROM clause of a table's rows as measured: holdout removed, contributions clipped."""
+
+    table: Table
+    plan: TablePlan
+    m: int  # rows per unit (contribution bound)
+    cte: str  # "WITH c AS (...)" exposing columns, __unit, extras
+    parent_cols: dict[str, str]  # parent datetime column -> alias in c
+    ref_attrs: dict[str, str]  # FK name -> alias of the referenced table's attribute in c
+
+
+def _unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
+    """(FROM with joins up to the root, SQL of the unit id) for a unit-owned table."""
+    t = model.tables[plan.name]
+    sch = qi(model.schema)
+    if plan.kind == "root":
+        return f"{sch}.{qi(t.name)} t", f"t.{qi(t.primary_key[0])}"
+    joins = [f"{sch}.{qi(t.name)} t"]
+    alias = "t"
+    for i, fk in enumerate(plan.path[:-1], start=1):
+        joins.append(
+            f"JOIN {sch}.{qi(fk.ref_table)} j{i} ON {alias}.{qi(fk.columns[0])} = j{i}.{qi(fk.ref_columns[0])}"
+        )
+        alias = f"j{i}"
+    last = plan.path[-1]
+    return " ".join(joins), f"{alias}.{qi(last.columns[0])}"
+
+
+def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, dict[str, str]],
+              name: str, m: int, ref_attr_of: dict[str, str | None]) -> TableSQL:
+    """Build the measured-rows CTE of ``name``."""
+    t = model.tables[name]
+    plan = plans[name]
+    sch = qi(model.schema)
+    extras: list[str] = []
+    joins: list[str] = []
+    parent_cols: dict[str, str] = {}
+    ref_attrs: dict[str, str] = {}
+    if plan.kind == "reference":
+        src, unit = f"{sch}.{qi(t.name)} t", None
+    else:
+        src, unit = _unit_from(model, plan)
+    if plan.kind == "child":
+        parent = model.tables[plan.parent]
+        # j1 is the parent when the path is longer than one FK; otherwise join it for its times.
+        fk = plan.parent_fk
+        if len(plan.path) > 1:
+            palias = "j1"
+        else:
+            palias = "pp"
+            joins.append(f"JOIN {sch}.{qi(parent.name)} pp ON t.{qi(fk.columns[0])} = pp.{qi(fk.ref_columns[0])}")
+        for c in parent.columns:
+            if c.base_type in DATETIME_TYPES and roles[parent.name][c.name] == "datetime":
+                alias = f"__p_{len(parent_cols)}"
+                parent_cols[c.name] = alias
+                extras.append(f"{palias}.{qi(c.name)} AS {alias}")
+    for i, fk in enumerate(t.foreign_keys):
+        attr = ref_attr_of.get(fk.ref_table)
+        if plans[fk.ref_table].kind == "reference" and attr and fk.ref_table != t.name:
+            ra = f"rf{i}"
+            joins.append(
+                f"LEFT JOIN {sch}.{qi(fk.ref_table)} {ra} ON t.{qi(fk.columns[0])} = {ra}.{qi(fk.ref_columns[0])}"
+            )
+            alias = f"__r_{i}"
+            ref_attrs[fk.name] = alias
+            extras.append(f"{ra}.{qi(attr)}::text AS {alias}")
+    cols = [f"t.{qi(c.name)}" for c in t.columns]
+    select = ", ".join(cols + extras)
+    join_sql = " ".join(joins)
+    if unit is None:
+        cte = f"WITH c AS (SELECT {select} FROM {src} {join_sql})"
+    elif plan.kind == "root":
+        cte = f"WITH c AS (SELECT {select}, {unit} AS __unit FROM {src} {join_sql} WHERE NOT {holdout_sql(unit)})"
+    else:
+        order = f"t.{qi(t.primary_key[0])}" if len(t.primary_key) == 1 else "t.ctid"
+        cte = (
+            f"WITH c0 AS (SELECT {select}, {unit} AS __unit, row_number() OVER (PARTITION BY {unit} "
+            f"ORDER BY md5(%(hkey)s || ({order})::text)) AS __rn FROM {src} {join_sql} "
+            f"WHERE NOT {holdout_sql(unit)}), c AS (SELECT * FROM c0 WHERE __rn <= {int(m)})"
+        )
+    return TableSQL(t, plan, m, cte, parent_cols, ref_attrs)
+
+
+def grouping_counts(conn: psycopg.Connection, cte: str, params: dict, exprs: list[str],
+                    sets: list[tuple[int, ...]], having: str = "") -> list[dict[tuple, int]]:
+    """Counts per grouping set in as few scans as possible (GROUPING takes ≤ 31 arguments)."""
+    results: list[dict[tuple, int]] = [dict() for _ in sets]
+    chunk: list[int] = []
+    used: list[int] = []
+
+    def flush() -> None:
+        if not chunk:
+            return
+        local = sorted(used)
+        pos = {e: i for i, e in enumerate(local)}
+        sel = ", ".join(f"{exprs[e]} AS g{pos[e]}" for e in local)
+        gcols = ", ".join(f"g{i}" for i in range(len(local)))
+        gsets = ", ".join("(" + ", ".join(f"g{pos[e]}" for e in sets[s]) + ")" for s in chunk)
+        sql = (
+            f"{cte} SELECT {gcols}, GROUPING({gcols}) AS __g, count(*) FROM (SELECT {sel} FROM c) s "
+            f"GROUP BY GROUPING SETS ({gsets}) {having}"
+        )
+        masks = {}
+        for s in chunk:
+            members = {pos[e] for e in sets[s]}
+            mask = sum(1 << (len(local) - 1 - i) for i in range(len(local)) if i not in members)
+            masks[mask] = s
+        for row in conn.execute(sql, params):
+            *vals, g, n = row
+            s = masks[g]
+            key = tuple(vals[pos[e]] for e in sets[s])
+            results[s][key] = results[s].get(key, 0) + int(n)
+        chunk.clear()
+        used.clear()
+
+    for s, members in enumerate(sets):
+        new = set(members) - set(used)
+        if len(set(used) | new) > 31:
+            flush()
+        chunk.append(s)
+        used.extend(sorted(new))
+    flush()
+    return results
+
+
+def _log_bucket_sql(x: str) -> str:
+    lg = f"greatest(0, least({LOG_BUCKETS - 1}, floor(ln(abs({x})::float8) / ln(2.0))::int + {LOG_OFFSET}))"
+    return (
+        f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 0 THEN {LOG_BUCKETS} "
+        f"WHEN {x} > 0 THEN {LOG_BUCKETS} + 1 + {lg} ELSE {LOG_BUCKETS} - 1 - {lg} END"
+    )
+
+
+def _log_bucket_edges(b: int) -> tuple[float, float]:
+    """[low, high) of log bucket index b in 0..2*LOG_BUCKETS."""
+    if b == LOG_BUCKETS:
+        return 0.0, 0.0
+    if b > LOG_BUCKETS:
+        k = b - LOG_BUCKETS - 1 - LOG_OFFSET
+        return 2.0**k, 2.0 ** (k + 1)
+    k = LOG_BUCKETS - 1 - b - LOG_OFFSET
+    return -(2.0 ** (k + 1)), -(2.0**k)
+
+
+def _month_sql(x: str) -> str:
+    return (
+        f"greatest(0, least({MONTHS - 1}, (extract(year from {x})::int - {MONTH0}) * 12 "
+        f"+ extract(month from {x})::int - 1))"
+    )
+
+
+def _released_range(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
+    """First and last index whose noisy count clears 4.5 sigma (no false bins in practice)."""
+    idx = np.nonzero(noisy > 4.5 * sigma)[0]
+    if idx.size == 0:
+        return None
+    return int(idx[0]), int(idx[-1])
+
+
+def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float]:
+    """Bin edges on [lo, hi]: one per integer for small integer ranges, else asinh-spaced."""
+    if integer and hi - lo + 1 <= nbins:
+        return [float(v) - 0.5 for v in range(int(lo), int(hi) + 2)]
+    if hi - lo < 10:
+        return list(np.linspace(lo, hi, nbins + 1))
+    e = np.sinh(np.linspace(np.arcsinh(lo), np.arcsinh(hi), nbins + 1))
+    e[0], e[-1] = lo, hi
+    return [float(v) for v in e]
+
+
+@dataclass
+class ColumnModel:
+    """How one column is measured: its role and, for modelled columns, its code domain."""
+
+    name: str
+    role: str
+    kind: str  # categorical | numeric | boolean | datetime | synth | key | fk | ref
+    domain: int = 0  # number of codes (modelled columns), null code included
+    info: dict | None = None
+
+
+def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str, dict[str, str]],
+                   cfg: SynthConfig, hmac_key: bytes, *, refresh_id: str,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure the source and return the metrics pack (DP aggregates and the ledger)."""
+    started = time.monotonic()
+    pcfg = cfg.privacy
+    conn.execute("SET TIME ZONE 'UTC'")
+    plans = build_plan(model, roles, pcfg.unit_table)
+    acc = dp.Accountant(pcfg.epsilon, pcfg.delta)
+    hkey = holdout_key(hmac_key)
+    params = {"hkey": hkey, "hcut": int(pcfg.holdout_fraction * 2**32)}
+    for key in cfg.bounds:
+        tname, cname = key.split(".")
+        if tname not in model.tables or cname not in {c.name for c in model.tables[tname].columns}:
+            raise ConfigError(f"bounds: {key!r} is not a column of the modelled tables")
+
+    # Order: references first (children read their attribute domains), then the unit tree.
+    order, _ = model.generation_order()
+    order = [n for n in order if plans[n].kind == "reference"] + [n for n in order if plans[n].kind != "reference"]
+
+    def m_of(name: str) -> int:
+        kind = plans[name].kind
+        return 1 if kind in ("root", "reference") else pcfg.rows_per_unit(name)
+
+    # The attribute of a reference table that children are conditioned on: its first categorical.
+    ref_attr_of: dict[str, str | None] = {}
+    for n, p in plans.items():
+        if p.kind == "reference":
+            ref_attr_of[n] = next((c for c, r in roles[n].items() if r == "categorical"), None)
+
+    # --- column models and the number of measurements per share (to split the budget) ---
+    colmodels: dict[str, dict[str, ColumnModel]] = {}
+    counts = dict.fromkeys(pcfg.split, 0)
+    for n in order:
+        t = model.tables[n]
+        cms: dict[str, ColumnModel] = {}
+        for c in t.columns:
+            r = roles[n][c.name]
+            fk = t.fk_for(c.name)
+            if r == "key":
+                cms[c.name] = ColumnModel(c.name, r, "key")
+            elif r == "foreign_key" or fk is not None:
+                cms[c.name] = ColumnModel(c.name, "foreign_key", "fk")
+                if fk is not plans[n].parent_fk:
+                    counts["one_way"] += 1  # null rate
+            elif r in SYNTHESIZED_ROLES:
+                cms[c.name] = ColumnModel(c.name, r, "synth")
+                counts["one_way"] += 1
+            elif r == "categorical":
+                cms[c.name] = ColumnModel(c.name, r, "categorical")
+                counts["one_way"] += 1
+                if not c.enum_labels:
+                    counts["bounds"] += 1
+            elif r == "numeric":
+                cms[c.name] = ColumnModel(c.name, r, "numeric")
+                counts["one_way"] += 1
+                if f"{n}.{c.name}" not in cfg.bounds:
+                    counts["bounds"] += 1
+            elif r == "boolean":
+                cms[c.name] = ColumnModel(c.name, r, "boolean")
+                counts["one_way"] += 1
+            elif r == "datetime" and c.base_type in DATETIME_TYPES:
+                cms[c.name] = ColumnModel(c.name, r, "datetime")
+                counts["bounds"] += 1
+                counts["temporal"] += 3 if c.base_type != "date" else 2
+            else:
+                cms[c.name] = ColumnModel(c.name, "ignore", "ignore")
+        colmodels[n] = cms
+        pseudo = sum(
+            1 for fk in t.foreign_keys
+            if plans[fk.ref_table].kind == "reference" and ref_attr_of.get(fk.ref_table) and fk.ref_table != n
+        )
+        counts["one_way"] += pseudo  # marginal of the referenced row's attribute
+        modelled = sum(cm.kind in ("categorical", "numeric", "boolean") for cm in cms.values()) + pseudo
+        if modelled > 1:
+            counts["select"] += modelled - 1
+            counts["pairs"] += modelled - 1
+        if plans[n].kind in ("root", "reference"):
+            counts["one_way"] += 1  # row count
+        counts["fanout"] += sum(1 for fk in t.foreign_keys if fk.ref_table != n and (
+            fk is plans[n].parent_fk or plans[fk.ref_table].kind == "reference"))
+    per = {
+        share: (acc.rho_budget * frac / counts[share]) if counts[share] else 0.0
+        for share, frac in pcfg.split.items()
+    }
+    budget = Budget(acc, per)
+    delta_each = acc.delta_threshold / max(1, sum(
+        1 for n in order for cm in colmodels[n].values()
+        if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels
+    ))
+    log(f"profile: {len(order)} tables, unit table {next(n for n, p in plans.items() if p.kind == 'root')}, "
+        f"rho budget {acc.rho_budget:.4g}")
+
+    pack_tables: dict[str, Any] = {}
+    for n in order:
+        t0 = time.monotonic()
+        ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of)
+        pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n], budget, params,
+                                        delta_each, pack_tables, ref_attr_of)
+        log(f"profile: {n} measured in {time.monotonic() - t0:.1f}s")
+
+    return {
+        "format": PACK_FORMAT,
+        "refresh_id": refresh_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {"schema": model.schema},
+        "privacy": {
+            "unit_table": next(n for n, p in plans.items() if p.kind == "root"),
+            "holdout_fraction": pcfg.holdout_fraction,
+            "rows_per_unit": {n: m_of(n) for n in order},
+            "epsilon": acc.epsilon_spent(),
+            "delta": pcfg.delta,
+        },
+        "schema": model.to_dict(),
+        "roles": roles,
+        "plan": {n: plans[n].to_dict() for n in order},
+        "order": order,
+        "tables": pack_tables,
+        "ledger": acc.to_dict(),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts: TableSQL,
+                   cms: dict[str, ColumnModel], budget: Budget, params: dict, delta_each: float,
+                   done: dict[str, Any], ref_attr_of: dict[str, str | None]) -> dict[str, Any]:
+    t, plan, m = ts.table, ts.plan, ts.m
+    acc = budget.acc
+    pcfg = cfg.privacy
+    n = t.name
+    out: dict[str, Any] = {"kind": plan.kind, "rows_per_unit": m, "columns": {}, "pairs": [], "fanout": {}}
+    sens = m  # L2 sensitivity of any histogram of this table's measured rows
+
+    # ---- pass 1: domains (category values, numeric and datetime bounds) ----
+    cat_cols = [c for c, cm in cms.items() if cm.kind == "categorical" and not t.column(c).enum_labels]
+    if cat_cols:
+        sigma = sens / math.sqrt(2 * budget("bounds"))
+        prefilter = max(1, int(sens + 4.5 * sigma) - int(12 * sigma))
+        exprs = [f"{qi(c)}::text" for c in cat_cols]
+        res = grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(cat_cols))],
+                              having=f"HAVING count(*) >= {prefilter}")
+        for c, counts in zip(cat_cols, res, strict=True):
+            vc = {k[0]: v for k, v in counts.items() if k[0] is not None}
+            released = dp.noisy_category_counts(acc, f"{n}.{c}:values", vc, sens, budget("bounds"), delta_each,
+                                                table=n, column=c)
+            top = sorted(released.items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
+            cms[c].info = {"values": sorted(v for v, _ in top)}
+    for c, cm in cms.items():
+        if cm.kind == "categorical" and t.column(c).enum_labels:
+            cm.info = {"values": list(t.column(c).enum_labels), "schema_values": True}
+
+    num_cols = [c for c, cm in cms.items() if cm.kind == "numeric"]
+    dt_cols = [c for c, cm in cms.items() if cm.kind == "datetime"]
+    need_bounds = [c for c in num_cols if f"{n}.{c}" not in cfg.bounds]
+    exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_month_sql(qi(c)) for c in dt_cols]
+    res = grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))]) if exprs else []
+    sigma = sens / math.sqrt(2 * budget("bounds")) if budget("bounds") else 0.0
+    for i, c in enumerate(need_bounds):
+        vec = np.zeros(2 * LOG_BUCKETS + 1, dtype=np.int64)
+        for (b,), v in res[i].items():
+            if b is not None:
+                vec[int(b)] += v
+        noisy = dp.noisy_counts(acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c)
+        rng_ = _released_range(noisy, sigma)
+        if rng_ is None:
+            lo, hi = 0.0, 1.0
+        else:
+            lo, hi = _log_bucket_edges(rng_[0])[0], _log_bucket_edges(rng_[1])[1]
+            if rng_[0] == LOG_BUCKETS:
+                lo = 0.0
+            if rng_[1] == LOG_BUCKETS:
+                hi = 0.0
+            if hi <= lo:
+                hi = lo + 1.0
+        cms[c].info = {"low": lo, "high": hi, "bounds_from": "dp_log_histogram"}
+    for c in num_cols:
+        if f"{n}.{c}" in cfg.bounds:
+            lo, hi = cfg.bounds[f"{n}.{c}"]
+            cms[c].info = {"low": float(lo), "high": float(hi), "bounds_from": "config"}
+        col = t.column(c)
+        integer = col.base_type in INTEGER_TYPES
+        info = cms[c].info
+        info["integer"] = integer
+        info["decimals"] = _decimals(col.pg_type)
+        info["edges"] = numeric_edges(info["low"], info["high"], pcfg.numeric_bins, integer)
+    for j, c in enumerate(dt_cols):
+        vec = np.zeros(MONTHS, dtype=np.int64)
+        for (b,), v in res[len(need_bounds) + j].items():
+            if b is not None:
+                vec[int(b)] += v
+        noisy = dp.noisy_counts(acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c)
+        rng_ = _released_range(noisy, sigma)
+        if rng_ is None:
+            start, end = date(2000, 1, 1), date(2000, 12, 31)
+        else:
+            start = date(MONTH0 + rng_[0] // 12, rng_[0] % 12 + 1, 1)
+            last = rng_[1] + 1
+            end = date(MONTH0 + last // 12, last % 12 + 1, 1) - timedelta(days=1)
+        cms[c].info = {"start": start.isoformat(), "end": end.isoformat(),
+                       "date_only": t.column(c).base_type == "date"}
+
+    # ---- pass 2: one-way marginals over codes, temporal histograms, pairs (for selection) ----
+    exprs: list[str] = []
+    eidx: dict[str, int] = {}
+
+    def add(key: str, sql: str) -> int:
+        eidx[key] = len(exprs)
+        exprs.append(sql)
+        return eidx[key]
+
+    modelled: list[tuple[str, str, int]] = []  # (key, label, domain)
+    for c, cm in cms.items():
+        q = qi(c)
+        if cm.kind == "categorical":
+            vals = cm.info["values"]
+            arr = "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
+            k = len(vals)
+            add(c, f"CASE WHEN {q} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {q}::text) - 1, {k}) END")
+            cm.domain = k + 2  # values, other, null
+            modelled.append((c, c, cm.domain))
+        elif cm.kind == "numeric":
+            inner = cm.info["edges"][1:-1]
+            arr = "ARRAY[" + ", ".join(repr(float(e)) for e in inner) + "]::float8[]" if inner else None
+            nb = len(cm.info["edges"]) - 1
+            lo, hi = cm.info["low"], cm.info["high"]
+            clip = f"least(greatest({q}::float8, {lo!r}), {hi!r})"
+            code = f"width_bucket({clip}, {arr})" if arr else "0"
+            add(c, f"CASE WHEN {q} IS NULL THEN {nb} ELSE {code} END")
+            cm.domain = nb + 1
+            modelled.append((c, c, cm.domain))
+        elif cm.kind == "boolean":
+            add(c, f"CASE WHEN {q} IS NULL THEN 2 WHEN {q} THEN 1 ELSE 0 END")
+            cm.domain = 3
+            modelled.append((c, c, cm.domain))
+    for fk in t.foreign_keys:
+        alias = ts.ref_attrs.get(fk.name)
+        if not alias:
+            continue
+        ref = fk.ref_table
+        attr = ref_attr_of[ref]
+        vals = done[ref]["columns"][attr]["values"]
+        arr = "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
+        k = len(vals)
+        key = f"^{fk.columns[0]}"
+        add(key, f"CASE WHEN {alias} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {alias}) - 1, {k}) END")
+        modelled.append((key, key, k + 2))
+        out["columns"][key] = {"kind": "ref_attribute", "fk": fk.name, "ref_table": ref, "attribute": attr,
+                               "values": vals}
+    synth_cols = [c for c, cm in cms.items() if cm.kind == "synth" or (cm.kind == "fk" and t.fk_for(c) is not plan.parent_fk)]
+    for c in synth_cols:
+        q = qi(c)
+        if cms[c].role == "free_text":
+            add(c, f"CASE WHEN {q} IS NULL THEN 0 ELSE least({TEXT_LENGTH_BINS - 1}, "
+                   f"coalesce(array_length(regexp_split_to_array(btrim({q}::text), '\\s+'), 1), 0)) + 1 END")
+        else:
+            add(c, f"CASE WHEN {q} IS NULL THEN 1 ELSE 0 END")
+    for c in dt_cols:
+        q = qi(c)
+        info = cms[c].info
+        ndays = (date.fromisoformat(info["end"]) - date.fromisoformat(info["start"])).days + 1
+        info["days"] = ndays
+        add(f"{c}:day", f"CASE WHEN {q} IS NULL THEN {ndays} ELSE greatest(0, least({ndays - 1}, "
+                        f"({q}::date - DATE {_lit(info['start'])}))) END")
+        if not info["date_only"]:
+            add(f"{c}:how", f"CASE WHEN {q} IS NULL THEN NULL ELSE "
+                            f"(extract(isodow from {q})::int - 1) * 24 + extract(hour from {q})::int END")
+        if ts.parent_cols and plan.kind == "child":
+            pc, alias = next(iter(ts.parent_cols.items()))
+            info["after_parent_column"] = pc
+            add(f"{c}:after", f"CASE WHEN {q} IS NULL OR {alias} IS NULL THEN 2 "
+                              f"WHEN {q} >= {alias} THEN 1 ELSE 0 END")
+    sets = [(i,) for i in range(len(exprs))]
+    pair_keys = []
+    for a in range(len(modelled)):
+        for b in range(a + 1, len(modelled)):
+            pair_keys.append((modelled[a][0], modelled[b][0]))
+            sets.append((eidx[modelled[a][0]], eidx[modelled[b][0]]))
+    res = grouping_counts(conn, ts.cte, params, exprs, sets) if exprs else []
+    one = {key: res[i] for key, i in eidx.items()}
+
+    # Row counts: noisy for the unit table and references; children follow from fan-out.
+    if plan.kind in ("root", "reference"):
+        true_rows = int(conn.execute(f"{ts.cte} SELECT count(*) FROM c", params).fetchone()[0])
+        noisy = dp.noisy_counts(acc, f"{n}:rows", np.array([true_rows]), 1, budget("one_way"), table=n)
+        out["rows"] = max(1, int(noisy[0]))
+        if plan.kind == "root":
+            out["rows_total_estimate"] = int(round(out["rows"] / (1 - pcfg.holdout_fraction)))
+
+    marg: dict[str, np.ndarray] = {}
+    sig: dict[str, float] = {}
+    for key, _, dom in modelled:
+        vec = _vec(one[key], dom)
+        noisy = dp.noisy_counts(acc, f"{n}.{key}:marginal", vec, sens, budget("one_way"), table=n, column=key)
+        marg[key] = noisy
+        sig[key] = acc.entries[-1].scale
+    for c, cm in cms.items():
+        if cm.kind in ("categorical", "numeric", "boolean"):
+            out["columns"][c] = {"kind": cm.kind, "role": cm.role, **(cm.info or {}), "counts": marg[c].tolist(),
+                              "sigma": sig[c]}
+    for key in [k for k, _, _ in modelled if k.startswith("^")]:
+        out["columns"][key]["counts"] = marg[key].tolist()
+        out["columns"][key]["sigma"] = sig[key]
+    for c in synth_cols:
+        cm = cms[c]
+        if cm.role == "free_text":
+            vec = _vec(one[c], TEXT_LENGTH_BINS + 1)
+            noisy = dp.noisy_counts(acc, f"{n}.{c}:length", vec, sens, budget("one_way"), table=n, column=c)
+            out["columns"][c] = {"kind": "synth", "role": cm.role, "null_and_words": noisy.tolist(),
+                                 "sigma": acc.entries[-1].scale}
+        else:
+            vec = _vec(one[c], 2)
+            noisy = dp.noisy_counts(acc, f"{n}.{c}:nulls", vec, sens, budget("one_way"), table=n, column=c)
+            kind = "fk" if cm.kind == "fk" else "synth"
+            out["columns"][c] = {"kind": kind, "role": cm.role, "present_null": noisy.tolist(),
+                                 "sigma": acc.entries[-1].scale}
+    for c, cm in cms.items():
+        if c not in out["columns"]:
+            out["columns"][c] = {"kind": cm.kind, "role": cm.role}
+    for c in dt_cols:
+        info = cms[c].info
+        day = _vec(one[f"{c}:day"], info["days"] + 1)
+        noisy_day = dp.noisy_counts(acc, f"{n}.{c}:day", day, sens, budget("temporal"), table=n, column=c)
+        col = {"kind": "datetime", "role": "datetime", **info, "day_counts": noisy_day[:-1].tolist(),
+               "null": int(noisy_day[-1]), "sigma": acc.entries[-1].scale}
+        if not info["date_only"]:
+            how = _vec(one[f"{c}:how"], HOW)
+            col["how_counts"] = dp.noisy_counts(acc, f"{n}.{c}:hour_of_week", how, sens, budget("temporal"),
+                                                table=n, column=c).tolist()
+        if f"{c}:after" in one:
+            after = _vec(one[f"{c}:after"], 3)
+            col["after_counts"] = dp.noisy_counts(acc, f"{n}.{c}:after_parent", after, sens, budget("temporal"),
+                                                  table=n, column=c).tolist()
+        out["columns"][c] = col
+
+    # ---- MST: choose pairs with the exponential mechanism, then measure them ----
+    if len(modelled) > 1:
+        doms = {k: d for k, _, d in modelled}
+        scores = {}
+        for i, (a, b) in enumerate(pair_keys):
+            joint = np.zeros((doms[a], doms[b]), dtype=np.float64)
+            for (x, y), v in res[len(exprs) + i].items():
+                joint[int(x), int(y)] += v
+            pa = np.clip(marg[a], 0, None).astype(float)
+            pb = np.clip(marg[b], 0, None).astype(float)
+            total = joint.sum()
+            indep = np.outer(pa / max(pa.sum(), 1), pb / max(pb.sum(), 1)) * total
+            scores[(a, b)] = (float(np.abs(joint - indep).sum()), joint)
+        comp = {k: k for k, _, _ in modelled}
+
+        def find(x: str) -> str:
+            while comp[x] != x:
+                comp[x] = comp[comp[x]]
+                x = comp[x]
+            return x
+
+        chosen = []
+        for _ in range(len(modelled) - 1):
+            cands = [p for p in pair_keys if find(p[0]) != find(p[1])]
+            idx = dp.select(acc, f"{n}:select_pair", np.array([scores[p][0] for p in cands]), 2.0 * sens,
+                            budget("select"), table=n, candidates=len(cands))
+            a, b = cands[idx]
+            comp[find(a)] = find(b)
+            chosen.append((a, b))
+        for a, b in chosen:
+            joint = scores[(a, b)][1].astype(np.int64)
+            noisy = dp.noisy_counts(acc, f"{n}.{a}x{b}:pair", joint, sens, budget("pairs"), table=n, pair=[a, b])
+            out["pairs"].append({"a": a, "b": b, "counts": noisy.tolist(), "sigma": acc.entries[-1].scale})
+
+    # ---- fan-out: children per parent for the primary parent and every reference FK ----
+    for fk in t.foreign_keys:
+        if fk.ref_table == n:
+            continue
+        is_parent = fk is plan.parent_fk
+        if not (is_parent or plans[fk.ref_table].kind == "reference"):
+            continue
+        bins = fanout_bins(pcfg.max_fanout)
+        unique_fk = any(set(s) == {fk.columns[0]} for s in t.unique_sets)
+        if is_parent:
+            parent_plan = plans[fk.ref_table]
+            # Fan-out is a distribution over parents: a few parents per unit estimate it well,
+            # and fewer parents per unit means less noise.
+            pm = 1 if parent_plan.kind == "root" else min(pcfg.fanout_parents_per_unit,
+                                                          pcfg.rows_per_unit(fk.ref_table))
+            pts = table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of)
+            child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM {qi(model.schema)}.{qi(n)} GROUP BY 1"
+            fsens = pm
+        else:
+            child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c GROUP BY 1"
+            fsens = 2 * sens
+        bucket = _fanout_bucket_sql("coalesce(cc.n, 0)", bins, pcfg.max_fanout)
+        parent_key = qi(fk.ref_columns[0])
+        if is_parent:
+            sql = (f"{pts.cte} SELECT {bucket} AS b, count(*) FROM c LEFT JOIN ({child_counts}) cc "
+                   f"ON cc.k = c.{parent_key} GROUP BY 1")
+        else:
+            sql = (f"{ts.cte}, cc AS ({child_counts}) SELECT {bucket} AS b, count(*) FROM "
+                   f"{qi(model.schema)}.{qi(fk.ref_table)} p LEFT JOIN cc ON cc.k = p.{parent_key} GROUP BY 1")
+        vec = np.zeros(len(bins), dtype=np.int64)
+        for b, v in conn.execute(sql, params):
+            vec[int(b)] += int(v)
+        noisy = dp.noisy_counts(acc, f"{n}.{fk.name}:fanout", vec, fsens, budget("fanout"), table=n, fk=fk.name)
+        out["fanout"][fk.name] = {"parent": fk.ref_table, "column": fk.columns[0], "primary": is_parent,
+                                  "bins": bins, "counts": noisy.tolist(), "max": 1 if unique_fk else pcfg.max_fanout,
+                                  "sigma": acc.entries[-1].scale}
+    return out
+
+
+def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
+    return (f"CASE WHEN {x} < {FANOUT_EXACT} THEN {x} ELSE least({len(bins) - 1}, "
+            f"{FANOUT_EXACT} + floor(ln(least({x}, {cap - 1})::float8 / {FANOUT_EXACT}) / ln(2.0))::int) END")
+
+
+def _vec(counts: dict[tuple, int], size: int) -> np.ndarray:
+    vec = np.zeros(size, dtype=np.int64)
+    for (k, *_), v in counts.items():
+        if k is not None and 0 <= int(k) < size:
+            vec[int(k)] += v
+    return vec
+
+
+def _lit(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _decimals(pg_type: str) -> int | None:
+    if pg_type.startswith("numeric(") and "," in pg_type:
+        return int(pg_type.split(",")[1].rstrip(")"))
+    if pg_type == "money":
+        return 2
+    return None

@@ -1,0 +1,192 @@
+"""Column roles, inferred from names, types and value patterns read inside the boundary.
+
+Only the role leaves the boundary; the sampled values are discarded after inference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import psycopg
+
+from .errors import ConfigError
+from .schema import Column, SchemaModel, Table
+
+PII_ROLES = frozenset(
+    {
+        "email", "person_name", "first_name", "last_name", "phone", "address", "postal_code",
+        "birth_date", "national_id", "card_number", "iban", "ip_address", "city", "company_name",
+    }
+)
+SYNTHESIZED_ROLES = PII_ROLES | {"free_text"}  # never measured beyond null rates and lengths
+MODELLED_ROLES = frozenset({"categorical", "numeric", "boolean"})
+
+NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "money", "oid"})
+INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
+DATETIME_TYPES = frozenset({"timestamp", "timestamptz", "date"})
+TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
+
+_NAME_RULES: list[tuple[str, str]] = [
+    (r"(^|_)e?mail(_?address)?$", "email"),
+    (r"(^|_)(first|given|fore)_?name$", "first_name"),
+    (r"(^|_)(last|family|sur)_?name$|^surname$", "last_name"),
+    (r"(^|_)(full|person|customer|contact|holder|display|user)_?name$", "person_name"),
+    (r"(^|_)(phone|mobile|telephone|tel|fax|msisdn)(_?(number|no))?$", "phone"),
+    (r"(^|_)(street|address|addr)(_?(line)?_?\d?)?$|street_address", "address"),
+    (r"(^|_)(zip|postal|post)_?(code)?$|^postcode$", "postal_code"),
+    (r"(^|_)(dob|birth_?date|date_of_birth|birthday)$", "birth_date"),
+    (r"(^|_)(ssn|national_?id|tax_?id|nin|passport(_?no)?|social_security(_number)?|sin|nino)$", "national_id"),
+    (r"(^|_)(card_?number|pan|cc_?number|credit_?card)$", "card_number"),
+    (r"(^|_)(iban|account_?number|bank_?account|acct_?no)$", "iban"),
+    (r"(^|_)(ip|ip_?address|ipv4|ipv6|client_ip|remote_addr)$", "ip_address"),
+    (r"(^|_)(memo|description|desc|comment|comments|note|notes|message|body|remarks|free_?text|narrative)$", "free_text"),
+]
+_COMPANY_TABLES = re.compile(r"merchant|company|compan|vendor|supplier|org|store|shop|bank|partner|employer|brand")
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("email", re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)),
+    ("iban", re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$")),
+    ("national_id", re.compile(r"^\d{3}-\d{2}-\d{4}$")),
+    ("ip_address", re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f:]+:[0-9a-f:]+$", re.I)),
+    ("phone", re.compile(r"^\+?[\d\s().-]{7,20}$")),
+]
+
+
+def _luhn(s: str) -> bool:
+    digits = [int(c) for c in s if c.isdigit()]
+    if not 13 <= len(digits) <= 19 or len(digits) != len(s.replace(" ", "").replace("-", "")):
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def role_from_name(table: Table, col: Column) -> str | None:
+    """A role suggested by the column name alone."""
+    name = col.name.lower()
+    if name in ("name", "title") and col.base_type in TEXT_TYPES:
+        return "company_name" if _COMPANY_TABLES.search(table.name.lower()) else "person_name"
+    if name == "city" or name.endswith("_city"):
+        return "categorical"
+    for pattern, role in _NAME_RULES:
+        if re.search(pattern, name):
+            if role == "birth_date" and col.base_type not in DATETIME_TYPES | TEXT_TYPES:
+                continue
+            return role
+    return None
+
+
+def role_from_values(values: list[str]) -> str | None:
+    """A PII role when most sampled values match a known format."""
+    if len(values) < 5:
+        return None
+    luhn_share = sum(_luhn(v) for v in values) / len(values)
+    if luhn_share > 0.9:
+        return "card_number"
+    for role, pattern in _PATTERNS:
+        share = sum(bool(pattern.match(v.strip())) for v in values) / len(values)
+        if share > 0.8:
+            if role == "phone" and sum(c.isdigit() for v in values for c in v) / max(1, sum(map(len, values))) < 0.6:
+                continue
+            return role
+    return None
+
+
+def infer_role(table: Table, col: Column, sample: list[str] | None) -> str:
+    """Role of one column from constraints, name, type and (inside the boundary) sampled values."""
+    if col.name in table.primary_key and not table.fk_for(col.name):
+        return "key"
+    if table.fk_for(col.name):
+        return "foreign_key"
+    alone_unique = any(set(u) == {col.name} for u in table.unique_sets)
+    role = _infer_unconstrained(table, col, sample)
+    if alone_unique and role in ("categorical", "numeric", "datetime", "boolean"):
+        return "key"  # a unique column cannot be sampled from a marginal: generate it as a key
+    return role
+
+
+def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) -> str:
+    t = col.base_type
+    if t == "bool":
+        return "boolean"
+    by_name = role_from_name(table, col)
+    if t in DATETIME_TYPES:
+        return "birth_date" if by_name == "birth_date" else "datetime"
+    if col.enum_labels:
+        return "categorical"
+    if t == "uuid":
+        return "key"
+    values = [v for v in (sample or []) if v is not None]
+    if t in NUMERIC_TYPES:
+        if by_name in ("postal_code", "national_id", "card_number", "iban", "phone"):
+            return by_name
+        distinct = len(set(values))
+        if t in INTEGER_TYPES and values and distinct <= 20 and len(values) >= 100:
+            return "categorical"
+        return "numeric"
+    if t in TEXT_TYPES:
+        if by_name and by_name != "categorical":
+            return by_name
+        by_value = role_from_values(values)
+        if by_value:
+            return by_value
+        if by_name == "categorical":
+            return "categorical"
+        if not values:
+            return "categorical"
+        distinct = len(set(values))
+        mean_len = sum(map(len, values)) / len(values)
+        if mean_len > 40 or (distinct > 0.5 * len(values) and len(values) >= 50):
+            return "free_text"
+        return "categorical"
+    return "ignore"
+
+
+def _sample(conn: psycopg.Connection, schema: str, table: Table, limit: int) -> dict[str, list[str]]:
+    cols = [c for c in table.columns if c.base_type not in ("bytea", "json", "jsonb")]
+    if not cols:
+        return {}
+    exprs = ", ".join(f"{qi(c.name)}::text" for c in cols)
+    rows = conn.execute(f"SELECT {exprs} FROM {qi(schema)}.{qi(table.name)} LIMIT {int(limit)}").fetchall()
+    return {c.name: [r[i] for r in rows if r[i] is not None] for i, c in enumerate(cols)}
+
+
+def infer_roles(
+    conn: psycopg.Connection, model: SchemaModel, overrides: dict[str, str] | None = None,
+    sample_rows: int = 2000,
+) -> dict[str, dict[str, str]]:
+    """Roles for every column of every table; ``overrides`` ("table.column" -> role) win."""
+    overrides = dict(overrides or {})
+    for key in overrides:
+        tname, cname = key.split(".")
+        if tname not in model.tables:
+            raise ConfigError(f"columns: {key!r} names unknown table {tname!r}; tables: {', '.join(model.tables)}")
+        if cname not in {c.name for c in model.tables[tname].columns}:
+            raise ConfigError(f"columns: {key!r} names unknown column {cname!r} of table {tname}")
+    roles: dict[str, dict[str, str]] = {}
+    for t in model.tables.values():
+        sample = _sample(conn, model.schema, t, sample_rows)
+        roles[t.name] = {}
+        for c in t.columns:
+            key = f"{t.name}.{c.name}"
+            roles[t.name][c.name] = overrides.get(key) or infer_role(t, c, sample.get(c.name))
+    return roles
+
+
+def qi(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pii_columns(roles: dict[str, dict[str, str]]) -> Iterable[tuple[str, str, str]]:
+    """(table, column, role) of every column whose raw values must never leave the boundary."""
+    for t, cols in roles.items():
+        for c, r in cols.items():
+            if r in SYNTHESIZED_ROLES or r == "key":
+                yield t, c, r

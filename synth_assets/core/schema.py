@@ -1,0 +1,253 @@
+"""Schema reflection from the PostgreSQL catalog, and a generation order that breaks FK cycles."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+
+from .errors import SchemaError
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str  # format_type(), e.g. "numeric(12,2)", "timestamp with time zone"
+    base_type: str  # typname of the base type, e.g. "numeric", "timestamptz", "text"
+    nullable: bool
+    max_length: int | None = None
+    enum_labels: tuple[str, ...] | None = None  # schema-level values of an enum type
+    has_default: bool = False
+    identity: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    definition: str  # pg_get_constraintdef, replayed by the loader
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+    kind: str  # "p" primary key, "u" unique, "c" check
+    columns: tuple[str, ...]
+    definition: str
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column]
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    constraints: list[Constraint] = field(default_factory=list)
+    indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX ...)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise SchemaError(f"table {self.name} has no column {name!r}")
+
+    @property
+    def unique_sets(self) -> list[tuple[str, ...]]:
+        """Column sets that must be unique (primary key first)."""
+        sets = [self.primary_key] if self.primary_key else []
+        return sets + [c.columns for c in self.constraints if c.kind == "u"]
+
+    def fk_for(self, column: str) -> ForeignKey | None:
+        for fk in self.foreign_keys:
+            if column in fk.columns:
+                return fk
+        return None
+
+
+@dataclass
+class SchemaModel:
+    schema: str
+    tables: dict[str, Table]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "tables": {n: asdict(t) for n, t in self.tables.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SchemaModel:
+        tables = {}
+        for name, t in d["tables"].items():
+            tables[name] = Table(
+                name=t["name"],
+                columns=[
+                    Column(**{**c, "enum_labels": tuple(c["enum_labels"]) if c.get("enum_labels") else None})
+                    for c in t["columns"]
+                ],
+                primary_key=tuple(t["primary_key"]),
+                foreign_keys=[
+                    ForeignKey(f["name"], tuple(f["columns"]), f["ref_table"], tuple(f["ref_columns"]), f["definition"])
+                    for f in t["foreign_keys"]
+                ],
+                constraints=[Constraint(c["name"], c["kind"], tuple(c["columns"]), c["definition"]) for c in t["constraints"]],
+                indexes=[tuple(i) for i in t["indexes"]],
+            )
+        return cls(d["schema"], tables)
+
+    def children(self, table: str) -> list[tuple[str, ForeignKey]]:
+        """(child table, FK) pairs referencing ``table`` (self-references included)."""
+        return [(t.name, fk) for t in self.tables.values() for fk in t.foreign_keys if fk.ref_table == table]
+
+    def generation_order(self) -> tuple[list[str], list[tuple[str, ForeignKey]]]:
+        """Tables ordered parents-first, and the FKs deferred to break cycles.
+
+        Self-references are always deferred. A cycle is broken at a FK whose columns are all
+        nullable; a cycle of NOT NULL FKs cannot be generated and is an error.
+        """
+        deferred: list[tuple[str, ForeignKey]] = []
+        edges: dict[str, set[str]] = {n: set() for n in self.tables}  # table -> parents
+        fk_of: dict[tuple[str, str], list[ForeignKey]] = {}
+        for t in self.tables.values():
+            for fk in t.foreign_keys:
+                if fk.ref_table == t.name or fk.ref_table not in self.tables:
+                    if fk.ref_table == t.name:
+                        deferred.append((t.name, fk))
+                    continue
+                edges[t.name].add(fk.ref_table)
+                fk_of.setdefault((t.name, fk.ref_table), []).append(fk)
+
+        def nullable(fk: ForeignKey, table: str) -> bool:
+            tab = self.tables[table]
+            return all(tab.column(c).nullable for c in fk.columns)
+
+        order: list[str] = []
+        remaining = {n: set(p) for n, p in edges.items()}
+        while remaining:
+            ready = sorted(n for n, parents in remaining.items() if not parents)
+            if ready:
+                for n in ready:
+                    order.append(n)
+                    del remaining[n]
+                for parents in remaining.values():
+                    parents.difference_update(ready)
+                continue
+            # A cycle: defer an edge whose FKs are all nullable (they are filled after all tables).
+            candidates = sorted(
+                (child, parent)
+                for child, parents in remaining.items()
+                for parent in parents
+                if all(nullable(fk, child) for fk in fk_of[(child, parent)])
+            )
+            if not candidates:
+                cyc = ", ".join(sorted(remaining))
+                raise SchemaError(
+                    f"the foreign keys among {cyc} form a cycle with no nullable foreign key; "
+                    "such rows cannot be inserted in any order. Make one FK nullable, "
+                    "or exclude one of these tables in source.exclude"
+                )
+            child, parent = candidates[0]
+            remaining[child].discard(parent)
+            deferred.extend((child, fk) for fk in fk_of[(child, parent)])
+        return order, deferred
+
+
+_COLUMNS_SQL = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+       coalesce(bt.typname, t.typname), NOT a.attnotnull,
+       CASE WHEN a.atttypmod > 4 AND coalesce(bt.typname, t.typname) IN ('varchar','bpchar')
+            THEN a.atttypmod - 4 END,
+       CASE WHEN t.typtype = 'e' THEN
+            (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+       END,
+       a.atthasdef, a.attidentity <> ''
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+  AND NOT c.relispartition
+ORDER BY c.relname, a.attnum
+"""
+
+_CONSTRAINTS_SQL = """
+SELECT c.relname, con.conname, con.contype,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i),
+       rc.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i),
+       pg_get_constraintdef(con.oid), rn.nspname
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE n.nspname = %(schema)s AND con.contype IN ('p', 'u', 'f', 'c')
+ORDER BY c.relname, con.conname
+"""
+
+_INDEXES_SQL = """
+SELECT c.relname, i.relname, pg_get_indexdef(ix.indexrelid)
+FROM pg_index ix
+JOIN pg_class c ON c.oid = ix.indrelid
+JOIN pg_class i ON i.oid = ix.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ix.indexrelid AND con.contype IN ('p','u','x'))
+ORDER BY c.relname, i.relname
+"""
+
+
+def reflect(conn: psycopg.Connection, schema: str = "public", tables: list[str] | None = None,
+            exclude: list[str] | None = None) -> SchemaModel:
+    """Read tables, columns, keys, constraints and indexes of ``schema`` from the catalog."""
+    params = {"schema": schema}
+    rows = conn.execute(_COLUMNS_SQL, params).fetchall()
+    if not rows:
+        raise SchemaError(
+            f"schema {schema!r} has no tables (or the user cannot see them): check source.schema "
+            "and that the source user has USAGE on the schema"
+        )
+    cols: dict[str, list[Column]] = {}
+    for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident in rows:
+        cols.setdefault(rel, []).append(
+            Column(att, fmt, base, bool(nullable), maxlen, tuple(enum) if enum else None, bool(hasdef), bool(ident))
+        )
+    all_names = set(cols)
+    wanted = set(tables) if tables else set(all_names)
+    unknown = (wanted | set(exclude or [])) - all_names
+    if unknown:
+        raise SchemaError(
+            f"unknown table(s) {', '.join(sorted(unknown))} in schema {schema!r}; "
+            f"the schema has: {', '.join(sorted(all_names))}"
+        )
+    wanted -= set(exclude or [])
+    model = {n: Table(n, cols[n]) for n in sorted(wanted)}
+    for rel, name, kind, keys, ref, fkeys, definition, ref_schema in conn.execute(_CONSTRAINTS_SQL, params):
+        if rel not in model:
+            continue
+        t = model[rel]
+        if kind == "p":
+            t.primary_key = tuple(keys)
+        elif kind == "f":
+            if ref_schema != schema or ref not in model:
+                raise SchemaError(
+                    f"{rel}.{name} references {ref_schema}.{ref}, which is outside the modelled tables; "
+                    f"include {ref} in source.tables or exclude {rel}"
+                )
+            t.foreign_keys.append(ForeignKey(name, tuple(keys), ref, tuple(fkeys), definition))
+        if kind in ("p", "u", "c"):
+            t.constraints.append(Constraint(name, kind, tuple(keys or ()), definition))
+    for rel, name, definition in conn.execute(_INDEXES_SQL, params):
+        if rel in model:
+            model[rel].indexes.append((name, definition))
+    for t in model.values():
+        for fk in t.foreign_keys:
+            if len(fk.columns) != 1:
+                raise SchemaError(
+                    f"{t.name}.{fk.name} is a composite foreign key ({', '.join(fk.columns)}); "
+                    "composite keys are not supported yet: exclude the table in source.exclude"
+                )
+    return SchemaModel(schema, model)

@@ -1,0 +1,153 @@
+"""Secrets backends: the HMAC key and sealed master seeds. Fail closed, never fall back."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets as _os_secrets
+import stat
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SecretsError
+
+SEED_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value and the version the backend stored it under."""
+
+    value: bytes
+    version: str
+
+
+class SecretsBackend(ABC):
+    """Where keys and seeds live. Implementations raise SecretsError, never return a default."""
+
+    name: str
+
+    @abstractmethod
+    def hmac_key(self) -> Secret:
+        """The keyed-hash key (holdout selection, identifier overlap, signatures)."""
+
+    @abstractmethod
+    def seal_seed(self, refresh_id: str, seed: bytes) -> str:
+        """Store a refresh's master seed; return its version. Refuse to overwrite."""
+
+    @abstractmethod
+    def unseal_seed(self, refresh_id: str) -> Secret:
+        """The sealed master seed of a refresh."""
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name}
+
+
+def new_master_seed() -> bytes:
+    """Fresh master entropy from the OS CSPRNG (never the clock, never a global RNG)."""
+    return _os_secrets.token_bytes(SEED_BYTES)
+
+
+def seed_commitment(seed: bytes) -> str:
+    """SHA-256 commitment of a seed: what the audit trail records instead of the seed."""
+    return hashlib.sha256(seed).hexdigest()
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of a string value, hex."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+class LocalSecrets(SecretsBackend):
+    """Development backend: files under a 0700 directory, created only by `synth-assets init`."""
+
+    name = "local"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def key_file(self) -> Path:
+        return self.path / "hmac.key"
+
+    def _check_private(self, p: Path) -> None:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        if mode & 0o077:
+            raise SecretsError(
+                f"{p} is readable by other users (mode {oct(mode)}): run `chmod 600 {p}` "
+                "or re-create it with `synth-assets init`"
+            )
+
+    def hmac_key(self) -> Secret:
+        p = self.key_file
+        if not p.exists():
+            raise SecretsError(
+                f"the HMAC key file {p} does not exist. Create it explicitly with "
+                f"`synth-assets init --workdir {self.path.parent}` (nothing is generated implicitly)."
+            )
+        try:
+            self._check_private(p)
+            raw = p.read_text().strip()
+        except OSError as exc:
+            raise SecretsError(f"cannot read the HMAC key file {p}: {exc.strerror}") from None
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            raise SecretsError(f"{p} does not hold a hex key: re-create it with `synth-assets init --force`") from None
+        if len(key) < 32:
+            raise SecretsError(f"{p} holds a key shorter than 32 bytes: re-create it with `synth-assets init --force`")
+        return Secret(key, version=hashlib.sha256(key).hexdigest()[:12])
+
+    def seal_seed(self, refresh_id: str, seed: bytes) -> str:
+        self.hmac_key()  # the backend must be initialised before any refresh uses it
+        d = self.path / "seeds"
+        d.mkdir(mode=0o700, exist_ok=True)
+        p = d / f"{refresh_id}.seed"
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise SecretsError(f"a seed is already sealed for refresh {refresh_id}; seeds are never overwritten") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(seed.hex())
+        return "1"
+
+    def unseal_seed(self, refresh_id: str) -> Secret:
+        p = self.path / "seeds" / f"{refresh_id}.seed"
+        if not p.exists():
+            raise SecretsError(
+                f"no sealed seed for refresh {refresh_id} in {p.parent}: the refresh was not "
+                "profiled with this secrets backend, or its seed was removed"
+            )
+        self._check_private(p)
+        try:
+            return Secret(bytes.fromhex(p.read_text().strip()), version="1")
+        except (OSError, ValueError) as exc:
+            raise SecretsError(f"cannot read the sealed seed {p}: {exc}") from None
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "path": str(self.path)}
+
+
+def init_local_secrets(path: str | Path, *, force: bool = False) -> tuple[Path, bool]:
+    """Create the local key file (mode 0600). Returns (path, created). Never overwrites unless forced."""
+    d = Path(path)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(d, 0o700)
+    key_file = d / "hmac.key"
+    if key_file.exists() and not force:
+        return key_file, False
+    tmp = d / ".hmac.key.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_os_secrets.token_bytes(32).hex() + "\n")
+    os.replace(tmp, key_file)
+    return key_file, True
+
+
+def backend_from_config(secrets_cfg, workdir: str | Path) -> SecretsBackend:
+    """The configured backend. Only `local` exists today; Vault plugs in behind the same interface."""
+    if secrets_cfg.backend == "local":
+        return LocalSecrets(secrets_cfg.path or Path(workdir) / "secrets")
+    raise SecretsError(f"unknown secrets backend {secrets_cfg.backend!r}")

@@ -1,0 +1,303 @@
+"""The calibrated spec: the metrics pack after consistency post-processing, overrides and sizes.
+
+Post-processing of DP output spends no budget. The spec is everything the generator sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from .config import SynthConfig
+from .errors import ConfigError, GenerationError
+from .schema import SchemaModel
+
+SPEC_FORMAT = "synth_assets.spec/1"
+SPEC_VERSION = 1
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no whitespace) for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def content_hash(obj: dict[str, Any]) -> str:
+    """SHA-256 of an artifact's canonical JSON without its own ``content_hash`` field."""
+    return hashlib.sha256(canonical_json({k: v for k, v in obj.items() if k != "content_hash"})).hexdigest()
+
+
+def normalize(counts: list[float] | np.ndarray) -> np.ndarray:
+    """Non-negative probabilities from noisy counts (uniform when nothing survives)."""
+    v = np.clip(np.asarray(counts, dtype=np.float64), 0, None)
+    s = v.sum()
+    return v / s if s > 0 else np.full(len(v), 1.0 / max(1, len(v)))
+
+
+def denoise(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> np.ndarray:
+    """Probabilities from noisy counts, zeroing cells below ``k`` sigma (pure noise, mostly)."""
+    v = np.asarray(counts, dtype=np.float64)
+    if sigma and v.size:
+        keep = v >= k * sigma
+        if not keep.any():
+            keep = v == v.max()
+        v = np.where(keep, v, 0.0)
+    return normalize(v)
+
+
+def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray | None, start: str) -> np.ndarray:
+    """Daily distribution: trend from a moving average, weekly cycle from hour-of-week."""
+    v = np.clip(np.asarray(day_counts, dtype=np.float64), 0, None)
+    if v.size == 0:
+        return v
+    mean = v.mean() if v.mean() > 0 else 1.0
+    window = 7 if not sigma or sigma < 0.5 * mean else 28
+    window = min(window, v.size)
+    kernel = np.ones(window) / window
+    pad = np.pad(v, (window // 2, window - 1 - window // 2), mode="edge")
+    trend = np.convolve(pad, kernel, mode="valid")
+    if how_p is not None and how_p.sum() > 0:
+        from datetime import date
+
+        wd = how_p.reshape(7, 24).sum(axis=1)
+        wd = wd / wd.mean() if wd.mean() > 0 else np.ones(7)
+        dow0 = date.fromisoformat(start).weekday()
+        trend = trend * wd[(dow0 + np.arange(v.size)) % 7]
+    return normalize(trend)
+
+
+def ipf(joint: np.ndarray, pa: np.ndarray, pb: np.ndarray, rounds: int = 50) -> np.ndarray:
+    """Make a non-negative joint consistent with both one-way marginals (iterative proportional fitting)."""
+    j = np.clip(joint.astype(np.float64), 0, None) + 1e-9
+    j /= j.sum()
+    for _ in range(rounds):
+        rs = j.sum(axis=1)
+        j *= np.divide(pa, rs, out=np.zeros_like(pa), where=rs > 0)[:, None]
+        cs = j.sum(axis=0)
+        j *= np.divide(pb, cs, out=np.zeros_like(pb), where=cs > 0)[None, :]
+    return j
+
+
+def _tree(nodes: list[str], edges: list[tuple[str, str]]) -> tuple[list[str], dict[str, str | None]]:
+    """Sampling order (BFS) and parent of each node of the forest given by ``edges``."""
+    adj: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    order: list[str] = []
+    parent: dict[str, str | None] = {}
+    for start in nodes:
+        if start in parent:
+            continue
+        parent[start] = None
+        q = deque([start])
+        while q:
+            x = q.popleft()
+            order.append(x)
+            for y in sorted(adj[x]):
+                if y not in parent:
+                    parent[y] = x
+                    q.append(y)
+    return order, parent
+
+
+def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
+    """Turn the metrics pack into a generation spec (versioned, content-hashed)."""
+    model = SchemaModel.from_dict(pack["schema"])
+    gen = cfg.generation
+    overrides = cfg.overrides
+    rows_override = {**gen.rows, **overrides.get("rows", {})}
+    for name in rows_override:
+        if name not in model.tables:
+            raise ConfigError(f"rows override names unknown table {name!r}; tables: {', '.join(model.tables)}")
+        if pack["plan"][name]["kind"] == "child":
+            raise ConfigError(
+                f"rows override for {name!r}: it is owned by the unit table, so its size follows the "
+                f"fan-out; set the rows of {pack['privacy']['unit_table']!r} (or generation.scale) instead"
+            )
+    _, deferred = model.generation_order()
+    tables: dict[str, Any] = {}
+    expected: dict[str, float] = {}
+    gen_order = _generation_order(pack["order"], pack["plan"], model)
+    for name in gen_order:
+        tp = pack["tables"][name]
+        plan = pack["plan"][name]
+        t = model.tables[name]
+        cols: dict[str, Any] = {}
+        for c in t.columns:
+            m = tp["columns"][c.name]
+            cols[c.name] = _column_spec(name, c, m, t, overrides)
+        for key, m in tp["columns"].items():
+            if key.startswith("^"):
+                cols[key] = {"kind": "ref_attribute", "fk": m["fk"], "ref_table": m["ref_table"],
+                             "attribute": m["attribute"], "values": m["values"],
+                             "p": denoise(m["counts"], m.get("sigma")).tolist()}
+        # The dependency tree over modelled columns (consistent conditionals).
+        modelled = [k for k, v in cols.items() if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")]
+        edges = [
+            (p["a"], p["b"]) for p in tp["pairs"]
+            if not cols[p["a"]].get("independent") and not cols[p["b"]].get("independent")
+        ]
+        order, parent = _tree(modelled, edges)
+        joints = {
+            (p["a"], p["b"]): denoise(p["counts"], p.get("sigma"), k=3.0).reshape(np.shape(p["counts"]))
+            for p in tp["pairs"]
+        }
+        cond: dict[str, list[list[float]]] = {}
+        for node in order:
+            par = parent[node]
+            if par is None:
+                continue
+            pa, pb = np.asarray(cols[par]["p"]), np.asarray(cols[node]["p"])
+            if (par, node) in joints:
+                j = ipf(joints[(par, node)], pa, pb)
+            else:
+                j = ipf(joints[(node, par)].T, pa, pb)
+            rows = j.sum(axis=1, keepdims=True)
+            cp = np.where(rows > 0, j / np.where(rows > 0, rows, 1), pb[None, :])
+            cond[node] = cp.tolist()
+        fanout = {}
+        for fkname, f in tp["fanout"].items():
+            # Tails of fan-out matter most (one spurious far bin multiplies the row count):
+            # keep only bins clearly above the noise.
+            p = denoise(f["counts"], f.get("sigma"), k=3.5)
+            fanout[fkname] = {"parent": f["parent"], "column": f["column"], "primary": f["primary"],
+                              "bins": f["bins"], "p": p.tolist(), "max": f["max"]}
+        entry = {
+            "kind": plan["kind"],
+            "parent": plan["parent"],
+            "parent_fk": plan["parent_fk"],
+            "columns": cols,
+            "tree": {"order": order, "parent": parent, "cond": cond},
+            "fanout": fanout,
+        }
+        if plan["kind"] == "root":
+            n = rows_override.get(name) or max(1, round(tp["rows_total_estimate"] * gen.scale))
+            entry["rows"] = int(n)
+            expected[name] = n
+        elif plan["kind"] == "reference":
+            entry["rows"] = int(rows_override.get(name) or tp["rows"])
+            expected[name] = entry["rows"]
+        else:
+            f = fanout[plan["parent_fk"]]
+            edges_ = np.asarray(f["bins"] + [max(f["bins"][-1] * 2, f["bins"][-1] + 1)], dtype=np.float64)
+            mids = np.where(edges_[1:] - edges_[:-1] > 1, (edges_[:-1] + edges_[1:] - 1) / 2, edges_[:-1])
+            mean = float(np.dot(np.asarray(f["p"]), np.minimum(mids, f["max"])))
+            expected[name] = expected[plan["parent"]] * mean
+        tables[name] = entry
+    for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
+        tname, cname = key.split(".")
+        if tname not in tables or cname not in tables[tname]["columns"]:
+            raise ConfigError(f"override for {key!r}: no such column in the modelled tables")
+    root = pack["privacy"]["unit_table"]
+    shards = max(1, min(gen.shards, tables[root]["rows"]))
+    spec = {
+        "format": SPEC_FORMAT,
+        "version": SPEC_VERSION,
+        "refresh_id": pack["refresh_id"],
+        "pack_hash": hashlib.sha256(canonical_json(pack)).hexdigest(),
+        "schema": pack["schema"],
+        "roles": pack["roles"],
+        "unit_table": root,
+        "order": gen_order,
+        "deferred": [[t, fk.name] for t, fk in deferred],
+        "tables": tables,
+        "shards": shards,
+        "expected_rows": {k: int(round(v)) for k, v in expected.items()},
+        "overrides": overrides,
+        "scale": gen.scale,
+        "epsilon_spent": pack["ledger"]["epsilon_spent"],
+        "delta": pack["ledger"]["delta"],
+    }
+    spec["content_hash"] = content_hash(spec)
+    return spec
+
+
+def _generation_order(order: list[str], plan: dict[str, Any], model: SchemaModel) -> list[str]:
+    """References first, then unit-owned tables parents-first."""
+    gen_order, _ = model.generation_order()
+    refs = [n for n in gen_order if plan[n]["kind"] == "reference"]
+    rest = [n for n in gen_order if plan[n]["kind"] != "reference"]
+    # A child must come after its primary parent even when the FK was deferred in a cycle.
+    placed: list[str] = []
+    pending = list(rest)
+    while pending:
+        progressed = False
+        for n in list(pending):
+            par = plan[n]["parent"]
+            if par is None or par in placed or par == n:
+                placed.append(n)
+                pending.remove(n)
+                progressed = True
+        if not progressed:
+            raise GenerationError(f"cannot order tables {pending}: their primary parents form a cycle")
+    return refs + placed
+
+
+def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]) -> dict[str, Any]:
+    key = f"{table}.{col.name}"
+    kind = m["kind"]
+    unique = any(set(u) == {col.name} for u in t.unique_sets)
+    base = {"kind": kind, "role": m["role"], "pg_type": col.pg_type, "base_type": col.base_type,
+            "nullable": col.nullable, "unique": unique, "max_length": col.max_length}
+    null_override = overrides.get("null_rate", {}).get(key)
+    if kind == "categorical":
+        values = list(m["values"])
+        p = denoise(m["counts"], m.get("sigma"))  # values..., other, null
+        weights = overrides.get("categorical", {}).get(key)
+        if weights:  # the user's weights replace the measured domain: sampled on its own
+            values = [str(v) for v in weights]
+            w = normalize([float(x) for x in weights.values()])
+            null_p = p[-1]
+            p = np.concatenate([w * (1 - null_p), [0.0, null_p]])
+            base["independent"] = True
+        base.update(values=values, p=_null_fix(p, col.nullable, null_override).tolist())
+    elif kind == "numeric":
+        base.update(edges=m["edges"], integer=m["integer"], decimals=m["decimals"],
+                    p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
+    elif kind == "boolean":
+        base.update(p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
+    elif kind == "datetime":
+        how = denoise(m["how_counts"], m.get("sigma"), k=1.0) if "how_counts" in m else None
+        day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"])
+        total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
+        null_p = 0.0 if not col.nullable else max(0, m["null"]) / total
+        if null_override is not None:
+            null_p = float(null_override) if col.nullable else 0.0
+        enforce = False
+        if "after_counts" in m:
+            a = np.clip(m["after_counts"], 0, None)
+            enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
+        base.update(start=m["start"], days=m["days"], date_only=m["date_only"], day_p=day.tolist(),
+                    how_p=how.tolist() if how is not None else None,
+                    null_p=null_p, after_parent_column=m.get("after_parent_column") if enforce else None)
+    elif kind in ("synth", "fk"):
+        if "null_and_words" in m:
+            v = np.clip(np.asarray(m["null_and_words"], dtype=np.float64), 0, None)
+            null_p = v[0] / v.sum() if v.sum() > 0 else 0.0
+            words = normalize(v[1:]) if v[1:].sum() > 0 else None
+            base["words_p"] = words.tolist() if words is not None else None
+        elif "present_null" in m:
+            v = np.clip(np.asarray(m["present_null"], dtype=np.float64), 0, None)
+            null_p = v[1] / v.sum() if v.sum() > 0 else 0.0
+        else:
+            null_p = 0.0
+        if null_override is not None:
+            null_p = float(null_override)
+        base["null_p"] = float(null_p) if col.nullable else 0.0
+    return base
+
+
+def _null_fix(p: np.ndarray, nullable: bool, override: float | None) -> np.ndarray:
+    """The last code is NULL: zero it for NOT NULL columns, or set it from an override."""
+    p = np.asarray(p, dtype=np.float64).copy()
+    if override is not None and nullable:
+        rest = p[:-1].sum()
+        p[:-1] = p[:-1] / rest * (1 - override) if rest > 0 else (1 - override) / (len(p) - 1)
+        p[-1] = override
+    elif not nullable:
+        p[-1] = 0.0
+    return normalize(p)

@@ -1,0 +1,57 @@
+"""Refresh artifacts on the local file system: one directory per refresh id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets as _secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_RID = re.compile(r"^r\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def new_refresh_id() -> str:
+    """A sortable, unique refresh id (the timestamp names it; the random suffix makes it unique)."""
+    return datetime.now(UTC).strftime("r%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(3)
+
+
+def check_refresh_id(rid: str) -> str:
+    """Refuse ids that could escape the store directory."""
+    if not _RID.match(rid):
+        raise ConfigError(f"refresh id {rid!r} is malformed: expected e.g. r20260101T030000Z-a1b2c3")
+    return rid
+
+
+def write_json_atomic(path: Path, obj: Any) -> str:
+    """Write JSON via a temp file and rename; return the SHA-256 of the bytes written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(obj, indent=1, sort_keys=True, default=str).encode()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+class RefreshStore:
+    """Layout of a refresh: <root>/<refresh_id>/{schema,metrics_pack,spec,summary}.json and shards/."""
+
+    def __init__(self, root: str | Path):
+        if str(root).startswith("s3://"):
+            raise ConfigError("artifacts.store on S3 is not available in this version; use a local directory")
+        self.root = Path(root)
+
+    def dir(self, rid: str) -> Path:
+        return self.root / check_refresh_id(rid)
+
+    def path(self, rid: str, name: str) -> Path:
+        return self.dir(rid) / name

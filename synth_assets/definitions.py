@@ -1,0 +1,39 @@
+"""Dagster Definitions: every asset, check and resource of synth_assets."""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from .defs.resources import SynthResource
+from .defs.sampler import assets as sampler
+from .defs.shards import assets as shards
+from .defs.spec import assets as spec_assets
+
+
+def _default_config() -> str | None:
+    env = os.environ.get("SYNTH_CONFIG")
+    if env:
+        return env
+    return "synth.yaml" if Path("synth.yaml").is_file() else None
+
+
+def build_definitions(config_file: str | None = None, workdir: str | None = None,
+                      source_url: str | None = None) -> dg.Definitions:
+    """Definitions bound to one configuration (the CLI and tests pass theirs)."""
+    resource = SynthResource(
+        config_file=config_file if config_file is not None else _default_config(),
+        workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
+        source_url=source_url,
+    )
+    merged = dg.Definitions.merge(sampler.defs, spec_assets.defs, shards.defs)
+    return dg.Definitions(
+        assets=list(merged.assets or []),
+        asset_checks=list(merged.asset_checks or []),
+        resources={"synth": resource},
+        executor=dg.multiprocess_executor.configured({"max_concurrent": shards.usable_cpus()}),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,37 @@
+"""The one resource every asset uses: config, work directory, secrets and the artifact store."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from synth_assets.core.config import SynthConfig, load_config
+from synth_assets.core.secrets import SecretsBackend, backend_from_config
+from synth_assets.core.store import RefreshStore
+
+REFRESH_TAG = "synth/refresh_id"
+SHARDS = dg.DynamicPartitionsDefinition(name="synth_shards")
+
+
+class SynthResource(dg.ConfigurableResource):
+    """Where a refresh reads its settings and writes its artifacts."""
+
+    config_file: str | None = None
+    workdir: str = ".synth"
+    source_url: str | None = None  # overrides source.url (the CLI's --source)
+
+    def settings(self) -> SynthConfig:
+        cfg = load_config(self.config_file)
+        if self.source_url:
+            cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": self.source_url})})
+        return cfg
+
+    @property
+    def work(self) -> Path:
+        return Path(self.workdir).expanduser().resolve()
+
+    def secrets(self) -> SecretsBackend:
+        return backend_from_config(self.settings().secrets, self.work)
+
+    def store(self) -> RefreshStore:
+        return RefreshStore(self.settings().artifacts.store or self.work / "runs")

@@ -1,0 +1,147 @@
+"""Headless refresh: the CLI drives the same Definitions as the UI, run by run."""
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from synth_assets.core import pg
+from synth_assets.core.config import SynthConfig, load_config
+from synth_assets.core.errors import ConfigError, GateFailed
+from synth_assets.core.generate import shard_key
+from synth_assets.core.schema import reflect
+from synth_assets.core.secrets import backend_from_config
+from synth_assets.core.store import RefreshStore, new_refresh_id, read_json, write_json_atomic
+from synth_assets.definitions import build_definitions
+from synth_assets.defs.resources import REFRESH_TAG
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]
+SHARD_ASSETS = ["synthetic_shards"]
+
+
+def preflight(cfg: SynthConfig, workdir: Path) -> None:
+    """Everything that can be checked before anything is written: secrets, source, table names."""
+    backend_from_config(cfg.secrets, workdir).hmac_key()
+    url = pg.resolve_url(cfg.source.url, workdir)
+    with pg.connect(url) as conn:
+        model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)
+    unknown = sorted(cfg.table_names_mentioned() - set(model.tables))
+    if unknown:
+        raise ConfigError(
+            f"synth.yaml names table(s) {', '.join(unknown)} that are not in schema "
+            f"{cfg.source.db_schema!r} (tables: {', '.join(sorted(model.tables))})"
+        )
+
+
+def instance_for(workdir: Path) -> dg.DagsterInstance:
+    """The persistent Dagster instance of a work directory (SQLite under DAGSTER_HOME)."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(workdir / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    out = {}
+    for ev in result.get_asset_check_evaluations():
+        meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
+        out[ev.check_name] = {"passed": bool(ev.passed), "asset": ev.asset_key.to_user_string(), **meta}
+    return out
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error
+            msg = err.cause.message if err and err.cause else (err.message if err else "")
+            return f"{ev.step_key}: {msg.strip().splitlines()[-1] if msg else 'failed'}"
+    return "the run failed"
+
+
+def run_refresh(config_file: str | None, workdir: Path, source_url: str | None = None,
+                cfg_override: SynthConfig | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Profile, calibrate and generate one refresh; write and return its summary."""
+    workdir = workdir.expanduser().resolve()
+    cfg = cfg_override or load_config(config_file)
+    if source_url:
+        cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": source_url})})
+    preflight(cfg, workdir)
+    cfg_path = config_file
+    if cfg_override is not None or source_url:
+        # The assets read one file: persist the effective configuration for this work directory.
+        cfg_path = str(workdir / "effective-synth.yaml")
+        import yaml
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        Path(cfg_path).write_text(yaml.safe_dump(cfg.to_json(), sort_keys=False))
+    defs = build_definitions(config_file=cfg_path, workdir=str(workdir))
+    instance = instance_for(workdir)
+    rid = new_refresh_id()
+    tags = {REFRESH_TAG: rid}
+    store = RefreshStore(cfg.artifacts.store or workdir / "runs")
+    summary: dict[str, Any] = {"refresh_id": rid, "checks": {}, "tables": {}, "artifacts": str(store.dir(rid))}
+    started = time.monotonic()
+    assets = list(defs.assets or [])
+    checks = list(defs.asset_checks or [])
+    resources = defs.resources
+
+    log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
+    r1 = dg.materialize([*assets, *checks], selection=PROFILE_ASSETS, instance=instance, resources=resources,
+                        tags=tags, raise_on_error=False, run_config=QUIET)
+    summary["checks"].update(_checks(r1))
+    ok = r1.success and all(c["passed"] for c in summary["checks"].values())
+    if ok:
+        spec = read_json(store.path(rid, "spec.json"))
+        keys = [shard_key(i) for i in range(spec["shards"])]
+        log(f"[2/2] {rid}: generating {spec['shards']} shard(s)…")
+        r2 = dg.materialize(
+            [*assets, *checks], selection=SHARD_ASSETS, instance=instance, resources=resources,
+            tags={**tags, "dagster/asset_partition_range_start": keys[0],
+                  "dagster/asset_partition_range_end": keys[-1]},
+            raise_on_error=False, run_config=QUIET,
+        )
+        summary["checks"].update(_checks(r2))
+        ok = r2.success and all(c["passed"] for c in summary["checks"].values())
+        if not r2.success:
+            summary["error"] = _failure(r2)
+    else:
+        summary["error"] = _failure(r1) if not r1.success else None
+    pack_path = store.path(rid, "metrics_pack.json")
+    if pack_path.exists():
+        led = read_json(pack_path)["ledger"]
+        summary["epsilon_spent"] = led["epsilon_spent"]
+        summary["delta"] = led["delta"]
+    spec_path = store.path(rid, "spec.json")
+    if spec_path.exists():
+        spec = read_json(spec_path)
+        summary["spec_hash"] = spec["content_hash"]
+        gen = read_json(store.path(rid, "generation.json"))
+        summary["seed_commitment"] = gen["seed_commitment"]
+    for c in summary["checks"].values():
+        if c.get("asset") == "synthetic_shards" and "rows" in c:
+            summary["tables"] = {t: {"rows": n} for t, n in c["rows"].items()}
+    summary["passed"] = bool(ok)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary_path = workdir / "runs" / rid / "summary.json"
+    if store.dir(rid).exists() or ok:
+        write_json_atomic(summary_path, summary)
+        summary["summary_path"] = str(summary_path)
+    if not ok:
+        failed = [f"{n}: {'; '.join(c.get('failures', [])[:3]) or 'failed'}"
+                  for n, c in summary["checks"].items() if not c["passed"]]
+        raise GateFailed(
+            f"refresh {rid} stopped: " + ("; ".join(failed) if failed else summary.get("error") or "run failed")
+            + (f" (summary: {summary_path})" if summary.get("summary_path") else "")
+        )
+    return summary
+
+
+def eprint(msg: str) -> None:
+    print(msg, file=sys.stderr)
