@@ -74,31 +74,43 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
                 if kind == "phone" and len(digits) < 9:
                     continue
                 failures.append(f"{kind}-shaped string in the metrics pack: {s[:6]}…")
-    leaked = []
+    model = SchemaModel.from_dict(pack["schema"])
+    protected = [
+        (t, c, role) for t, cols in pack["roles"].items() for c, role in cols.items()
+        if role in SYNTHESIZED_ROLES or role == "key"
+    ]
+    # Structural: a protected column is measured for nulls (and word counts) only.
+    for t, c, role in protected:
+        entry = pack["tables"].get(t, {}).get("columns", {}).get(c, {})
+        extra = set(entry) & {"values", "edges", "counts", "start", "day_counts", "how_counts"}
+        if extra:
+            failures.append(f"{t}.{c} ({role}) is measured beyond null rates: {sorted(extra)}")
+    # Released category values explain a coincidence (e.g. memo text "savings" = account type).
+    released: dict[str, list[tuple[str, str]]] = {}
+    for t, tp in pack["tables"].items():
+        for c, entry in tp.get("columns", {}).items():
+            if entry.get("kind") == "categorical" and not c.startswith("^"):
+                for v in entry.get("values", []):
+                    released.setdefault(v, []).append((t, c))
     if conn is not None and strings:
-        model = SchemaModel.from_dict(pack["schema"])
         values = sorted(strings)
-        for t, cols in pack["roles"].items():
-            for c, role in cols.items():
-                if role not in SYNTHESIZED_ROLES and role != "key":
-                    continue
-                col = model.tables[t].column(c)
-                if col.base_type in ("bytea", "json", "jsonb"):
-                    continue
-                row = conn.execute(
-                    f"SELECT count(*) FROM {qi(model.schema)}.{qi(t)} WHERE {qi(c)}::text = ANY(%s)",
-                    (values,),
-                ).fetchone()
-                if row[0]:
-                    leaked.append(f"{t}.{c}")
-    # A key column's value may coincide with small integers used as codes; only text keys count.
-    for name in leaked:
-        t, c = name.split(".")
-        role = pack["roles"][t][c]
-        base = SchemaModel.from_dict(pack["schema"]).tables[t].column(c).base_type
-        if role == "key" and base not in ("text", "varchar", "bpchar", "uuid"):
-            continue
-        failures.append(f"a raw value of {name} ({role}) appears in the metrics pack")
+        for t, c, role in protected:
+            col = model.tables[t].column(c)
+            if col.base_type not in ("text", "varchar", "bpchar", "citext", "uuid"):
+                continue  # low-entropy types (dates, numbers) are covered by the structural rule
+            hits = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT {qi(c)}::text FROM {qi(model.schema)}.{qi(t)} WHERE {qi(c)}::text = ANY(%s)",
+                (values,),
+            )]
+            for v in hits:
+                origin = [
+                    (rt, rc) for rt, rc in released.get(v, [])
+                    if conn.execute(
+                        f"SELECT EXISTS (SELECT 1 FROM {qi(model.schema)}.{qi(rt)} WHERE {qi(rc)}::text = %s)", (v,)
+                    ).fetchone()[0]
+                ]
+                if not origin:
+                    failures.append(f"a raw value of {t}.{c} ({role}) appears in the metrics pack")
     return GateResult(
         "metrics_pack_no_pii",
         not failures,

@@ -64,6 +64,29 @@ def _inverse_cdf(p: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(p) - 1)
 
 
+def _groups(keys: np.ndarray):
+    """(value, row indices) for each distinct value of ``keys`` — one sort, no per-value scans."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    cuts = np.flatnonzero(np.diff(sk)) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [len(sk)]))
+    for a, b in zip(starts, ends, strict=True):
+        if b > a:
+            yield sk[a], order[a:b]
+
+
+def _conditional(cond: np.ndarray, parent: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws from P(child | parent) for every row, grouped by parent code."""
+    cdf = np.cumsum(cond, axis=1)
+    cdf /= np.where(cdf[:, -1:] > 0, cdf[:, -1:], 1.0)
+    out = np.empty(len(parent), dtype=np.int64)
+    last = cond.shape[1] - 1
+    for v, idx in _groups(parent):
+        out[idx] = np.minimum(np.searchsorted(cdf[v], u[idx], side="right"), last)
+    return out
+
+
 def _sample_tree(tspec: dict[str, Any], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Codes of every modelled column, sampled ancestrally along the table's dependency tree."""
     cols = tspec["columns"]
@@ -75,13 +98,7 @@ def _sample_tree(tspec: dict[str, Any], n: int, rng: np.random.Generator) -> dic
             codes[node] = _inverse_cdf(np.asarray(cols[node]["p"]), rng.random(n))
             continue
         cond = np.asarray(tree["cond"][node])
-        out = np.empty(n, dtype=np.int64)
-        pc = codes[par]
-        u = rng.random(n)
-        for v in np.unique(pc):
-            idx = np.nonzero(pc == v)[0]
-            out[idx] = _inverse_cdf(cond[v], u[idx])
-        codes[node] = out
+        codes[node] = _conditional(cond, codes[par], rng.random(n))
     return codes
 
 
@@ -344,14 +361,16 @@ class ShardGenerator:
                 params = {}
                 if c.get("words_p"):
                     params["length_words"] = (list(range(len(c["words_p"]))), c["words_p"])
-                s = fake_column(c["role"], rng, ordinals, unique=c["unique"], max_length=c["max_length"],
+                null = _null_mask(c["null_p"], n, rng)
+                keep = np.flatnonzero(~null)  # fake only the values that will be emitted
+                s = fake_column(c["role"], rng, ordinals[keep], unique=c["unique"], max_length=c["max_length"],
                                 pg_type=c["pg_type"], params=params)
                 if s.dtype in (pl.Date, pl.Datetime) or isinstance(s.dtype, pl.Datetime):
                     if c["base_type"] not in ("date", "timestamp", "timestamptz"):
                         s = s.cast(pl.Utf8)
-                null = _null_mask(c["null_p"], n, rng)
-                if null.any():
-                    s = s.scatter(np.nonzero(null)[0], None)
+                if keep.size < n:
+                    full = pl.Series([None] * n, dtype=s.dtype) if n else s.clear()
+                    s = full.scatter(keep, s) if keep.size else full
                 cols[col.name] = s
             elif kind == "fk":
                 cols[col.name] = None  # filled below, once every column of this table exists
@@ -388,8 +407,7 @@ class ShardGenerator:
                 ref_code[ref_vals == v] = i
             want = codes[attr_key]
             u = rng.random(n)
-            for v in np.unique(want):
-                rows = np.nonzero(want == v)[0]
+            for v, rows in _groups(want):
                 pool = np.nonzero(ref_code == v)[0] if v < len(vals) else np.arange(m)
                 if pool.size == 0:
                     pool = np.arange(m)

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,9 @@ from .secrets import keyed_hash
 PACK_FORMAT = "synth_assets.metrics_pack/1"
 LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
 LOG_BUCKETS = 84
-MONTH0 = 1900
-MONTHS = 201 * 12
+YEAR0 = 1900
+YEARS = 201
+DAY_BUCKETS = (1, 7, 14, 28, 91)  # days per bucket of the daily histogram, coarsened to beat the noise
 FANOUT_EXACT = 16
 TEXT_LENGTH_BINS = 40
 HOW = 168
@@ -220,11 +221,16 @@ def _log_bucket_edges(b: int) -> tuple[float, float]:
     return -(2.0 ** (k + 1)), -(2.0**k)
 
 
-def _month_sql(x: str) -> str:
-    return (
-        f"greatest(0, least({MONTHS - 1}, (extract(year from {x})::int - {MONTH0}) * 12 "
-        f"+ extract(month from {x})::int - 1))"
-    )
+def _year_sql(x: str) -> str:
+    return f"greatest(0, least({YEARS - 1}, extract(year from {x})::int - {YEAR0}))"
+
+
+def day_bucket_width(expected_rows: float, days: int, sigma: float, snr: float = 5.0) -> int:
+    """Fewest days per bucket such that an average bucket holds ``snr`` times the noise."""
+    for w in DAY_BUCKETS:
+        if expected_rows / max(1.0, days / w) >= snr * sigma:
+            return w
+    return DAY_BUCKETS[-1]
 
 
 def _released_range(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
@@ -411,7 +417,7 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     num_cols = [c for c, cm in cms.items() if cm.kind == "numeric"]
     dt_cols = [c for c, cm in cms.items() if cm.kind == "datetime"]
     need_bounds = [c for c in num_cols if f"{n}.{c}" not in cfg.bounds]
-    exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_month_sql(qi(c)) for c in dt_cols]
+    exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_year_sql(qi(c)) for c in dt_cols]
     res = grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))]) if exprs else []
     sigma = sens / math.sqrt(2 * budget("bounds")) if budget("bounds") else 0.0
     for i, c in enumerate(need_bounds):
@@ -443,20 +449,23 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         info["decimals"] = _decimals(col.pg_type)
         info["edges"] = numeric_edges(info["low"], info["high"], pcfg.numeric_bins, integer)
     for j, c in enumerate(dt_cols):
-        vec = np.zeros(MONTHS, dtype=np.int64)
+        vec = np.zeros(YEARS, dtype=np.int64)
         for (b,), v in res[len(need_bounds) + j].items():
             if b is not None:
                 vec[int(b)] += v
         noisy = dp.noisy_counts(acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c)
         rng_ = _released_range(noisy, sigma)
-        if rng_ is None:
-            start, end = date(2000, 1, 1), date(2000, 12, 31)
+        if rng_ is None:  # nothing cleared the noise: no signal for this column's time range
+            start, end, expected = date(2020, 1, 1), date(2020, 12, 31), 0.0
         else:
-            start = date(MONTH0 + rng_[0] // 12, rng_[0] % 12 + 1, 1)
-            last = rng_[1] + 1
-            end = date(MONTH0 + last // 12, last % 12 + 1, 1) - timedelta(days=1)
+            start, end = date(YEAR0 + rng_[0], 1, 1), date(YEAR0 + rng_[1], 12, 31)
+            expected = float(np.clip(noisy[rng_[0]: rng_[1] + 1], 0, None).sum())
+        days = (end - start).days + 1
+        sigma_t = sens / math.sqrt(2 * budget("temporal")) if budget("temporal") else 1.0
         cms[c].info = {"start": start.isoformat(), "end": end.isoformat(),
-                       "date_only": t.column(c).base_type == "date"}
+                       "date_only": t.column(c).base_type == "date",
+                       "bucket_days": day_bucket_width(expected, days, sigma_t),
+                       "range_found": rng_ is not None}
 
     # ---- pass 2: one-way marginals over codes, temporal histograms, pairs (for selection) ----
     exprs: list[str] = []
@@ -518,8 +527,11 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         info = cms[c].info
         ndays = (date.fromisoformat(info["end"]) - date.fromisoformat(info["start"])).days + 1
         info["days"] = ndays
-        add(f"{c}:day", f"CASE WHEN {q} IS NULL THEN {ndays} ELSE greatest(0, least({ndays - 1}, "
-                        f"({q}::date - DATE {_lit(info['start'])}))) END")
+        w = info["bucket_days"]
+        nb = -(-ndays // w)
+        info["buckets"] = nb
+        add(f"{c}:day", f"CASE WHEN {q} IS NULL THEN {nb} ELSE greatest(0, least({nb - 1}, "
+                        f"({q}::date - DATE {_lit(info['start'])}) / {w})) END")
         if not info["date_only"]:
             add(f"{c}:how", f"CASE WHEN {q} IS NULL THEN NULL ELSE "
                             f"(extract(isodow from {q})::int - 1) * 24 + extract(hour from {q})::int END")
@@ -577,7 +589,7 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
             out["columns"][c] = {"kind": cm.kind, "role": cm.role}
     for c in dt_cols:
         info = cms[c].info
-        day = _vec(one[f"{c}:day"], info["days"] + 1)
+        day = _vec(one[f"{c}:day"], info["buckets"] + 1)
         noisy_day = dp.noisy_counts(acc, f"{n}.{c}:day", day, sens, budget("temporal"), table=n, column=c)
         col = {"kind": "datetime", "role": "datetime", **info, "day_counts": noisy_day[:-1].tolist(),
                "null": int(noisy_day[-1]), "sigma": acc.entries[-1].scale}

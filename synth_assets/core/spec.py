@@ -48,17 +48,26 @@ def denoise(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.
     return normalize(v)
 
 
-def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray | None, start: str) -> np.ndarray:
-    """Daily distribution: trend from a moving average, weekly cycle from hour-of-week."""
-    v = np.clip(np.asarray(day_counts, dtype=np.float64), 0, None)
-    if v.size == 0:
-        return v
-    mean = v.mean() if v.mean() > 0 else 1.0
-    window = 7 if not sigma or sigma < 0.5 * mean else 28
-    window = min(window, v.size)
-    kernel = np.ones(window) / window
-    pad = np.pad(v, (window // 2, window - 1 - window // 2), mode="edge")
-    trend = np.convolve(pad, kernel, mode="valid")
+def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray | None, start: str,
+                bucket_days: int = 1, days: int | None = None) -> np.ndarray:
+    """Daily distribution: trend from (bucketed, denoised) counts, weekly cycle from hour-of-week."""
+    b = np.asarray(day_counts, dtype=np.float64)
+    if b.size == 0:
+        return b
+    b = np.where(b >= 2.0 * sigma, b, 0.0) if sigma and (b >= 2.0 * sigma).any() else np.clip(b, 0, None)
+    if bucket_days > 1:  # spread each bucket evenly over its days
+        v = np.repeat(b / bucket_days, bucket_days)[: days or b.size * bucket_days]
+        trend = v
+    else:
+        v = b
+        lead = np.flatnonzero(v > 0)
+        window = min(7, v.size)
+        kernel = np.ones(window) / window
+        pad = np.pad(v, (window // 2, window - 1 - window // 2), mode="edge")
+        trend = np.convolve(pad, kernel, mode="valid")
+        if lead.size:  # keep the observed range: no mass before the first or after the last day
+            trend[: lead[0]] = 0
+            trend[lead[-1] + 1:] = 0
     if how_p is not None and how_p.sum() > 0:
         from datetime import date
 
@@ -262,7 +271,7 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
         base.update(p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
     elif kind == "datetime":
         how = denoise(m["how_counts"], m.get("sigma"), k=1.0) if "how_counts" in m else None
-        day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"])
+        day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days"))
         total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
         null_p = 0.0 if not col.nullable else max(0, m["null"]) / total
         if null_override is not None:
@@ -271,7 +280,7 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
         if "after_counts" in m:
             a = np.clip(m["after_counts"], 0, None)
             enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
-        base.update(start=m["start"], days=m["days"], date_only=m["date_only"], day_p=day.tolist(),
+        base.update(start=m["start"], days=len(day), date_only=m["date_only"], day_p=day.tolist(),
                     how_p=how.tolist() if how is not None else None,
                     null_p=null_p, after_parent_column=m.get("after_parent_column") if enforce else None)
     elif kind in ("synth", "fk"):

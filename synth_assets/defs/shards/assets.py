@@ -51,6 +51,8 @@ def synthetic_shards(context: dg.AssetExecutionContext, synth: SynthResource) ->
     jobs = [(str(spec_path), seed, s, str(store.dir(rid))) for s in shards]
     workers = min(len(jobs), usable_cpus())
     if workers > 1:
+        # One polars thread per worker process (the workers already use every CPU).
+        os.environ.setdefault("POLARS_MAX_THREADS", "1")
         # spawn, not fork: polars' thread pool does not survive a fork (the children deadlock).
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_worker, jobs))
