@@ -81,12 +81,12 @@ class PrivacyConfig(_Model):
     # Budget split (fractions of rho): counts and 1-way marginals, pair selection, pairs,
     # fan-out and temporal histograms, numeric/datetime bounds.
     split: dict[str, float] = {
-        "bounds": 0.10,
-        "one_way": 0.30,
-        "select": 0.10,
+        "bounds": 0.18,
+        "one_way": 0.25,
+        "select": 0.05,
         "pairs": 0.20,
-        "fanout": 0.15,
-        "temporal": 0.15,
+        "fanout": 0.14,
+        "temporal": 0.18,
     }
 
     @field_validator("epsilon")

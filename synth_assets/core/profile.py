@@ -35,6 +35,9 @@ DAY_BUCKETS = (1, 7, 14, 28, 91)  # days per bucket of the daily histogram, coar
 FANOUT_EXACT = 16
 TEXT_LENGTH_BINS = 40
 HOW = 168
+# Relative budget of a measurement within its share (1.0 unless listed): null-rate vectors and
+# row counts need little, the hour-of-week profile needs more (168 cells, a fidelity gate).
+WEIGHT = {"nulls": 0.3, "rows": 0.5, "length": 0.5, "day": 1.0, "how": 1.5, "after": 0.2}
 
 
 def fanout_bins(cap: int) -> list[int]:
@@ -72,8 +75,8 @@ class Budget:
     acc: dp.Accountant
     per: dict[str, float]
 
-    def __call__(self, share: str) -> float:
-        return self.per[share]
+    def __call__(self, share: str, weight: float = 1.0) -> float:
+        return self.per[share] * weight
 
 
 @dataclass
@@ -287,7 +290,8 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         kind = plans[name].kind
         return 1 if kind in ("root", "reference") else pcfg.rows_per_unit(name)
 
-    # The attribute of a reference table that children are conditioned on: its first categorical.
+    # The attribute of a reference table that children are conditioned on: a categorical column
+    # (chosen after the table is measured: the one with the most released values).
     ref_attr_of: dict[str, str | None] = {}
     for n, p in plans.items():
         if p.kind == "reference":
@@ -307,10 +311,10 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             elif r == "foreign_key" or fk is not None:
                 cms[c.name] = ColumnModel(c.name, "foreign_key", "fk")
                 if fk is not plans[n].parent_fk:
-                    counts["one_way"] += 1  # null rate
+                    counts["one_way"] += WEIGHT["nulls"]  # null rate
             elif r in SYNTHESIZED_ROLES:
                 cms[c.name] = ColumnModel(c.name, r, "synth")
-                counts["one_way"] += 1
+                counts["one_way"] += WEIGHT["length"] if r == "free_text" else WEIGHT["nulls"]
             elif r == "categorical":
                 cms[c.name] = ColumnModel(c.name, r, "categorical")
                 counts["one_way"] += 1
@@ -327,7 +331,8 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             elif r == "datetime" and c.base_type in DATETIME_TYPES:
                 cms[c.name] = ColumnModel(c.name, r, "datetime")
                 counts["bounds"] += 1
-                counts["temporal"] += 3 if c.base_type != "date" else 2
+                counts["temporal"] += WEIGHT["day"] + (WEIGHT["how"] if c.base_type != "date" else 0.0)
+                counts["temporal"] += WEIGHT["after"] if plans[n].kind == "child" else 0.0
             else:
                 cms[c.name] = ColumnModel(c.name, "ignore", "ignore")
         colmodels[n] = cms
@@ -341,7 +346,7 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             counts["select"] += modelled - 1
             counts["pairs"] += modelled - 1
         if plans[n].kind in ("root", "reference"):
-            counts["one_way"] += 1  # row count
+            counts["one_way"] += WEIGHT["rows"]  # row count
         counts["fanout"] += sum(1 for fk in t.foreign_keys if fk.ref_table != n and (
             fk is plans[n].parent_fk or plans[fk.ref_table].kind == "reference"))
     per = {
@@ -362,6 +367,11 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of)
         pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n], budget, params,
                                         delta_each, pack_tables, ref_attr_of)
+        if plans[n].kind == "reference":
+            released = {c: len(e.get("values", [])) for c, e in pack_tables[n]["columns"].items()
+                        if e.get("kind") == "categorical"}
+            best = max(released.items(), key=lambda kv: (kv[1], kv[0] == ref_attr_of[n]), default=None)
+            ref_attr_of[n] = best[0] if best and best[1] >= 2 else None
         log(f"profile: {n} measured in {time.monotonic() - t0:.1f}s")
 
     return {
@@ -552,7 +562,8 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     # Row counts: noisy for the unit table and references; children follow from fan-out.
     if plan.kind in ("root", "reference"):
         true_rows = int(conn.execute(f"{ts.cte} SELECT count(*) FROM c", params).fetchone()[0])
-        noisy = dp.noisy_counts(acc, f"{n}:rows", np.array([true_rows]), 1, budget("one_way"), table=n)
+        noisy = dp.noisy_counts(acc, f"{n}:rows", np.array([true_rows]), 1, budget("one_way", WEIGHT["rows"]),
+                                  table=n)
         out["rows"] = max(1, int(noisy[0]))
         if plan.kind == "root":
             out["rows_total_estimate"] = int(round(out["rows"] / (1 - pcfg.holdout_fraction)))
@@ -575,12 +586,12 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         cm = cms[c]
         if cm.role == "free_text":
             vec = _vec(one[c], TEXT_LENGTH_BINS + 1)
-            noisy = dp.noisy_counts(acc, f"{n}.{c}:length", vec, sens, budget("one_way"), table=n, column=c)
+            noisy = dp.noisy_counts(acc, f"{n}.{c}:length", vec, sens, budget("one_way", WEIGHT["length"]), table=n, column=c)
             out["columns"][c] = {"kind": "synth", "role": cm.role, "null_and_words": noisy.tolist(),
                                  "sigma": acc.entries[-1].scale}
         else:
             vec = _vec(one[c], 2)
-            noisy = dp.noisy_counts(acc, f"{n}.{c}:nulls", vec, sens, budget("one_way"), table=n, column=c)
+            noisy = dp.noisy_counts(acc, f"{n}.{c}:nulls", vec, sens, budget("one_way", WEIGHT["nulls"]), table=n, column=c)
             kind = "fk" if cm.kind == "fk" else "synth"
             out["columns"][c] = {"kind": kind, "role": cm.role, "present_null": noisy.tolist(),
                                  "sigma": acc.entries[-1].scale}
@@ -595,11 +606,11 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
                "null": int(noisy_day[-1]), "sigma": acc.entries[-1].scale}
         if not info["date_only"]:
             how = _vec(one[f"{c}:how"], HOW)
-            col["how_counts"] = dp.noisy_counts(acc, f"{n}.{c}:hour_of_week", how, sens, budget("temporal"),
+            col["how_counts"] = dp.noisy_counts(acc, f"{n}.{c}:hour_of_week", how, sens, budget("temporal", WEIGHT["how"]),
                                                 table=n, column=c).tolist()
         if f"{c}:after" in one:
             after = _vec(one[f"{c}:after"], 3)
-            col["after_counts"] = dp.noisy_counts(acc, f"{n}.{c}:after_parent", after, sens, budget("temporal"),
+            col["after_counts"] = dp.noisy_counts(acc, f"{n}.{c}:after_parent", after, sens, budget("temporal", WEIGHT["after"]),
                                                   table=n, column=c).tolist()
         out["columns"][c] = col
 

@@ -48,6 +48,30 @@ def denoise(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.
     return normalize(v)
 
 
+def denoise_tail(counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5,
+                 k_extend: float = 2.0) -> np.ndarray:
+    """Like :func:`denoise`, but a bin just past the kept body survives at a lower bar, and so on
+    outward: heavy tails are contiguous, isolated far bins are noise."""
+    v = np.asarray(counts, dtype=np.float64)
+    if not sigma or v.size == 0:
+        return normalize(v)
+    keep = v >= k * sigma
+    if not keep.any():
+        keep = v == v.max()
+    last = int(np.flatnonzero(keep)[-1])
+    while last + 1 < v.size and v[last + 1] >= k_extend * sigma:
+        last += 1
+        keep[last] = True
+    return normalize(np.where(keep, v, 0.0))
+
+
+def smooth_how(counts: list[float]) -> np.ndarray:
+    """Hour-of-week profile: clipped, then smoothed over neighbouring hours (circular, 1-2-1)."""
+    v = np.clip(np.asarray(counts, dtype=np.float64), 0, None)
+    sm = 0.25 * np.roll(v, 1) + 0.5 * v + 0.25 * np.roll(v, -1)
+    return normalize(sm)
+
+
 def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray | None, start: str,
                 bucket_days: int = 1, days: int | None = None) -> np.ndarray:
     """Daily distribution: trend from (bucketed, denoised) counts, weekly cycle from hour-of-week."""
@@ -152,7 +176,9 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         ]
         order, parent = _tree(modelled, edges)
         joints = {
-            (p["a"], p["b"]): denoise(p["counts"], p.get("sigma"), k=3.0).reshape(np.shape(p["counts"]))
+            # Pairs are sparse relative to their noise: clip (no threshold), then IPF restores the
+            # one-way marginals; thresholding here would erase small categories entirely.
+            (p["a"], p["b"]): denoise(p["counts"], None).reshape(np.shape(p["counts"]))
             for p in tp["pairs"]
         }
         cond: dict[str, list[list[float]]] = {}
@@ -172,7 +198,7 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         for fkname, f in tp["fanout"].items():
             # Tails of fan-out matter most (one spurious far bin multiplies the row count):
             # keep only bins clearly above the noise.
-            p = denoise(f["counts"], f.get("sigma"), k=3.5)
+            p = denoise_tail(f["counts"], f.get("sigma"))
             fanout[fkname] = {"parent": f["parent"], "column": f["column"], "primary": f["primary"],
                               "bins": f["bins"], "p": p.tolist(), "max": f["max"]}
         entry = {
@@ -270,7 +296,7 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
     elif kind == "boolean":
         base.update(p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
     elif kind == "datetime":
-        how = denoise(m["how_counts"], m.get("sigma"), k=1.0) if "how_counts" in m else None
+        how = smooth_how(m["how_counts"]) if "how_counts" in m else None
         day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days"))
         total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
         null_p = 0.0 if not col.nullable else max(0, m["null"]) / total
