@@ -335,4 +335,6 @@ def _null_fix(p: np.ndarray, nullable: bool, override: float | None) -> np.ndarr
         p[-1] = override
     elif not nullable:
         p[-1] = 0.0
+        if p.sum() <= 0:  # nothing but noise survived: spread over the non-null codes, never NULL
+            p[:-1] = 1.0
     return normalize(p)
