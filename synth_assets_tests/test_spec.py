@@ -30,7 +30,7 @@ def test_denoise_drops_cells_below_the_noise_but_keeps_the_largest():
 
 
 def test_fanout_tail_survives_when_contiguous_and_isolated_far_bins_do_not():
-    counts = [0, 900, 500, 300, 60, 25, 0, 0, 0, 45]
+    counts = [0, 900, 500, 300, 60, 25, 0, 0, 0, 30]
     p = denoise_tail(counts, sigma=10)
     assert p[4] > 0 and p[5] > 0  # contiguous tail past the 3.5-sigma body
     assert p[9] == 0  # isolated far bin: noise
