@@ -30,8 +30,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir).expanduser().resolve()
     cfg = load_config(args.config)
-    if args.scale is not None:
-        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"scale": args.scale})})
+    gen = {k: v for k, v in (("scale", args.scale), ("band", args.band)) if v is not None}
+    if gen:
+        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update=gen)})
     url = pg.resolve_url(cfg.source.url, workdir)
     if not demo_exists(url):
         print(f"building the demo bank database ({args.customers} customers) in {pg.redact(cfg.source.url)}…")
@@ -50,8 +51,9 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     updates = {}
     if args.schema:
         updates["source"] = cfg.source.model_copy(update={"db_schema": args.schema})
-    if args.scale is not None or args.shards is not None:
-        gen = {k: v for k, v in (("scale", args.scale), ("shards", args.shards)) if v is not None}
+    if args.scale is not None or args.shards is not None or args.band is not None:
+        gen = {k: v for k, v in (("scale", args.scale), ("shards", args.shards), ("band", args.band))
+               if v is not None}
         updates["generation"] = cfg.generation.model_copy(update=gen)
     if updates:
         from synth_assets.core.config import parse_config
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--scale", type=float, default=None, help="synthetic size relative to the source")
     sp.add_argument("--customers", type=int, default=20_000, help="size of the demo source")
+    sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None)
     sp.set_defaults(fn=_cmd_demo)
 
     sp = sub.add_parser("refresh", help="profile a Postgres source and generate synthetic shards")
@@ -99,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--schema", default=None, help="source schema (default from config: public)")
     sp.add_argument("--scale", type=float, default=None)
     sp.add_argument("--shards", type=int, default=None)
+    sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None,
+                    help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows")
     sp.set_defaults(fn=_cmd_refresh)
     return p
 

@@ -131,10 +131,23 @@ class PrivacyConfig(_Model):
         return int(self.max_rows_per_unit_by_table.get(table, self.max_rows_per_unit))
 
 
+BANDS = {"dev": 5_000_000, "staging": 100_000_000, "perf": 300_000_000}  # rows in the largest table
+
+
 class GenerationConfig(_Model):
     scale: float = 1.0
+    # A band sizes the largest table (dev ~5M, staging ~100M, perf ~300M rows) and overrides scale.
+    band: Literal["dev", "staging", "perf"] | None = None
     rows: dict[str, int] = {}  # explicit target rows for the root or reference tables
-    shards: int = 4
+    shards: int | None = None  # default: 4, or chosen from the band (rows_per_shard per shard)
+    rows_per_shard: int = 1_000_000
+
+    @field_validator("rows_per_shard")
+    @classmethod
+    def _rps(cls, v: int) -> int:
+        if not 10_000 <= v <= 50_000_000:
+            raise ValueError(f"generation.rows_per_shard must be between 10000 and 50000000 (got {v})")
+        return v
 
     @field_validator("scale")
     @classmethod
@@ -145,8 +158,8 @@ class GenerationConfig(_Model):
 
     @field_validator("shards")
     @classmethod
-    def _shards(cls, v: int) -> int:
-        if not 1 <= v <= 10_000:
+    def _shards(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= 10_000:
             raise ValueError(f"generation.shards must be between 1 and 10000 (got {v})")
         return v
 

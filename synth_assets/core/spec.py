@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from .config import SynthConfig
+from .config import BANDS, SynthConfig
 from .errors import ConfigError, GenerationError
 from .schema import SchemaModel
 
@@ -228,7 +229,22 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         if tname not in tables or cname not in tables[tname]["columns"]:
             raise ConfigError(f"override for {key!r}: no such column in the modelled tables")
     root = pack["privacy"]["unit_table"]
-    shards = max(1, min(gen.shards, tables[root]["rows"]))
+    owned = [t for t, e in tables.items() if e["kind"] != "reference"]
+    if gen.band and root not in rows_override:
+        # Size the largest unit-owned table to the band: everything owned scales with the root.
+        largest = max(expected[t] for t in owned)
+        factor = BANDS[gen.band] / max(1.0, largest)
+        tables[root]["rows"] = max(1, round(tables[root]["rows"] * factor))
+        for t in owned:
+            expected[t] *= factor
+    unit_rows = sum(expected[t] for t in owned)
+    if gen.shards is not None:
+        shards = gen.shards
+    elif gen.band:
+        shards = max(1, math.ceil(unit_rows / gen.rows_per_shard))
+    else:
+        shards = 4
+    shards = max(1, min(shards, tables[root]["rows"]))
     spec = {
         "format": SPEC_FORMAT,
         "version": SPEC_VERSION,
@@ -244,6 +260,7 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         "expected_rows": {k: int(round(v)) for k, v in expected.items()},
         "overrides": overrides,
         "scale": gen.scale,
+        "band": gen.band,
         "epsilon_spent": pack["ledger"]["epsilon_spent"],
         "delta": pack["ledger"]["delta"],
     }
