@@ -1,11 +1,13 @@
-"""Benchmark: generate >= 10M rows from the demo spec to zstd Parquet; print rows/s and peak RSS.
+"""Benchmark: generation rows/s and peak RSS per shard worker, per band, to zstd Parquet.
 
-Usage: python bench/generate.py [--rows 10000000] [--workers N] [--workdir .synth-bench]
-Profiles the demo source once (embedded PostgreSQL under --workdir), then scales the spec's
-unit table so the shards hold at least --rows rows, and generates every shard in a process pool.
+Usage: python bench/generate.py [--band dev|staging|perf] [--fraction F] [--workers N]
+Profiles the demo source once (embedded PostgreSQL under --workdir, built if absent), calibrates
+the spec for the band, and generates every shard (or the first F of them) in a process pool,
+exactly as the `synthetic_shards` asset does. Files are deleted afterwards.
 """
 
 import argparse
+import math
 import os
 import resource
 import shutil
@@ -20,35 +22,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synth_assets.core import pg  # noqa: E402
 from synth_assets.core.config import parse_config  # noqa: E402
 from synth_assets.core.demo import build_demo, demo_exists  # noqa: E402
-from synth_assets.core.generate import generate_shard  # noqa: E402
+from synth_assets.core.generate import generate_shard, usable_cpus  # noqa: E402
 from synth_assets.core.profile import profile_source  # noqa: E402
 from synth_assets.core.roles import infer_roles  # noqa: E402
 from synth_assets.core.schema import reflect  # noqa: E402
 from synth_assets.core.secrets import new_master_seed  # noqa: E402
 from synth_assets.core.spec import calibrate  # noqa: E402
-from synth_assets.defs.shards.assets import usable_cpus  # noqa: E402
 
 
 def _shard(args):
     spec, seed, shard, out = args
     t0 = time.perf_counter()
     res = generate_shard(spec, seed, shard, Path(out))
+    for f in res["tables"].values():  # keep the disk bounded on big bands
+        Path(f["path"]).unlink()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return sum(f["rows"] for f in res["tables"].values()), time.perf_counter() - t0, rss
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--band", choices=["dev", "staging", "perf"], default="dev")
+    ap.add_argument("--fraction", type=float, default=1.0, help="generate this share of the band's shards")
     ap.add_argument("--workers", type=int, default=usable_cpus())
-    ap.add_argument("--rows-per-shard", type=int, default=750_000)
     ap.add_argument("--workdir", default=".synth-bench")
     args = ap.parse_args()
     wd = Path(args.workdir).resolve()
     url = pg.resolve_url("embedded:///bank_prod", wd)
     if not demo_exists(url):
         build_demo(url)
-    cfg = parse_config({"source": {"url": url}})
+    cfg = parse_config({"source": {"url": url}, "generation": {"band": args.band}})
     t0 = time.perf_counter()
     with pg.connect(url) as conn:
         model = reflect(conn, "public")
@@ -56,28 +59,22 @@ def main() -> None:
         pack = profile_source(conn, model, roles, cfg, b"b" * 32, refresh_id="bench", log=lambda m: None)
     spec = calibrate(pack, cfg)
     profile_s = time.perf_counter() - t0
-    root = spec["unit_table"]
-    per_unit = sum(spec["expected_rows"][t] for t, e in spec["tables"].items() if e["kind"] != "reference")
-    per_unit /= spec["tables"][root]["rows"]
-    units = int(args.rows / per_unit * 1.02) + 1
-    spec["tables"][root]["rows"] = units
-    spec["shards"] = max(args.workers, round(args.rows / args.rows_per_shard))
+    n = spec["shards"] if args.fraction >= 1 else max(1, math.ceil(spec["shards"] * args.fraction))
     out = wd / "bench-out"
     shutil.rmtree(out, ignore_errors=True)
     seed = new_master_seed()
-    jobs = [(spec, seed, s, str(out)) for s in range(spec["shards"])]
-    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # one thread per worker process
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # one thread per worker process, as in the asset
+    jobs = [(spec, seed, s, str(out)) for s in range(n)]
     t1 = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(_shard, jobs))
     gen_s = time.perf_counter() - t1
     rows = sum(r[0] for r in results)
-    size = sum(f.stat().st_size for f in out.rglob("*.parquet"))
-    print(f"profile (demo, {sum(1 for _ in model.tables)} tables): {profile_s:.1f}s")
-    print(f"generated {rows:,} rows in {spec['shards']} shards with {args.workers} workers: {gen_s:.1f}s "
-          f"-> {rows / gen_s:,.0f} rows/s end to end to zstd Parquet ({size / 1e6:,.0f} MB)")
+    print(f"band {args.band}: spec {sum(spec['expected_rows'].values()):,} rows in {spec['shards']} shards; "
+          f"generated {n} shard(s) = {rows:,} rows with {args.workers} workers in {gen_s:.1f}s "
+          f"-> {rows / gen_s:,.0f} rows/s end to end to zstd Parquet")
     print(f"peak RSS per shard worker: {max(r[2] for r in results):,.0f} MiB; "
-          f"median shard time {sorted(r[1] for r in results)[len(results) // 2]:.2f}s")
+          f"median shard {sorted(r[1] for r in results)[len(results) // 2]:.2f}s; profile {profile_s:.1f}s")
     shutil.rmtree(out, ignore_errors=True)
 
 

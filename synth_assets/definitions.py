@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from .core.generate import usable_cpus
 from .defs.resources import SynthResource
 from .defs.sampler import assets as sampler
 from .defs.shards import assets as shards
@@ -32,7 +33,7 @@ def build_definitions(config_file: str | None = None, workdir: str | None = None
         assets=list(merged.assets or []),
         asset_checks=list(merged.asset_checks or []),
         resources={"synth": resource},
-        executor=dg.multiprocess_executor.configured({"max_concurrent": shards.usable_cpus()}),
+        executor=dg.multiprocess_executor.configured({"max_concurrent": usable_cpus()}),
     )
 
 

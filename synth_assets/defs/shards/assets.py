@@ -4,31 +4,17 @@
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 
 from synth_assets.core.errors import GenerationError
 from synth_assets.core.gates import check_shards
-from synth_assets.core.generate import generate_shard
+from synth_assets.core.generate import generate_shard_file, usable_cpus
 from synth_assets.core.secrets import seed_commitment
 from synth_assets.core.store import read_json, write_json_atomic
 from synth_assets.defs.lineage import upstream_refresh
 from synth_assets.defs.resources import SHARDS, SynthResource
 from synth_assets.defs.spec.assets import calibrated_spec
-
-
-def _worker(args: tuple[str, bytes, int, str]) -> dict:
-    spec_path, seed, shard, refresh_dir = args
-    return generate_shard(read_json(Path(spec_path)), seed, shard, Path(refresh_dir))
-
-
-def usable_cpus() -> int:
-    """CPUs this process may use (affinity / container), not the node's count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dg.asset(group_name="shards", deps=[calibrated_spec], partitions_def=SHARDS,
@@ -55,9 +41,9 @@ def synthetic_shards(context: dg.AssetExecutionContext, synth: SynthResource) ->
         os.environ.setdefault("POLARS_MAX_THREADS", "1")
         # spawn, not fork: polars' thread pool does not survive a fork (the children deadlock).
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_worker, jobs))
+            results = list(pool.map(generate_shard_file, jobs))
     else:
-        results = [_worker(j) for j in jobs]
+        results = [generate_shard_file(j) for j in jobs]
     rows: dict[str, int] = {}
     for r in results:
         for t, f in r["tables"].items():
