@@ -73,6 +73,9 @@ def _print_summary(summary: dict) -> None:
     for name, c in summary["checks"].items():
         print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
     print(f"summary: {summary['summary_path']}")
+    from synth_assets.cli_ops import print_load_summary
+
+    print_load_summary(summary)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None,
                     help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows")
     sp.set_defaults(fn=_cmd_refresh)
+
+    from synth_assets.cli_ops import add_commands as add_ops
+
+    add_ops(sub)
     return p
 
 

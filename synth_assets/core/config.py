@@ -75,6 +75,7 @@ class PrivacyConfig(_Model):
     max_rows_per_unit: int = 8
     max_rows_per_unit_by_table: dict[str, int] = {}
     fanout_parents_per_unit: int = 4
+    work_mem_mb: int = 256  # session work_mem / temp_buffers on the source while profiling
     max_categories: int = 100
     numeric_bins: int = 24
     max_fanout: int = 4096
@@ -164,13 +165,155 @@ class GenerationConfig(_Model):
         return v
 
 
+_VAULT_CREDENTIALS = {
+    "token": "VAULT_TOKEN",
+    "role_id": "VAULT_ROLE_ID",
+    "secret_id": "VAULT_SECRET_ID",
+}
+_VAULT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+class VaultConfig(_Model):
+    """Where the HMAC key and the sealed seeds live in Vault (KV v2). Credentials: env only."""
+
+    url: str | None = None  # default $VAULT_ADDR
+    mount: str = "secret"  # KV version 2 mount
+    hmac_key_path: str = "synth_assets/hmac"  # field `key`: at least 32 bytes, hex
+    seeds_path: str = "synth_assets/seeds"  # one entry per refresh id, written once (cas=0)
+    auth: Literal["token", "approle"] = "token"  # VAULT_TOKEN, or VAULT_ROLE_ID + VAULT_SECRET_ID
+    approle_mount: str = "approle"
+    namespace: str | None = None  # Vault Enterprise / HCP namespace
+    ca_cert: str | None = None  # PEM bundle to verify Vault's TLS certificate
+    timeout_seconds: float = 10.0
+    retries: int = 3  # extra attempts for transient errors (connection, 429, 5xx other than sealed)
+    backoff_seconds: float = 0.5  # doubled after every attempt, at most 30 s
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, env in _VAULT_CREDENTIALS.items():
+                if key in data:
+                    raise ValueError(
+                        f"secrets.vault.{key} must not be written in a config file: remove it and "
+                        f"export {env} in the environment of the run instead"
+                    )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "@" in v:  # never echo what may be a credential
+            raise ValueError("secrets.vault.url must not hold credentials: export VAULT_TOKEN instead")
+        if not re.match(r"^https?://[^/@\s]+/?$", v):
+            raise ValueError(
+                f"secrets.vault.url {v!r} must look like https://vault.example.com:8200 "
+                "(scheme, host and port only, no path)"
+            )
+        return v.rstrip("/")
+
+    @field_validator("mount", "hmac_key_path", "seeds_path", "approle_mount")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not _VAULT_PATH.match(v) or ".." in v.split("/"):
+            raise ValueError(
+                f"Vault path {v!r} is not valid: use segments of letters, digits, '_', '-' and '.' "
+                "separated by '/', without leading or trailing '/'"
+            )
+        return v
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not 0 < v <= 300:
+            raise ValueError(f"secrets.vault.timeout_seconds must be in (0, 300] (got {v})")
+        return v
+
+    @field_validator("retries")
+    @classmethod
+    def _retries(cls, v: int) -> int:
+        if not 0 <= v <= 10:
+            raise ValueError(f"secrets.vault.retries must be between 0 and 10 (got {v})")
+        return v
+
+    @field_validator("backoff_seconds")
+    @classmethod
+    def _backoff(cls, v: float) -> float:
+        if not 0 <= v <= 30:
+            raise ValueError(f"secrets.vault.backoff_seconds must be between 0 and 30 (got {v})")
+        return v
+
+
 class SecretsConfig(_Model):
-    backend: Literal["local"] = "local"
-    path: str | None = None  # default <workdir>/secrets
+    backend: Literal["local", "vault"] = "local"
+    path: str | None = None  # local backend: default <workdir>/secrets
+    vault: VaultConfig = VaultConfig()
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> SecretsConfig:
+        if self.backend == "vault" and self.path is not None:
+            raise ValueError(
+                "secrets.path applies to the local backend only: remove it, or set secrets.backend: local"
+            )
+        return self
+
+
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9!_.*'()/-]*)?$")
 
 
 class ArtifactsConfig(_Model):
-    store: str | None = None  # default <workdir>/runs
+    store: str | None = None  # local directory or s3://bucket/prefix; default <workdir>/runs
+    local: str | None = None  # working copy of an s3:// store; default <workdir>/runs
+    sse: Literal["AES256", "aws:kms"] = "AES256"  # S3 server-side encryption of every object
+    kms_key_id: str | None = None  # with sse: aws:kms (key id, ARN or alias); default the AWS-managed key
+    endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, LocalStack); default AWS
+    region: str | None = None  # default from the AWS environment
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str | None) -> str | None:
+        if v is not None and v.startswith("s3://"):
+            if not _S3_URL.match(v.rstrip("/")) or "//" in v[5:].rstrip("/"):
+                raise ValueError(
+                    f"artifacts.store {v!r} is not a valid S3 location: use s3://bucket/prefix "
+                    "(bucket: 3-63 lowercase letters, digits, '.' or '-')"
+                )
+            return v.rstrip("/")
+        if v is not None and "://" in v:
+            raise ValueError(f"artifacts.store {v!r}: use a local directory or s3://bucket/prefix")
+        return v
+
+    @model_validator(mode="after")
+    def _s3_options(self) -> ArtifactsConfig:
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ValueError("artifacts.kms_key_id needs artifacts.sse: aws:kms")
+        if self.local is not None and not self.is_s3:
+            raise ValueError("artifacts.local names the working copy of an s3:// store; with a local "
+                             "store, set artifacts.store to the directory instead")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        """True when artifacts are published to S3."""
+        return bool(self.store and self.store.startswith("s3://"))
+
+
+class AuditConfig(_Model):
+    """Where the hash-chained audit log lives (``synth_audit.events``)."""
+
+    url: str | None = None  # default: the target database (target.url)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("embedded:///", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"audit.url must be a PostgreSQL URL (postgresql://user@host/db) or embedded:///<db>, "
+                f"not {v.split('://')[0] + '://…' if '://' in v else 'a bare string'}"
+            )
+        return v
 
 
 class SynthConfig(_Model):
@@ -180,6 +323,7 @@ class SynthConfig(_Model):
     generation: GenerationConfig = GenerationConfig()
     secrets: SecretsConfig = SecretsConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    audit: AuditConfig = AuditConfig()
     # "table.column": role, e.g. {"transactions.memo": "free_text"}
     columns: dict[str, str] = {}
     # "table.column": [low, high] bounds for numeric columns (no budget spent on bounds then)

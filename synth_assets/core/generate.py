@@ -111,6 +111,16 @@ def _sample_tree(tspec: dict[str, Any], n: int, rng: np.random.Generator) -> dic
 def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
     values = c["values"]
     k = len(values)
+    allowed = (c.get("check") or {}).get("allowed")
+    if allowed:  # the schema's CHECK list: never emit a value outside it
+        ok = np.array([v in set(allowed) for v in values] + [True, True])
+        if k == 0 or not ok[:k].any():  # nothing released (or nothing allowed): the schema's values
+            pick = rng.integers(0, len(allowed), size=len(code))
+            out = pl.Series(allowed, dtype=pl.Utf8).gather(pick)
+            return _cast_text(out.scatter(np.flatnonzero(code == k + 1) if k else np.flatnonzero(code == 1), None), c)
+        code = np.where(ok[code], code, k)  # disallowed released values join "other" (redrawn below)
+        p_ok = np.asarray(c["p"][:k], dtype=np.float64) * ok[:k]
+        c = {**c, "p": list(p_ok) + list(c["p"][k:])}
     if k == 0:  # no value cleared the DP threshold: a neutral placeholder, never a real value
         t = c["base_type"]
         filler = "0" if t in INT_MAX or t in ("numeric", "float4", "float8") else "false" if t == "bool" else "other"
@@ -151,6 +161,7 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     else:
         vals = lo + u * (hi - lo)
     vals = np.clip(vals, edges[0], edges[-1])
+    vals = _apply_check(c, vals)
     if c["integer"] or c["base_type"] in INT_MAX:
         vals = np.round(vals)
         s = pl.Series(vals.astype(np.int64))
@@ -161,6 +172,23 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     if null.any():
         s = s.scatter(np.nonzero(null)[0], None)
     return s
+
+
+def _apply_check(c: dict[str, Any], vals: np.ndarray) -> np.ndarray:
+    """Keep numbers inside single-column CHECK bounds and off excluded values (e.g. amount <> 0)."""
+    rules = c.get("check") or {}
+    if not rules:
+        return vals
+    step = 1.0 if (c["integer"] or c["base_type"] in INT_MAX) else 10.0 ** -(c.get("decimals") or 6)
+    if "min" in rules:
+        vals = np.maximum(vals, rules["min"] + (step if rules.get("min_strict") else 0.0))
+    if "max" in rules:
+        vals = np.minimum(vals, rules["max"] - (step if rules.get("max_strict") else 0.0))
+    digits = 0 if step >= 1 else int(round(-np.log10(step)))
+    for x in rules.get("exclude", []):
+        hit = np.round(vals, digits) == x
+        vals = np.where(hit, x + step, vals)
+    return vals
 
 
 def _decode_boolean(code: np.ndarray) -> pl.Series:
@@ -226,7 +254,11 @@ def _key_series(c: dict[str, Any], ordinals: np.ndarray, rng: np.random.Generato
         b = rng.integers(0, 256, size=(len(ordinals), 16), dtype=np.uint8)
         b[:, 6] = (b[:, 6] & 0x0F) | 0x40
         b[:, 8] = (b[:, 8] & 0x3F) | 0x80
-        h = pl.Series(b.view("S16").ravel(), dtype=pl.Binary).bin.encode("hex")
+        # Fixed-size binary keeps trailing zero bytes (a numpy "S16" view would drop them).
+        import pyarrow as pa
+
+        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(b), [None, pa.py_buffer(b.tobytes())])
+        h = pl.from_arrow(fixed.cast(pa.binary())).bin.encode("hex")
         parts = [h.str.slice(0, 8), h.str.slice(8, 4), h.str.slice(12, 4), h.str.slice(16, 4), h.str.slice(20, 12)]
         return pl.select(pl.concat_str([pl.lit(x) for x in parts], separator="-")).to_series()
     if t in ("date", "timestamp", "timestamptz"):

@@ -108,9 +108,29 @@ def _unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
     return " ".join(joins), f"{alias}.{qi(last.columns[0])}"
 
 
+def word_count_sql(x: str) -> str:
+    """Words in a text value (runs of spaces count once), cheap enough for millions of rows."""
+    b = f"btrim(regexp_replace({x}::text, '\\s+', ' ', 'g'))"
+    return f"CASE WHEN {b} = '' THEN 0 ELSE length({b}) - length(replace({b}, ' ', '')) + 1 END"
+
+
+def _measured_column(t: Table, col: str, role: str, alias: str = "t") -> str:
+    """What the measured-rows CTE keeps of a column: PII and free text are reduced at the source
+    to what is measured (presence, word count), so their values never even reach a temp table."""
+    q = f"{alias}.{qi(col)}"
+    if role == "free_text":
+        return f"CASE WHEN {q} IS NULL THEN NULL ELSE {word_count_sql(q)} END AS {qi(col)}"
+    if role in SYNTHESIZED_ROLES and t.fk_for(col) is None:
+        return f"CASE WHEN {q} IS NULL THEN NULL ELSE 1 END AS {qi(col)}"
+    return q
+
+
 def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, dict[str, str]],
-              name: str, m: int, ref_attr_of: dict[str, str | None]) -> TableSQL:
-    """Build the measured-rows CTE of ``name``."""
+              name: str, m: int, ref_attr_of: dict[str, str | None], units_table: str | None = None) -> TableSQL:
+    """Build the measured-rows CTE of ``name``.
+
+    ``units_table`` (a temp table of training unit ids) replaces the per-row holdout hash.
+    """
     t = model.tables[name]
     plan = plans[name]
     sch = qi(model.schema)
@@ -146,19 +166,36 @@ def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, 
             alias = f"__r_{i}"
             ref_attrs[fk.name] = alias
             extras.append(f"{ra}.{qi(attr)}::text AS {alias}")
-    cols = [f"t.{qi(c.name)}" for c in t.columns]
+    cols = [_measured_column(t, c.name, roles[name][c.name]) for c in t.columns]
     select = ", ".join(cols + extras)
     join_sql = " ".join(joins)
+    if units_table and unit is not None:
+        join_sql = f"JOIN {units_table} hu ON hu.u = {unit} {join_sql}"
+        where = ""
+    else:
+        where = f"WHERE NOT {holdout_sql(unit)}" if unit is not None else ""
     if unit is None:
         cte = f"WITH c AS (SELECT {select} FROM {src} {join_sql})"
     elif plan.kind == "root":
-        cte = f"WITH c AS (SELECT {select}, {unit} AS __unit FROM {src} {join_sql} WHERE NOT {holdout_sql(unit)})"
+        cte = f"WITH c AS (SELECT {select}, {unit} AS __unit FROM {src} {join_sql} {where})"
     else:
-        order = f"t.{qi(t.primary_key[0])}" if len(t.primary_key) == 1 else "t.ctid"
+        if len(t.primary_key) == 1:
+            pk = t.column(t.primary_key[0])
+            key = f"t.{qi(pk.name)}"
+            order = (f"hashint8extended(({key})::int8, %(hseed)s)" if pk.base_type in INTEGER_TYPES
+                     else f"hashtextextended(({key})::text, %(hseed)s)")
+        else:
+            order = "hashtextextended(t.ctid::text, %(hseed)s)"
+        # Clip first, reduce after: the per-row reductions run on at most m rows per unit.
+        raw = ", ".join([f"t.{qi(c.name)}" for c in t.columns] + extras)
+        reduced = ", ".join(
+            [_measured_column(t, c.name, roles[name][c.name], "c0") for c in t.columns]
+            + [f"c0.{e.split(' AS ')[-1]}" for e in extras] + ["c0.__unit", "c0.__rn"]
+        )
         cte = (
-            f"WITH c0 AS (SELECT {select}, {unit} AS __unit, row_number() OVER (PARTITION BY {unit} "
-            f"ORDER BY md5(%(hkey)s || ({order})::text)) AS __rn FROM {src} {join_sql} "
-            f"WHERE NOT {holdout_sql(unit)}), c AS (SELECT * FROM c0 WHERE __rn <= {int(m)})"
+            f"WITH c0 AS (SELECT {raw}, {unit} AS __unit, row_number() OVER (PARTITION BY {unit} "
+            f"ORDER BY {order}) AS __rn FROM {src} {join_sql} {where}), "
+            f"c AS (SELECT {reduced} FROM c0 WHERE __rn <= {int(m)})"
         )
     return TableSQL(t, plan, m, cte, parent_cols, ref_attrs)
 
@@ -255,6 +292,44 @@ def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float
     return [float(v) for v in e]
 
 
+class Temps:
+    """Session temp tables: training units, and each table's clipped training rows."""
+
+    def __init__(self, conn: psycopg.Connection, params: dict):
+        self.conn = conn
+        self.params = params
+        self.tables: dict[str, tuple[str, TableSQL]] = {}
+
+    def units(self, model: SchemaModel, root: TablePlan) -> str:
+        key = qi(model.tables[root.name].primary_key[0])
+        self.conn.execute("DROP TABLE IF EXISTS _synth_units")
+        self.conn.execute(
+            f"CREATE TEMP TABLE _synth_units AS SELECT t.{key} AS u FROM {qi(model.schema)}.{qi(root.name)} t "
+            f"WHERE NOT {holdout_sql('t.' + key)}", self.params)
+        self.conn.execute("CREATE UNIQUE INDEX ON _synth_units (u)")
+        self.conn.execute("ANALYZE _synth_units")
+        return "_synth_units"
+
+    def materialize(self, ts: TableSQL) -> TableSQL:
+        name = f"_synth_t{len(self.tables)}"
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self.conn.execute(f"CREATE TEMP TABLE {name} AS {ts.cte} SELECT * FROM c", self.params)
+        self.conn.execute(f"ANALYZE {name}")
+        out = TableSQL(ts.table, ts.plan, ts.m, f"WITH c AS (SELECT * FROM {name})", ts.parent_cols, ts.ref_attrs)
+        self.tables[ts.table.name] = (name, out)
+        return out
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def subset(self, table: str, m: int) -> TableSQL:
+        """The first ``m`` clipped rows per unit of an already materialized table."""
+        name, ts = self.tables[table]
+        where = f" WHERE __rn <= {int(m)}" if ts.plan.kind == "child" else ""
+        return TableSQL(ts.table, ts.plan, m, f"WITH c AS (SELECT * FROM {name}{where})", ts.parent_cols,
+                        ts.ref_attrs)
+
+
 @dataclass
 class ColumnModel:
     """How one column is measured: its role and, for modelled columns, its code domain."""
@@ -273,10 +348,14 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
     started = time.monotonic()
     pcfg = cfg.privacy
     conn.execute("SET TIME ZONE 'UTC'")
+    # Session memory for the aggregation (sorts and hashes in memory, temp tables in local
+    # buffers); set before the session touches any temp table.
+    conn.execute(f"SET work_mem = '{int(pcfg.work_mem_mb)}MB'")
+    conn.execute(f"SET temp_buffers = '{int(pcfg.work_mem_mb)}MB'")
     plans = build_plan(model, roles, pcfg.unit_table)
     acc = dp.Accountant(pcfg.epsilon, pcfg.delta)
     hkey = holdout_key(hmac_key)
-    params = {"hkey": hkey, "hcut": int(pcfg.holdout_fraction * 2**32)}
+    params = {"hkey": hkey, "hcut": int(pcfg.holdout_fraction * 2**32), "hseed": int(hkey[:15], 16)}
     for key in cfg.bounds:
         tname, cname = key.split(".")
         if tname not in model.tables or cname not in {c.name for c in model.tables[tname].columns}:
@@ -361,12 +440,23 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
     log(f"profile: {len(order)} tables, unit table {next(n for n, p in plans.items() if p.kind == 'root')}, "
         f"rho budget {acc.rho_budget:.4g}")
 
+    # Materialize each table's measured rows once (temp tables), unless the source is a read-only
+    # standby: then every aggregate re-reads the source (same results, slower).
+    recovery, read_only = conn.execute(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
+    temps: Temps | None = None if (recovery or read_only) else Temps(conn, params)
+    if temps is None:
+        log("profile: source is read-only; aggregates re-read the source (no temp tables)")
+    root = next(n for n, p in plans.items() if p.kind == "root")
+    units = temps.units(model, plans[root]) if temps else None
     pack_tables: dict[str, Any] = {}
     for n in order:
         t0 = time.monotonic()
-        ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of)
+        ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of, units)
+        if temps:
+            ts = temps.materialize(ts)
         pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n], budget, params,
-                                        delta_each, pack_tables, ref_attr_of)
+                                        delta_each, pack_tables, ref_attr_of, temps, units)
         if plans[n].kind == "reference":
             released = {c: len(e.get("values", [])) for c, e in pack_tables[n]["columns"].items()
                         if e.get("kind") == "categorical"}
@@ -398,7 +488,8 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
 
 def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts: TableSQL,
                    cms: dict[str, ColumnModel], budget: Budget, params: dict, delta_each: float,
-                   done: dict[str, Any], ref_attr_of: dict[str, str | None]) -> dict[str, Any]:
+                   done: dict[str, Any], ref_attr_of: dict[str, str | None],
+                   temps: Temps | None, units: str | None) -> dict[str, Any]:
     t, plan, m = ts.table, ts.plan, ts.m
     acc = budget.acc
     pcfg = cfg.privacy
@@ -528,8 +619,7 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     for c in synth_cols:
         q = qi(c)
         if cms[c].role == "free_text":
-            add(c, f"CASE WHEN {q} IS NULL THEN 0 ELSE least({TEXT_LENGTH_BINS - 1}, "
-                   f"coalesce(array_length(regexp_split_to_array(btrim({q}::text), '\\s+'), 1), 0)) + 1 END")
+            add(c, f"CASE WHEN {q} IS NULL THEN 0 ELSE least({TEXT_LENGTH_BINS - 1}, {q}) + 1 END")
         else:
             add(c, f"CASE WHEN {q} IS NULL THEN 1 ELSE 0 END")
     for c in dt_cols:
@@ -663,7 +753,8 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
             # and fewer parents per unit means less noise.
             pm = 1 if parent_plan.kind == "root" else min(pcfg.fanout_parents_per_unit,
                                                           pcfg.rows_per_unit(fk.ref_table))
-            pts = table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of)
+            pts = (temps.subset(fk.ref_table, pm) if temps and temps.has(fk.ref_table)
+                   else table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of, units))
             child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM {qi(model.schema)}.{qi(n)} GROUP BY 1"
             fsens = pm
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import deque
 from typing import Any
 
@@ -289,6 +290,39 @@ def _generation_order(order: list[str], plan: dict[str, Any], model: SchemaModel
     return refs + placed
 
 
+_CMP = re.compile(r"^(\w+)\s*(<>|>=|<=|>|<)\s*'?(-?[\d.]+)'?$")
+
+
+def check_rules(t, col: str) -> dict[str, Any]:
+    """What single-column CHECK constraints (schema, not data) say about a column's values:
+    an allowed-values list (IN / = ANY(ARRAY[...])), bounds, and excluded values."""
+    rules: dict[str, Any] = {}
+    for con in t.constraints:
+        if con.kind != "c" or tuple(con.columns) != (col,):
+            continue
+        d = con.definition
+        if re.search(r"= ANY \(|\bIN \(", d):
+            vals = [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", d)]
+            if vals:
+                rules["allowed"] = sorted(set(vals) & set(rules["allowed"])) if "allowed" in rules else vals
+            continue
+        body = d.strip()
+        body = body[len("CHECK"):].strip() if body.upper().startswith("CHECK") else body
+        flat = re.sub(r"::[\w ]+?(?=[)\s]|$)", "", body.replace("NOT VALID", ""))
+        m = _CMP.match(flat.replace("(", "").replace(")", "").strip())
+        if m and m.group(1) == col:
+            op, v = m.group(2), float(m.group(3))
+            if op == "<>":
+                rules.setdefault("exclude", []).append(v)
+            elif op in (">", ">="):
+                rules["min"] = max(rules.get("min", -math.inf), v)
+                rules["min_strict"] = op == ">"
+            else:
+                rules["max"] = min(rules.get("max", math.inf), v)
+                rules["max_strict"] = op == "<"
+    return rules
+
+
 def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]) -> dict[str, Any]:
     key = f"{table}.{col.name}"
     kind = m["kind"]
@@ -296,6 +330,9 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
     base = {"kind": kind, "role": m["role"], "pg_type": col.pg_type, "base_type": col.base_type,
             "nullable": col.nullable, "unique": unique, "max_length": col.max_length}
     null_override = overrides.get("null_rate", {}).get(key)
+    rules = check_rules(t, col.name)
+    if rules:
+        base["check"] = rules
     if kind == "categorical":
         values = list(m["values"])
         p = denoise(m["counts"], m.get("sigma"))  # values..., other, null

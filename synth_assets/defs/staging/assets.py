@@ -1,0 +1,131 @@
+"""Staging load: the gated refresh goes into an isolated schema; teardown jobs remove it."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from synth_assets.core import pg
+from synth_assets.core.audit import default_actor
+from synth_assets.core.config import SynthConfig
+from synth_assets.core.errors import ConfigError
+from synth_assets.core.generate import usable_cpus
+from synth_assets.core.load import check_staging, load_refresh, teardown
+from synth_assets.core.load import emergency_teardown as emergency_teardown_core
+from synth_assets.core.store import write_json_atomic
+from synth_assets.defs.lineage import upstream_refresh
+from synth_assets.defs.resources import SynthResource
+
+ACTOR_TAG = "synth/actor"
+
+
+def audit_url(cfg: SynthConfig, work: Path) -> str:
+    """libpq URL of the audit database: audit.url, else the target database."""
+    return pg.resolve_url(cfg.audit.url or cfg.target.url, work)
+
+
+def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
+    tags = context.run.tags if context.run else {}
+    return tags.get(ACTOR_TAG) or default_actor()
+
+
+@dg.asset(group_name="staging", deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
+          kinds={"postgres"},
+          description="The refresh loaded into an isolated staging schema: binary COPY into <schema>__next, "
+                      "source constraints and indexes replayed, counts and FKs verified, swapped in atomically. "
+                      "Refuses unless the refresh's privacy report passed every gate.")
+def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
+    rid = upstream_refresh(context, "synthetic_shards")
+    cfg = synth.settings()
+    work = synth.work
+    store = synth.store()
+    target = pg.resolve_url(cfg.target.url, work)
+    source = pg.resolve_url(cfg.source.url, work)
+    last = [0.0]
+
+    def progress(table: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] > 5:
+            last[0] = now
+            context.log.info(f"COPY {table}: {done:,}/{total:,} rows")
+
+    res = load_refresh(store.dir(rid), rid, target, cfg.target.db_schema, source_url=source,
+                       actor=_actor(context), run_id=context.run_id, audit_url=audit_url(cfg, work),
+                       workers=min(2, usable_cpus()), progress=progress)
+    write_json_atomic(store.path(rid, "load.json"), res.to_dict())
+    context.log.info(f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}")
+    return dg.MaterializeResult(metadata={
+        "refresh_id": rid,
+        "schema": res.schema,
+        "target": res.target,
+        "load_id": res.load_id,
+        "rows": dg.MetadataValue.json(res.rows),
+        "total_rows": res.total_rows,
+        "seconds": round(res.seconds, 2),
+        "rows_per_second": round(res.rows_per_second),
+        "replaced_previous": res.replaced_previous,
+        "connect": dg.MetadataValue.md(f"`{res.connect_hint}`"),
+    })
+
+
+@dg.asset_check(asset=staging_schema, description="The live staging schema was created by synth_assets, holds the "
+                                                  "refresh just loaded, row counts as loaded, every FK validated.")
+def staging_schema_intact(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> dg.AssetCheckResult:
+    cfg = synth.settings()
+    rid = upstream_refresh(context, "staging_schema")
+    passed, metrics, failures = check_staging(pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid)
+    return dg.AssetCheckResult(passed=passed, metadata={
+        "refresh_id": rid, "rows": dg.MetadataValue.json(metrics.get("rows", {})),
+        "foreign_keys": metrics.get("foreign_keys", 0), "failures": dg.MetadataValue.json(failures),
+    }, description="; ".join(failures[:5]) or None)
+
+
+class TeardownConfig(dg.Config):
+    """Which staging schema to drop (defaults: target.schema in target.url)."""
+
+    schema_name: str = ""
+    target_url: str = ""
+
+
+@dg.op(description="Drop a staging schema (and its __next/__prev) created by synth_assets; record it.")
+def drop_staging_schema(context: dg.OpExecutionContext, config: TeardownConfig, synth: SynthResource) -> None:
+    cfg = synth.settings()
+    target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
+    res = teardown(target, config.schema_name or cfg.target.db_schema, actor=_actor(context),
+                   run_id=context.run_id, audit_url=audit_url(cfg, synth.work))
+    context.log.info(f"dropped: {', '.join(res.dropped) or 'nothing (no such schema)'}")
+
+
+@dg.job(description="Tear down one staging schema created by synth_assets.")
+def teardown_staging() -> None:
+    drop_staging_schema()
+
+
+class EmergencyConfig(dg.Config):
+    """Emergency teardown: every synthetic schema in the target and every refresh's artifacts."""
+
+    confirm: bool = False
+    target_url: str = ""
+
+
+@dg.op(description="Drop every schema synth_assets created in the target and delete all refresh artifacts.")
+def remove_all_synthetic_data(context: dg.OpExecutionContext, config: EmergencyConfig, synth: SynthResource) -> None:
+    if not config.confirm:
+        raise ConfigError("emergency teardown removes every synthetic schema and every refresh's artifacts: "
+                          "launch it with config `confirm: true`")
+    cfg = synth.settings()
+    target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
+    res = emergency_teardown_core(target, synth.store().root, actor=_actor(context), run_id=context.run_id,
+                                  audit_url=audit_url(cfg, synth.work))
+    context.log.warning(f"emergency teardown: dropped {res.dropped}, deleted artifacts of {len(res.artifacts)} "
+                        f"refresh(es), left alone {res.skipped}, also removed {res.also_removed}")
+
+
+@dg.job(description="Emergency: remove every synthetic schema this tool created in the target and all refresh "
+                    "artifacts; recorded in synth_meta and the audit log.")
+def emergency_teardown() -> None:
+    remove_all_synthetic_data()
+
+
+defs = dg.Definitions(assets=[staging_schema], asset_checks=[staging_schema_intact],
+                      jobs=[teardown_staging, emergency_teardown])
