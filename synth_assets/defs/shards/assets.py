@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import dagster as dg
 
+from synth_assets.core.audit import shards_payload
 from synth_assets.core.errors import GenerationError
 from synth_assets.core.gates import check_shards
 from synth_assets.core.generate import generate_shard_file, usable_cpus
@@ -51,6 +52,7 @@ def synthetic_shards(context: dg.AssetExecutionContext, synth: SynthResource) ->
         write_json_atomic(store.dir(rid) / "shards" / f"manifest-{r['shard']:05d}.json", r)
         context.log.info(f"shard {r['shard']:05d}: {sum(f['rows'] for f in r['tables'].values())} rows "
                          f"in {r['seconds']:.1f}s")
+    synth.audit(context, "shards", rid, {**shards_payload(store.dir(rid)), "partitions": shards})
     return dg.MaterializeResult(metadata={
         "refresh_id": rid,
         "spec_hash": spec["content_hash"],

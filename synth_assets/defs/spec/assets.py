@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from synth_assets.core.audit import spec_payload
 from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import new_master_seed, seed_commitment
 from synth_assets.core.spec import calibrate
@@ -40,6 +41,8 @@ def calibrated_spec(context: dg.AssetExecutionContext, synth: SynthResource) -> 
         "seed_commitment": commitment, "seed_version": version, "secrets": secrets.describe(),
         "shards": spec["shards"],
     })
+    synth.audit(context, "spec", rid, {**spec_payload(spec), "seed_commitment": commitment,
+                                        "seed_version": version})
     keys = [shard_key(i) for i in range(spec["shards"])]
     existing = set(context.instance.get_dynamic_partitions(SHARDS.name))
     missing = [k for k in keys if k not in existing]

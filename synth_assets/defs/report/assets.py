@@ -1,0 +1,114 @@
+"""Inside the privacy boundary again: measure privacy and fidelity, and gate the release on them."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from synth_assets.core import pg
+from synth_assets.core.errors import GateFailed
+from synth_assets.core.evaluate import (
+    GATE_SPECS,
+    EvalOptions,
+    evaluate_gates,
+    evaluate_refresh,
+    gate_message,
+    gate_thresholds,
+    markdown_summary,
+)
+from synth_assets.core.gates import GateResult
+from synth_assets.core.report_html import write_report
+from synth_assets.core.store import read_json
+from synth_assets.defs.lineage import upstream_refresh
+from synth_assets.defs.resources import SynthResource
+
+BOUNDARY = {"synth/privacy_boundary": "inside"}
+REPORT_JSON = "report/privacy_report.json"
+REPORT_HTML = "report/index.html"
+
+
+class ReportConfig(dg.Config):
+    """Evaluation knobs (run config); gate thresholds live in synth.yaml under ``gates:``."""
+
+    sample_rows: int = 50_000
+    quasi_identifiers: dict[str, list[str]] = {}  # table -> its own QI columns (default: from roles)
+
+
+@dg.asset(
+    group_name="report", deps=["synthetic_shards"], tags=BOUNDARY, kinds={"postgres", "html"},
+    description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare combinations, "
+                "identifier overlap) and fidelity (column shapes, pair trends, fan-out, temporal profiles, null "
+                "rates) of the synthetic shards against real training and holdout rows. Aggregates only.",
+)
+def privacy_report(context: dg.AssetExecutionContext, synth: SynthResource,
+                   config: ReportConfig) -> dg.MaterializeResult:
+    cfg = synth.settings()
+    rid = upstream_refresh(context, "synthetic_shards")
+    store = synth.store()
+    key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
+    options = EvalOptions(sample_rows=config.sample_rows, quasi_identifiers=dict(config.quasi_identifiers))
+    url = pg.resolve_url(cfg.source.url, synth.work)
+    with pg.connect(url, read_only=True) as conn:
+        report = evaluate_refresh(conn, store.dir(rid), key.value, key_version=key.version, gates_cfg=cfg.gates,
+                                  options=options, log=context.log.info)
+    paths = write_report(report, store.dir(rid))
+    context.log.info(f"refresh {rid}: {report['message']} ({report['seconds']:.1f}s)")
+    gates = report["gates"]
+    metadata: dict[str, object] = {
+        "refresh_id": rid,
+        "passed": bool(report["passed"]),
+        "report": dg.MetadataValue.path(str(paths["json"])),
+        "report_html": dg.MetadataValue.path(str(paths["html"])),
+        "report_url": dg.MetadataValue.url(paths["html"].resolve().as_uri()),
+        "report_sha256": paths["sha256"],
+        "summary": dg.MetadataValue.md(markdown_summary(report)),
+        "seconds": float(report["seconds"]),
+        "sample_rows": config.sample_rows,
+    }
+    for name, g in gates.items():
+        if g["value"] is not None:
+            metadata[GATES_META[name]] = float(g["value"])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+GATES_META = {g.name: g.key.removesuffix("_max").removesuffix("_min") for g in GATE_SPECS}
+
+
+def check_results(results: list[GateResult], asset_key: dg.AssetKey, rid: str) -> Iterator[dg.AssetCheckResult]:
+    """One check result per gate: passed, value, threshold and every failing item."""
+    for r in results:
+        m = r.metrics
+        meta: dict[str, object] = {
+            "refresh_id": rid,
+            "value": m["value"],
+            "threshold": m["threshold"],
+            "op": m["op"],
+            "config_key": f"gates.{m['key']}",
+            "gated": m["gated"],
+            "worst": m["worst"],
+            "items": dg.MetadataValue.json(m["items"]),
+            "failures": dg.MetadataValue.json(r.failures),
+        }
+        yield dg.AssetCheckResult(
+            asset_key=asset_key, check_name=r.name, passed=r.passed,
+            metadata={k: v for k, v in meta.items() if v is not None},
+            description="; ".join(r.failures) if r.failures else None,
+        )
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(g.name, asset="privacy_report", blocking=True, description=g.description)
+           for g in GATE_SPECS],
+    description="The release gates: each measured privacy and fidelity metric against its threshold.",
+)
+def release_gates(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> Iterator[dg.AssetCheckResult]:
+    rid = upstream_refresh(context, "privacy_report")
+    report = read_json(synth.store().path(rid, REPORT_JSON))
+    results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
+    yield from check_results(results, dg.AssetKey("privacy_report"), rid)
+    if not all(r.passed for r in results):
+        # The blocking checks already stop everything downstream; failing the step as well puts
+        # every failing metric, its value and threshold in the run's one error message.
+        raise GateFailed(f"refresh {rid}: {gate_message(results)}")
+
+
+defs = dg.Definitions(assets=[privacy_report], asset_checks=[release_gates])
