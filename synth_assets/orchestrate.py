@@ -9,9 +9,9 @@ from typing import Any
 
 import dagster as dg
 
-from synth_assets.core import pg
+from synth_assets.core import budget, pg
 from synth_assets.core.config import SynthConfig, load_config
-from synth_assets.core.errors import ConfigError, GateFailed
+from synth_assets.core.errors import BudgetError, ConfigError, GateFailed
 from synth_assets.core.generate import shard_key
 from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import backend_from_config
@@ -28,6 +28,18 @@ DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards 
 def preflight(cfg: SynthConfig, workdir: Path) -> None:
     """Everything that can be checked before anything is written: secrets, source, table names."""
     backend_from_config(cfg.secrets, workdir).hmac_key()
+    # Budget before the source: a refresh over the annual cap never touches it.
+    meta = pg.resolve_url(cfg.audit.url or cfg.target.url, workdir)
+    key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
+    st = budget.standing(meta, key, cfg.privacy.annual_epsilon_cap)
+    if st.spent + cfg.privacy.epsilon > cfg.privacy.annual_epsilon_cap + 1e-9:
+        when = st.frees_up(cfg.privacy.epsilon)
+        raise BudgetError(
+            f"annual privacy budget exceeded for source {label}: the cap is epsilon="
+            f"{cfg.privacy.annual_epsilon_cap:g} per 365 days and {st.spent:g} is already spent; this refresh "
+            f"needs {cfg.privacy.epsilon:g}." + (f" Enough budget frees up on {when:%Y-%m-%d} UTC." if when else "")
+            + " Regenerating from the existing spec spends no budget."
+        )
     url = pg.resolve_url(cfg.source.url, workdir)
     with pg.connect(url) as conn:
         model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)

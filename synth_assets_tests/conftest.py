@@ -39,6 +39,12 @@ def pg_workdir():
 
 
 @pytest.fixture(scope="session")
+def meta_url(pg_workdir) -> str:
+    """The session's target database (audit log and budget ledger live there too)."""
+    return SESSION["target"]
+
+
+@pytest.fixture(scope="session")
 def demo_url(pg_workdir) -> str:
     """libpq URL of a small demo bank database."""
     url = pg.resolve_url("embedded:///bank_src", pg_workdir)
@@ -63,7 +69,8 @@ def workdir(tmp_path) -> Path:
 
 def make_config(url: str, **sections) -> "object":
     """A validated config pointing at ``url`` (test-sized privacy settings unless given)."""
-    data = {"source": {"url": url}, "generation": {"shards": 2}}
+    # Many refreshes of the same test source share one ledger: a generous cap unless a test sets one.
+    data = {"source": {"url": url}, "generation": {"shards": 2}, "privacy": {"annual_epsilon_cap": 1000.0}}
     if "target" in SESSION:
         data["target"] = {"url": SESSION["target"]}
     for k, v in sections.items():

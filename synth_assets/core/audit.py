@@ -27,7 +27,8 @@ from .pg import connect, redact
 
 AUDIT_SCHEMA = "synth_audit"
 GENESIS_HASH = "0" * 64
-EVENT_KINDS = ("profile", "spec", "shards", "report", "gates", "load", "release", "teardown")
+EVENT_KINDS = ("profile", "spec", "shards", "report", "gates", "load", "release", "teardown",
+               "gate_failed", "run_failed")
 _LOCK_KEY = 0x5A7A_0D17  # advisory lock serializing appends (any database)
 
 _DDL = """

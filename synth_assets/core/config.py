@@ -76,6 +76,9 @@ class PrivacyConfig(_Model):
     max_rows_per_unit_by_table: dict[str, int] = {}
     fanout_parents_per_unit: int = 4
     work_mem_mb: int = 256  # session work_mem / temp_buffers on the source while profiling
+    # Identity of the source for the annual budget (default: its URL without credentials, and
+    # the schema). Pin it when the same database is reached through several URLs.
+    budget_key: str | None = None
     max_categories: int = 100
     numeric_bins: int = 24
     max_fanout: int = 4096
@@ -316,6 +319,29 @@ class AuditConfig(_Model):
         return v
 
 
+class AutomationConfig(_Model):
+    """Schedule and sensors (Dagster daemon)."""
+
+    cron: str = "0 3 1 1,4,7,10 *"  # quarterly, 03:00 on the first day of the quarter
+    timezone: str = "UTC"
+    stale_after_days: int = 90  # staging older than this triggers a refresh
+    overrides_file: str | None = None  # YAML with an `overrides:` mapping; a change regenerates
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"automation.cron {v!r} must have five fields (minute hour day month weekday)")
+        return v
+
+    @field_validator("stale_after_days")
+    @classmethod
+    def _stale(cls, v: int) -> int:
+        if not 1 <= v <= 3650:
+            raise ValueError(f"automation.stale_after_days must be between 1 and 3650 (got {v})")
+        return v
+
+
 class SynthConfig(_Model):
     source: SourceConfig = SourceConfig()
     target: TargetConfig = TargetConfig()
@@ -324,6 +350,7 @@ class SynthConfig(_Model):
     secrets: SecretsConfig = SecretsConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     audit: AuditConfig = AuditConfig()
+    automation: AutomationConfig = AutomationConfig()
     # "table.column": role, e.g. {"transactions.memo": "free_text"}
     columns: dict[str, str] = {}
     # "table.column": [low, high] bounds for numeric columns (no budget spent on bounds then)
@@ -427,3 +454,23 @@ def load_config(path: str | Path | None) -> SynthConfig:
 def is_identifier(name: str) -> bool:
     """True for a plain SQL identifier."""
     return bool(_IDENT.match(name))
+
+
+def with_overrides_file(cfg: SynthConfig) -> SynthConfig:
+    """Merge `automation.overrides_file` (YAML: an `overrides:` mapping) into the config's overrides."""
+    path = cfg.automation.overrides_file
+    if not path:
+        return cfg
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"automation.overrides_file {p} does not exist: create it or remove the setting")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    extra = data.get("overrides", data) if isinstance(data, dict) else None
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{p} must hold a mapping (optionally under `overrides:`)")
+    merged = {k: {**cfg.overrides.get(k, {}), **v} for k, v in extra.items()}
+    merged = {**cfg.overrides, **merged}
+    return parse_config({**cfg.to_json(), "overrides": merged}, str(p))

@@ -36,6 +36,13 @@ class SynthResource(dg.ConfigurableResource):
     def store(self) -> RefreshStore:
         return RefreshStore(self.settings().artifacts.store or self.work / "runs")
 
+    def meta_url(self) -> str:
+        """The audit/budget database (audit.url, else the target database)."""
+        from synth_assets.core import pg
+
+        cfg = self.settings()
+        return pg.resolve_url(cfg.audit.url or cfg.target.url, self.work)
+
     def audit(self, context, kind: str, refresh_id: str, payload: dict) -> None:
         """Append an event to the hash-chained audit log (audit.url, else the target database).
 

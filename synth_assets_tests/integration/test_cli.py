@@ -50,7 +50,7 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     from synth_assets_tests.conftest import SESSION
 
     cfg = tmp_path / "synth.yaml"
-    cfg.write_text(f"target:\n  url: '{SESSION['target']}'\n")
+    cfg.write_text(f"target:\n  url: '{SESSION['target']}'\nprivacy:\n  annual_epsilon_cap: 1000\n")
     assert main(["init", "--workdir", str(tmp_path)]) == 0
     assert main(["refresh", "--source", demo_url, "--workdir", str(tmp_path), "--shards", "2",
                  "--config", str(cfg)]) == 0

@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from synth_assets.core import pg
+from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
 from synth_assets.core.gates import check_budget, check_metrics_pack
 from synth_assets.core.profile import profile_source
@@ -25,6 +25,11 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     cfg = synth.settings()
     synth.secrets().hmac_key()  # fail closed: no secrets backend, no refresh (nothing written yet)
     rid = run_refresh_tag(context) or new_refresh_id()
+    # The annual cap is enforced before any query reaches the source.
+    reservation = budget.reserve(synth.meta_url(), rid, cfg.source.url, cfg.source.db_schema,
+                                 cfg.privacy.epsilon, cfg.privacy.delta, cfg.privacy.annual_epsilon_cap,
+                                 cfg.privacy.budget_key)
+    context.log.info(f"budget: reserved epsilon={cfg.privacy.epsilon} for {reservation['source']}")
     url = pg.resolve_url(cfg.source.url, synth.work)
     with pg.connect(url) as conn:
         model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)
@@ -39,6 +44,8 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
         "path": dg.MetadataValue.path(str(path)),
         "tables": len(model.tables),
         "roles": dg.MetadataValue.json(dict(by_role)),
+        "budget_spent_before": float(reservation.get("spent_before", 0.0)),
+        "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
     })
 
 
@@ -59,6 +66,7 @@ def production_shape(context: dg.AssetExecutionContext, synth: SynthResource) ->
     path = store.path(rid, "metrics_pack.json")
     digest = write_json_atomic(path, pack)
     led = pack["ledger"]
+    budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
     return dg.MaterializeResult(metadata={
         "refresh_id": rid,

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from synth_assets.core.audit import spec_payload
+from synth_assets.core.config import with_overrides_file
 from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import new_master_seed, seed_commitment
 from synth_assets.core.spec import calibrate
@@ -17,7 +18,7 @@ from synth_assets.defs.sampler.assets import production_shape
           description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
                       "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).")
 def calibrated_spec(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
-    cfg = synth.settings()
+    cfg = with_overrides_file(synth.settings())
     pack_rid = upstream_refresh(context, "production_shape")
     store = synth.store()
     pack = read_json(store.path(pack_rid, "metrics_pack.json"))
