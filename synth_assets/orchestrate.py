@@ -69,6 +69,12 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _stages(result: dg.ExecuteInProcessResult) -> dict[str, float]:
+    """Seconds per step (asset or check) of a run."""
+    return {ev.step_key: round(ev.event_specific_data.duration_ms / 1000, 2)
+            for ev in result.all_events if ev.event_type_value == "STEP_SUCCESS"}
+
+
 def _failure(result: dg.ExecuteInProcessResult) -> str:
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
@@ -114,6 +120,7 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
     r1 = dg.materialize([*assets, *checks], selection=PROFILE_ASSETS, instance=instance, resources=resources,
                         tags=tags, raise_on_error=False, run_config=QUIET)
     summary["checks"].update(_checks(r1))
+    summary["stages"] = _stages(r1)
     ok = r1.success and all(c["passed"] for c in summary["checks"].values())
     if ok:
         spec = read_json(store.path(rid, "spec.json"))
@@ -128,6 +135,7 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
             raise_on_error=False, run_config=QUIET,
         )
         summary["checks"].update(_checks(r2))
+        summary["stages"].update(_stages(r2))
         ok = r2.success and all(c["passed"] for c in summary["checks"].values())
         if not r2.success:
             summary["error"] = _failure(r2)
