@@ -13,12 +13,10 @@ from synth_assets.core.errors import SynthError
 
 def _cmd_init(args: argparse.Namespace) -> int:
     from synth_assets.core.config import load_config
-    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.core.secrets import init_backend
 
     cfg = load_config(args.config)
-    path = Path(cfg.secrets.path or Path(args.workdir) / "secrets")
-    key_file, created = init_local_secrets(path, force=args.force)
-    print(f"{'created' if created else 'kept existing'} HMAC key {key_file} (mode 0600)")
+    print(init_backend(cfg.secrets, args.workdir, force=args.force))
     return 0
 
 
@@ -112,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from synth_assets.cli_ops import add_commands as add_ops
 
     add_ops(sub)
+    from synth_assets.cli_release import add_commands as add_release
+
+    add_release(sub)
     return p
 
 

@@ -15,7 +15,7 @@ from synth_assets.core.errors import BudgetError, ConfigError, GateFailed
 from synth_assets.core.generate import shard_key
 from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import backend_from_config
-from synth_assets.core.store import RefreshStore, new_refresh_id, read_json, write_json_atomic
+from synth_assets.core.store import new_refresh_id, read_json, store_for, write_json_atomic
 from synth_assets.definitions import build_definitions
 from synth_assets.defs.resources import REFRESH_TAG
 
@@ -27,7 +27,7 @@ DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards 
 
 def preflight(cfg: SynthConfig, workdir: Path) -> None:
     """Everything that can be checked before anything is written: secrets, source, table names."""
-    backend_from_config(cfg.secrets, workdir).hmac_key()
+    backend_from_config(cfg.secrets, workdir).check_ready()
     # Budget before the source: a refresh over the annual cap never touches it.
     meta = pg.resolve_url(cfg.audit.url or cfg.target.url, workdir)
     key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
@@ -109,7 +109,7 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
     instance = instance or instance_for(workdir)
     rid = new_refresh_id()
     tags = {REFRESH_TAG: rid}
-    store = RefreshStore(cfg.artifacts.store or workdir / "runs")
+    store = store_for(cfg, workdir)
     summary: dict[str, Any] = {"refresh_id": rid, "checks": {}, "tables": {}, "artifacts": str(store.dir(rid))}
     started = time.monotonic()
     assets = list(defs.assets or [])
@@ -161,6 +161,12 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
     if store.dir(rid).exists() or ok:
         write_json_atomic(summary_path, summary)
         summary["summary_path"] = str(summary_path)
+    if ok:
+        # Publication last: every artifact (and summary.json, hashed in the manifest) to the store.
+        from synth_assets.core.artifacts import publish_refresh
+
+        manifest = publish_refresh(cfg, workdir, rid, backend_from_config(cfg.secrets, workdir))
+        summary["manifest"] = manifest["store"]["location"]
     if not ok:
         failed = [f"{n}: {'; '.join(c.get('failures', [])[:3]) or 'failed'}"
                   for n, c in summary["checks"].items() if not c["passed"]]

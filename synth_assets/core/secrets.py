@@ -16,6 +16,10 @@ from .errors import SecretsError
 SEED_BYTES = 32
 
 
+class KeyVersionUnavailable(SecretsError):
+    """A key version an artifact names is gone (replaced or deleted): what it signed cannot be verified."""
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret value and the version the backend stored it under."""
@@ -43,6 +47,20 @@ class SecretsBackend(ABC):
 
     def describe(self) -> dict[str, str]:
         return {"backend": self.name}
+
+    def hmac_key_at(self, version: str) -> Secret:
+        """The HMAC key as it was at ``version`` (to verify what an older key signed)."""
+        key = self.hmac_key()
+        if key.version != version:
+            raise KeyVersionUnavailable(
+                f"HMAC key version {version} is not available from the {self.name} secrets backend "
+                f"(current version {key.version}): the key was replaced after that artifact was signed"
+            )
+        return key
+
+    def check_ready(self) -> None:
+        """Preflight: everything a refresh needs from the backend is reachable and permitted."""
+        self.hmac_key()
 
 
 def new_master_seed() -> bytes:
@@ -147,7 +165,24 @@ def init_local_secrets(path: str | Path, *, force: bool = False) -> tuple[Path, 
 
 
 def backend_from_config(secrets_cfg, workdir: str | Path) -> SecretsBackend:
-    """The configured backend. Only `local` exists today; Vault plugs in behind the same interface."""
+    """The configured backend (`local` or `vault`); never a fallback from one to the other."""
     if secrets_cfg.backend == "local":
         return LocalSecrets(secrets_cfg.path or Path(workdir) / "secrets")
+    if secrets_cfg.backend == "vault":
+        from .vault import VaultSecrets
+
+        return VaultSecrets(secrets_cfg.vault)
     raise SecretsError(f"unknown secrets backend {secrets_cfg.backend!r}")
+
+
+def init_backend(secrets_cfg, workdir: str | Path, *, force: bool = False) -> str:
+    """Create the HMAC key of the configured backend explicitly; return what was done."""
+    if secrets_cfg.backend == "vault":
+        from .vault import init_vault_secrets
+
+        version, created = init_vault_secrets(secrets_cfg.vault, force=force)
+        where = f"{secrets_cfg.vault.mount}/{secrets_cfg.vault.hmac_key_path}"
+        return f"{'created' if created else 'kept existing'} HMAC key in Vault at {where} (version {version})"
+    path = Path(secrets_cfg.path or Path(workdir) / "secrets")
+    key_file, created = init_local_secrets(path, force=force)
+    return f"{'created' if created else 'kept existing'} HMAC key {key_file} (mode 0600)"

@@ -43,11 +43,22 @@ def read_json(path: Path) -> Any:
 
 
 class RefreshStore:
-    """Layout of a refresh: <root>/<refresh_id>/{schema,metrics_pack,spec,summary}.json and shards/."""
+    """Layout of a refresh: <root>/<refresh_id>/{schema,metrics_pack,spec,summary}.json and shards/.
 
-    def __init__(self, root: str | Path):
+    With an ``s3://bucket/prefix`` store, ``root`` is the local working copy (generation and
+    evaluation need a file system) and ``remote`` the location `publish_refresh` uploads to.
+    """
+
+    def __init__(self, root: str | Path, *, local: str | Path | None = None):
+        self.remote: str | None = None
         if str(root).startswith("s3://"):
-            raise ConfigError("artifacts.store on S3 is not available in this version; use a local directory")
+            if local is None:
+                raise ConfigError(
+                    f"artifacts.store {root} is on S3: its working copy needs a local directory; "
+                    "build the store with store_for(cfg, workdir) (artifacts.local, default <workdir>/runs)"
+                )
+            self.remote = str(root).rstrip("/")
+            root = local
         self.root = Path(root)
 
     def dir(self, rid: str) -> Path:
@@ -55,3 +66,12 @@ class RefreshStore:
 
     def path(self, rid: str, name: str) -> Path:
         return self.dir(rid) / name
+
+
+def store_for(cfg: Any, workdir: str | Path) -> RefreshStore:
+    """The configured store: a local directory, or an S3 location with a local working copy."""
+    art = cfg.artifacts
+    default = Path(workdir).expanduser().resolve() / "runs"
+    if art.store and art.store.startswith("s3://"):
+        return RefreshStore(art.store, local=Path(art.local) if art.local else default)
+    return RefreshStore(art.store or default)

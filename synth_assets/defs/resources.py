@@ -7,7 +7,7 @@ import dagster as dg
 
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.secrets import SecretsBackend, backend_from_config
-from synth_assets.core.store import RefreshStore
+from synth_assets.core.store import RefreshStore, store_for
 
 REFRESH_TAG = "synth/refresh_id"
 SHARDS = dg.DynamicPartitionsDefinition(name="synth_shards")
@@ -34,7 +34,7 @@ class SynthResource(dg.ConfigurableResource):
         return backend_from_config(self.settings().secrets, self.work)
 
     def store(self) -> RefreshStore:
-        return RefreshStore(self.settings().artifacts.store or self.work / "runs")
+        return store_for(self.settings(), self.work)
 
     def meta_url(self) -> str:
         """The audit/budget database (audit.url, else the target database)."""

@@ -1,0 +1,150 @@
+"""`synth-assets publish` and `synth-assets release [verify]`: signed, gated, ticket-bound access.
+
+Wire into the main parser with ``cli_release.add_commands(sub)``; the commands raise
+``SynthError`` subclasses, which `synth-assets` turns into one clear line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from synth_assets.core.errors import ConfigError
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, Path, Any]:
+    from synth_assets.core.config import load_config
+    from synth_assets.core.secrets import backend_from_config
+
+    cfg = load_config(args.config)
+    workdir = Path(args.workdir).expanduser().resolve()
+    return cfg, workdir, backend_from_config(cfg.secrets, workdir)
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n, None)]
+    if missing:
+        raise ConfigError(f"synth-assets {args.command} needs {' and '.join(missing)}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from synth_assets.core.artifacts import publish_refresh, verify_refresh
+
+    _need(args, "refresh_id")
+    cfg, workdir, secrets = _settings(args)
+    if args.verify:
+        manifest, problems = verify_refresh(cfg, workdir, args.refresh_id, secrets, deep=True)
+        if problems:
+            print(f"refresh {args.refresh_id}: manifest does NOT verify")
+            for p in problems:
+                print(f"  - {p}")
+            return 1
+        assert manifest is not None
+        print(
+            f"refresh {args.refresh_id}: manifest signature and {len(manifest['artifacts'])} artifact "
+            f"hash(es) verify ({manifest['store']['location']})"
+        )
+        return 0
+    manifest = publish_refresh(cfg, workdir, args.refresh_id, secrets)
+    print(
+        f"published refresh {args.refresh_id}: {len(manifest['artifacts'])} artifact(s) to "
+        f"{manifest['store']['location']} (manifest signed with HMAC key version "
+        f"{manifest['signature']['key_version']})"
+    )
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from synth_assets.core.release import issue_release, parse_ttl
+
+    _need(args, "refresh_id", "ticket")
+    ttl = parse_ttl(args.ttl)
+    cfg, workdir, secrets = _settings(args)
+    doc = issue_release(cfg, workdir, args.refresh_id, args.ticket, ttl, secrets)
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    if args.out:
+        _write_private(Path(args.out), text + "\n")
+        print(
+            f"release {doc['release_id']} of refresh {doc['refresh_id']} for {doc['ticket']}, valid until "
+            f"{doc['expires_at']}: token and {len(doc['urls'])} presigned URL(s) in {args.out} (mode 0600)"
+        )
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from synth_assets.core.release import verify_token
+
+    cfg, workdir, secrets = _settings(args)
+    token = args.token
+    if token == "-":
+        token = sys.stdin.read().strip()
+    check = verify_token(token, secrets)
+    print(json.dumps(check.to_dict(now=time.time()), indent=1, sort_keys=True))
+    return 0 if check.valid else 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add `publish` and `release` (with `release verify`) to the `synth-assets` parser."""
+
+    def common(sp: argparse.ArgumentParser, suppress: bool = False) -> None:
+        sp.add_argument(
+            "--workdir",
+            default=argparse.SUPPRESS if suppress else os.environ.get("SYNTH_WORKDIR", ".synth"),
+            help="work directory (secrets, runs); default .synth",
+        )
+        sp.add_argument(
+            "--config",
+            default=argparse.SUPPRESS if suppress else os.environ.get("SYNTH_CONFIG"),
+            help="path of synth.yaml",
+        )
+
+    sp = subparsers.add_parser(
+        "publish", help="hash, sign and publish a refresh's artifacts (manifest last)"
+    )
+    common(sp)
+    sp.add_argument("--refresh-id", required=True)
+    sp.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify an already published refresh instead (signature and every artifact's SHA-256)",
+    )
+    sp.set_defaults(fn=_cmd_publish)
+
+    sp = subparsers.add_parser(
+        "release",
+        help="issue expiring, ticket-bound access to a published refresh whose gates all passed",
+        description="synth-assets release --refresh-id R --ticket T [--ttl 1h] | synth-assets release verify TOKEN",
+    )
+    common(sp)
+    sp.add_argument("--refresh-id", default=None)
+    sp.add_argument(
+        "--ticket",
+        default=None,
+        help="change/ticket reference the release is bound to, e.g. CHG-1234",
+    )
+    sp.add_argument(
+        "--ttl", default="1h", help="lifetime: 900, 30m, 1h, 2d (1 minute to 7 days); default 1h"
+    )
+    sp.add_argument(
+        "--out", default=None, help="write the release (token, URLs) to this file, mode 0600"
+    )
+    sp.set_defaults(fn=_cmd_release)
+    sub = sp.add_subparsers(dest="release_command")
+    vp = sub.add_parser("verify", help="say whether a release token is valid and what it grants")
+    vp.add_argument("token", help="the release token (or - to read it from stdin)")
+    common(vp, suppress=True)
+    vp.set_defaults(fn=_cmd_verify)

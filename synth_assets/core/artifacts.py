@@ -1,0 +1,484 @@
+"""The artifact store: publish a refresh (local directory or S3), manifest last.
+
+Generation and evaluation work on a local copy (``store_for(cfg, workdir).dir(rid)``). At the
+end of a refresh, :func:`publish_refresh` hashes every artifact, signs a manifest with the
+secrets backend's HMAC key and publishes: for a local store the manifest is written next to the
+artifacts; for ``s3://bucket/prefix`` every artifact is uploaded to ``prefix/<rid>/<path>``
+with server-side encryption and its SHA-256 as object metadata, and the manifest is written
+last with a conditional put, so a refresh is visible (``<rid>/manifest.json`` exists) only once
+all of it is there, and never twice. Publishing is idempotent: a second call with unchanged
+artifacts returns the existing manifest; changed artifacts under a published manifest are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from .errors import SynthError
+from .manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    build_manifest,
+    read_gates,
+    sha256_file,
+    signature_problems,
+)
+from .secrets import SecretsBackend
+from .store import RefreshStore, check_refresh_id, read_json, store_for, write_json_atomic
+
+
+class ArtifactError(SynthError):
+    """The artifact store cannot be written or read, or a publication was refused."""
+
+
+def report_paths(workdir: Path, store: RefreshStore, rid: str) -> list[Path]:
+    """Where the privacy report of a refresh may be (working copy first)."""
+    name = Path("report") / "privacy_report.json"
+    paths = [store.dir(rid) / name, Path(workdir).expanduser().resolve() / "runs" / rid / name]
+    return list(dict.fromkeys(paths))
+
+
+def summary_path(workdir: Path, rid: str) -> Path:
+    """The refresh summary (always under <workdir>/runs, where `run_refresh` writes it)."""
+    return Path(workdir).expanduser().resolve() / "runs" / check_refresh_id(rid) / "summary.json"
+
+
+def artifact_files(refresh_dir: Path) -> list[tuple[str, Path]]:
+    """(relative path, file) of every artifact of a refresh: no hidden or temporary file, no manifest."""
+    out = []
+    for p in sorted(refresh_dir.rglob("*")):
+        rel = p.relative_to(refresh_dir)
+        if (
+            not p.is_file()
+            or any(part.startswith(".") for part in rel.parts)
+            or rel.as_posix() == MANIFEST_NAME
+        ):
+            continue
+        out.append((rel.as_posix(), p))
+    return out
+
+
+# ---- S3 -------------------------------------------------------------------------------------
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix.strip("/")
+
+
+@contextmanager
+def _s3_errors(what: str, where: str) -> Iterator[None]:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise ArtifactError(
+            f"no AWS credentials to {what} at {where}: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE, or run with an instance/pod role); credentials never go in synth.yaml"
+        ) from None
+    except EndpointConnectionError as exc:
+        raise ArtifactError(
+            f"cannot reach the S3 endpoint to {what} at {where}: {exc}; check "
+            "artifacts.endpoint_url / artifacts.region and the network"
+        ) from None
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code, msg = str(err.get("Code", "")), str(err.get("Message", ""))
+        if code == "NoSuchBucket":
+            raise ArtifactError(
+                f"S3 bucket of {where} does not exist: create it or fix artifacts.store"
+            ) from None
+        if code in (
+            "AccessDenied",
+            "403",
+            "AllAccessDisabled",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        ):
+            raise ArtifactError(
+                f"S3 denied access to {what} at {where} ({code}): the credentials need "
+                "s3:PutObject, s3:GetObject and s3:ListBucket there (and kms:GenerateDataKey "
+                "with sse aws:kms)"
+            ) from None
+        if code.startswith("KMS") or "kms" in msg.lower():
+            raise ArtifactError(
+                f"S3 could not use the KMS key to {what} at {where} ({code}: {msg}): check "
+                "artifacts.kms_key_id and the key policy"
+            ) from None
+        raise ArtifactError(f"S3 refused to {what} at {where}: {code} {msg}".rstrip()) from None
+    except BotoCoreError as exc:
+        raise ArtifactError(f"S3 failed to {what} at {where}: {exc}") from None
+
+
+def s3_client(art_cfg: Any) -> Any:
+    """A boto3 S3 client for the configured endpoint (SigV4, bounded retries, creds from the environment)."""
+    import boto3
+    from botocore.config import Config
+
+    custom_endpoint = (
+        art_cfg.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    config = Config(
+        signature_version="s3v4",
+        retries={"max_attempts": 5, "mode": "standard"},
+        # S3-compatible stores (MinIO, LocalStack) want path-style URLs; AWS itself chooses.
+        s3={"addressing_style": "path" if custom_endpoint else "auto"},
+    )
+    # A fresh session, not boto3's shared default: credentials as the environment holds them now.
+    session = boto3.session.Session()
+    return session.client(
+        "s3", endpoint_url=art_cfg.endpoint_url, region_name=art_cfg.region, config=config
+    )
+
+
+class S3Artifacts:
+    """Published refreshes under ``s3://bucket/prefix/<rid>/``."""
+
+    kind = "s3"
+
+    def __init__(self, url: str, art_cfg: Any, client: Any | None = None):
+        self.url = url.rstrip("/")
+        self.bucket, self.prefix = split_s3(self.url)
+        self.cfg = art_cfg
+        self.client = client if client is not None else s3_client(art_cfg)
+
+    def key(self, rid: str, rel: str) -> str:
+        """Object key of an artifact."""
+        parts = (
+            [self.prefix, check_refresh_id(rid), rel]
+            if self.prefix
+            else [check_refresh_id(rid), rel]
+        )
+        return "/".join(parts)
+
+    def location(self, rid: str) -> str:
+        return f"s3://{self.bucket}/{self.key(rid, '')}"
+
+    def _sse(self) -> dict[str, str]:
+        extra = {"ServerSideEncryption": self.cfg.sse}
+        if self.cfg.sse == "aws:kms" and self.cfg.kms_key_id:
+            extra["SSEKMSKeyId"] = self.cfg.kms_key_id
+        return extra
+
+    def upload(self, rid: str, rel: str, path: Path, sha256: str) -> None:
+        """Upload one artifact with SSE and its SHA-256 as metadata."""
+        key = self.key(rid, rel)
+        with _s3_errors("upload an artifact", f"s3://{self.bucket}/{key}"):
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={**self._sse(), "Metadata": {"sha256": sha256}},
+            )
+
+    def put_manifest(self, rid: str, manifest: dict[str, Any]) -> None:
+        """Write the manifest last, only if none exists (conditional put)."""
+        key = self.key(rid, MANIFEST_NAME)
+        body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        from botocore.exceptions import ClientError
+
+        with _s3_errors("write the manifest", f"s3://{self.bucket}/{key}"):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    IfNoneMatch="*",
+                    ContentType="application/json",
+                    **self._sse(),
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                    raise ArtifactError(
+                        f"refresh {rid} was published concurrently: "
+                        f"s3://{self.bucket}/{key} already exists"
+                    ) from None
+                raise
+
+    def read_manifest(self, rid: str) -> dict[str, Any] | None:
+        """The published manifest, or None when the refresh is not published."""
+        from botocore.exceptions import ClientError
+
+        key = self.key(rid, MANIFEST_NAME)
+        with _s3_errors("read the manifest", f"s3://{self.bucket}/{key}"):
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            raw = obj["Body"].read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ArtifactError(
+                f"s3://{self.bucket}/{key} is not valid JSON: the manifest is damaged"
+            ) from None
+
+    def head(self, rid: str, rel: str) -> dict[str, Any] | None:
+        """Size, SHA-256 metadata and encryption of a published artifact (None when missing)."""
+        from botocore.exceptions import ClientError
+
+        key = self.key(rid, rel)
+        with _s3_errors("inspect an artifact", f"s3://{self.bucket}/{key}"):
+            try:
+                h = self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                    return None
+                raise
+        return {
+            "bytes": h["ContentLength"],
+            "sha256": h.get("Metadata", {}).get("sha256"),
+            "sse": h.get("ServerSideEncryption"),
+        }
+
+    def sha_of(self, rid: str, *, deep: bool) -> Callable[[str], str | None]:
+        """SHA-256 of a published artifact: streamed from S3 (deep) or its recorded metadata (shallow)."""
+        import hashlib
+
+        from botocore.exceptions import ClientError
+
+        def shallow(rel: str) -> str | None:
+            h = self.head(rid, rel)
+            return None if h is None else (h["sha256"] or "")
+
+        def stream(rel: str) -> str | None:
+            key = self.key(rid, rel)
+            with _s3_errors("read an artifact", f"s3://{self.bucket}/{key}"):
+                try:
+                    body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                        return None
+                    raise
+                digest = hashlib.sha256()
+                for block in iter(lambda: body.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+
+        return stream if deep else shallow
+
+    def presign(self, rid: str, rel: str, ttl: int, query: dict[str, str]) -> str:
+        """A presigned GET URL valid ``ttl`` seconds; ``query`` (x-… parameters) is covered by the signature.
+
+        S3 ignores query parameters that start with ``x-`` but writes them to its access logs, so
+        the ticket travels with every download and cannot be altered without breaking the URL.
+        """
+        if any(not k.startswith("x-") for k in query):
+            raise ArtifactError(
+                "presigned URL parameters must start with 'x-' (S3 ignores only those)"
+            )
+        extra = urlencode(sorted(query.items()))
+
+        def add_query(request: Any, **_: Any) -> None:
+            request.url += ("&" if "?" in request.url else "?") + extra
+
+        event, uid = "before-sign.s3.GetObject", "synth-assets-release-query"
+        self.client.meta.events.register(event, add_query, unique_id=uid)
+        try:
+            with _s3_errors("presign an artifact", self.location(rid) + rel):
+                return self.client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self.key(rid, rel)},
+                    ExpiresIn=ttl,
+                )
+        finally:
+            self.client.meta.events.unregister(event, unique_id=uid)
+
+
+# ---- publication ----------------------------------------------------------------------------
+
+
+def _facts(refresh_dir: Path, rid: str, summary: dict[str, Any]) -> dict[str, Any]:
+    gen_path = refresh_dir / "generation.json"
+    if not gen_path.is_file():
+        raise ArtifactError(
+            f"refresh {rid} has no generation record ({gen_path}): it never reached "
+            "calibrated_spec, so there is nothing to publish"
+        )
+    gen = read_json(gen_path)
+    pack_path = refresh_dir / "metrics_pack.json"
+    pack = read_json(pack_path) if pack_path.is_file() else None
+    led = (pack or {}).get("ledger", {})
+    return {
+        "spec_hash": gen["spec_hash"],
+        "seed_commitment": gen["seed_commitment"],
+        "pack_refresh_id": gen.get("pack_refresh_id"),
+        "privacy": {
+            # Only a refresh that profiled the source spent budget; a regeneration spends none.
+            "epsilon_spent": float(led.get("epsilon_spent", summary.get("epsilon_spent", 0.0))),
+            "delta": float(led.get("delta", summary.get("delta", 0.0))),
+            "budget_spent_by": gen.get("pack_refresh_id") or rid,
+        },
+        "key_versions": {
+            "seed": gen.get("seed_version"),
+            "hmac_key_profile": (pack or {}).get("privacy", {}).get("hmac_key_version"),
+        },
+        "rows": summary.get("tables", {}),
+    }
+
+
+def _collect(refresh_dir: Path, summary: Path) -> list[tuple[str, Path]]:
+    files = artifact_files(refresh_dir)
+    if summary.is_file() and "summary.json" not in {rel for rel, _ in files}:
+        files.append(("summary.json", summary))
+    return files
+
+
+def _same_artifacts(manifest: dict[str, Any], entries: list[dict[str, Any]]) -> bool:
+    old = {(a["path"], a["sha256"]) for a in manifest.get("artifacts", [])}
+    return old == {(a["path"], a["sha256"]) for a in entries}
+
+
+def publish_refresh(
+    cfg: Any,
+    workdir: str | Path,
+    rid: str,
+    secrets: SecretsBackend,
+    *,
+    now: Callable[[], float] = time.time,
+    s3: S3Artifacts | None = None,
+) -> dict[str, Any]:
+    """Hash, sign and publish every artifact of a refresh whose gates all passed; return the manifest."""
+    workdir = Path(workdir).expanduser().resolve()
+    store = store_for(cfg, workdir)
+    rdir = store.dir(rid)
+    if not rdir.is_dir():
+        raise ArtifactError(
+            f"refresh {rid} has no artifacts in {rdir}: check --workdir and the refresh id"
+        )
+    spath = summary_path(workdir, rid)
+    try:
+        gates = read_gates(spath, report_paths(workdir, store, rid))
+    except ManifestError as exc:
+        raise ArtifactError(f"cannot publish refresh {rid}: {exc}") from None
+    if not gates["passed"]:
+        raise ArtifactError(f"refusing to publish refresh {rid}: " + "; ".join(gates["failures"]))
+    facts = _facts(rdir, rid, read_json(spath))
+    entries = [
+        {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for rel, p in _collect(rdir, spath)
+    ]
+    remote = None
+    if store.remote:
+        remote = s3 or S3Artifacts(store.remote, cfg.artifacts)
+        location = {
+            "kind": "s3",
+            "location": remote.location(rid),
+            "sse": cfg.artifacts.sse,
+            "kms_key_id": cfg.artifacts.kms_key_id,
+        }
+        existing = remote.read_manifest(rid)
+    else:
+        location = {"kind": "local", "location": str(rdir)}
+        local_manifest = rdir / MANIFEST_NAME
+        existing = read_json(local_manifest) if local_manifest.is_file() else None
+    if existing is not None:
+        problems = signature_problems(existing, secrets)
+        if problems:
+            raise ArtifactError(
+                f"refresh {rid} already has a manifest that does not verify: "
+                + "; ".join(problems)
+                + ". Investigate before publishing anything"
+            )
+        if not _same_artifacts(existing, entries):
+            raise ArtifactError(
+                f"refresh {rid} was already published with other artifacts; published "
+                "refreshes are immutable (start a new refresh instead)"
+            )
+        return existing
+    manifest = build_manifest(
+        refresh_id=rid,
+        artifacts=entries,
+        gates=gates,
+        facts=facts,
+        store=location,
+        secrets=secrets,
+        now=now,
+    )
+    if remote is not None:
+        by_path = dict(_collect(rdir, spath))
+        for e in entries:
+            remote.upload(rid, e["path"], by_path[e["path"]], e["sha256"])
+        remote.put_manifest(rid, manifest)  # last: the refresh becomes visible only now
+    write_json_atomic(rdir / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def published_manifest(
+    cfg: Any, workdir: str | Path, rid: str, *, s3: S3Artifacts | None = None
+) -> dict[str, Any] | None:
+    """The manifest as published (S3 for an s3:// store, else the local copy), or None."""
+    store = store_for(cfg, workdir)
+    if store.remote:
+        return (s3 or S3Artifacts(store.remote, cfg.artifacts)).read_manifest(rid)
+    p = store.dir(rid) / MANIFEST_NAME
+    if not p.is_file():
+        return None
+    try:
+        return read_json(p)
+    except ValueError:
+        raise ArtifactError(f"{p} is not valid JSON: the manifest is damaged") from None
+
+
+def artifact_hasher(
+    cfg: Any, workdir: str | Path, rid: str, *, deep: bool = True, s3: S3Artifacts | None = None
+) -> Callable[[str], str | None]:
+    """SHA-256 of a published artifact by relative path (None when missing)."""
+    workdir = Path(workdir).expanduser().resolve()
+    store = store_for(cfg, workdir)
+    if store.remote:
+        return (s3 or S3Artifacts(store.remote, cfg.artifacts)).sha_of(rid, deep=deep)
+    rdir = store.dir(rid)
+    spath = summary_path(workdir, rid)
+
+    def local(rel: str) -> str | None:
+        p = rdir / rel
+        if rel == "summary.json" and not p.is_file():
+            p = spath
+        if ".." in Path(rel).parts or not p.is_file():
+            return None
+        return sha256_file(p)
+
+    return local
+
+
+def verify_refresh(
+    cfg: Any,
+    workdir: str | Path,
+    rid: str,
+    secrets: SecretsBackend,
+    *,
+    deep: bool = True,
+    s3: S3Artifacts | None = None,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(manifest, problems) of a published refresh: signature, then every artifact's SHA-256."""
+    from .manifest import verify_manifest
+
+    manifest = published_manifest(cfg, workdir, rid, s3=s3)
+    if manifest is None:
+        return None, [f"refresh {rid} is not published (no {MANIFEST_NAME})"]
+    if manifest.get("refresh_id") != rid:
+        return manifest, [f"the manifest names refresh {manifest.get('refresh_id')!r}, not {rid}"]
+    return manifest, verify_manifest(
+        manifest, secrets, artifact_hasher(cfg, workdir, rid, deep=deep, s3=s3)
+    )
