@@ -146,6 +146,9 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         led = read_json(pack_path)["ledger"]
         summary["epsilon_spent"] = led["epsilon_spent"]
         summary["delta"] = led["delta"]
+        ref = read_json(pack_path).get("reference_ledger")
+        if ref:
+            summary["reference_epsilon_spent"] = ref["epsilon_spent"]
     spec_path = store.path(rid, "spec.json")
     if spec_path.exists():
         spec = read_json(spec_path)

@@ -67,6 +67,9 @@ class TargetConfig(_Model):
 class PrivacyConfig(_Model):
     epsilon: float = 1.0
     delta: float = 1e-6
+    # Row-level epsilon for reference tables (tables no unit owns, e.g. a merchant list): they hold
+    # no unit's data, so they do not spend the unit budget; accounted and reported separately.
+    reference_epsilon: float = 4.0
     annual_epsilon_cap: float = 4.0
     unit_table: str | None = None
     holdout_fraction: float = 0.10
@@ -100,6 +103,13 @@ class PrivacyConfig(_Model):
             raise ValueError(f"privacy.epsilon must be > 0 (got {v}); the default is 1.0")
         if v > 20:
             raise ValueError(f"privacy.epsilon = {v} gives no meaningful protection; use ≤ 20")
+        return v
+
+    @field_validator("reference_epsilon")
+    @classmethod
+    def _ref_eps(cls, v: float) -> float:
+        if not 0 < v <= 20:
+            raise ValueError(f"privacy.reference_epsilon must be in (0, 20] (got {v})")
         return v
 
     @field_validator("delta")

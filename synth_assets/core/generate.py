@@ -128,11 +128,54 @@ def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Gene
         return _cast_text(out.scatter(np.nonzero(code != 0)[0], None), c)
     p = np.asarray(c["p"][:k], dtype=np.float64)
     other = code == k
+    if other.any() and c["base_type"] in ("text", "varchar", "citext") and not allowed:
+        # The suppressed long tail keeps its mass as synthetic values (never a real one): a
+        # pool of made-up labels, so "other" stays "other" instead of inflating released values.
+        pool = _tail_pool(c, k)
+        out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
+        idx = np.flatnonzero(other)
+        out = out.scatter(idx, pl.Series(pool, dtype=pl.Utf8).gather(rng.integers(0, len(pool), size=idx.size)))
+        null = np.flatnonzero(code == k + 1)
+        return _cast_text(out.scatter(null, None) if null.size else out, c)
     if other.any():  # suppressed values are never emitted: redraw from the released ones
         code = code.copy()
         code[other] = _inverse_cdf(p if p.sum() > 0 else np.ones(k), rng.random(int(other.sum())))
     out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
     return _cast_text(out, c)
+
+
+def _tail_pool(c: dict[str, Any], k: int) -> list[str]:
+    """Made-up labels for a categorical's suppressed tail (place names for city-like columns)."""
+    from .fakes import CITIES
+
+    size = max(5, min(50, 2 * k + 5))
+    name = c.get("name", "value").lower()
+    if "city" in name or "town" in name:
+        pool = [x for x in CITIES if x not in set(c["values"])][:size]
+    else:
+        pool = [f"{name}_{i:02d}" for i in range(size)]
+    m = c.get("max_length")
+    return [x[:m] for x in pool] if m else pool
+
+
+def _popularity(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.ndarray:
+    """Weights of ``m`` reference rows from a histogram of sampled children per row.
+
+    The histogram counts a sample of the children (one per unit), so it is popularity plus
+    Poisson sampling noise. Moments deconvolve it: CV^2 of popularity = (Var - Mean) / Mean^2;
+    weights are log-normal with that CV (uniform when there is no overdispersion).
+    """
+    bins = np.asarray(f["bins"], dtype=np.float64)
+    hi = np.append(bins[1:], bins[-1] * 2 if bins[-1] > 0 else 1.0)
+    mid = np.where(hi - bins > 1, (bins + hi - 1) / 2, bins)
+    p = np.asarray(f["p"], dtype=np.float64)
+    mean = float(p @ mid)
+    var = float(p @ (mid - mean) ** 2)
+    if mean <= 0 or var <= mean:
+        return np.ones(m)
+    cv2 = (var - mean) / mean**2
+    s2 = np.log1p(cv2)
+    return np.exp(rng.normal(-s2 / 2, np.sqrt(s2), size=m))
 
 
 def _cast_text(s: pl.Series, c: dict[str, Any]) -> pl.Series:
@@ -201,6 +244,31 @@ def _null_mask(p: float, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(n) < p if p > 0 else np.zeros(n, dtype=bool)
 
 
+def _after_parent_cdf(target: np.ndarray, parent_day: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """CDF to truncate at each row's parent day so that the children's *marginal* stays the target.
+
+    Truncating the target itself at the parents' days shifts mass later (a child of a late
+    parent can only be late). With parent days counted per row, the marginal of truncated draws
+    from f' is f'(t) * w(t), w(t) = mean over rows of 1[p <= t] / S'(p), S' the survival of f'.
+    A few fixed-point rounds of f' <- f / w (all O(days)) bring that marginal back to f.
+    """
+    f = np.clip(target, 0, None)
+    f = f / f.sum()
+    counts = np.bincount(parent_day, minlength=len(f)).astype(np.float64)
+    counts /= max(1.0, counts.sum())
+    fp = f.copy()
+    for _ in range(rounds):
+        surv = np.cumsum(fp[::-1])[::-1]  # S'(d) = P(T >= d)
+        w = np.cumsum(np.divide(counts, surv, out=np.zeros_like(counts), where=surv > 0))
+        fp = np.divide(f, w, out=np.zeros_like(f), where=w > 1e-12)
+        if fp.sum() <= 0:
+            fp = f.copy()
+            break
+        fp /= fp.sum()
+    cdf = np.cumsum(fp)
+    return cdf / cdf[-1]
+
+
 def _datetime_us(c: dict[str, Any], n: int, rng: np.random.Generator, floor_us: np.ndarray | None) -> np.ndarray:
     """Microseconds since the epoch: day from the daily histogram, hour from hour-of-week."""
     start = (date.fromisoformat(c["start"]) - _EPOCH).days
@@ -210,6 +278,7 @@ def _datetime_us(c: dict[str, Any], n: int, rng: np.random.Generator, floor_us: 
     u = rng.random(n)
     if floor_us is not None:  # children after their parents: truncate the day CDF at the parent's day
         pday = np.clip(np.floor_divide(floor_us, US_PER_DAY) - start, 0, len(day_p) - 1).astype(np.int64)
+        cdf = _after_parent_cdf(day_p, pday)
         low = np.where(pday > 0, cdf[np.maximum(pday - 1, 0)], 0.0)
         u = low + u * (1.0 - low)
     day = np.minimum(np.searchsorted(cdf, u, side="right"), len(day_p) - 1)
@@ -424,8 +493,8 @@ class ShardGenerator:
         keycol = ref.columns[fk.ref_columns[0]]
         f = t["fanout"].get(fk.name)
         m = ref.n
-        if f is not None:  # popularity of each reference row, drawn from the fan-out histogram
-            w = self._fanout(f, m, rng).astype(np.float64) + 1e-3
+        if f is not None:
+            w = _popularity(f, m, rng)
         else:
             w = np.ones(m)
         attr_key = f"^{fk.columns[0]}"

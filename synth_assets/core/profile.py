@@ -292,6 +292,30 @@ def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float
     return [float(v) for v in e]
 
 
+def contribution_bound(conn, model: SchemaModel, plan: TablePlan, units: str | None, params: dict,
+                       budget: Budget, cap: int, coverage: float = 0.95) -> int:
+    """Rows per unit to keep for ``plan``'s table: the smallest bound covering ``coverage`` of the
+    units, from a DP histogram of rows per unit (each unit adds one count: sensitivity 1).
+
+    A bound far above what units hold only adds noise (sensitivity = bound); one far below
+    biases towards light units. Capped at ``privacy.max_rows_per_unit``.
+    """
+    src, unit = _unit_from(model, plan)
+    join = f"JOIN {units} hu ON hu.u = {unit}" if units else ""
+    where = "" if units else f"WHERE NOT {holdout_sql(unit)}"
+    sql = (f"SELECT least(n, {cap + 1}) AS b, count(*) FROM (SELECT {unit} AS u, count(*) AS n "
+           f"FROM {src} {join} {where} GROUP BY 1) x GROUP BY 1")
+    vec = np.zeros(cap + 2, dtype=np.int64)
+    for b, v in conn.execute(sql, params):
+        vec[int(b)] += int(v)
+    noisy = dp.noisy_counts(budget.acc, f"{plan.name}:rows_per_unit", vec, 1, budget("bounds"), table=plan.name)
+    c = np.clip(noisy[1:], 0, None).astype(np.float64)
+    if c.sum() <= 0:
+        return cap
+    cum = np.cumsum(c) / c.sum()
+    return int(min(cap, np.searchsorted(cum, coverage) + 1))
+
+
 class Temps:
     """Session temp tables: training units, and each table's clipped training rows."""
 
@@ -365,9 +389,13 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
     order, _ = model.generation_order()
     order = [n for n in order if plans[n].kind == "reference"] + [n for n in order if plans[n].kind != "reference"]
 
+    bounds_m: dict[str, int] = {}  # contribution bounds chosen with DP (see contribution_bound)
+
     def m_of(name: str) -> int:
         kind = plans[name].kind
-        return 1 if kind in ("root", "reference") else pcfg.rows_per_unit(name)
+        if kind in ("root", "reference"):
+            return 1
+        return bounds_m.get(name, pcfg.rows_per_unit(name))
 
     # The attribute of a reference table that children are conditioned on: a categorical column
     # (chosen after the table is measured: the one with the most released values).
@@ -378,9 +406,11 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
 
     # --- column models and the number of measurements per share (to split the budget) ---
     colmodels: dict[str, dict[str, ColumnModel]] = {}
-    counts = dict.fromkeys(pcfg.split, 0)
+    counts_u = dict.fromkeys(pcfg.split, 0.0)  # measurements on unit-owned tables (the unit budget)
+    counts_r = dict.fromkeys(pcfg.split, 0.0)  # row-level measurements of reference tables
     for n in order:
         t = model.tables[n]
+        counts = counts_r if plans[n].kind == "reference" else counts_u
         cms: dict[str, ColumnModel] = {}
         for c in t.columns:
             r = roles[n][c.name]
@@ -426,17 +456,23 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             counts["pairs"] += modelled - 1
         if plans[n].kind in ("root", "reference"):
             counts["one_way"] += WEIGHT["rows"]  # row count
+        elif n not in pcfg.max_rows_per_unit_by_table:
+            counts["bounds"] += 1  # rows-per-unit histogram for the contribution bound
         counts["fanout"] += sum(1 for fk in t.foreign_keys if fk.ref_table != n and (
             fk is plans[n].parent_fk or plans[fk.ref_table].kind == "reference"))
-    per = {
-        share: (acc.rho_budget * frac / counts[share]) if counts[share] else 0.0
-        for share, frac in pcfg.split.items()
-    }
-    budget = Budget(acc, per)
-    delta_each = acc.delta_threshold / max(1, sum(
-        1 for n in order for cm in colmodels[n].values()
-        if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels
-    ))
+    # Reference tables hold no unit's rows (no required path to the unit table): their row-level
+    # measurements run under a separate accountant (privacy.reference_epsilon), reported apart.
+    ref_acc = dp.Accountant(pcfg.reference_epsilon, pcfg.delta)
+
+    def make_budget(a: dp.Accountant, counts: dict[str, float], kinds: set[str]) -> tuple[Budget, float]:
+        per = {share: (a.rho_budget * frac / counts[share]) if counts[share] else 0.0
+               for share, frac in pcfg.split.items()}
+        n_thr = sum(1 for n in order if plans[n].kind in kinds for cm in colmodels[n].values()
+                    if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels)
+        return Budget(a, per), a.delta_threshold / max(1, n_thr)
+
+    budget_u, delta_u = make_budget(acc, counts_u, {"root", "child"})
+    budget_r, delta_r = make_budget(ref_acc, counts_r, {"reference"})
     log(f"profile: {len(order)} tables, unit table {next(n for n, p in plans.items() if p.kind == 'root')}, "
         f"rho budget {acc.rho_budget:.4g}")
 
@@ -449,14 +485,21 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         log("profile: source is read-only; aggregates re-read the source (no temp tables)")
     root = next(n for n, p in plans.items() if p.kind == "root")
     units = temps.units(model, plans[root]) if temps else None
+    for n in order:
+        if plans[n].kind == "child" and n not in pcfg.max_rows_per_unit_by_table:
+            bounds_m[n] = contribution_bound(conn, model, plans[n], units, params, budget_u, pcfg.max_rows_per_unit)
+    if bounds_m:
+        log("profile: rows per unit bounds " + ", ".join(f"{t}={m}" for t, m in bounds_m.items()))
     pack_tables: dict[str, Any] = {}
     for n in order:
         t0 = time.monotonic()
         ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of, units)
         if temps:
             ts = temps.materialize(ts)
-        pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n], budget, params,
-                                        delta_each, pack_tables, ref_attr_of, temps, units)
+        is_ref = plans[n].kind == "reference"
+        pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n],
+                                        budget_r if is_ref else budget_u, params, delta_r if is_ref else delta_u,
+                                        pack_tables, ref_attr_of, temps, units)
         if plans[n].kind == "reference":
             released = {c: len(e.get("values", [])) for c, e in pack_tables[n]["columns"].items()
                         if e.get("kind") == "categorical"}
@@ -482,6 +525,7 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         "order": order,
         "tables": pack_tables,
         "ledger": acc.to_dict(),
+        "reference_ledger": ref_acc.to_dict(),
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -698,6 +742,7 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
             how = _vec(one[f"{c}:how"], HOW)
             col["how_counts"] = dp.noisy_counts(acc, f"{n}.{c}:hour_of_week", how, sens, budget("temporal", WEIGHT["how"]),
                                                 table=n, column=c).tolist()
+            col["how_sigma"] = acc.entries[-1].scale
         if f"{c}:after" in one:
             after = _vec(one[f"{c}:after"], 3)
             col["after_counts"] = dp.noisy_counts(acc, f"{n}.{c}:after_parent", after, sens, budget("temporal", WEIGHT["after"]),
@@ -758,8 +803,11 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
             child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM {qi(model.schema)}.{qi(n)} GROUP BY 1"
             fsens = pm
         else:
-            child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c GROUP BY 1"
-            fsens = 2 * sens
+            # Popularity of reference rows from one row per unit: one unit moves one reference
+            # row between two bins (L2 sensitivity sqrt 2, rounded up to 2) instead of 2m.
+            first = " WHERE __rn <= 1" if plan.kind == "child" else ""
+            child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c{first} GROUP BY 1"
+            fsens = 2
         bucket = _fanout_bucket_sql("coalesce(cc.n, 0)", bins, pcfg.max_fanout)
         parent_key = qi(fk.ref_columns[0])
         if is_parent:

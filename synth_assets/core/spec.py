@@ -67,9 +67,23 @@ def denoise_tail(counts: list[float] | np.ndarray, sigma: float | None, k: float
     return normalize(np.where(keep, v, 0.0))
 
 
-def smooth_how(counts: list[float]) -> np.ndarray:
-    """Hour-of-week profile: clipped, then smoothed over neighbouring hours (circular, 1-2-1)."""
-    v = np.clip(np.asarray(counts, dtype=np.float64), 0, None)
+def smooth_how(counts: list[float], sigma: float | None = None) -> np.ndarray:
+    """Hour-of-week profile, denoised by its signal-to-noise ratio.
+
+    Strong signal: clip and smooth over neighbouring hours (circular 1-2-1). Weak signal (an
+    average cell under 5 sigma): the rank-1 approximation weekday x hour-of-day, each factor
+    averaged over 24 or 7 cells, which keeps the diurnal and weekly cycles and drops the noise.
+    """
+    v = np.asarray(counts, dtype=np.float64)
+    if sigma and v.size == 168 and v.mean() < 5 * sigma:
+        m = np.clip(v.reshape(7, 24), 0, None)
+        u, sv, vt = np.linalg.svd(m, full_matrices=False)
+        r1 = np.abs(sv[0] * np.outer(u[:, 0], vt[0]))
+        hours = r1.sum(axis=0)
+        hours = 0.25 * np.roll(hours, 1) + 0.5 * hours + 0.25 * np.roll(hours, -1)
+        days = r1.sum(axis=1)
+        v = np.outer(days / max(days.sum(), 1e-12), hours).ravel()
+    v = np.clip(v, 0, None)
     sm = 0.25 * np.roll(v, 1) + 0.5 * v + 0.25 * np.roll(v, -1)
     return normalize(sm)
 
@@ -350,7 +364,7 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
     elif kind == "boolean":
         base.update(p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
     elif kind == "datetime":
-        how = smooth_how(m["how_counts"]) if "how_counts" in m else None
+        how = smooth_how(m["how_counts"], m.get("how_sigma")) if "how_counts" in m else None
         day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days"))
         total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
         null_p = 0.0 if not col.nullable else max(0, m["null"]) / total

@@ -31,6 +31,9 @@ def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
 
 @dg.asset(group_name="staging", deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
           kinds={"postgres"},
+          # Automation never loads data whose gates did not pass (the asset re-checks the report too).
+          automation_condition=dg.AutomationCondition.eager()
+          & dg.AutomationCondition.all_deps_blocking_checks_passed(),
           description="The refresh loaded into an isolated staging schema: binary COPY into <schema>__next, "
                       "source constraints and indexes replayed, counts and FKs verified, swapped in atomically. "
                       "Refuses unless the refresh's privacy report passed every gate.")
