@@ -29,9 +29,12 @@ def preflight(cfg: SynthConfig, workdir: Path) -> None:
     """Everything that can be checked before anything is written: secrets, source, table names."""
     backend_from_config(cfg.secrets, workdir).check_ready()
     # Budget before the source: a refresh over the annual cap never touches it.
-    meta = pg.resolve_url(cfg.audit.url or cfg.target.url, workdir)
+    meta_cfg = cfg.audit.url or cfg.target.url
     key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
-    st = budget.standing(meta, key, cfg.privacy.annual_epsilon_cap)
+    if pg.is_embedded(meta_cfg) and not (workdir / "pg" / "PG_VERSION").exists():
+        st = budget.Standing(0.0, cfg.privacy.annual_epsilon_cap, [])  # no ledger yet: nothing spent
+    else:
+        st = budget.standing(pg.resolve_url(meta_cfg, workdir), key, cfg.privacy.annual_epsilon_cap)
     if st.spent + cfg.privacy.epsilon > cfg.privacy.annual_epsilon_cap + 1e-9:
         when = st.frees_up(cfg.privacy.epsilon)
         raise BudgetError(

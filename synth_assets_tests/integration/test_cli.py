@@ -6,7 +6,7 @@ from synth_assets.cli import main
 
 
 def _nothing_written(wd):
-    return not (wd / "runs").exists() and not (wd / "dagster_home").exists()
+    return not any((wd / d).exists() for d in ("runs", "dagster_home", "pg"))
 
 
 def test_unreachable_source_is_one_clear_error(workdir, capsys):
