@@ -6,11 +6,15 @@ from pathlib import Path
 
 import dagster as dg
 
+from .core.config import load_config
 from .core.generate import usable_cpus
+from .defs.automation.jobs import automation_defs
+from .defs.report import assets as report
 from .defs.resources import SynthResource
 from .defs.sampler import assets as sampler
 from .defs.shards import assets as shards
 from .defs.spec import assets as spec_assets
+from .defs.staging import assets as staging
 
 
 def _default_config() -> str | None:
@@ -28,10 +32,14 @@ def build_definitions(config_file: str | None = None, workdir: str | None = None
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
         source_url=source_url,
     )
-    merged = dg.Definitions.merge(sampler.defs, spec_assets.defs, shards.defs)
+    merged = dg.Definitions.merge(sampler.defs, spec_assets.defs, shards.defs, report.defs, staging.defs)
+    auto = automation_defs(load_config(resource.config_file), resource.meta_url)
     return dg.Definitions(
         assets=list(merged.assets or []),
         asset_checks=list(merged.asset_checks or []),
+        jobs=[*(merged.jobs or []), *(auto.jobs or [])],
+        schedules=list(auto.schedules or []),
+        sensors=list(auto.sensors or []),
         resources={"synth": resource},
         executor=dg.multiprocess_executor.configured({"max_concurrent": usable_cpus()}),
     )

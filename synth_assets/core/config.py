@@ -365,7 +365,7 @@ class SynthConfig(_Model):
     columns: dict[str, str] = {}
     # "table.column": [low, high] bounds for numeric columns (no budget spent on bounds then)
     bounds: dict[str, tuple[float, float]] = {}
-    gates: dict[str, float] = {}
+    gates: dict[str, float | None] = {}  # null: measure and report, do not gate
     # Post-processing overrides applied when the spec is calibrated (no budget spent):
     #   rows: {table: n}, categorical: {"t.c": {value: weight}}, null_rate: {"t.c": share}
     overrides: dict[str, dict[str, Any]] = {}

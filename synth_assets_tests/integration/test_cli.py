@@ -50,7 +50,12 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     from synth_assets_tests.conftest import SESSION
 
     cfg = tmp_path / "synth.yaml"
-    cfg.write_text(f"target:\n  url: '{SESSION['target']}'\nprivacy:\n  annual_epsilon_cap: 1000\n")
+    import yaml
+
+    from synth_assets_tests.conftest import LOOSE_GATES
+
+    cfg.write_text(yaml.safe_dump({"target": {"url": SESSION["target"]}, "privacy": {"annual_epsilon_cap": 1000},
+                                   "gates": LOOSE_GATES}))
     assert main(["init", "--workdir", str(tmp_path)]) == 0
     assert main(["refresh", "--source", demo_url, "--workdir", str(tmp_path), "--shards", "2",
                  "--config", str(cfg)]) == 0

@@ -23,36 +23,63 @@ from synth_assets.defs.resources import SynthResource
 
 BOUNDARY = {"synth/privacy_boundary": "inside"}
 REPORT_JSON = "report/privacy_report.json"
-REPORT_HTML = "report/index.html"
 
 
 class ReportConfig(dg.Config):
     """Evaluation knobs (run config); gate thresholds live in synth.yaml under ``gates:``."""
 
-    sample_rows: int = 50_000
-    quasi_identifiers: dict[str, list[str]] = {}  # table -> its own QI columns (default: from roles)
+    sample_rows: int = 50_000  # holdout rows and synthetic query rows per table / join
+    reference_rows: int = 200_000  # training and synthetic rows searched for nearest neighbours
+    # table -> its own quasi-identifier columns (default: chosen from the column roles)
+    quasi_identifiers: dict[str, list[str]] = {}
 
 
 @dg.asset(
-    group_name="report", deps=["synthetic_shards"], tags=BOUNDARY, kinds={"postgres", "html"},
+    group_name="report",
+    deps=["synthetic_shards"],
+    tags=BOUNDARY,
+    kinds={"postgres", "html"},
     description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare combinations, "
-                "identifier overlap) and fidelity (column shapes, pair trends, fan-out, temporal profiles, null "
-                "rates) of the synthetic shards against real training and holdout rows. Aggregates only.",
+    "identifier overlap) and fidelity (column shapes, pair trends, fan-out, temporal profiles, null "
+    "rates) of the synthetic shards against real training and holdout rows. Aggregates only.",
 )
-def privacy_report(context: dg.AssetExecutionContext, synth: SynthResource,
-                   config: ReportConfig) -> dg.MaterializeResult:
+def privacy_report(
+    context: dg.AssetExecutionContext, synth: SynthResource, config: ReportConfig
+) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = upstream_refresh(context, "synthetic_shards")
     store = synth.store()
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
-    options = EvalOptions(sample_rows=config.sample_rows, quasi_identifiers=dict(config.quasi_identifiers))
+    options = EvalOptions(
+        sample_rows=config.sample_rows,
+        reference_rows=config.reference_rows,
+        quasi_identifiers=dict(config.quasi_identifiers),
+    )
     url = pg.resolve_url(cfg.source.url, synth.work)
     with pg.connect(url, read_only=True) as conn:
-        report = evaluate_refresh(conn, store.dir(rid), key.value, key_version=key.version, gates_cfg=cfg.gates,
-                                  options=options, log=context.log.info)
+        report = evaluate_refresh(
+            conn,
+            store.dir(rid),
+            key.value,
+            key_version=key.version,
+            gates_cfg=cfg.gates,
+            options=options,
+            log=context.log.info,
+        )
     paths = write_report(report, store.dir(rid))
     context.log.info(f"refresh {rid}: {report['message']} ({report['seconds']:.1f}s)")
     gates = report["gates"]
+    synth.audit(
+        context,
+        "report",
+        rid,
+        {
+            "report_sha256": paths["sha256"],
+            "passed": bool(report["passed"]),
+            "seconds": report["seconds"],
+            "gates": _gate_digest(gates),
+        },
+    )
     metadata: dict[str, object] = {
         "refresh_id": rid,
         "passed": bool(report["passed"]),
@@ -73,7 +100,15 @@ def privacy_report(context: dg.AssetExecutionContext, synth: SynthResource,
 GATES_META = {g.name: g.key.removesuffix("_max").removesuffix("_min") for g in GATE_SPECS}
 
 
-def check_results(results: list[GateResult], asset_key: dg.AssetKey, rid: str) -> Iterator[dg.AssetCheckResult]:
+def _gate_digest(gates: dict[str, dict]) -> dict[str, dict]:
+    """What the audit log keeps of each gate: verdict, worst value, threshold, failing items."""
+    keep = ("passed", "value", "worst", "threshold", "op", "failures")
+    return {name: {k: g.get(k) for k in keep} for name, g in gates.items()}
+
+
+def check_results(
+    results: list[GateResult], asset_key: dg.AssetKey, rid: str
+) -> Iterator[dg.AssetCheckResult]:
     """One check result per gate: passed, value, threshold and every failing item."""
     for r in results:
         m = r.metrics
@@ -89,23 +124,36 @@ def check_results(results: list[GateResult], asset_key: dg.AssetKey, rid: str) -
             "failures": dg.MetadataValue.json(r.failures),
         }
         yield dg.AssetCheckResult(
-            asset_key=asset_key, check_name=r.name, passed=r.passed,
+            asset_key=asset_key,
+            check_name=r.name,
+            passed=r.passed,
             metadata={k: v for k, v in meta.items() if v is not None},
             description="; ".join(r.failures) if r.failures else None,
         )
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(g.name, asset="privacy_report", blocking=True, description=g.description)
-           for g in GATE_SPECS],
+    specs=[
+        dg.AssetCheckSpec(g.name, asset="privacy_report", blocking=True, description=g.description)
+        for g in GATE_SPECS
+    ],
     description="The release gates: each measured privacy and fidelity metric against its threshold.",
 )
-def release_gates(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> Iterator[dg.AssetCheckResult]:
+def release_gates(
+    context: dg.AssetCheckExecutionContext, synth: SynthResource
+) -> Iterator[dg.AssetCheckResult]:
     rid = upstream_refresh(context, "privacy_report")
     report = read_json(synth.store().path(rid, REPORT_JSON))
     results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
+    passed = all(r.passed for r in results)
+    synth.audit(
+        context.op_execution_context,  # a check context has no run_id of its own
+        "gates",
+        rid,
+        {"passed": passed, "gates": _gate_digest({r.name: r.to_dict() for r in results})},
+    )
     yield from check_results(results, dg.AssetKey("privacy_report"), rid)
-    if not all(r.passed for r in results):
+    if not passed:
         # The blocking checks already stop everything downstream; failing the step as well puts
         # every failing metric, its value and threshold in the run's one error message.
         raise GateFailed(f"refresh {rid}: {gate_message(results)}")
