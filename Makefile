@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/synth-assets init --workdir $(WORKDIR)
-	$(BIN)/synth-assets demo --workdir $(WORKDIR)
+	$(BIN)/synth-assets init --workdir $(WORKDIR) --config synth.yaml
+	$(BIN)/synth-assets demo --workdir $(WORKDIR) --config synth.yaml
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -169,6 +169,13 @@ def _popularity(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.ndarr
     hi = np.append(bins[1:], bins[-1] * 2 if bins[-1] > 0 else 1.0)
     mid = np.where(hi - bins > 1, (bins + hi - 1) / 2, bins)
     p = np.asarray(f["p"], dtype=np.float64)
+    # Noise spreads mass into far bins where it would dominate the variance: estimate the mean
+    # on the near bins, then keep bins up to 8x that mean.
+    near = mid <= 64
+    mean0 = float(p[near] @ mid[near] / max(p[near].sum(), 1e-12))
+    keep = mid <= max(8.0 * mean0, 16.0)
+    p = np.where(keep, p, 0.0)
+    p = p / max(p.sum(), 1e-12)
     mean = float(p @ mid)
     var = float(p @ (mid - mean) ** 2)
     if mean <= 0 or var <= mean:

@@ -74,7 +74,7 @@ def connect(url: str, *, autocommit: bool = False, read_only: bool = False) -> p
 
 def redact(url: str) -> str:
     """Hide the password in a URL before it reaches a log or an error message."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]+):[^@]+@", r"\1:***@", url)
 
 
 def database_identity(url: str) -> tuple[str, str]:

@@ -214,7 +214,9 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         for fkname, f in tp["fanout"].items():
             # Tails of fan-out matter most (one spurious far bin multiplies the row count):
             # keep only bins clearly above the noise.
-            p = denoise_tail(f["counts"], f.get("sigma"))
+            # Primary fan-out: tails matter (thresholded). Reference popularity is deconvolved
+            # from moments downstream, so it keeps the clipped noisy histogram.
+            p = denoise_tail(f["counts"], f.get("sigma")) if f["primary"] else normalize(f["counts"])
             fanout[fkname] = {"parent": f["parent"], "column": f["column"], "primary": f["primary"],
                               "bins": f["bins"], "p": p.tolist(), "max": f["max"]}
         entry = {
