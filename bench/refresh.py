@@ -22,8 +22,7 @@ def main() -> None:
     wd = Path(args.workdir).resolve()
     cli = [sys.executable, "-m", "synth_assets.cli"]
     subprocess.run([*cli, "init", "--workdir", str(wd)], check=True, cwd=ROOT)
-    cfg = wd / "bench-synth.yaml"
-    cfg.write_text("privacy:\n  annual_epsilon_cap: 1000   # a benchmark re-profiles the same source\n")
+    cfg = ROOT / "synth.yaml"  # the demo's configuration (its gates, its budget cap)
     # Make sure the demo source exists (built once, not timed).
     subprocess.run([*cli, "demo", "--workdir", str(wd), "--config", str(cfg)], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
