@@ -11,7 +11,7 @@ import dagster as dg
 
 from synth_assets.core import budget, pg
 from synth_assets.core.config import SynthConfig, load_config
-from synth_assets.core.errors import BudgetError, ConfigError, GateFailed
+from synth_assets.core.errors import ConfigError, GateFailed
 from synth_assets.core.generate import shard_key
 from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import backend_from_config
@@ -35,14 +35,7 @@ def preflight(cfg: SynthConfig, workdir: Path) -> None:
         st = budget.Standing(0.0, cfg.privacy.annual_epsilon_cap, [])  # no ledger yet: nothing spent
     else:
         st = budget.standing(pg.resolve_url(meta_cfg, workdir), key, cfg.privacy.annual_epsilon_cap)
-    if st.spent + cfg.privacy.epsilon > cfg.privacy.annual_epsilon_cap + 1e-9:
-        when = st.frees_up(cfg.privacy.epsilon)
-        raise BudgetError(
-            f"annual privacy budget exceeded for source {label}: the cap is epsilon="
-            f"{cfg.privacy.annual_epsilon_cap:g} per 365 days and {st.spent:g} is already spent; this refresh "
-            f"needs {cfg.privacy.epsilon:g}." + (f" Enough budget frees up on {when:%Y-%m-%d} UTC." if when else "")
-            + " Regenerating from the existing spec spends no budget."
-        )
+    st.refuse_if_over(cfg.privacy.epsilon, label)
     url = pg.resolve_url(cfg.source.url, workdir)
     with pg.connect(url) as conn:
         model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)

@@ -60,6 +60,20 @@ class Standing:
         return None  # needs more than the cap itself
 
 
+    def refuse_if_over(self, need: float, label: str) -> None:
+        """Raise BudgetError, naming the cap, the spent total and the date budget frees up."""
+        if self.spent + need <= self.cap + 1e-9:
+            return
+        when = self.frees_up(need)
+        raise BudgetError(
+            f"annual privacy budget exceeded for source {label}: the cap is epsilon={self.cap:g} per 365 days, "
+            f"{self.spent:g} is already spent in {len(self.entries)} refresh(es), this refresh needs {need:g}. "
+            + (f"Enough budget frees up on {when:%Y-%m-%d %H:%M} UTC. " if when else "")
+            + "Re-run only `regenerate_from_spec` (it spends no budget), or raise "
+            "privacy.annual_epsilon_cap with your privacy officer's approval."
+        )
+
+
 def _ensure(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('synth_budget'))")
     conn.execute(_DDL)
@@ -93,15 +107,7 @@ def reserve(url: str, refresh_id: str, source_url: str, schema: str, epsilon: fl
             (key, now - WINDOW)).fetchall()
         st = Standing(sum(float(r[0]) for r in rows), cap,
                       [{"epsilon": float(r[0]), "spent_at": r[1]} for r in rows])
-        if st.spent + epsilon > cap + 1e-9:
-            when = st.frees_up(epsilon)
-            raise BudgetError(
-                f"annual privacy budget exceeded for source {label}: the cap is epsilon={cap:g} per 365 days, "
-                f"{st.spent:g} is already spent in {len(rows)} refresh(es), this refresh needs {epsilon:g}. "
-                + (f"Enough budget frees up on {when:%Y-%m-%d %H:%M} UTC. " if when else "")
-                + "Re-run only `regenerate_from_spec` (it spends no budget), or raise "
-                "privacy.annual_epsilon_cap with your privacy officer's approval."
-            )
+        st.refuse_if_over(epsilon, label)
         conn.execute(
             "INSERT INTO synth_budget.spend (refresh_id, source_key, source, epsilon, delta, status, spent_at) "
             "VALUES (%s, %s, %s, %s, %s, 'reserved', %s)", (refresh_id, key, label, epsilon, delta, now))

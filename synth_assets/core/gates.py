@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import psycopg
 
@@ -142,7 +143,7 @@ def check_budget(pack: dict[str, Any], epsilon_cap: float, tol: float = 1e-9) ->
     )
 
 
-def check_shards(spec: dict[str, Any], refresh_dir: Path, tolerance: float = 0.25) -> GateResult:
+def check_shards(spec: dict[str, Any], refresh_dir: Path) -> GateResult:
     """Every table present, primary keys unique, every FK resolves, row counts as specified."""
     model = SchemaModel.from_dict(spec["schema"])
     failures: list[str] = []
@@ -184,6 +185,21 @@ def check_shards(spec: dict[str, Any], refresh_dir: Path, tolerance: float = 0.2
         if entry["kind"] in ("root", "reference"):
             if rows[t] != want:
                 failures.append(f"{t}: {rows[t]} rows generated, the spec asks for exactly {want}")
-        elif want > 0 and abs(rows[t] - want) > tolerance * want + 50:
-            failures.append(f"{t}: {rows[t]} rows generated, the spec expects about {want} (±{tolerance:.0%})")
+        elif entry.get("parent") in rows:
+            # Children follow the fan-out of the parents actually generated: mean and spread
+            # from the spec's histogram; six standard deviations (plus 1 %) is "as specified".
+            f = entry["fanout"][entry["parent_fk"]]
+            lo = np.asarray(f["bins"], dtype=np.float64)
+            hi = np.append(lo[1:], max(lo[-1] * 2, lo[-1] + 1))
+            k_mean = np.minimum((lo + hi - 1) / 2, f["max"])
+            k_var = np.where(hi - lo > 1, (hi - lo) ** 2 / 12.0, 0.0)
+            pr = np.asarray(f["p"], dtype=np.float64)
+            mean = float(pr @ k_mean)
+            var = float(pr @ (k_var + k_mean**2)) - mean**2
+            n_par = rows[entry["parent"]]
+            expect = n_par * mean
+            slack = 6.0 * np.sqrt(max(n_par * var, 0.0)) + 0.01 * expect + 10
+            if abs(rows[t] - expect) > slack:
+                failures.append(f"{t}: {rows[t]} rows generated for {n_par} {entry['parent']} rows, the spec's "
+                                f"fan-out gives {expect:.0f} ± {slack:.0f}")
     return GateResult("shards_valid", not failures, {"rows": rows, "tables": len(rows)}, failures)

@@ -164,3 +164,21 @@ def test_every_stage_is_in_the_hash_chained_audit_log(demo_run):
     kinds = [e.kind for e in list_events(SESSION["target"]) if e.refresh_id == s["refresh_id"]]
     assert kinds[:3] == ["profile", "spec", "shards"]
     assert verify_chain(SESSION["target"]).ok
+
+
+def test_shards_gate_fails_when_a_table_loses_its_fanout(demo_run, tmp_path):
+    import shutil
+
+    from synth_assets.core.gates import check_shards
+
+    wd, s = demo_run
+    src = wd / "runs" / s["refresh_id"]
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    spec = read_json(dst / "spec.json")
+    for f in (dst / "shards" / "transactions").glob("part-*.parquet"):
+        df = pl.read_parquet(f)
+        df.head(df.height // 3).write_parquet(f)  # two thirds of the children vanish
+    res = check_shards(spec, dst)
+    assert not res.passed
+    assert any(m.startswith("transactions:") and "fan-out gives" in m for m in res.failures)
