@@ -1913,7 +1913,8 @@ def _evaluate_view(
                     released_domain(pl.concat([parts[0], hold]), view.cols, released),
                     released_domain(synth, view.cols, released),
                 )
-            if hold.height and parts[0].height:
+            parts = [p for p in parts if p.height]  # small sources can leave later samples empty
+            if hold.height and parts and synth_ref.height:
                 enc = MixedEncoder(view.cols, pl.concat([parts[0], hold]), options.max_categories)
                 out["privacy"] = privacy_metrics(
                     view, parts, hold, synth_ref, n, enc, options.nndr_percentile, rng
