@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="build the demo bank database if absent and run a refresh on it")
     common(sp)
     sp.add_argument("--scale", type=float, default=None, help="synthetic size relative to the source")
-    sp.add_argument("--customers", type=int, default=20_000, help="size of the demo source")
+    sp.add_argument("--customers", type=int, default=40_000, help="size of the demo source")
     sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None)
     sp.set_defaults(fn=_cmd_demo)
 
