@@ -139,10 +139,11 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         summary["error"] = _failure(r1) if not r1.success else None
     pack_path = store.path(rid, "metrics_pack.json")
     if pack_path.exists():
-        led = read_json(pack_path)["ledger"]
+        pack = read_json(pack_path)
+        led = pack["ledger"]
         summary["epsilon_spent"] = led["epsilon_spent"]
         summary["delta"] = led["delta"]
-        ref = read_json(pack_path).get("reference_ledger")
+        ref = pack.get("reference_ledger")
         if ref:
             summary["reference_epsilon_spent"] = ref["epsilon_spent"]
     spec_path = store.path(rid, "spec.json")

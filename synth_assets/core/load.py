@@ -632,6 +632,19 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _closing_quote(text: str, i: int) -> int:
+    """Index of the quote closing the literal or identifier opened at ``i`` (doubled quotes escape)."""
+    q, j, n = text[i], i + 1, len(text)
+    while j < n:
+        if text[j] == q:
+            if j + 1 < n and text[j + 1] == q:
+                j += 2
+                continue
+            break
+        j += 1
+    return j
+
+
 def requalify(text: str, source: str, target: str) -> str:
     """Replace schema qualifiers ``source.`` (bare or quoted, outside literals) by ``"target".``."""
     out: list[str] = []
@@ -640,25 +653,11 @@ def requalify(text: str, source: str, target: str) -> str:
     while i < n:
         ch = text[i]
         if ch == "'":
-            j = i + 1
-            while j < n:
-                if text[j] == "'":
-                    if j + 1 < n and text[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
+            j = _closing_quote(text, i)
             out.append(text[i:j + 1])
             i = j + 1
         elif ch == '"':
-            j = i + 1
-            while j < n:
-                if text[j] == '"':
-                    if j + 1 < n and text[j + 1] == '"':
-                        j += 2
-                        continue
-                    break
-                j += 1
+            j = _closing_quote(text, i)
             ident = text[i:j + 1]
             is_schema = (ident == q_source or (ident[1:-1] == source)) and text.startswith(".", j + 1)
             out.append(q_target if is_schema else ident)
