@@ -321,6 +321,20 @@ def test_an_unmeasurable_privacy_metric_fails_closed():
     assert "could not be measured" in results["privacy_dcr_share"].failures[0]
 
 
+def test_an_unmeasured_metric_read_back_from_the_written_report_fails_closed_without_crashing():
+    # The report is written as strict JSON (NaN -> null); the release check re-reads that file.
+    rep = _report()
+    rep["views"]["accounts"] = json.loads(json.dumps(rep["views"]["customers"]))
+    rep["views"]["customers"]["privacy"]["dcr_share"]["value"] = float("nan")
+    back = json.loads(json.dumps(json_safe(rep)))
+    strict = {r.name: r for r in ev.evaluate_gates(back, ev.gate_thresholds({}))}
+    assert not strict["privacy_dcr_share"].passed
+    assert "could not be measured" in strict["privacy_dcr_share"].failures[0]
+    loose = {r.name: r for r in ev.evaluate_gates(back, ev.gate_thresholds({"dcr_share_max": None}))}
+    assert loose["privacy_dcr_share"].passed
+    assert loose["privacy_dcr_share"].metrics["value"] == 0.51
+
+
 def test_optional_gates_are_reported_and_gate_only_when_configured():
     rep = _report(null_rates={"customers": {"max_diff": 0.2}})
     off = {r.name: r for r in ev.evaluate_gates(rep, ev.gate_thresholds({}))}

@@ -1652,6 +1652,11 @@ def gate_items(report: dict[str, Any]) -> dict[str, list[tuple[str, float, float
     return items
 
 
+def _measured(value: float | None) -> bool:
+    """A number, not NaN (in memory) nor None (NaN after the report's strict-JSON round trip)."""
+    return value is not None and value == value
+
+
 def evaluate_gates(report: dict[str, Any], thresholds: dict[str, float | None]) -> list[GateResult]:
     """Compare every measured item with its gate's threshold; a value that could not be measured fails."""
     results = []
@@ -1660,14 +1665,14 @@ def evaluate_gates(report: dict[str, Any], thresholds: dict[str, float | None]) 
         metric = spec.key.rsplit("_", 1)[0]
         failures = []
         for item, value, base in items if t is not None else ():
-            if value != value:
+            if not _measured(value):
                 failures.append(f"{item}: {metric} could not be measured")
                 continue
             if value <= t + 1e-12 if spec.op == "<=" else value >= t - 1e-12:
                 continue
-            b = f", holdout baseline {base:.4g}" if base is not None and base == base else ""
+            b = f", holdout baseline {base:.4g}" if _measured(base) else ""
             failures.append(f"{item}: {metric} = {value:.4g}, threshold {spec.op} {t:g}{b}")
-        vals = [v for _, v, _ in items if v == v]
+        vals = [v for _, v, _ in items if _measured(v)]
         worst = (max(vals) if spec.op == "<=" else min(vals)) if vals else None
         worst_item = (
             next((i for i, v, _ in items if v == worst), None) if worst is not None else None
