@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from synth_assets.core.spec import _null_fix, content_hash, denoise, denoise_tail, ipf, smooth_how
+from synth_assets.core.profile import fanout_parents_bound
+from synth_assets.core.spec import (
+    _null_fix,
+    content_hash,
+    denoise,
+    denoise_fanout,
+    denoise_tail,
+    ipf,
+    smooth_how,
+)
 
 
 def test_ipf_makes_the_joint_agree_with_both_marginals():
@@ -34,6 +43,42 @@ def test_fanout_tail_survives_when_contiguous_and_isolated_far_bins_do_not():
     p = denoise_tail(counts, sigma=10)
     assert p[4] > 0 and p[5] > 0  # contiguous tail past the 3.5-sigma body
     assert p[9] == 0  # isolated far bin: noise
+
+
+def test_a_low_signal_fanout_keeps_its_body_instead_of_only_the_bins_above_the_noise():
+    # Transactions per account of a 1,500-customer source, one account per unit, sigma 25: the
+    # body (3-15 per account) is real but under 3.5 sigma bin by bin.
+    true = [120, 96, 109, 90, 67, 68, 64, 56, 47, 42, 45, 41, 42, 27, 31, 28, 249, 178, 74, 23, 3,
+            0, 0, 0]
+    noisy = [138, 127, 115, 85, 85, 65, 52, 44, 70, 79, 78, 1, 69, -1, 22, 42, 215, 147, 55, 65,
+             30, -23, 3, 3]
+    mids = np.array([*range(16), 23.5, 47.5, 95.5, 191.5, 383.5, 767.5, 1535.5, 3071.5])
+
+    def mean_ratio(p):
+        return float(p @ mids) / (np.dot(true, mids) / sum(true))
+
+    per_bin = denoise_tail(noisy, sigma=25)
+    assert (per_bin[3:16] == 0).all() and mean_ratio(per_bin) > 1.6  # a hole, 60 % more rows
+    p = denoise_fanout(noisy, sigma=25)
+    assert np.count_nonzero(p[3:16]) == 12 and (p[20:] == 0).all()
+    assert abs(mean_ratio(p) - 1) < 0.3 and p.sum() == pytest.approx(1)
+
+
+def test_fanout_support_keeps_a_thin_spread_tail_and_drops_an_isolated_far_bin():
+    counts = [0, 900, 500, 300, 5, 18, 19, 18, 19, 18, 19, 18, 0, 30]
+    p = denoise_fanout(counts, sigma=10)
+    assert (p[5:10] > 0).all()  # each bin under 2 sigma, together a clear tail
+    assert p[13] == 0  # a lone 3-sigma bin far out: noise
+    assert (denoise_tail(counts, sigma=10)[4:] == 0).all()  # per-bin thresholds cut that tail
+
+
+def test_fanout_parents_per_unit_shrink_when_units_are_few_relative_to_the_noise():
+    rho = 0.0008  # the demo's fan-out measurement at epsilon = 1
+    assert fanout_parents_bound(4, 1_350, rho) == 1
+    assert fanout_parents_bound(4, 10_800, rho) == 2
+    assert fanout_parents_bound(4, 36_000, rho) == 4
+    assert fanout_parents_bound(2, 36_000, rho) == 2  # never above the configured bound
+    assert fanout_parents_bound(4, None, rho) == 4
 
 
 def test_hour_of_week_smoothing_keeps_a_distribution():

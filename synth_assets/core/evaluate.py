@@ -1925,7 +1925,16 @@ def _evaluate_view(
                     view, parts, hold, synth_ref, n, enc, options.nndr_percentile, rng
                 )
             else:
-                out["privacy"] = _unmeasurable()
+                empty = [
+                    side
+                    for side, rows in (
+                        ("holdout", hold.height),
+                        ("training", len(parts)),
+                        ("synthetic", synth_ref.height),
+                    )
+                    if not rows
+                ]
+                out["privacy"] = _unmeasurable(empty)
     out["rare_combinations"] = rare_combinations(conn, model, plans, view, refresh_dir, params)
     return out
 
@@ -1937,12 +1946,12 @@ def _released_values(spec: dict[str, Any], table: str, column: str) -> list[str]
     return [str(v) for v in values] if isinstance(values, list) else None
 
 
-def _unmeasurable() -> dict[str, Any]:
+def _unmeasurable(empty: Sequence[str]) -> dict[str, Any]:
     nan = float("nan")
     return {
         "dcr_share": {"value": nan, "groups": {}, "baseline": 0.5},
         "nndr": {"value": nan},
         "mia": {"auc": nan, "tpr_at_1pct_fpr": nan},
         "exact_match": {"synthetic": nan, "holdout": nan, "excess": nan},
-        "note": "no holdout rows: privacy cannot be measured (fails closed)",
+        "note": f"no {' / '.join(empty)} rows: privacy cannot be measured (fails closed)",
     }

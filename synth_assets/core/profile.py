@@ -794,10 +794,9 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         unique_fk = any(set(s) == {fk.columns[0]} for s in t.unique_sets)
         if is_parent:
             parent_plan = plans[fk.ref_table]
-            # Fan-out is a distribution over parents: a few parents per unit estimate it well,
-            # and fewer parents per unit means less noise.
-            pm = 1 if parent_plan.kind == "root" else min(pcfg.fanout_parents_per_unit,
-                                                          pcfg.rows_per_unit(fk.ref_table))
+            pm = 1 if parent_plan.kind == "root" else fanout_parents_bound(
+                min(pcfg.fanout_parents_per_unit, pcfg.rows_per_unit(fk.ref_table)),
+                _released_units(done, plans), budget("fanout"))
             pts = (temps.subset(fk.ref_table, pm) if temps and temps.has(fk.ref_table)
                    else table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of, units))
             child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM {qi(model.schema)}.{qi(n)} GROUP BY 1"
@@ -822,8 +821,33 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         noisy = dp.noisy_counts(acc, f"{n}.{fk.name}:fanout", vec, fsens, budget("fanout"), table=n, fk=fk.name)
         out["fanout"][fk.name] = {"parent": fk.ref_table, "column": fk.columns[0], "primary": is_parent,
                                   "bins": bins, "counts": noisy.tolist(), "max": 1 if unique_fk else pcfg.max_fanout,
-                                  "sigma": acc.entries[-1].scale}
+                                  "sigma": acc.entries[-1].scale, "parents_per_unit": fsens if is_parent else None}
     return out
+
+
+# Units per (noise scale x parents per unit) below which one more parent per unit adds more noise
+# than signal to a fan-out histogram (simulated on the demo's shape at 1,500-40,000 units:
+# 1 parent per unit is best below ~9,000 units at epsilon = 1, 4 above ~25,000).
+FANOUT_UNITS_PER_NOISE = 150.0
+
+
+def fanout_parents_bound(configured: int, units: int | None, rho: float) -> int:
+    """Parents per unit in a fan-out histogram: as many as configured, while the signal allows.
+
+    A unit's ``k`` parents enter the histogram, so its sensitivity is ``k``: more parents per unit
+    estimate the per-parent distribution with less bias (heavy units are not down-weighted) but
+    multiply the noise. ``units`` is the released (noisy) unit count, so the choice is
+    post-processing and spends nothing.
+    """
+    if units is None or rho <= 0:
+        return max(1, configured)
+    per_noise = units * math.sqrt(2.0 * rho)  # units / (noise scale at sensitivity 1)
+    return int(max(1, min(configured, per_noise // FANOUT_UNITS_PER_NOISE)))
+
+
+def _released_units(done: dict[str, Any], plans: dict[str, TablePlan]) -> int | None:
+    root = next(n for n, p in plans.items() if p.kind == "root")
+    return done.get(root, {}).get("rows")
 
 
 def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
