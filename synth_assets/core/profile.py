@@ -473,7 +473,8 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
 
     budget_u, delta_u = make_budget(acc, counts_u, {"root", "child"})
     budget_r, delta_r = make_budget(ref_acc, counts_r, {"reference"})
-    log(f"profile: {len(order)} tables, unit table {next(n for n, p in plans.items() if p.kind == 'root')}, "
+    root = _unit_table(plans)
+    log(f"profile: {len(order)} tables, unit table {root}, "
         f"rho budget {acc.rho_budget:.4g}")
 
     # Materialize each table's measured rows once (temp tables), unless the source is a read-only
@@ -483,7 +484,6 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
     temps: Temps | None = None if (recovery or read_only) else Temps(conn, params)
     if temps is None:
         log("profile: source is read-only; aggregates re-read the source (no temp tables)")
-    root = next(n for n, p in plans.items() if p.kind == "root")
     units = temps.units(model, plans[root]) if temps else None
     for n in order:
         if plans[n].kind == "child" and n not in pcfg.max_rows_per_unit_by_table:
@@ -513,7 +513,7 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": {"schema": model.schema},
         "privacy": {
-            "unit_table": next(n for n, p in plans.items() if p.kind == "root"),
+            "unit_table": root,
             "holdout_fraction": pcfg.holdout_fraction,
             "rows_per_unit": {n: m_of(n) for n in order},
             "epsilon": acc.epsilon_spent(),
@@ -846,9 +846,12 @@ def fanout_parents_bound(configured: int, units: int | None, rho: float) -> int:
     return int(max(1, min(configured, per_noise // FANOUT_UNITS_PER_NOISE)))
 
 
+def _unit_table(plans: dict[str, TablePlan]) -> str:
+    return next(n for n, p in plans.items() if p.kind == "root")
+
+
 def _released_units(done: dict[str, Any], plans: dict[str, TablePlan]) -> int | None:
-    root = next(n for n, p in plans.items() if p.kind == "root")
-    return done.get(root, {}).get("rows")
+    return done.get(_unit_table(plans), {}).get("rows")
 
 
 def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
