@@ -43,7 +43,9 @@ def _shard(args):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--band", choices=["dev", "staging", "perf"], default="dev")
-    ap.add_argument("--fraction", type=float, default=1.0, help="generate this share of the band's shards")
+    ap.add_argument(
+        "--fraction", type=float, default=1.0, help="generate this share of the band's shards"
+    )
     ap.add_argument("--workers", type=int, default=usable_cpus())
     ap.add_argument("--workdir", default=".synth-bench")
     args = ap.parse_args()
@@ -56,25 +58,33 @@ def main() -> None:
     with pg.connect(url) as conn:
         model = reflect(conn, "public")
         roles = infer_roles(conn, model)
-        pack = profile_source(conn, model, roles, cfg, b"b" * 32, refresh_id="bench", log=lambda m: None)
+        pack = profile_source(
+            conn, model, roles, cfg, b"b" * 32, refresh_id="bench", log=lambda m: None
+        )
     spec = calibrate(pack, cfg)
     profile_s = time.perf_counter() - t0
     n = spec["shards"] if args.fraction >= 1 else max(1, math.ceil(spec["shards"] * args.fraction))
     out = wd / "bench-out"
     shutil.rmtree(out, ignore_errors=True)
     seed = new_master_seed()
-    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # one thread per worker process, as in the asset
+    os.environ.setdefault(
+        "POLARS_MAX_THREADS", "1"
+    )  # one thread per worker process, as in the asset
     jobs = [(spec, seed, s, str(out)) for s in range(n)]
     t1 = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(_shard, jobs))
     gen_s = time.perf_counter() - t1
     rows = sum(r[0] for r in results)
-    print(f"band {args.band}: spec {sum(spec['expected_rows'].values()):,} rows in {spec['shards']} shards; "
-          f"generated {n} shard(s) = {rows:,} rows with {args.workers} workers in {gen_s:.1f}s "
-          f"-> {rows / gen_s:,.0f} rows/s end to end to zstd Parquet")
-    print(f"peak RSS per shard worker: {max(r[2] for r in results):,.0f} MiB; "
-          f"median shard {sorted(r[1] for r in results)[len(results) // 2]:.2f}s; profile {profile_s:.1f}s")
+    print(
+        f"band {args.band}: spec {sum(spec['expected_rows'].values()):,} rows in {spec['shards']} shards; "
+        f"generated {n} shard(s) = {rows:,} rows with {args.workers} workers in {gen_s:.1f}s "
+        f"-> {rows / gen_s:,.0f} rows/s end to end to zstd Parquet"
+    )
+    print(
+        f"peak RSS per shard worker: {max(r[2] for r in results):,.0f} MiB; "
+        f"median shard {sorted(r[1] for r in results)[len(results) // 2]:.2f}s; profile {profile_s:.1f}s"
+    )
     shutil.rmtree(out, ignore_errors=True)
 
 

@@ -48,8 +48,11 @@ def _ids(lo: int, hi: int) -> np.ndarray:
     return np.arange(lo + 1, hi + 1, dtype=np.int64)
 
 
-def shard_frames(shard: int, n_shards: int, sizes: dict[str, int], rng: np.random.Generator) -> dict[str, pl.DataFrame]:
+def shard_frames(
+    shard: int, n_shards: int, sizes: dict[str, int], rng: np.random.Generator
+) -> dict[str, pl.DataFrame]:
     """One shard: a contiguous block of ids per table; FKs point into earlier blocks or this one."""
+
     def block(t: str) -> tuple[int, int]:
         n = sizes[t]
         return shard * n // n_shards, (shard + 1) * n // n_shards
@@ -61,53 +64,69 @@ def shard_frames(shard: int, n_shards: int, sizes: dict[str, int], rng: np.rando
     ref = np.where(rng.random(n) < 0.2, np.maximum(1, (cid * rng.random(n)).astype(np.int64)), 0)
     ref = np.where(ref >= cid, 0, ref)
     s = pl.Series(cid)
-    out["customers"] = pl.DataFrame({
-        "id": cid,
-        "full_name": pl.select(pl.format("Person {} Synthetic", s)).to_series(),
-        "email": pl.select(pl.format("user{}@example.test", s)).to_series(),
-        "phone": pl.select(pl.format("+44 7700 9{}", (s % 100000).cast(pl.Utf8).str.zfill(5))).to_series(),
-        "date_of_birth": pl.Series((rng.integers(-15000, 10000, n)).astype(np.int32)).cast(pl.Date),
-        "national_id": pl.select(pl.format("9{}", s.cast(pl.Utf8).str.zfill(10))).to_series(),
-        "street_address": pl.select(pl.format("{} Synthetic Road, Testtown", s % 997)).to_series(),
-        "postal_code": pl.select(pl.format("ZZ{} 1AA", s % 99)).to_series(),
-        "segment": _pick(SEGMENTS, rng.integers(0, 4, n)),
-        "created_at": _ts(T0 + rng.integers(0, 700 * 86400, n) * US),
-        "referred_by": pl.Series(np.where(ref > 0, ref, 0)).replace(0, None),
-    })
+    out["customers"] = pl.DataFrame(
+        {
+            "id": cid,
+            "full_name": pl.select(pl.format("Person {} Synthetic", s)).to_series(),
+            "email": pl.select(pl.format("user{}@example.test", s)).to_series(),
+            "phone": pl.select(
+                pl.format("+44 7700 9{}", (s % 100000).cast(pl.Utf8).str.zfill(5))
+            ).to_series(),
+            "date_of_birth": pl.Series((rng.integers(-15000, 10000, n)).astype(np.int32)).cast(
+                pl.Date
+            ),
+            "national_id": pl.select(pl.format("9{}", s.cast(pl.Utf8).str.zfill(10))).to_series(),
+            "street_address": pl.select(
+                pl.format("{} Synthetic Road, Testtown", s % 997)
+            ).to_series(),
+            "postal_code": pl.select(pl.format("ZZ{} 1AA", s % 99)).to_series(),
+            "segment": _pick(SEGMENTS, rng.integers(0, 4, n)),
+            "created_at": _ts(T0 + rng.integers(0, 700 * 86400, n) * US),
+            "referred_by": pl.Series(np.where(ref > 0, ref, 0)).replace(0, None),
+        }
+    )
     m0, m1 = block("merchants")
     mid = _ids(m0, m1)
     k = len(mid)
-    out["merchants"] = pl.DataFrame({
-        "id": mid,
-        "name": pl.select(pl.format("Merchant {}", pl.Series(mid))).to_series(),
-        "category_code": pl.Series(rng.integers(1000, 9999, k)).cast(pl.Utf8),
-        "city": _pick(["London", "Leeds", "Bristol"], rng.integers(0, 3, k)),
-        "country": _pick(["GB", "IE", "FR"], rng.integers(0, 3, k)),
-    })
+    out["merchants"] = pl.DataFrame(
+        {
+            "id": mid,
+            "name": pl.select(pl.format("Merchant {}", pl.Series(mid))).to_series(),
+            "category_code": pl.Series(rng.integers(1000, 9999, k)).cast(pl.Utf8),
+            "city": _pick(["London", "Leeds", "Bristol"], rng.integers(0, 3, k)),
+            "country": _pick(["GB", "IE", "FR"], rng.integers(0, 3, k)),
+        }
+    )
     a0, a1 = block("accounts")
     aid = _ids(a0, a1)
     na = len(aid)
     status = rng.choice(3, na, p=[0.8, 0.15, 0.05])
     bal = np.round(rng.lognormal(6, 1.5, na), 2)
-    out["accounts"] = pl.DataFrame({
-        "id": aid,
-        "customer_id": rng.integers(c0 + 1, c1 + 1, na),
-        "iban": pl.select(pl.format("GB00SYNT{}", pl.Series(aid).cast(pl.Utf8).str.zfill(14))).to_series(),
-        "account_type": _pick(TYPES, rng.integers(0, 4, na)),
-        "status": _pick(["active", "dormant", "closed"], status),
-        "opened_at": _ts(T0 + rng.integers(0, 700 * 86400, na) * US),
-        "balance": np.where(status == 2, 0.0, bal),
-    })
+    out["accounts"] = pl.DataFrame(
+        {
+            "id": aid,
+            "customer_id": rng.integers(c0 + 1, c1 + 1, na),
+            "iban": pl.select(
+                pl.format("GB00SYNT{}", pl.Series(aid).cast(pl.Utf8).str.zfill(14))
+            ).to_series(),
+            "account_type": _pick(TYPES, rng.integers(0, 4, na)),
+            "status": _pick(["active", "dormant", "closed"], status),
+            "opened_at": _ts(T0 + rng.integers(0, 700 * 86400, na) * US),
+            "balance": np.where(status == 2, 0.0, bal),
+        }
+    )
     k0, k1 = block("cards")
     kid = _ids(k0, k1)
     nk = len(kid)
-    out["cards"] = pl.DataFrame({
-        "id": kid,
-        "account_id": rng.integers(a0 + 1, a1 + 1, nk),
-        "card_number": pl.Series(4_000_000_000_000_000 + kid).cast(pl.Utf8),
-        "network": _pick(["visa", "mastercard"], rng.integers(0, 2, nk)),
-        "expiry": pl.Series(rng.integers(19000, 22000, nk).astype(np.int32)).cast(pl.Date),
-    })
+    out["cards"] = pl.DataFrame(
+        {
+            "id": kid,
+            "account_id": rng.integers(a0 + 1, a1 + 1, nk),
+            "card_number": pl.Series(4_000_000_000_000_000 + kid).cast(pl.Utf8),
+            "network": _pick(["visa", "mastercard"], rng.integers(0, 2, nk)),
+            "expiry": pl.Series(rng.integers(19000, 22000, nk).astype(np.int32)).cast(pl.Date),
+        }
+    )
     t0, t1 = block("transactions")
     tid = _ids(t0, t1)
     nt = len(tid)
@@ -115,16 +134,18 @@ def shard_frames(shard: int, n_shards: int, sizes: dict[str, int], rng: np.rando
     amount = np.where(rng.random(nt) < 0.3, -amount, amount)
     memo = pl.Series(["Groceries", "Rent", "Coffee", "Gift"]).gather(rng.integers(0, 4, nt))
     memo = memo.scatter(np.nonzero(rng.random(nt) < 0.7)[0], None)
-    out["transactions"] = pl.DataFrame({
-        "id": tid,
-        "account_id": rng.integers(a0 + 1, a1 + 1, nt),
-        "merchant_id": rng.integers(1, sizes["merchants"] + 1, nt),
-        "ts": _ts(T0 + rng.integers(0, 900 * 86400, nt) * US),
-        "amount": amount,
-        "channel": _pick(CHANNELS, rng.integers(0, 4, nt)),
-        "status": _pick(TX_STATUS, rng.choice(4, nt, p=[0.9, 0.05, 0.04, 0.01])),
-        "memo": memo,
-    })
+    out["transactions"] = pl.DataFrame(
+        {
+            "id": tid,
+            "account_id": rng.integers(a0 + 1, a1 + 1, nt),
+            "merchant_id": rng.integers(1, sizes["merchants"] + 1, nt),
+            "ts": _ts(T0 + rng.integers(0, 900 * 86400, nt) * US),
+            "amount": amount,
+            "channel": _pick(CHANNELS, rng.integers(0, 4, nt)),
+            "status": _pick(TX_STATUS, rng.choice(4, nt, p=[0.9, 0.05, 0.04, 0.01])),
+            "memo": memo,
+        }
+    )
     return out
 
 
@@ -134,8 +155,13 @@ def write_refresh(root: Path, model_dict: dict, rows: int, n_shards: int) -> Pat
     if rdir.exists():
         shutil.rmtree(rdir)
     tx = int(rows * 0.85)
-    sizes = {"customers": rows // 25, "merchants": 5000, "accounts": rows * 3 // 50,
-             "cards": rows // 20, "transactions": tx}
+    sizes = {
+        "customers": rows // 25,
+        "merchants": 5000,
+        "accounts": rows * 3 // 50,
+        "cards": rows // 20,
+        "transactions": tx,
+    }
     sizes["transactions"] = rows - sum(v for k, v in sizes.items() if k != "transactions")
     root_ss = np.random.SeedSequence(20260101)
     for shard, ss in enumerate(root_ss.spawn(n_shards)):
@@ -144,13 +170,22 @@ def write_refresh(root: Path, model_dict: dict, rows: int, n_shards: int) -> Pat
         for t, df in frames.items():
             p = rdir / "shards" / t / f"part-{shard:05d}.parquet"
             files[t] = {"rows": df.height, "path": str(p), "sha256": write_parquet_atomic(df, p)}
-        write_json_atomic(rdir / "shards" / f"manifest-{shard:05d}.json", {"shard": shard, "tables": files})
-    spec = {"refresh_id": RID, "schema": model_dict, "shards": n_shards, "expected_rows": sizes,
-            "order": ["customers", "merchants", "accounts", "cards", "transactions"]}
+        write_json_atomic(
+            rdir / "shards" / f"manifest-{shard:05d}.json", {"shard": shard, "tables": files}
+        )
+    spec = {
+        "refresh_id": RID,
+        "schema": model_dict,
+        "shards": n_shards,
+        "expected_rows": sizes,
+        "order": ["customers", "merchants", "accounts", "cards", "transactions"],
+    }
     spec["content_hash"] = content_hash(spec)
     write_json_atomic(rdir / "spec.json", spec)
-    write_json_atomic(rdir / "report" / "privacy_report.json",
-                      {"refresh_id": RID, "passed": True, "gates": {"bench": {"passed": True}}})
+    write_json_atomic(
+        rdir / "report" / "privacy_report.json",
+        {"refresh_id": RID, "passed": True, "gates": {"bench": {"passed": True}}},
+    )
     return rdir
 
 
@@ -179,8 +214,10 @@ def main() -> None:
     print(json.dumps({k: v for k, v in d.items() if k != "steps"}, indent=1))
     slow = sorted(d["steps"].items(), key=lambda kv: -kv[1])[:8]
     print("slowest steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in slow))
-    print(f"loaded {res.total_rows:,} rows in {res.seconds:.1f}s = {res.rows_per_second:,.0f} rows/s "
-          f"(COPY, PK/UNIQUE/CHECK, FKs, indexes, ANALYZE, verify, swap; {args.workers} workers)")
+    print(
+        f"loaded {res.total_rows:,} rows in {res.seconds:.1f}s = {res.rows_per_second:,.0f} rows/s "
+        f"(COPY, PK/UNIQUE/CHECK, FKs, indexes, ANALYZE, verify, swap; {args.workers} workers)"
+    )
 
 
 if __name__ == "__main__":

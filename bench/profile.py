@@ -42,11 +42,20 @@ def main() -> None:
         roles = infer_roles(conn, model)
         t1 = time.perf_counter()
         times = {}
-        pack = profile_source(conn, model, roles, cfg, b"b" * 32, refresh_id="bench",
-                              log=lambda m: times.setdefault(m, time.perf_counter()))
+        pack = profile_source(
+            conn,
+            model,
+            roles,
+            cfg,
+            b"b" * 32,
+            refresh_id="bench",
+            log=lambda m: times.setdefault(m, time.perf_counter()),
+        )
         t2 = time.perf_counter()
-    print(f"transactions: {n_tx:,} rows; reflect + roles {t1 - t0:.1f}s; profile {t2 - t1:.1f}s "
-          f"({len(pack['ledger']['entries'])} DP measurements, epsilon {pack['ledger']['epsilon_spent']:.3f})")
+    print(
+        f"transactions: {n_tx:,} rows; reflect + roles {t1 - t0:.1f}s; profile {t2 - t1:.1f}s "
+        f"({len(pack['ledger']['entries'])} DP measurements, epsilon {pack['ledger']['epsilon_spent']:.3f})"
+    )
     for msg in times:
         if "measured in" in msg:
             print("  " + msg)

@@ -33,7 +33,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update=gen)})
     url = pg.resolve_url(cfg.source.url, workdir)
     if not demo_exists(url):
-        print(f"building the demo bank database ({args.customers} customers) in {pg.redact(cfg.source.url)}…")
+        print(
+            f"building the demo bank database ({args.customers} customers) in {pg.redact(cfg.source.url)}…"
+        )
         rows = build_demo(url, customers=args.customers)
         print("  " + ", ".join(f"{t}: {n:,}" for t, n in rows.items()))
     summary = run_refresh(args.config, workdir, cfg_override=cfg)
@@ -50,22 +52,29 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     if args.schema:
         updates["source"] = cfg.source.model_copy(update={"db_schema": args.schema})
     if args.scale is not None or args.shards is not None or args.band is not None:
-        gen = {k: v for k, v in (("scale", args.scale), ("shards", args.shards), ("band", args.band))
-               if v is not None}
+        gen = {
+            k: v
+            for k, v in (("scale", args.scale), ("shards", args.shards), ("band", args.band))
+            if v is not None
+        }
         updates["generation"] = cfg.generation.model_copy(update=gen)
     if updates:
         from synth_assets.core.config import parse_config
 
-        cfg = parse_config({**cfg.to_json(), **{k: v.model_dump(by_alias=True) for k, v in updates.items()}},
-                           "command line")
+        cfg = parse_config(
+            {**cfg.to_json(), **{k: v.model_dump(by_alias=True) for k, v in updates.items()}},
+            "command line",
+        )
     summary = run_refresh(args.config, Path(args.workdir), source_url=args.source, cfg_override=cfg)
     _print_summary(summary)
     return 0
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
-          f"(delta {summary.get('delta', 0):.0e}), {summary['seconds']}s")
+    print(
+        f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
+        f"(delta {summary.get('delta', 0):.0e}), {summary['seconds']}s"
+    )
     for t, v in summary["tables"].items():
         print(f"  {t}: {v['rows']:,} rows")
     for name, c in summary["checks"].items():
@@ -81,30 +90,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--workdir", default=os.environ.get("SYNTH_WORKDIR", ".synth"),
-                        help="work directory (embedded Postgres, secrets, runs); default .synth")
-        sp.add_argument("--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml")
+        sp.add_argument(
+            "--workdir",
+            default=os.environ.get("SYNTH_WORKDIR", ".synth"),
+            help="work directory (embedded Postgres, secrets, runs); default .synth",
+        )
+        sp.add_argument(
+            "--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml"
+        )
 
     sp = sub.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
     common(sp)
-    sp.add_argument("--force", action="store_true", help="replace an existing key (old refreshes become unverifiable)")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing key (old refreshes become unverifiable)",
+    )
     sp.set_defaults(fn=_cmd_init)
 
-    sp = sub.add_parser("demo", help="build the demo bank database if absent and run a refresh on it")
+    sp = sub.add_parser(
+        "demo", help="build the demo bank database if absent and run a refresh on it"
+    )
     common(sp)
-    sp.add_argument("--scale", type=float, default=None, help="synthetic size relative to the source")
+    sp.add_argument(
+        "--scale", type=float, default=None, help="synthetic size relative to the source"
+    )
     sp.add_argument("--customers", type=int, default=40_000, help="size of the demo source")
     sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None)
     sp.set_defaults(fn=_cmd_demo)
 
     sp = sub.add_parser("refresh", help="profile a Postgres source and generate synthetic shards")
     common(sp)
-    sp.add_argument("--source", required=True, help="postgresql://… URL of the source (read-only user)")
+    sp.add_argument(
+        "--source", required=True, help="postgresql://… URL of the source (read-only user)"
+    )
     sp.add_argument("--schema", default=None, help="source schema (default from config: public)")
     sp.add_argument("--scale", type=float, default=None)
     sp.add_argument("--shards", type=int, default=None)
-    sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None,
-                    help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows")
+    sp.add_argument(
+        "--band",
+        choices=["dev", "staging", "perf"],
+        default=None,
+        help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows",
+    )
     sp.set_defaults(fn=_cmd_refresh)
 
     from synth_assets.cli_ops import add_commands as add_ops

@@ -11,8 +11,11 @@ from typing import Any
 
 
 def _common(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--workdir", default=os.environ.get("SYNTH_WORKDIR", ".synth"),
-                    help="work directory (embedded Postgres, secrets, runs); default .synth")
+    sp.add_argument(
+        "--workdir",
+        default=os.environ.get("SYNTH_WORKDIR", ".synth"),
+        help="work directory (embedded Postgres, secrets, runs); default .synth",
+    )
     sp.add_argument("--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml")
 
 
@@ -44,9 +47,13 @@ def _cmd_teardown(args: argparse.Namespace) -> int:
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
     res = teardown(target, args.schema or cfg.target.db_schema, actor=args.actor, audit_url=audit)
     if res.dropped:
-        print(f"dropped {', '.join(res.dropped)} (recorded in synth_meta.teardowns and the audit log)")
+        print(
+            f"dropped {', '.join(res.dropped)} (recorded in synth_meta.teardowns and the audit log)"
+        )
     else:
-        print(f"nothing to tear down: no schema {args.schema or cfg.target.db_schema} created by synth_assets")
+        print(
+            f"nothing to tear down: no schema {args.schema or cfg.target.db_schema} created by synth_assets"
+        )
     return 0
 
 
@@ -56,15 +63,19 @@ def _cmd_emergency(args: argparse.Namespace) -> int:
     from synth_assets.core.store import RefreshStore
 
     if not args.yes:
-        raise ConfigError("emergency-teardown drops every synthetic schema in the target and deletes every "
-                          "refresh's artifacts: pass --yes to confirm")
+        raise ConfigError(
+            "emergency-teardown drops every synthetic schema in the target and deletes every "
+            "refresh's artifacts: pass --yes to confirm"
+        )
     cfg, work = _settings(args)
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
     store = RefreshStore(cfg.artifacts.store or work / "runs")
     res = emergency_teardown(target, store.root, actor=args.actor, audit_url=audit)
     print(f"dropped {len(res.dropped)} schema(s): {', '.join(res.dropped) or '-'}")
     if res.skipped:
-        print(f"left alone (listed in synth_meta but without the synth_assets marker): {', '.join(res.skipped)}")
+        print(
+            f"left alone (listed in synth_meta but without the synth_assets marker): {', '.join(res.skipped)}"
+        )
     if res.also_removed:
         print(f"also removed (depended on them): {', '.join(res.also_removed)}")
     print(f"deleted the artifacts of {len(res.artifacts)} refresh(es) under {store.root}")
@@ -79,7 +90,10 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if res.ok:
         print(f"audit chain intact: {res.events} event(s), head {res.head_hash}")
         return 0
-    print(f"audit chain BROKEN ({len(res.problems)} problem(s) in {res.events} event(s)):", file=sys.stderr)
+    print(
+        f"audit chain BROKEN ({len(res.problems)} problem(s) in {res.events} event(s)):",
+        file=sys.stderr,
+    )
     for p in res.problems:
         print(f"  {p}", file=sys.stderr)
     return 1
@@ -96,26 +110,40 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
         for e in events:
             print(format_event(e))
         if not events:
-            print("no audit events" + (f" for refresh {args.refresh_id}" if args.refresh_id else ""))
+            print(
+                "no audit events" + (f" for refresh {args.refresh_id}" if args.refresh_id else "")
+            )
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register teardown, emergency-teardown and audit {verify,show} on the CLI's subparsers."""
     actor_help = "who acts, e.g. alice/CHG-123 (default $SYNTH_ACTOR or the OS user)"
-    sp = subparsers.add_parser("teardown", help="drop a staging schema created by synth_assets (and its __next/__prev)")
+    sp = subparsers.add_parser(
+        "teardown", help="drop a staging schema created by synth_assets (and its __next/__prev)"
+    )
     _common(sp)
-    sp.add_argument("--target", default=None, help="postgresql://… or embedded:///db (default target.url)")
+    sp.add_argument(
+        "--target", default=None, help="postgresql://… or embedded:///db (default target.url)"
+    )
     sp.add_argument("--schema", default=None, help="staging schema (default target.schema)")
-    sp.add_argument("--audit-url", default=None, help="audit database (default audit.url, else the target)")
+    sp.add_argument(
+        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
+    )
     sp.add_argument("--actor", default=None, help=actor_help)
     sp.set_defaults(fn=_cmd_teardown)
 
-    sp = subparsers.add_parser("emergency-teardown",
-                               help="drop every synthetic schema in the target and delete every refresh's artifacts")
+    sp = subparsers.add_parser(
+        "emergency-teardown",
+        help="drop every synthetic schema in the target and delete every refresh's artifacts",
+    )
     _common(sp)
-    sp.add_argument("--target", default=None, help="postgresql://… or embedded:///db (default target.url)")
-    sp.add_argument("--audit-url", default=None, help="audit database (default audit.url, else the target)")
+    sp.add_argument(
+        "--target", default=None, help="postgresql://… or embedded:///db (default target.url)"
+    )
+    sp.add_argument(
+        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
+    )
     sp.add_argument("--actor", default=None, help=actor_help)
     sp.add_argument("--yes", action="store_true", help="confirm: this deletes data and artifacts")
     sp.set_defaults(fn=_cmd_emergency)
@@ -124,11 +152,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     asub = sp.add_subparsers(dest="audit_command", required=True)
     v = asub.add_parser("verify", help="check every hash and link; exit 1 on any break")
     _common(v)
-    v.add_argument("--audit-url", default=None, help="audit database (default audit.url, else target.url)")
+    v.add_argument(
+        "--audit-url", default=None, help="audit database (default audit.url, else target.url)"
+    )
     v.set_defaults(fn=_cmd_audit_verify)
     s = asub.add_parser("show", help="print the events (optionally of one refresh)")
     _common(s)
-    s.add_argument("--audit-url", default=None, help="audit database (default audit.url, else target.url)")
+    s.add_argument(
+        "--audit-url", default=None, help="audit database (default audit.url, else target.url)"
+    )
     s.add_argument("--refresh-id", default=None, help="only the events of this refresh")
     s.add_argument("--json", action="store_true", help="JSON instead of one line per event")
     s.set_defaults(fn=_cmd_audit_show)
@@ -142,6 +174,8 @@ def print_load_summary(summary: dict[str, Any]) -> None:
             print("staging: not loaded (staging_schema is not part of this run)")
         return
     load = json.loads(path.read_text())
-    print(f"staging: {load['total_rows']:,} rows loaded into schema {load['schema']} of {load['target']} "
-          f"in {load['seconds']}s ({load['rows_per_second']:,} rows/s)")
+    print(
+        f"staging: {load['total_rows']:,} rows loaded into schema {load['schema']} of {load['target']} "
+        f"in {load['seconds']}s ({load['rows_per_second']:,} rows/s)"
+    )
     print(f"  connect: {load['connect']}")

@@ -1,6 +1,5 @@
 """Dagster Definitions: every asset, check and resource of synth_assets."""
 
-
 import os
 from pathlib import Path
 
@@ -24,15 +23,18 @@ def _default_config() -> str | None:
     return "synth.yaml" if Path("synth.yaml").is_file() else None
 
 
-def build_definitions(config_file: str | None = None, workdir: str | None = None,
-                      source_url: str | None = None) -> dg.Definitions:
+def build_definitions(
+    config_file: str | None = None, workdir: str | None = None, source_url: str | None = None
+) -> dg.Definitions:
     """Definitions bound to one configuration (the CLI and tests pass theirs)."""
     resource = SynthResource(
         config_file=config_file if config_file is not None else _default_config(),
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
         source_url=source_url,
     )
-    merged = dg.Definitions.merge(sampler.defs, spec_assets.defs, shards.defs, report.defs, staging.defs)
+    merged = dg.Definitions.merge(
+        sampler.defs, spec_assets.defs, shards.defs, report.defs, staging.defs
+    )
     auto = automation_defs(load_config(resource.config_file), resource.meta_url)
     return dg.Definitions(
         assets=list(merged.assets or []),

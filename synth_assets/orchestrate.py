@@ -32,7 +32,9 @@ def preflight(cfg: SynthConfig, workdir: Path) -> None:
     meta_cfg = cfg.audit.url or cfg.target.url
     key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
     if pg.is_embedded(meta_cfg) and not (workdir / "pg" / "PG_VERSION").exists():
-        st = budget.Standing(0.0, cfg.privacy.annual_epsilon_cap, [])  # no ledger yet: nothing spent
+        st = budget.Standing(
+            0.0, cfg.privacy.annual_epsilon_cap, []
+        )  # no ledger yet: nothing spent
     else:
         st = budget.standing(pg.resolve_url(meta_cfg, workdir), key, cfg.privacy.annual_epsilon_cap)
     st.refuse_if_over(cfg.privacy.epsilon, label)
@@ -65,14 +67,21 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     out = {}
     for ev in result.get_asset_check_evaluations():
         meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
-        out[ev.check_name] = {"passed": bool(ev.passed), "asset": ev.asset_key.to_user_string(), **meta}
+        out[ev.check_name] = {
+            "passed": bool(ev.passed),
+            "asset": ev.asset_key.to_user_string(),
+            **meta,
+        }
     return out
 
 
 def _stages(result: dg.ExecuteInProcessResult) -> dict[str, float]:
     """Seconds per step (asset or check) of a run."""
-    return {ev.step_key: round(ev.event_specific_data.duration_ms / 1000, 2)
-            for ev in result.all_events if ev.event_type_value == "STEP_SUCCESS"}
+    return {
+        ev.step_key: round(ev.event_specific_data.duration_ms / 1000, 2)
+        for ev in result.all_events
+        if ev.event_type_value == "STEP_SUCCESS"
+    }
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
@@ -84,9 +93,14 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
-def run_refresh(config_file: str | None, workdir: Path, source_url: str | None = None,
-                cfg_override: SynthConfig | None = None, log: Callable[[str], None] = print,
-                instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
+def run_refresh(
+    config_file: str | None,
+    workdir: Path,
+    source_url: str | None = None,
+    cfg_override: SynthConfig | None = None,
+    log: Callable[[str], None] = print,
+    instance: dg.DagsterInstance | None = None,
+) -> dict[str, Any]:
     """Profile, calibrate and generate one refresh; write and return its summary.
 
     Run 1 materializes the boundary assets and the spec; run 2 the shard partitions (one
@@ -110,15 +124,27 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
     rid = new_refresh_id()
     tags = {REFRESH_TAG: rid}
     store = store_for(cfg, workdir)
-    summary: dict[str, Any] = {"refresh_id": rid, "checks": {}, "tables": {}, "artifacts": str(store.dir(rid))}
+    summary: dict[str, Any] = {
+        "refresh_id": rid,
+        "checks": {},
+        "tables": {},
+        "artifacts": str(store.dir(rid)),
+    }
     started = time.monotonic()
     assets = list(defs.assets or [])
     checks = list(defs.asset_checks or [])
     resources = defs.resources
 
     log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
-    r1 = dg.materialize([*assets, *checks], selection=PROFILE_ASSETS, instance=instance, resources=resources,
-                        tags=tags, raise_on_error=False, run_config=QUIET)
+    r1 = dg.materialize(
+        [*assets, *checks],
+        selection=PROFILE_ASSETS,
+        instance=instance,
+        resources=resources,
+        tags=tags,
+        raise_on_error=False,
+        run_config=QUIET,
+    )
     summary["checks"].update(_checks(r1))
     summary["stages"] = _stages(r1)
     ok = r1.success and all(c["passed"] for c in summary["checks"].values())
@@ -129,10 +155,17 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         known = {k.to_user_string() for a in assets for k in a.keys}
         selection = SHARD_ASSETS + [a for a in DOWNSTREAM_ASSETS if a in known]
         r2 = dg.materialize(
-            [*assets, *checks], selection=selection, instance=instance, resources=resources,
-            tags={**tags, "dagster/asset_partition_range_start": keys[0],
-                  "dagster/asset_partition_range_end": keys[-1]},
-            raise_on_error=False, run_config=QUIET,
+            [*assets, *checks],
+            selection=selection,
+            instance=instance,
+            resources=resources,
+            tags={
+                **tags,
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+            raise_on_error=False,
+            run_config=QUIET,
         )
         summary["checks"].update(_checks(r2))
         summary["stages"].update(_stages(r2))
@@ -172,10 +205,14 @@ def run_refresh(config_file: str | None, workdir: Path, source_url: str | None =
         manifest = publish_refresh(cfg, workdir, rid, backend_from_config(cfg.secrets, workdir))
         summary["manifest"] = manifest["store"]["location"]
     if not ok:
-        failed = [f"{n}: {'; '.join(c.get('failures', [])[:3]) or 'failed'}"
-                  for n, c in summary["checks"].items() if not c["passed"]]
+        failed = [
+            f"{n}: {'; '.join(c.get('failures', [])[:3]) or 'failed'}"
+            for n, c in summary["checks"].items()
+            if not c["passed"]
+        ]
         raise GateFailed(
-            f"refresh {rid} stopped: " + ("; ".join(failed) if failed else summary.get("error") or "run failed")
+            f"refresh {rid} stopped: "
+            + ("; ".join(failed) if failed else summary.get("error") or "run failed")
             + (f" (summary: {summary_path})" if summary.get("summary_path") else "")
         )
     return summary

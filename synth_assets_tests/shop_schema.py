@@ -45,15 +45,25 @@ def build_shop(url: str, users: int = 400, seed: int = 11) -> None:
         n_stores = 30
         with conn.cursor().copy("COPY shop.stores FROM STDIN") as cp:
             for i in range(n_stores):
-                cp.write_row((i + 1, f"Store {i}", regions[i % 4], f"20{10 + i % 10}-0{1 + i % 9}-15"))
+                cp.write_row(
+                    (i + 1, f"Store {i}", regions[i % 4], f"20{10 + i % 10}-0{1 + i % 9}-15")
+                )
         with conn.cursor().copy("COPY shop.users FROM STDIN") as cp:
             for i in range(users):
                 ref = int(rng.integers(1, i + 1)) if i > 0 and rng.random() < 0.3 else None
-                cp.write_row((i + 1, f"user{i}@mail{i % 7}.com", f"Person {i} Name", countries[rng.integers(0, 5)],
-                              ["free", "plus", "pro"][int(rng.integers(0, 3))],
-                              f"2023-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:15:00", ref,
-                              int(rng.integers(1, n_stores + 1)) if rng.random() < 0.8 else None,
-                              bool(rng.random() < 0.1) if rng.random() < 0.9 else None))
+                cp.write_row(
+                    (
+                        i + 1,
+                        f"user{i}@mail{i % 7}.com",
+                        f"Person {i} Name",
+                        countries[rng.integers(0, 5)],
+                        ["free", "plus", "pro"][int(rng.integers(0, 3))],
+                        f"2023-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:15:00",
+                        ref,
+                        int(rng.integers(1, n_stores + 1)) if rng.random() < 0.8 else None,
+                        bool(rng.random() < 0.1) if rng.random() < 0.9 else None,
+                    )
+                )
         # teams and members form a cycle: members.team_id -> teams, teams.lead_member_id -> members
         n_teams = max(2, users // 20)
         with conn.cursor().copy("COPY shop.teams (id, label) FROM STDIN") as cp:
@@ -64,20 +74,43 @@ def build_shop(url: str, users: int = 400, seed: int = 11) -> None:
             for u in range(users):
                 for _ in range(int(rng.integers(0, 3))):
                     mid += 1
-                    cp.write_row((mid, u + 1, int(rng.integers(1, n_teams + 1)),
-                                  f"2024-0{1 + mid % 9}-10 10:00:00+00", f"00000000-0000-4000-8000-{mid:012d}"))
-        conn.execute("UPDATE shop.teams SET lead_member_id = (SELECT min(id) FROM shop.members m WHERE m.team_id = teams.id)")
+                    cp.write_row(
+                        (
+                            mid,
+                            u + 1,
+                            int(rng.integers(1, n_teams + 1)),
+                            f"2024-0{1 + mid % 9}-10 10:00:00+00",
+                            f"00000000-0000-4000-8000-{mid:012d}",
+                        )
+                    )
+        conn.execute(
+            "UPDATE shop.teams SET lead_member_id = (SELECT min(id) FROM shop.members m WHERE m.team_id = teams.id)"
+        )
         oid = 0
         orders, items = [], []
         for u in range(users):
             for _ in range(int(rng.geometric(0.3))):
                 oid += 1
-                orders.append((oid, u + 1, int(rng.integers(1, n_stores + 1)),
-                               f"2024-{1 + oid % 12:02d}-{1 + oid % 28:02d} {oid % 24:02d}:30:00+00",
-                               round(float(rng.lognormal(3, 1)), 2), statuses[min(3, int(rng.geometric(0.6)) - 1)],
-                               "gift wrap please" if rng.random() < 0.1 else None))
+                orders.append(
+                    (
+                        oid,
+                        u + 1,
+                        int(rng.integers(1, n_stores + 1)),
+                        f"2024-{1 + oid % 12:02d}-{1 + oid % 28:02d} {oid % 24:02d}:30:00+00",
+                        round(float(rng.lognormal(3, 1)), 2),
+                        statuses[min(3, int(rng.geometric(0.6)) - 1)],
+                        "gift wrap please" if rng.random() < 0.1 else None,
+                    )
+                )
                 for line in range(int(rng.integers(1, 4))):
-                    items.append((oid, line + 1, f"SKU-{int(rng.integers(0, 50)):03d}", int(rng.integers(1, 5))))
+                    items.append(
+                        (
+                            oid,
+                            line + 1,
+                            f"SKU-{int(rng.integers(0, 50)):03d}",
+                            int(rng.integers(1, 5)),
+                        )
+                    )
         with conn.cursor().copy("COPY shop.orders FROM STDIN") as cp:
             for r in orders:
                 cp.write_row(r)

@@ -45,11 +45,29 @@ def test_unsafe_target_schema_is_refused():
 
 def test_split_must_add_up_to_one():
     with pytest.raises(ConfigError, match="add up to 1"):
-        parse_config({"privacy": {"split": {"bounds": 0.5, "one_way": 0.5, "select": 0.5, "pairs": 0.1,
-                                            "fanout": 0.1, "temporal": 0.1}}})
+        parse_config(
+            {
+                "privacy": {
+                    "split": {
+                        "bounds": 0.5,
+                        "one_way": 0.5,
+                        "select": 0.5,
+                        "pairs": 0.1,
+                        "fanout": 0.1,
+                        "temporal": 0.1,
+                    }
+                }
+            }
+        )
 
 
 def test_tables_mentioned_collects_every_section():
-    cfg = parse_config({"columns": {"a.x": "numeric"}, "bounds": {"b.y": [0, 1]},
-                        "overrides": {"rows": {"c": 5}}, "privacy": {"unit_table": "d"}})
+    cfg = parse_config(
+        {
+            "columns": {"a.x": "numeric"},
+            "bounds": {"b.y": [0, 1]},
+            "overrides": {"rows": {"c": 5}},
+            "privacy": {"unit_table": "d"},
+        }
+    )
     assert cfg.table_names_mentioned() == {"a", "b", "c", "d"}

@@ -34,8 +34,14 @@ def test_noise_is_integer_and_shaped_like_the_input():
 
 def test_a_value_held_by_one_unit_is_not_released():
     acc = dp.Accountant(1.0, 1e-6)
-    released = dp.noisy_category_counts(acc, "c", {"common": 100_000, "alice@example.com": 1}, 1,
-                                        acc.rho_budget / 2, acc.delta_threshold)
+    released = dp.noisy_category_counts(
+        acc,
+        "c",
+        {"common": 100_000, "alice@example.com": 1},
+        1,
+        acc.rho_budget / 2,
+        acc.delta_threshold,
+    )
     assert "common" in released
     assert "alice@example.com" not in released
     assert acc.entries[-1].delta <= acc.delta_threshold
@@ -43,5 +49,7 @@ def test_a_value_held_by_one_unit_is_not_released():
 
 def test_selection_prefers_the_clearly_best_score():
     acc = dp.Accountant(10.0, 1e-6)
-    picks = [dp.select(acc, "s", np.array([0.0, 1e6, 0.0]), 1.0, acc.rho_budget / 20) for _ in range(5)]
+    picks = [
+        dp.select(acc, "s", np.array([0.0, 1e6, 0.0]), 1.0, acc.rho_budget / 20) for _ in range(5)
+    ]
     assert picks == [1] * 5

@@ -330,7 +330,9 @@ def test_an_unmeasured_metric_read_back_from_the_written_report_fails_closed_wit
     strict = {r.name: r for r in ev.evaluate_gates(back, ev.gate_thresholds({}))}
     assert not strict["privacy_dcr_share"].passed
     assert "could not be measured" in strict["privacy_dcr_share"].failures[0]
-    loose = {r.name: r for r in ev.evaluate_gates(back, ev.gate_thresholds({"dcr_share_max": None}))}
+    loose = {
+        r.name: r for r in ev.evaluate_gates(back, ev.gate_thresholds({"dcr_share_max": None}))
+    }
     assert loose["privacy_dcr_share"].passed
     assert loose["privacy_dcr_share"].metrics["value"] == 0.51
 

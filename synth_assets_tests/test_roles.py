@@ -10,11 +10,21 @@ def _t(*cols, pk=("id",), fks=(), uniques=()):
     return Table("customers", columns, pk, list(fks), cons)
 
 
-@pytest.mark.parametrize("name,role", [
-    ("email", "email"), ("full_name", "person_name"), ("phone", "phone"), ("street_address", "address"),
-    ("postal_code", "postal_code"), ("national_id", "national_id"), ("card_number", "card_number"),
-    ("iban", "iban"), ("memo", "free_text"), ("ip_address", "ip_address"),
-])
+@pytest.mark.parametrize(
+    "name,role",
+    [
+        ("email", "email"),
+        ("full_name", "person_name"),
+        ("phone", "phone"),
+        ("street_address", "address"),
+        ("postal_code", "postal_code"),
+        ("national_id", "national_id"),
+        ("card_number", "card_number"),
+        ("iban", "iban"),
+        ("memo", "free_text"),
+        ("ip_address", "ip_address"),
+    ],
+)
 def test_pii_roles_from_names(name, role):
     col = Column(name, "text", "text", True)
     assert infer_role(_t(col), col, ["x"] * 10) == role
@@ -43,7 +53,9 @@ def test_keys_and_foreign_keys():
 
 def test_a_unique_numeric_column_is_generated_as_a_key():
     col = Column("account_no", "bigint", "int8", False)
-    assert infer_role(_t(col, uniques=[("account_no",)]), col, [str(i) for i in range(300)]) == "key"
+    assert (
+        infer_role(_t(col, uniques=[("account_no",)]), col, [str(i) for i in range(300)]) == "key"
+    )
 
 
 def test_birth_date_and_datetimes():

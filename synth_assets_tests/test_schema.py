@@ -26,7 +26,10 @@ def test_generation_order_breaks_the_cycle_at_the_nullable_fk(shop_url):
     with pg.connect(shop_url) as conn:
         m = reflect(conn, "shop")
     order, deferred = m.generation_order()
-    assert {(t, fk.name) for t, fk in deferred} == {("users", "users_referrer_id_fkey"), ("teams", "teams_lead_fk")}
+    assert {(t, fk.name) for t, fk in deferred} == {
+        ("users", "users_referrer_id_fkey"),
+        ("teams", "teams_lead_fk"),
+    }
     assert order.index("teams") < order.index("members")
     assert order.index("users") < order.index("orders") < order.index("order_items")
 
@@ -37,9 +40,17 @@ def test_unknown_table_in_include_list_is_named(shop_url):
 
 
 def test_a_cycle_of_required_fks_is_an_error():
-    a = Table("a", [Column("id", "bigint", "int8", False), Column("b_id", "bigint", "int8", False)], ("id",),
-              [_fk("a_b", "b_id", "b")])
-    b = Table("b", [Column("id", "bigint", "int8", False), Column("a_id", "bigint", "int8", False)], ("id",),
-              [_fk("b_a", "a_id", "a")])
+    a = Table(
+        "a",
+        [Column("id", "bigint", "int8", False), Column("b_id", "bigint", "int8", False)],
+        ("id",),
+        [_fk("a_b", "b_id", "b")],
+    )
+    b = Table(
+        "b",
+        [Column("id", "bigint", "int8", False), Column("a_id", "bigint", "int8", False)],
+        ("id",),
+        [_fk("b_a", "a_id", "a")],
+    )
     with pytest.raises(SchemaError, match="cycle with no nullable foreign key"):
         SchemaModel("s", {"a": a, "b": b}).generation_order()

@@ -48,10 +48,58 @@ def test_fanout_tail_survives_when_contiguous_and_isolated_far_bins_do_not():
 def test_a_low_signal_fanout_keeps_its_body_instead_of_only_the_bins_above_the_noise():
     # Transactions per account of a 1,500-customer source, one account per unit, sigma 25: the
     # body (3-15 per account) is real but under 3.5 sigma bin by bin.
-    true = [120, 96, 109, 90, 67, 68, 64, 56, 47, 42, 45, 41, 42, 27, 31, 28, 249, 178, 74, 23, 3,
-            0, 0, 0]
-    noisy = [138, 127, 115, 85, 85, 65, 52, 44, 70, 79, 78, 1, 69, -1, 22, 42, 215, 147, 55, 65,
-             30, -23, 3, 3]
+    true = [
+        120,
+        96,
+        109,
+        90,
+        67,
+        68,
+        64,
+        56,
+        47,
+        42,
+        45,
+        41,
+        42,
+        27,
+        31,
+        28,
+        249,
+        178,
+        74,
+        23,
+        3,
+        0,
+        0,
+        0,
+    ]
+    noisy = [
+        138,
+        127,
+        115,
+        85,
+        85,
+        65,
+        52,
+        44,
+        70,
+        79,
+        78,
+        1,
+        69,
+        -1,
+        22,
+        42,
+        215,
+        147,
+        55,
+        65,
+        30,
+        -23,
+        3,
+        3,
+    ]
     mids = np.array([*range(16), 23.5, 47.5, 95.5, 191.5, 383.5, 767.5, 1535.5, 3071.5])
 
     def mean_ratio(p):

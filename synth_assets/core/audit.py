@@ -27,8 +27,18 @@ from .pg import connect, redact
 
 AUDIT_SCHEMA = "synth_audit"
 GENESIS_HASH = "0" * 64
-EVENT_KINDS = ("profile", "spec", "shards", "report", "gates", "load", "release", "teardown",
-               "gate_failed", "run_failed")
+EVENT_KINDS = (
+    "profile",
+    "spec",
+    "shards",
+    "report",
+    "gates",
+    "load",
+    "release",
+    "teardown",
+    "gate_failed",
+    "run_failed",
+)
 _LOCK_KEY = 0x5A7A_0D17  # advisory lock serializing appends (any database)
 
 _DDL = """
@@ -98,8 +108,16 @@ class AuditEvent:
     hash: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": _ts(self.ts), "kind": self.kind, "refresh_id": self.refresh_id,
-                "actor": self.actor, "payload": self.payload, "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "ts": _ts(self.ts),
+            "kind": self.kind,
+            "refresh_id": self.refresh_id,
+            "actor": self.actor,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
 
 @dataclass
@@ -133,27 +151,53 @@ def _ts(ts: datetime) -> str:
 def canonical_payload(payload: dict[str, Any]) -> str:
     """The canonical JSON text stored (and hashed) for a payload; refuses NaN and infinity."""
     try:
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                          allow_nan=False, default=str)
+        return json.dumps(
+            payload,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+            default=str,
+        )
     except ValueError as exc:
         raise AuditError(f"audit payload is not representable as strict JSON: {exc}") from None
 
 
-def event_hash(seq: int, ts: datetime, kind: str, refresh_id: str | None, actor: str,
-               payload: dict[str, Any], prev_hash: str) -> str:
+def event_hash(
+    seq: int,
+    ts: datetime,
+    kind: str,
+    refresh_id: str | None,
+    actor: str,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> str:
     """SHA-256 over the canonical JSON of (seq, ts, kind, refresh_id, actor, payload, prev_hash)."""
     body = json.dumps(
-        {"seq": seq, "ts": _ts(ts), "kind": kind, "refresh_id": refresh_id, "actor": actor,
-         "payload": payload, "prev_hash": prev_hash},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str,
+        {
+            "seq": seq,
+            "ts": _ts(ts),
+            "kind": kind,
+            "refresh_id": refresh_id,
+            "actor": actor,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+        default=str,
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
 def ensure_audit_schema(conn: psycopg.Connection) -> None:
     """Create ``synth_audit`` (tables, triggers, revokes) once; commits."""
-    row = conn.execute("SELECT to_regclass('synth_audit.events') IS NOT NULL AND "
-                       "to_regclass('synth_audit.head') IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT to_regclass('synth_audit.events') IS NOT NULL AND "
+        "to_regclass('synth_audit.head') IS NOT NULL"
+    ).fetchone()
     if row and row[0]:
         return
     try:
@@ -161,21 +205,26 @@ def ensure_audit_schema(conn: psycopg.Connection) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             conn.execute(_DDL)
     except psycopg.Error as exc:
-        raise AuditError(f"cannot create the audit schema synth_audit: {str(exc).strip().splitlines()[0]}. "
-                         "The audit role needs CREATE on the audit database") from exc
+        raise AuditError(
+            f"cannot create the audit schema synth_audit: {str(exc).strip().splitlines()[0]}. "
+            "The audit role needs CREATE on the audit database"
+        ) from exc
     if not conn.autocommit:
         conn.commit()
 
 
-def append_event(conn: psycopg.Connection, kind: str, refresh_id: str | None, payload: dict[str, Any],
-                 actor: str) -> AuditEvent:
+def append_event(
+    conn: psycopg.Connection, kind: str, refresh_id: str | None, payload: dict[str, Any], actor: str
+) -> AuditEvent:
     """Append one event inside the caller's transaction (the caller commits)."""
     if kind not in EVENT_KINDS:
         raise AuditError(f"unknown audit event kind {kind!r}; use one of {', '.join(EVENT_KINDS)}")
     text = canonical_payload(payload)
     obj = json.loads(text)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-    last = conn.execute("SELECT seq, hash FROM synth_audit.events ORDER BY seq DESC LIMIT 1").fetchone()
+    last = conn.execute(
+        "SELECT seq, hash FROM synth_audit.events ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     head = conn.execute("SELECT seq, hash FROM synth_audit.head").fetchone()
     if (last is None) != (head is None) or (last and head and tuple(last) != tuple(head)):
         raise AuditChainBroken(
@@ -192,14 +241,17 @@ def append_event(conn: psycopg.Connection, kind: str, refresh_id: str | None, pa
         (seq, ts, kind, refresh_id, actor, text, prev, h),
     )
     if head is None:
-        conn.execute("INSERT INTO synth_audit.head (seq, kind, hash) VALUES (%s, %s, %s)", (seq, kind, h))
+        conn.execute(
+            "INSERT INTO synth_audit.head (seq, kind, hash) VALUES (%s, %s, %s)", (seq, kind, h)
+        )
     else:
         conn.execute("UPDATE synth_audit.head SET seq = %s, kind = %s, hash = %s", (seq, kind, h))
     return AuditEvent(seq, ts, kind, refresh_id, actor, obj, prev, h)
 
 
-def record_event(url: str, kind: str, refresh_id: str | None, payload: dict[str, Any],
-                 actor: str | None = None) -> AuditEvent:
+def record_event(
+    url: str, kind: str, refresh_id: str | None, payload: dict[str, Any], actor: str | None = None
+) -> AuditEvent:
     """Append one event to the audit log at libpq ``url`` (creating the schema on first use)."""
     try:
         with connect(url, autocommit=True) as conn:
@@ -208,8 +260,10 @@ def record_event(url: str, kind: str, refresh_id: str | None, payload: dict[str,
                 ev = append_event(conn, kind, refresh_id, payload, actor or default_actor())
             return ev
     except psycopg.Error as exc:
-        raise AuditError(f"cannot append a {kind} event to the audit log at {redact(url)}: "
-                         f"{str(exc).strip().splitlines()[0]}") from exc
+        raise AuditError(
+            f"cannot append a {kind} event to the audit log at {redact(url)}: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
 
 
 def _rows(conn: psycopg.Connection, refresh_id: str | None = None) -> Iterator[AuditEvent]:
@@ -219,7 +273,8 @@ def _rows(conn: psycopg.Connection, refresh_id: str | None = None) -> Iterator[A
         cur.itersize = 2000
         cur.execute(
             f"SELECT seq, ts, kind, refresh_id, actor, payload::text, prev_hash, hash "  # noqa: S608
-            f"FROM synth_audit.events {where} ORDER BY seq", params,
+            f"FROM synth_audit.events {where} ORDER BY seq",
+            params,
         )
         for seq, ts, kind, rid, actor, payload, prev, h in cur:
             try:
@@ -238,8 +293,10 @@ def verify_chain(url: str) -> VerifyResult:
     """Walk the chain in seq order: recompute every hash, check every link and the head."""
     with connect(url, autocommit=True) as conn:
         if not _has_schema(conn):
-            raise AuditError(f"{redact(url)} holds no audit log (no table synth_audit.events): "
-                             "check the audit database URL (audit.url, default the target database)")
+            raise AuditError(
+                f"{redact(url)} holds no audit log (no table synth_audit.events): "
+                "check the audit database URL (audit.url, default the target database)"
+            )
         problems: list[str] = []
         prev_hash, prev_seq, n = GENESIS_HASH, 0, 0
         with conn.transaction():
@@ -248,18 +305,26 @@ def verify_chain(url: str) -> VerifyResult:
                 n += 1
                 name = f"event {ev.seq} ({ev.kind}, refresh {ev.refresh_id or '-'}, {_ts(ev.ts)})"
                 if ev.seq != prev_seq + 1:
-                    missing = (f"event {prev_seq + 1}" if ev.seq == prev_seq + 2
-                               else f"events {prev_seq + 1}..{ev.seq - 1}")
+                    missing = (
+                        f"event {prev_seq + 1}"
+                        if ev.seq == prev_seq + 2
+                        else f"events {prev_seq + 1}..{ev.seq - 1}"
+                    )
                     problems.append(f"{missing} missing: {name} follows event {prev_seq}")
                 if ev.prev_hash != prev_hash:
-                    problems.append(f"{name}: its prev_hash {ev.prev_hash[:12]}… does not match the hash "
-                                    f"{prev_hash[:12]}… of the event before it (an event was removed, "
-                                    "inserted or altered)")
-                recomputed = event_hash(ev.seq, ev.ts, ev.kind, ev.refresh_id, ev.actor, ev.payload,
-                                        ev.prev_hash)
+                    problems.append(
+                        f"{name}: its prev_hash {ev.prev_hash[:12]}… does not match the hash "
+                        f"{prev_hash[:12]}… of the event before it (an event was removed, "
+                        "inserted or altered)"
+                    )
+                recomputed = event_hash(
+                    ev.seq, ev.ts, ev.kind, ev.refresh_id, ev.actor, ev.payload, ev.prev_hash
+                )
                 if recomputed != ev.hash:
-                    problems.append(f"{name} was altered: stored hash {ev.hash[:12]}…, "
-                                    f"recomputed {recomputed[:12]}…")
+                    problems.append(
+                        f"{name} was altered: stored hash {ev.hash[:12]}…, "
+                        f"recomputed {recomputed[:12]}…"
+                    )
                 prev_hash, prev_seq = ev.hash, ev.seq
             head = conn.execute("SELECT seq, kind, hash FROM synth_audit.head").fetchone()
         if head is None and n:
@@ -267,16 +332,25 @@ def verify_chain(url: str) -> VerifyResult:
         elif head is not None:
             hseq, hkind, hhash = head
             if hseq > prev_seq:
-                missing = f"event {hseq} ({hkind})" if hseq == prev_seq + 1 else \
-                    f"events {prev_seq + 1}..{hseq} (the last a {hkind} event)"
-                problems.append(f"{missing} missing: the chain head records event {hseq} but the log "
-                                f"ends at event {prev_seq}")
+                missing = (
+                    f"event {hseq} ({hkind})"
+                    if hseq == prev_seq + 1
+                    else f"events {prev_seq + 1}..{hseq} (the last a {hkind} event)"
+                )
+                problems.append(
+                    f"{missing} missing: the chain head records event {hseq} but the log "
+                    f"ends at event {prev_seq}"
+                )
             elif hseq < prev_seq:
-                problems.append(f"event(s) after {hseq} were appended without advancing the chain head "
-                                f"(the log ends at event {prev_seq})")
+                problems.append(
+                    f"event(s) after {hseq} were appended without advancing the chain head "
+                    f"(the log ends at event {prev_seq})"
+                )
             elif hhash != prev_hash:
-                problems.append(f"event {hseq} ({hkind}): the chain head records hash {hhash[:12]}…, "
-                                f"the log holds {prev_hash[:12]}…")
+                problems.append(
+                    f"event {hseq} ({hkind}): the chain head records hash {hhash[:12]}…, "
+                    f"the log holds {prev_hash[:12]}…"
+                )
         return VerifyResult(n, prev_hash, problems)
 
 
@@ -294,8 +368,10 @@ def format_event(ev: AuditEvent) -> str:
     body = json.dumps(ev.payload, sort_keys=True, separators=(", ", ": "), default=str)
     if len(body) > 400:
         body = body[:397] + "…"
-    return (f"#{ev.seq:<5} {_ts(ev.ts)}  {ev.kind:<8} {ev.refresh_id or '-':<26} {ev.actor}  "
-            f"{ev.hash[:16]}  {body}")
+    return (
+        f"#{ev.seq:<5} {_ts(ev.ts)}  {ev.kind:<8} {ev.refresh_id or '-':<26} {ev.actor}  "
+        f"{ev.hash[:16]}  {body}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,17 +391,26 @@ def profile_payload(pack: dict[str, Any]) -> dict[str, Any]:
         if "threshold" in (e.get("detail") or {}):
             thresholds[e["name"]] = e["detail"]["threshold"]
     return {
-        "epsilon_spent": led["epsilon_spent"], "epsilon_target": led.get("epsilon_target"),
-        "delta": led["delta"], "rho_spent": led["rho_spent"], "rho_budget": led.get("rho_budget"),
-        "accounting": led.get("accounting"), "mechanisms": mechanisms, "thresholds": thresholds,
+        "epsilon_spent": led["epsilon_spent"],
+        "epsilon_target": led.get("epsilon_target"),
+        "delta": led["delta"],
+        "rho_spent": led["rho_spent"],
+        "rho_budget": led.get("rho_budget"),
+        "accounting": led.get("accounting"),
+        "mechanisms": mechanisms,
+        "thresholds": thresholds,
     }
 
 
 def spec_payload(spec: dict[str, Any]) -> dict[str, Any]:
     """Spec hash, version, pack refresh and target row counts."""
-    return {"spec_hash": spec["content_hash"], "version": spec.get("version"),
-            "pack_refresh_id": spec.get("pack_refresh_id"), "shards": spec.get("shards"),
-            "expected_rows": spec.get("expected_rows")}
+    return {
+        "spec_hash": spec["content_hash"],
+        "version": spec.get("version"),
+        "pack_refresh_id": spec.get("pack_refresh_id"),
+        "shards": spec.get("shards"),
+        "expected_rows": spec.get("expected_rows"),
+    }
 
 
 def shards_payload(refresh_dir: Path) -> dict[str, Any]:
@@ -339,11 +424,18 @@ def shards_payload(refresh_dir: Path) -> dict[str, Any]:
         for t, f in man["tables"].items():
             files[f"{t}/{Path(f['path']).name}"] = f["sha256"]
             rows[t] = rows.get(t, 0) + int(f["rows"])
-    return {"seed_commitment": gen["seed_commitment"], "spec_hash": gen.get("spec_hash"),
-            "files": files, "rows": rows}
+    return {
+        "seed_commitment": gen["seed_commitment"],
+        "spec_hash": gen.get("spec_hash"),
+        "files": files,
+        "rows": rows,
+    }
 
 
 def report_payload(report: dict[str, Any]) -> dict[str, Any]:
     """Gate outcomes with their measured values and the overall verdict of a privacy report."""
-    return {"passed": bool(report.get("passed")), "gates": report.get("gates", {}),
-            "metrics": report.get("metrics", {})}
+    return {
+        "passed": bool(report.get("passed")),
+        "gates": report.get("gates", {}),
+        "metrics": report.get("metrics", {}),
+    }

@@ -59,7 +59,6 @@ class Standing:
                 return e["spent_at"] + WINDOW
         return None  # needs more than the cap itself
 
-
     def refuse_if_over(self, need: float, label: str) -> None:
         """Raise BudgetError, naming the cap, the spent total and the date budget frees up."""
         if self.spent + need <= self.cap + 1e-9:
@@ -86,38 +85,71 @@ def standing(url: str, key: str, cap: float, now: datetime | None = None) -> Sta
         _ensure(conn)
         rows = conn.execute(
             "SELECT refresh_id, epsilon, spent_at, status FROM synth_budget.spend "
-            "WHERE source_key = %s AND spent_at > %s ORDER BY spent_at", (key, now - WINDOW)).fetchall()
-    entries = [{"refresh_id": r[0], "epsilon": float(r[1]), "spent_at": r[2], "status": r[3]} for r in rows]
+            "WHERE source_key = %s AND spent_at > %s ORDER BY spent_at",
+            (key, now - WINDOW),
+        ).fetchall()
+    entries = [
+        {"refresh_id": r[0], "epsilon": float(r[1]), "spent_at": r[2], "status": r[3]} for r in rows
+    ]
     return Standing(sum(e["epsilon"] for e in entries), cap, entries)
 
 
-def reserve(url: str, refresh_id: str, source_url: str, schema: str, epsilon: float, delta: float,
-            cap: float, pinned: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def reserve(
+    url: str,
+    refresh_id: str,
+    source_url: str,
+    schema: str,
+    epsilon: float,
+    delta: float,
+    cap: float,
+    pinned: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Reserve ``epsilon`` for a refresh, or refuse if the annual cap would be exceeded."""
     key, label = source_key(source_url, schema, pinned)
     now = now or datetime.now(UTC)
     with connect(url) as conn, conn.transaction():
         _ensure(conn)  # the advisory lock serialises concurrent refreshes of any source
-        existing = conn.execute("SELECT epsilon FROM synth_budget.spend WHERE refresh_id = %s",
-                                (refresh_id,)).fetchone()
+        existing = conn.execute(
+            "SELECT epsilon FROM synth_budget.spend WHERE refresh_id = %s", (refresh_id,)
+        ).fetchone()
         if existing:
-            return {"refresh_id": refresh_id, "epsilon": float(existing[0]), "source": label, "reused": True}
+            return {
+                "refresh_id": refresh_id,
+                "epsilon": float(existing[0]),
+                "source": label,
+                "reused": True,
+            }
         rows = conn.execute(
             "SELECT epsilon, spent_at FROM synth_budget.spend WHERE source_key = %s AND spent_at > %s",
-            (key, now - WINDOW)).fetchall()
-        st = Standing(sum(float(r[0]) for r in rows), cap,
-                      [{"epsilon": float(r[0]), "spent_at": r[1]} for r in rows])
+            (key, now - WINDOW),
+        ).fetchall()
+        st = Standing(
+            sum(float(r[0]) for r in rows),
+            cap,
+            [{"epsilon": float(r[0]), "spent_at": r[1]} for r in rows],
+        )
         st.refuse_if_over(epsilon, label)
         conn.execute(
             "INSERT INTO synth_budget.spend (refresh_id, source_key, source, epsilon, delta, status, spent_at) "
-            "VALUES (%s, %s, %s, %s, %s, 'reserved', %s)", (refresh_id, key, label, epsilon, delta, now))
-    return {"refresh_id": refresh_id, "epsilon": epsilon, "source": label, "spent_before": st.spent,
-            "cap": cap}
+            "VALUES (%s, %s, %s, %s, %s, 'reserved', %s)",
+            (refresh_id, key, label, epsilon, delta, now),
+        )
+    return {
+        "refresh_id": refresh_id,
+        "epsilon": epsilon,
+        "source": label,
+        "spent_before": st.spent,
+        "cap": cap,
+    }
 
 
 def settle(url: str, refresh_id: str, epsilon_spent: float) -> None:
     """Record the epsilon a finished profile actually spent (never more than reserved)."""
     with connect(url) as conn, conn.transaction():
         _ensure(conn)
-        conn.execute("UPDATE synth_budget.spend SET epsilon = LEAST(epsilon, %s), status = 'spent' "
-                     "WHERE refresh_id = %s", (epsilon_spent, refresh_id))
+        conn.execute(
+            "UPDATE synth_budget.spend SET epsilon = LEAST(epsilon, %s), status = 'spent' "
+            "WHERE refresh_id = %s",
+            (epsilon_spent, refresh_id),
+        )

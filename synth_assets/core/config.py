@@ -132,7 +132,9 @@ class PrivacyConfig(_Model):
         if set(self.split) != need or any(v <= 0 for v in self.split.values()):
             raise ValueError(f"privacy.split needs positive fractions for exactly {sorted(need)}")
         if abs(sum(self.split.values()) - 1.0) > 1e-6:
-            raise ValueError(f"privacy.split fractions must add up to 1 (got {sum(self.split.values())})")
+            raise ValueError(
+                f"privacy.split fractions must add up to 1 (got {sum(self.split.values())})"
+            )
         if self.annual_epsilon_cap < self.epsilon:
             raise ValueError(
                 f"privacy.annual_epsilon_cap ({self.annual_epsilon_cap}) is below the epsilon of one "
@@ -160,7 +162,9 @@ class GenerationConfig(_Model):
     @classmethod
     def _rps(cls, v: int) -> int:
         if not 10_000 <= v <= 50_000_000:
-            raise ValueError(f"generation.rows_per_shard must be between 10000 and 50000000 (got {v})")
+            raise ValueError(
+                f"generation.rows_per_shard must be between 10000 and 50000000 (got {v})"
+            )
         return v
 
     @field_validator("scale")
@@ -219,7 +223,9 @@ class VaultConfig(_Model):
         if v is None:
             return v
         if "@" in v:  # never echo what may be a credential
-            raise ValueError("secrets.vault.url must not hold credentials: export VAULT_TOKEN instead")
+            raise ValueError(
+                "secrets.vault.url must not hold credentials: export VAULT_TOKEN instead"
+            )
         if not re.match(r"^https?://[^/@\s]+/?$", v):
             raise ValueError(
                 f"secrets.vault.url {v!r} must look like https://vault.example.com:8200 "
@@ -280,7 +286,9 @@ class ArtifactsConfig(_Model):
     store: str | None = None  # local directory or s3://bucket/prefix; default <workdir>/runs
     local: str | None = None  # working copy of an s3:// store; default <workdir>/runs
     sse: Literal["AES256", "aws:kms"] = "AES256"  # S3 server-side encryption of every object
-    kms_key_id: str | None = None  # with sse: aws:kms (key id, ARN or alias); default the AWS-managed key
+    kms_key_id: str | None = (
+        None  # with sse: aws:kms (key id, ARN or alias); default the AWS-managed key
+    )
     endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, LocalStack); default AWS
     region: str | None = None  # default from the AWS environment
 
@@ -303,8 +311,10 @@ class ArtifactsConfig(_Model):
         if self.kms_key_id and self.sse != "aws:kms":
             raise ValueError("artifacts.kms_key_id needs artifacts.sse: aws:kms")
         if self.local is not None and not self.is_s3:
-            raise ValueError("artifacts.local names the working copy of an s3:// store; with a local "
-                             "store, set artifacts.store to the directory instead")
+            raise ValueError(
+                "artifacts.local names the working copy of an s3:// store; with a local "
+                "store, set artifacts.store to the directory instead"
+            )
         return self
 
     @property
@@ -341,7 +351,9 @@ class AutomationConfig(_Model):
     @classmethod
     def _cron(cls, v: str) -> str:
         if len(v.split()) != 5:
-            raise ValueError(f"automation.cron {v!r} must have five fields (minute hour day month weekday)")
+            raise ValueError(
+                f"automation.cron {v!r} must have five fields (minute hour day month weekday)"
+            )
         return v
 
     @field_validator("stale_after_days")
@@ -375,13 +387,21 @@ class SynthConfig(_Model):
     def _overrides(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         unknown = set(v) - {"rows", "categorical", "null_rate"}
         if unknown:
-            raise ValueError(f"overrides: unknown section(s) {sorted(unknown)}; use rows, categorical, null_rate")
+            raise ValueError(
+                f"overrides: unknown section(s) {sorted(unknown)}; use rows, categorical, null_rate"
+            )
         for key, share in v.get("null_rate", {}).items():
             if not 0 <= float(share) <= 1:
                 raise ValueError(f"overrides.null_rate[{key!r}] = {share} must be between 0 and 1")
         for key, weights in v.get("categorical", {}).items():
-            if not isinstance(weights, dict) or not weights or any(float(w) < 0 for w in weights.values()):
-                raise ValueError(f"overrides.categorical[{key!r}] must map values to non-negative weights")
+            if (
+                not isinstance(weights, dict)
+                or not weights
+                or any(float(w) < 0 for w in weights.values())
+            ):
+                raise ValueError(
+                    f"overrides.categorical[{key!r}] must map values to non-negative weights"
+                )
         for key, n in v.get("rows", {}).items():
             if int(n) < 1:
                 raise ValueError(f"overrides.rows[{key!r}] = {n} must be at least 1")
@@ -394,7 +414,9 @@ class SynthConfig(_Model):
             if key.count(".") != 1:
                 raise ValueError(f"columns key {key!r} must be 'table.column'")
             if role not in ROLE_NAMES:
-                raise ValueError(f"columns[{key!r}] = {role!r} is not a role; use one of {', '.join(ROLE_NAMES)}")
+                raise ValueError(
+                    f"columns[{key!r}] = {role!r} is not a role; use one of {', '.join(ROLE_NAMES)}"
+                )
         return v
 
     @field_validator("bounds")
@@ -413,7 +435,11 @@ class SynthConfig(_Model):
         names |= {k.split(".")[0] for k in (*self.columns, *self.bounds)}
         names |= set(self.privacy.max_rows_per_unit_by_table) | set(self.generation.rows)
         names |= set(self.overrides.get("rows", {}))
-        names |= {k.split(".")[0] for sec in ("categorical", "null_rate") for k in self.overrides.get(sec, {})}
+        names |= {
+            k.split(".")[0]
+            for sec in ("categorical", "null_rate")
+            for k in self.overrides.get(sec, {})
+        }
         if self.privacy.unit_table:
             names.add(self.privacy.unit_table)
         return names
@@ -438,7 +464,9 @@ def parse_config(data: dict[str, Any] | None, origin: str = "synth.yaml") -> Syn
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin} must hold a YAML mapping at the top level, not {type(data).__name__}")
+        raise ConfigError(
+            f"{origin} must hold a YAML mapping at the top level, not {type(data).__name__}"
+        )
     try:
         return SynthConfig.model_validate(data)
     except ValidationError as exc:
@@ -451,7 +479,9 @@ def load_config(path: str | Path | None) -> SynthConfig:
         return SynthConfig()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist: pass --config with the path of your synth.yaml")
+        raise ConfigError(
+            f"config file {p} does not exist: pass --config with the path of your synth.yaml"
+        )
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
@@ -473,7 +503,9 @@ def with_overrides_file(cfg: SynthConfig) -> SynthConfig:
         return cfg
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"automation.overrides_file {p} does not exist: create it or remove the setting")
+        raise ConfigError(
+            f"automation.overrides_file {p} does not exist: create it or remove the setting"
+        )
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:

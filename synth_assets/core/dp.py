@@ -137,7 +137,9 @@ def noisy_counts(
     scale = sensitivity / math.sqrt(2.0 * rho)
     meas = _gaussian(float(scale))
     actual = float(meas.map(sensitivity))
-    acc.record(LedgerEntry(name, "discrete_gaussian", actual, sensitivity, scale, detail=detail), rho)
+    acc.record(
+        LedgerEntry(name, "discrete_gaussian", actual, sensitivity, scale, detail=detail), rho
+    )
     values = [int(v) for v in np.asarray(counts, dtype=np.int64).ravel()]
     if not values:
         return np.zeros(0, dtype=np.int64)
@@ -145,7 +147,12 @@ def noisy_counts(
 
 
 def noisy_category_counts(
-    acc: Accountant, name: str, counts: dict[str, int], per_unit: int, rho: float, delta: float,
+    acc: Accountant,
+    name: str,
+    counts: dict[str, int],
+    per_unit: int,
+    rho: float,
+    delta: float,
     **detail: Any,
 ) -> dict[str, int]:
     """Release value counts, keeping only values whose noisy count clears a DP threshold.
@@ -165,8 +172,15 @@ def noisy_category_counts(
             break
         threshold = int(math.ceil(threshold * 1.15)) + 1
     acc.record(
-        LedgerEntry(name, "gaussian_threshold", float(r), per_unit, scale, delta=float(d),
-                    detail={**detail, "threshold": threshold}),
+        LedgerEntry(
+            name,
+            "gaussian_threshold",
+            float(r),
+            per_unit,
+            scale,
+            delta=float(d),
+            detail={**detail, "threshold": threshold},
+        ),
         rho,
     )
     clean = {str(k): int(min(v, 2**31 - 1)) for k, v in counts.items() if v > 0}
@@ -185,11 +199,18 @@ def _noisy_max(scale: float):
     )
 
 
-def select(acc: Accountant, name: str, scores: np.ndarray, sensitivity: float, rho: float, **detail: Any) -> int:
+def select(
+    acc: Accountant, name: str, scores: np.ndarray, sensitivity: float, rho: float, **detail: Any
+) -> int:
     """Exponential mechanism (Gumbel noisy max): index of a high score, privately."""
     # OpenDP's map for Gumbel noisy max under zCDP is rho = (sensitivity / scale)^2 / 2.
     scale = float(sensitivity) / math.sqrt(2.0 * rho)
     meas = _noisy_max(scale)
     actual = float(meas.map(float(sensitivity)))
-    acc.record(LedgerEntry(name, "exponential_noisy_max", actual, float(sensitivity), scale, detail=detail), rho)
+    acc.record(
+        LedgerEntry(
+            name, "exponential_noisy_max", actual, float(sensitivity), scale, detail=detail
+        ),
+        rho,
+    )
     return int(meas([float(s) for s in scores]))

@@ -77,7 +77,9 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
                 failures.append(f"{kind}-shaped string in the metrics pack: {s[:6]}…")
     model = SchemaModel.from_dict(pack["schema"])
     protected = [
-        (t, c, role) for t, cols in pack["roles"].items() for c, role in cols.items()
+        (t, c, role)
+        for t, cols in pack["roles"].items()
+        for c, role in cols.items()
         if role in SYNTHESIZED_ROLES or role == "key"
     ]
     # Structural: a protected column is measured for nulls (and word counts) only.
@@ -99,15 +101,20 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
             col = model.tables[t].column(c)
             if col.base_type not in ("text", "varchar", "bpchar", "citext", "uuid"):
                 continue  # low-entropy types (dates, numbers) are covered by the structural rule
-            hits = [r[0] for r in conn.execute(
-                f"SELECT DISTINCT {qi(c)}::text FROM {qi(model.schema)}.{qi(t)} WHERE {qi(c)}::text = ANY(%s)",
-                (values,),
-            )]
+            hits = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT {qi(c)}::text FROM {qi(model.schema)}.{qi(t)} WHERE {qi(c)}::text = ANY(%s)",
+                    (values,),
+                )
+            ]
             for v in hits:
                 origin = [
-                    (rt, rc) for rt, rc in released.get(v, [])
+                    (rt, rc)
+                    for rt, rc in released.get(v, [])
                     if conn.execute(
-                        f"SELECT EXISTS (SELECT 1 FROM {qi(model.schema)}.{qi(rt)} WHERE {qi(rc)}::text = %s)", (v,)
+                        f"SELECT EXISTS (SELECT 1 FROM {qi(model.schema)}.{qi(rt)} WHERE {qi(rc)}::text = %s)",
+                        (v,),
                     ).fetchone()[0]
                 ]
                 if not origin:
@@ -129,16 +136,24 @@ def check_budget(pack: dict[str, Any], epsilon_cap: float, tol: float = 1e-9) ->
     eps = epsilon_for_rho(rho_sum, led["delta_conversion"])
     failures = []
     if abs(rho_sum - led["rho_spent"]) > 1e-9 * max(1.0, rho_sum):
-        failures.append(f"ledger entries add up to rho={rho_sum:.6g}, the pack reports {led['rho_spent']:.6g}")
+        failures.append(
+            f"ledger entries add up to rho={rho_sum:.6g}, the pack reports {led['rho_spent']:.6g}"
+        )
     if abs(eps - led["epsilon_spent"]) > 1e-6:
-        failures.append(f"ledger converts to epsilon={eps:.6g}, the pack reports {led['epsilon_spent']:.6g}")
+        failures.append(
+            f"ledger converts to epsilon={eps:.6g}, the pack reports {led['epsilon_spent']:.6g}"
+        )
     if eps > epsilon_cap + tol:
         failures.append(f"epsilon spent {eps:.4f} exceeds the configured {epsilon_cap}")
     return GateResult(
         "budget_within_cap",
         not failures,
-        {"epsilon_spent": eps, "epsilon_cap": epsilon_cap, "rho_spent": rho_sum,
-         "measurements": len(led["entries"])},
+        {
+            "epsilon_spent": eps,
+            "epsilon_cap": epsilon_cap,
+            "rho_spent": rho_sum,
+            "measurements": len(led["entries"]),
+        },
         failures,
     )
 
@@ -161,7 +176,13 @@ def check_shards(spec: dict[str, Any], refresh_dir: Path) -> GateResult:
         if t not in frames:
             continue
         for keyset in tab.unique_sets:
-            dup = frames[t].drop_nulls(list(keyset)).group_by(list(keyset)).len().filter(pl.col("len") > 1)
+            dup = (
+                frames[t]
+                .drop_nulls(list(keyset))
+                .group_by(list(keyset))
+                .len()
+                .filter(pl.col("len") > 1)
+            )
             n_dup = int(dup.select(pl.len()).collect().item())
             if n_dup:
                 failures.append(f"{t}: {n_dup} duplicated values of ({', '.join(keyset)})")
@@ -172,12 +193,16 @@ def check_shards(spec: dict[str, Any], refresh_dir: Path) -> GateResult:
             parent = frames[fk.ref_table].select(pl.col(fk.ref_columns[0]).alias("k"))
             orphans = int(child.join(parent, on="k", how="anti").select(pl.len()).collect().item())
             if orphans:
-                failures.append(f"{t}.{fk.columns[0]}: {orphans} values have no row in {fk.ref_table}")
+                failures.append(
+                    f"{t}.{fk.columns[0]}: {orphans} values have no row in {fk.ref_table}"
+                )
         for c in tab.columns:
             if not c.nullable:
                 nulls = int(frames[t].select(pl.col(c.name).null_count()).collect().item())
                 if nulls:
-                    failures.append(f"{t}.{c.name} is NOT NULL but {nulls} generated values are null")
+                    failures.append(
+                        f"{t}.{c.name} is NOT NULL but {nulls} generated values are null"
+                    )
     for t, entry in spec["tables"].items():
         if t not in rows:
             continue
@@ -200,6 +225,8 @@ def check_shards(spec: dict[str, Any], refresh_dir: Path) -> GateResult:
             expect = n_par * mean
             slack = 6.0 * np.sqrt(max(n_par * var, 0.0)) + 0.01 * expect + 10
             if abs(rows[t] - expect) > slack:
-                failures.append(f"{t}: {rows[t]} rows generated for {n_par} {entry['parent']} rows, the spec's "
-                                f"fan-out gives {expect:.0f} ± {slack:.0f}")
+                failures.append(
+                    f"{t}: {rows[t]} rows generated for {n_par} {entry['parent']} rows, the spec's "
+                    f"fan-out gives {expect:.0f} ± {slack:.0f}"
+                )
     return GateResult("shards_valid", not failures, {"rows": rows, "tables": len(rows)}, failures)

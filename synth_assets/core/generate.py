@@ -37,7 +37,9 @@ def shard_units(spec: dict[str, Any], shard: int) -> tuple[int, int]:
     """Global ordinals [start, end) of the unit-table rows that belong to ``shard``."""
     n, s = spec["tables"][spec["unit_table"]]["rows"], spec["shards"]
     if not 0 <= shard < s:
-        raise GenerationError(f"shard {shard} is out of range: the spec has {s} shards (0..{s - 1})")
+        raise GenerationError(
+            f"shard {shard} is out of range: the spec has {s} shards (0..{s - 1})"
+        )
     return shard * n // s, (shard + 1) * n // s
 
 
@@ -117,13 +119,26 @@ def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Gene
         if k == 0 or not ok[:k].any():  # nothing released (or nothing allowed): the schema's values
             pick = rng.integers(0, len(allowed), size=len(code))
             out = pl.Series(allowed, dtype=pl.Utf8).gather(pick)
-            return _cast_text(out.scatter(np.flatnonzero(code == k + 1) if k else np.flatnonzero(code == 1), None), c)
-        code = np.where(ok[code], code, k)  # disallowed released values join "other" (redrawn below)
+            return _cast_text(
+                out.scatter(
+                    np.flatnonzero(code == k + 1) if k else np.flatnonzero(code == 1), None
+                ),
+                c,
+            )
+        code = np.where(
+            ok[code], code, k
+        )  # disallowed released values join "other" (redrawn below)
         p_ok = np.asarray(c["p"][:k], dtype=np.float64) * ok[:k]
         c = {**c, "p": list(p_ok) + list(c["p"][k:])}
     if k == 0:  # no value cleared the DP threshold: a neutral placeholder, never a real value
         t = c["base_type"]
-        filler = "0" if t in INT_MAX or t in ("numeric", "float4", "float8") else "false" if t == "bool" else "other"
+        filler = (
+            "0"
+            if t in INT_MAX or t in ("numeric", "float4", "float8")
+            else "false"
+            if t == "bool"
+            else "other"
+        )
         out = pl.Series([filler] * len(code), dtype=pl.Utf8)
         return _cast_text(out.scatter(np.nonzero(code != 0)[0], None), c)
     p = np.asarray(c["p"][:k], dtype=np.float64)
@@ -134,7 +149,9 @@ def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Gene
         pool = _tail_pool(c, k)
         out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
         idx = np.flatnonzero(other)
-        out = out.scatter(idx, pl.Series(pool, dtype=pl.Utf8).gather(rng.integers(0, len(pool), size=idx.size)))
+        out = out.scatter(
+            idx, pl.Series(pool, dtype=pl.Utf8).gather(rng.integers(0, len(pool), size=idx.size))
+        )
         null = np.flatnonzero(code == k + 1)
         return _cast_text(out.scatter(null, None) if null.size else out, c)
     if other.any():  # suppressed values are never emitted: redraw from the released ones
@@ -276,15 +293,21 @@ def _after_parent_cdf(target: np.ndarray, parent_day: np.ndarray, rounds: int = 
     return cdf / cdf[-1]
 
 
-def _datetime_us(c: dict[str, Any], n: int, rng: np.random.Generator, floor_us: np.ndarray | None) -> np.ndarray:
+def _datetime_us(
+    c: dict[str, Any], n: int, rng: np.random.Generator, floor_us: np.ndarray | None
+) -> np.ndarray:
     """Microseconds since the epoch: day from the daily histogram, hour from hour-of-week."""
     start = (date.fromisoformat(c["start"]) - _EPOCH).days
     day_p = np.asarray(c["day_p"], dtype=np.float64)
     cdf = np.cumsum(day_p)
     cdf /= cdf[-1]
     u = rng.random(n)
-    if floor_us is not None:  # children after their parents: truncate the day CDF at the parent's day
-        pday = np.clip(np.floor_divide(floor_us, US_PER_DAY) - start, 0, len(day_p) - 1).astype(np.int64)
+    if (
+        floor_us is not None
+    ):  # children after their parents: truncate the day CDF at the parent's day
+        pday = np.clip(np.floor_divide(floor_us, US_PER_DAY) - start, 0, len(day_p) - 1).astype(
+            np.int64
+        )
         cdf = _after_parent_cdf(day_p, pday)
         low = np.where(pday > 0, cdf[np.maximum(pday - 1, 0)], 0.0)
         u = low + u * (1.0 - low)
@@ -314,7 +337,9 @@ def _datetime_series(c: dict[str, Any], us: np.ndarray, null: np.ndarray) -> pl.
     return s.scatter(np.nonzero(null)[0], None) if null.any() else s
 
 
-def _key_series(c: dict[str, Any], ordinals: np.ndarray, rng: np.random.Generator, table: str) -> pl.Series:
+def _key_series(
+    c: dict[str, Any], ordinals: np.ndarray, rng: np.random.Generator, table: str
+) -> pl.Series:
     t = c["base_type"]
     if t in INT_MAX:
         keys = ordinals + 1
@@ -333,19 +358,31 @@ def _key_series(c: dict[str, Any], ordinals: np.ndarray, rng: np.random.Generato
         # Fixed-size binary keeps trailing zero bytes (a numpy "S16" view would drop them).
         import pyarrow as pa
 
-        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(b), [None, pa.py_buffer(b.tobytes())])
+        fixed = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(16), len(b), [None, pa.py_buffer(b.tobytes())]
+        )
         h = pl.from_arrow(fixed.cast(pa.binary())).bin.encode("hex")
-        parts = [h.str.slice(0, 8), h.str.slice(8, 4), h.str.slice(12, 4), h.str.slice(16, 4), h.str.slice(20, 12)]
+        parts = [
+            h.str.slice(0, 8),
+            h.str.slice(8, 4),
+            h.str.slice(12, 4),
+            h.str.slice(16, 4),
+            h.str.slice(20, 12),
+        ]
         return pl.select(pl.concat_str([pl.lit(x) for x in parts], separator="-")).to_series()
     if t in ("date", "timestamp", "timestamptz"):
-        return pl.Series((ordinals * 1_000_000 + 946_684_800_000_000).astype(np.int64)).cast(pl.Datetime("us"))
+        return pl.Series((ordinals * 1_000_000 + 946_684_800_000_000).astype(np.int64)).cast(
+            pl.Datetime("us")
+        )
     prefix = "".join(ch for ch in table[:3].upper() if ch.isalnum()) or "K"
     digits = pl.Series((ordinals + 1).astype(np.int64)).cast(pl.Utf8).str.zfill(9)
     s = pl.select(pl.concat_str([pl.lit(prefix + "-"), pl.lit(digits)])).to_series()
     if c.get("max_length") and s.str.len_chars().max() > c["max_length"]:
         s = pl.Series((ordinals + 1).astype(np.int64)).cast(pl.Utf8)
         if s.str.len_chars().max() > c["max_length"]:
-            raise GenerationError(f"{table}: key column of {c['pg_type']} is too short for {len(ordinals)} unique keys")
+            raise GenerationError(
+                f"{table}: key column of {c['pg_type']} is too short for {len(ordinals)} unique keys"
+            )
     return s
 
 
@@ -388,7 +425,9 @@ class ShardGenerator:
                     continue
                 n = int(t["rows"])
                 rng = self._rng(REFERENCE_STREAM, name)
-                frames[name] = self._table(name, n, np.arange(n, dtype=np.int64), None, None, frames, rng)
+                frames[name] = self._table(
+                    name, n, np.arange(n, dtype=np.int64), None, None, frames, rng
+                )
             self._refs = frames
         return self._refs
 
@@ -429,8 +468,16 @@ class ShardGenerator:
         k = bins[b] + np.floor(rng.random(n_parents) * (hi[b] - bins[b])).astype(np.int64)
         return np.minimum(k, int(f["max"]))
 
-    def _table(self, name: str, n: int, ordinals: np.ndarray, unit: np.ndarray | None,
-               parent_idx: np.ndarray | None, frames: dict[str, Frame], rng: np.random.Generator) -> Frame:
+    def _table(
+        self,
+        name: str,
+        n: int,
+        ordinals: np.ndarray,
+        unit: np.ndarray | None,
+        parent_idx: np.ndarray | None,
+        frames: dict[str, Frame],
+        rng: np.random.Generator,
+    ) -> Frame:
         t = self.spec["tables"][name]
         table = self.model.tables[name]
         cols: dict[str, Any] = {}
@@ -441,8 +488,12 @@ class ShardGenerator:
             kind = c["kind"]
             if kind == "key":
                 pfk = next((fk for fk in table.foreign_keys if fk.name == t["parent_fk"]), None)
-                if pfk is not None and parent_idx is not None and col.name in table.primary_key \
-                        and pfk.columns[0] in table.primary_key:
+                if (
+                    pfk is not None
+                    and parent_idx is not None
+                    and col.name in table.primary_key
+                    and pfk.columns[0] in table.primary_key
+                ):
                     # Composite key (parent, n): number the rows within their parent, 1..k.
                     first = np.searchsorted(parent_idx, parent_idx, side="left")
                     cols[col.name] = _key_series(c, np.arange(n, dtype=np.int64) - first, rng, name)
@@ -459,9 +510,15 @@ class ShardGenerator:
                 pc = c.get("after_parent_column")
                 if pc and parent_frame is not None and parent_idx is not None:
                     ps = parent_frame.columns[pc]
-                    pus = ps.cast(pl.Datetime("us")).cast(pl.Int64) if ps.dtype == pl.Date else ps.cast(pl.Int64)
+                    pus = (
+                        ps.cast(pl.Datetime("us")).cast(pl.Int64)
+                        if ps.dtype == pl.Date
+                        else ps.cast(pl.Int64)
+                    )
                     floor = pus.to_numpy()[parent_idx]
-                    floor = np.where(np.isnan(floor.astype(np.float64)), np.iinfo(np.int64).min // 2, floor)
+                    floor = np.where(
+                        np.isnan(floor.astype(np.float64)), np.iinfo(np.int64).min // 2, floor
+                    )
                     floor = floor.astype(np.int64)
                 us = _datetime_us(c, n, rng, floor)
                 cols[col.name] = _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
@@ -471,8 +528,15 @@ class ShardGenerator:
                     params["length_words"] = (list(range(len(c["words_p"]))), c["words_p"])
                 null = _null_mask(c["null_p"], n, rng)
                 keep = np.flatnonzero(~null)  # fake only the values that will be emitted
-                s = fake_column(c["role"], rng, ordinals[keep], unique=c["unique"], max_length=c["max_length"],
-                                pg_type=c["pg_type"], params=params)
+                s = fake_column(
+                    c["role"],
+                    rng,
+                    ordinals[keep],
+                    unique=c["unique"],
+                    max_length=c["max_length"],
+                    pg_type=c["pg_type"],
+                    params=params,
+                )
                 if s.dtype in (pl.Date, pl.Datetime) or isinstance(s.dtype, pl.Datetime):
                     if c["base_type"] not in ("date", "timestamp", "timestamptz"):
                         s = s.cast(pl.Utf8)
@@ -490,10 +554,14 @@ class ShardGenerator:
             c = t["columns"][colname]
             if fk.name == t["parent_fk"]:
                 cols[colname] = parent_frame.columns[fk.ref_columns[0]].gather(parent_idx)
-            elif fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference":
+            elif (
+                fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference"
+            ):
                 cols[colname] = self._reference_fk(t, fk, frames[fk.ref_table], codes, n, rng)
             else:
-                cols[colname] = None  # deferred: within-shard rows of a table generated later or itself
+                cols[colname] = (
+                    None  # deferred: within-shard rows of a table generated later or itself
+                )
         return Frame(cols, n, unit)
 
     def _reference_fk(self, t, fk, ref: Frame, codes, n, rng) -> pl.Series:
@@ -544,7 +612,9 @@ class ShardGenerator:
                 n = fr.n
                 if target.n == 0:
                     if not c["nullable"]:
-                        raise GenerationError(f"{name}.{colname} needs rows of {fk.ref_table} but the shard has none")
+                        raise GenerationError(
+                            f"{name}.{colname} needs rows of {fk.ref_table} but the shard has none"
+                        )
                     fr.columns[colname] = pl.Series([None] * n, dtype=keys.dtype)
                     continue
                 u = rng.random(n)
@@ -561,7 +631,11 @@ class ShardGenerator:
                     cnt = hi - lo
                     has = cnt > 0
                     pick = lo + np.floor(u * np.maximum(cnt, 1)).astype(np.int64)
-                    idx = np.where(has, order[np.minimum(pick, len(order) - 1)], np.floor(u * target.n).astype(np.int64))
+                    idx = np.where(
+                        has,
+                        order[np.minimum(pick, len(order) - 1)],
+                        np.floor(u * target.n).astype(np.int64),
+                    )
                     null = ~has if c["nullable"] else np.zeros(n, dtype=bool)
                 else:
                     idx = np.floor(u * target.n).astype(np.int64)
@@ -620,7 +694,9 @@ def generate_shard_file(args: tuple[str, bytes, int, str]) -> dict[str, Any]:
     return generate_shard(json.loads(Path(spec_path).read_text()), seed, shard, Path(refresh_dir))
 
 
-def generate_shard(spec: dict[str, Any], master_seed: bytes, shard: int, refresh_dir: Path) -> dict[str, Any]:
+def generate_shard(
+    spec: dict[str, Any], master_seed: bytes, shard: int, refresh_dir: Path
+) -> dict[str, Any]:
     """Generate and write one shard (shard 0 also writes the reference tables)."""
     started = datetime.now()
     gen = ShardGenerator(spec, master_seed)

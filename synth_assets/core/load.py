@@ -123,15 +123,20 @@ def production_marker(conn: psycopg.Connection) -> str | None:
 def assert_not_source(source_url: str | None, target_url: str) -> None:
     """Refuse a target on the same server and database as the source (fail closed)."""
     if source_url is None:
-        raise LoadRefused("the source URL is unknown, so the target cannot be shown to differ from it: "
-                          "pass the source URL (source.url) to the loader")
+        raise LoadRefused(
+            "the source URL is unknown, so the target cannot be shown to differ from it: "
+            "pass the source URL (source.url) to the loader"
+        )
     if source_url == target_url:
-        raise LoadRefused(f"target {redact(target_url)} is the source database: choose another target.url")
+        raise LoadRefused(
+            f"target {redact(target_url)} is the source database: choose another target.url"
+        )
     try:
         src = database_identity(source_url)
     except SynthError as exc:
-        raise LoadRefused(f"cannot reach the source to prove the target differs from it ({exc}); "
-                          "refusing to load") from exc
+        raise LoadRefused(
+            f"cannot reach the source to prove the target differs from it ({exc}); refusing to load"
+        ) from exc
     tgt = database_identity(target_url)
     if src == tgt:
         raise LoadRefused(
@@ -144,19 +149,27 @@ def verify_report(refresh_dir: Path, refresh_id: str) -> dict[str, Any]:
     """The refresh's privacy report, if it exists, names this refresh and every gate passed."""
     path = Path(refresh_dir) / REPORT_PATH
     if not path.is_file():
-        raise LoadRefused(f"refresh {refresh_id} has no privacy report ({path}): materialize privacy_report "
-                          "for this refresh first; the loader never loads data whose gates did not run")
+        raise LoadRefused(
+            f"refresh {refresh_id} has no privacy report ({path}): materialize privacy_report "
+            "for this refresh first; the loader never loads data whose gates did not run"
+        )
     try:
         report = read_json(path)
     except ValueError as exc:
         raise LoadRefused(f"privacy report {path} is not valid JSON: {exc}") from None
     if not isinstance(report, dict) or report.get("refresh_id") != refresh_id:
-        raise LoadRefused(f"privacy report {path} is for refresh {report.get('refresh_id') if isinstance(report, dict) else '?'}, "
-                          f"not {refresh_id}: regenerate the report for this refresh")
+        raise LoadRefused(
+            f"privacy report {path} is for refresh {report.get('refresh_id') if isinstance(report, dict) else '?'}, "
+            f"not {refresh_id}: regenerate the report for this refresh"
+        )
     gates = report.get("gates")
     if not isinstance(gates, dict) or not gates:
-        raise LoadRefused(f"privacy report {path} lists no gates: refusing to load an unchecked refresh")
-    failed = sorted(n for n, g in gates.items() if not (isinstance(g, dict) and g.get("passed") is True))
+        raise LoadRefused(
+            f"privacy report {path} lists no gates: refusing to load an unchecked refresh"
+        )
+    failed = sorted(
+        n for n, g in gates.items() if not (isinstance(g, dict) and g.get("passed") is True)
+    )
     if failed or report.get("passed") is not True:
         raise LoadRefused(
             f"refresh {refresh_id} did not pass its release gates ({', '.join(failed) or 'report verdict: failed'}): "
@@ -215,17 +228,23 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
         raise LoadRefused(f"refresh {refresh_id} has no spec.json in {refresh_dir}")
     spec = read_json(spec_path)
     if content_hash(spec) != spec.get("content_hash"):
-        raise LoadRefused(f"{spec_path} does not match its content hash: it was modified after calibration")
+        raise LoadRefused(
+            f"{spec_path} does not match its content hash: it was modified after calibration"
+        )
     if spec.get("refresh_id") not in (None, refresh_id):
-        raise LoadRefused(f"{spec_path} belongs to refresh {spec.get('refresh_id')}, not {refresh_id}")
+        raise LoadRefused(
+            f"{spec_path} belongs to refresh {spec.get('refresh_id')}, not {refresh_id}"
+        )
     model = SchemaModel.from_dict(spec["schema"])
     files: dict[str, list[ShardFile]] = {t: [] for t in model.tables}
     n_shards = int(spec["shards"])
     for s in range(n_shards):
         mpath = refresh_dir / "shards" / f"manifest-{s:05d}.json"
         if not mpath.is_file():
-            raise LoadRefused(f"shard {s:05d} of refresh {refresh_id} has no manifest ({mpath}): "
-                              "the shards are incomplete; materialize every partition of synthetic_shards")
+            raise LoadRefused(
+                f"shard {s:05d} of refresh {refresh_id} has no manifest ({mpath}): "
+                "the shards are incomplete; materialize every partition of synthetic_shards"
+            )
         man = read_json(mpath)
         for t, f in man["tables"].items():
             if t not in files:
@@ -240,8 +259,10 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
                 if not f.path.is_file():
                     raise LoadRefused(f"shard file {f.path} is missing")
                 if _sha256(f.path) != f.sha256:
-                    raise LoadRefused(f"shard file {f.path} does not match the SHA-256 in its manifest: "
-                                      "it was modified after generation; regenerate the shards")
+                    raise LoadRefused(
+                        f"shard file {f.path} does not match the SHA-256 in its manifest: "
+                        "it was modified after generation; regenerate the shards"
+                    )
     order = [t for t in spec.get("order", []) if t in model.tables]
     order += [t for t in model.tables if t not in order]
     return LoadInputs(refresh_id, spec, model, order, files, report)
@@ -255,10 +276,27 @@ COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\
 COPY_TRAILER = b"\xff\xff"
 PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400_000_000
-_INT_LIMITS = {"int2": (-(2**15), 2**15 - 1), "int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
+_INT_LIMITS = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
 _TEXT_TYPES = {"text", "varchar", "bpchar", "name", "citext", "json"}
-_DIRECT = {"int2", "int4", "int8", "float4", "float8", "numeric", "bool", "date", "timestamp",
-           "timestamptz", "uuid", "text", "jsonb"}
+_DIRECT = {
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "bool",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+    "text",
+    "jsonb",
+}
 _NUMERIC_SCALE = re.compile(r"^numeric\((\d+)(?:,\s*(-?\d+))?\)$")
 _SEP = pa.scalar(b"", pa.large_binary())
 
@@ -302,13 +340,20 @@ def _compatible(kind: str, t: pa.DataType) -> bool:
     return kind == "text"
 
 
-def plan_columns(table: str, columns: list[Column], arrow_schema: pa.Schema, all_null: set[str],
-                 ddl_types: dict[str, str]) -> list[ColumnPlan]:
+def plan_columns(
+    table: str,
+    columns: list[Column],
+    arrow_schema: pa.Schema,
+    all_null: set[str],
+    ddl_types: dict[str, str],
+) -> list[ColumnPlan]:
     """Choose each column's encoding from its PostgreSQL type and its Parquet type."""
     plans = []
     for col in columns:
         if col.name not in arrow_schema.names:
-            raise LoadError(f"shards of {table} have no column {col.name!r}: the shards do not match the spec")
+            raise LoadError(
+                f"shards of {table} have no column {col.name!r}: the shards do not match the spec"
+            )
         t = arrow_schema.field(col.name).type
         ddl = ddl_types[col.name]
         kind = _base_kind(col)
@@ -350,8 +395,11 @@ def _null_mask(a: pa.Array) -> np.ndarray | None:
 def _binary_from_fixed(block: np.ndarray) -> pa.Array:
     n, w = block.shape
     offsets = np.arange(0, w * (n + 1), w, dtype=np.int64) if w else np.zeros(n + 1, np.int64)
-    return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
-                                                        pa.py_buffer(np.ascontiguousarray(block))])
+    return pa.Array.from_buffers(
+        pa.large_binary(),
+        n,
+        [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(block))],
+    )
 
 
 def _with_validity(arr: pa.Array, null: np.ndarray | None) -> pa.Array:
@@ -429,8 +477,13 @@ def _numeric_block(a: pa.Array, null: np.ndarray | None, scale: int | None) -> n
         else:  # beyond int64: exact decimal expansion of each float, via Python integers
             from decimal import Decimal
 
-            mag = np.array([int(Decimal(repr(float(v))).scaleb(scale).to_integral_value()) * 10**pad
-                            for v in ax], dtype=object)
+            mag = np.array(
+                [
+                    int(Decimal(repr(float(v))).scaleb(scale).to_integral_value()) * 10**pad
+                    for v in ax
+                ],
+                dtype=object,
+            )
     mx = int(mag.max()) if len(mag) else 0
     nd = max(nfrac + 1, -(-len(str(mx)) // 4) if mx else 1)
     digits = np.empty((n, nd), dtype=np.int64)
@@ -444,7 +497,9 @@ def _numeric_block(a: pa.Array, null: np.ndarray | None, scale: int | None) -> n
     sign = np.where(x < 0, 0x4000, 0)
     if special.any():
         digits[special] = 0
-        sign = np.where(np.isnan(x), 0xC000, np.where(x == np.inf, 0xD000, np.where(x == -np.inf, 0xF000, sign)))
+        sign = np.where(
+            np.isnan(x), 0xC000, np.where(x == np.inf, 0xD000, np.where(x == -np.inf, 0xF000, sign))
+        )
         if null is not None:
             sign = np.where(null, 0, sign)
     out[:, 2] = sign
@@ -472,8 +527,13 @@ def _to_us(a: pa.Array) -> np.ndarray:
 
 def _text_array(a: pa.Array) -> pa.Array:
     t = a.type
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-            or pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+    if not (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    ):
         a = pc.cast(a, pa.large_string())
     return a.cast(pa.large_binary())
 
@@ -503,7 +563,7 @@ class _Row:
             block = np.empty((self.n, width), dtype=np.uint8)
             o = 0
             for b in self.fixed:
-                block[:, o:o + b.shape[1]] = b
+                block[:, o : o + b.shape[1]] = b
                 o += b.shape[1]
         self.fixed = []
         self.pieces.append(_binary_from_fixed(block))
@@ -514,17 +574,20 @@ class _Row:
             block = np.empty((self.n, width), dtype=np.uint8)
             o = 0
             for b in self.fixed:
-                block[:, o:o + b.shape[1]] = b
+                block[:, o : o + b.shape[1]] = b
                 o += b.shape[1]
             return memoryview(block).cast("B")
         self._flush()
         if len(self.pieces) == 1:
             out = self.pieces[0]
         else:
-            out = pc.binary_join_element_wise(*self.pieces, _SEP, null_handling="replace",
-                                              null_replacement="")
-        offsets = np.frombuffer(out.buffers()[1], dtype=np.int64, count=self.n + 1, offset=out.offset * 8)
-        return memoryview(out.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+            out = pc.binary_join_element_wise(
+                *self.pieces, _SEP, null_handling="replace", null_replacement=""
+            )
+        offsets = np.frombuffer(
+            out.buffers()[1], dtype=np.int64, count=self.n + 1, offset=out.offset * 8
+        )
+        return memoryview(out.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = "") -> memoryview:
@@ -539,12 +602,16 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
         loc = f"{where}.{p.name}"
         if p.kind == "null":
             if a.null_count != n and not pa.types.is_null(a.type):
-                raise LoadError(f"{loc}: the shards' statistics said every value is NULL, but some are not")
+                raise LoadError(
+                    f"{loc}: the shards' statistics said every value is NULL, but some are not"
+                )
             row.add_fixed(_hdr(-1, n))
             continue
         null = _null_mask(a)
         if null is not None and not p.nullable:
-            raise LoadError(f"{loc} is NOT NULL but the shard holds {int(null.sum())} NULL value(s)")
+            raise LoadError(
+                f"{loc} is NOT NULL but the shard holds {int(null.sum())} NULL value(s)"
+            )
         fixed: np.ndarray | None = None
         if p.kind in _INT_LIMITS:
             dt = {"int2": "<i2", "int4": "<i4", "int8": "<i8"}[p.kind]
@@ -556,10 +623,14 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
         elif p.kind == "numeric":
             fixed = _numeric_block(a, null, p.scale)
         elif p.kind == "bool":
-            fixed = np.asarray(pc.fill_null(a, False).to_numpy(zero_copy_only=False), dtype=np.uint8).reshape(n, 1)
+            fixed = np.asarray(
+                pc.fill_null(a, False).to_numpy(zero_copy_only=False), dtype=np.uint8
+            ).reshape(n, 1)
         elif p.kind == "date":
             us = _to_us(a)
-            fixed = _be((np.floor_divide(us, 86_400_000_000) - PG_EPOCH_DAYS).astype(np.int32), "<i4")
+            fixed = _be(
+                (np.floor_divide(us, 86_400_000_000) - PG_EPOCH_DAYS).astype(np.int32), "<i4"
+            )
         elif p.kind in ("timestamp", "timestamptz"):
             fixed = _be(_to_us(a) - PG_EPOCH_US, "<i8")
         if fixed is not None:
@@ -578,7 +649,9 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
             if bad.any():
                 raise LoadError(f"{loc}: {int(bad.sum())} value(s) are not UUIDs")
             val = raw.to_arrow().cast(pa.large_binary())
-            row.add_fixed(_lengths_hdr(np.where(null, -1, 16) if null is not None else np.full(n, 16)))
+            row.add_fixed(
+                _lengths_hdr(np.where(null, -1, 16) if null is not None else np.full(n, 16))
+            )
             row.add_array(val)
             continue
         val = _text_array(a)
@@ -654,15 +727,19 @@ def requalify(text: str, source: str, target: str) -> str:
         ch = text[i]
         if ch == "'":
             j = _closing_quote(text, i)
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif ch == '"':
             j = _closing_quote(text, i)
-            ident = text[i:j + 1]
-            is_schema = (ident == q_source or (ident[1:-1] == source)) and text.startswith(".", j + 1)
+            ident = text[i : j + 1]
+            is_schema = (ident == q_source or (ident[1:-1] == source)) and text.startswith(
+                ".", j + 1
+            )
             out.append(q_target if is_schema else ident)
             i = j + 1
-        elif (ch.isalpha() or ch == "_") and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_$")):
+        elif (ch.isalpha() or ch == "_") and (
+            i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_$")
+        ):
             m = _WORD.match(text, i)
             word = m.group(0) if m else ch
             end = m.end() if m else i + 1
@@ -701,8 +778,9 @@ class TablePlan:
         return sum(f.rows for f in self.files)
 
 
-def _table_ddl(model: SchemaModel, inputs: LoadInputs, next_schema: str,
-               ddl_types: dict[str, dict[str, str]]) -> dict[str, TablePlan]:
+def _table_ddl(
+    model: SchemaModel, inputs: LoadInputs, next_schema: str, ddl_types: dict[str, dict[str, str]]
+) -> dict[str, TablePlan]:
     src = model.schema
     qt = quote_ident(next_schema)
     plans: dict[str, TablePlan] = {}
@@ -710,8 +788,13 @@ def _table_ddl(model: SchemaModel, inputs: LoadInputs, next_schema: str,
         table = model.tables[tname]
         files = inputs.files[tname]
         first = pq.ParquetFile(files[0].path).schema_arrow
-        cols = plan_columns(tname, table.columns, first, _all_null_columns(files, [c.name for c in table.columns]),
-                            ddl_types[tname])
+        cols = plan_columns(
+            tname,
+            table.columns,
+            first,
+            _all_null_columns(files, [c.name for c in table.columns]),
+            ddl_types[tname],
+        )
         tp = TablePlan(tname, cols, files)
         qtab = f"{qt}.{quote_ident(tname)}"
         for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
@@ -719,13 +802,21 @@ def _table_ddl(model: SchemaModel, inputs: LoadInputs, next_schema: str,
             m = _SIMPLE_KEY.match(definition) if con.kind in ("p", "u") else None
             if m:
                 nulls = " NULLS NOT DISTINCT" if m.group(2) else ""
-                tp.key_indexes.append(f"CREATE UNIQUE INDEX {quote_ident(con.name)} ON {qtab} ({m.group(3)}){nulls}")
-                tp.alter.append(f"ADD CONSTRAINT {quote_ident(con.name)} {m.group(1)} USING INDEX "
-                                f"{quote_ident(con.name)}{m.group(4)}")
+                tp.key_indexes.append(
+                    f"CREATE UNIQUE INDEX {quote_ident(con.name)} ON {qtab} ({m.group(3)}){nulls}"
+                )
+                tp.alter.append(
+                    f"ADD CONSTRAINT {quote_ident(con.name)} {m.group(1)} USING INDEX "
+                    f"{quote_ident(con.name)}{m.group(4)}"
+                )
             elif con.kind == "c":
                 # Added NOT VALID, then validated separately: synthetic rows can break a
                 # cross-column CHECK the generator cannot model; that is recorded, not fatal.
-                clause = definition if definition.rstrip().endswith("NOT VALID") else f"{definition} NOT VALID"
+                clause = (
+                    definition
+                    if definition.rstrip().endswith("NOT VALID")
+                    else f"{definition} NOT VALID"
+                )
                 tp.alter.append(f"ADD CONSTRAINT {quote_ident(con.name)} {clause}")
                 if not con.definition.rstrip().endswith("NOT VALID"):
                     tp.checks.append((con.name, definition))
@@ -734,14 +825,20 @@ def _table_ddl(model: SchemaModel, inputs: LoadInputs, next_schema: str,
         for iname, idef in table.indexes:
             tp.indexes.append((iname, requalify(idef, src, next_schema)))
         for fk in table.foreign_keys:
-            tp.fks.append((fk.name, fk.ref_table,
-                           f"ADD CONSTRAINT {quote_ident(fk.name)} {requalify(fk.definition, src, next_schema)}"))
+            tp.fks.append(
+                (
+                    fk.name,
+                    fk.ref_table,
+                    f"ADD CONSTRAINT {quote_ident(fk.name)} {requalify(fk.definition, src, next_schema)}",
+                )
+            )
         plans[tname] = tp
     return plans
 
 
-def _resolve_types(conn: psycopg.Connection, model: SchemaModel, next_schema: str) -> tuple[
-        dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
+def _resolve_types(
+    conn: psycopg.Connection, model: SchemaModel, next_schema: str
+) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
     """DDL type of every column in the target, and the enum types to create in ``next_schema``."""
     enums: dict[str, tuple[str, ...]] = {}
     out: dict[str, dict[str, str]] = {}
@@ -762,8 +859,10 @@ def _resolve_types(conn: psycopg.Connection, model: SchemaModel, next_schema: st
             if c.enum_labels:
                 prev = enums.setdefault(c.base_type, c.enum_labels)
                 if prev != c.enum_labels:
-                    raise LoadRefused(f"two enum types named {c.base_type} with different labels: cannot "
-                                      "recreate both in one staging schema")
+                    raise LoadRefused(
+                        f"two enum types named {c.base_type} with different labels: cannot "
+                        "recreate both in one staging schema"
+                    )
                 out[t.name][c.name] = f"{quote_ident(next_schema)}.{quote_ident(c.base_type)}"
             elif exists(c.pg_type):
                 out[t.name][c.name] = c.pg_type
@@ -830,12 +929,21 @@ def _managed(conn: psycopg.Connection, names: list[str]) -> dict[str, bool | Non
     """For each existing schema of ``names``: True when this tool created it, else False."""
     rows = conn.execute(
         "SELECT n.nspname, coalesce(obj_description(n.oid, 'pg_namespace'), '') FROM pg_namespace n "
-        "WHERE n.nspname = ANY(%s)", (names,)).fetchall()
-    has_meta = conn.execute("SELECT to_regclass('synth_meta.managed_schemas') IS NOT NULL").fetchone()[0]
+        "WHERE n.nspname = ANY(%s)",
+        (names,),
+    ).fetchall()
+    has_meta = conn.execute(
+        "SELECT to_regclass('synth_meta.managed_schemas') IS NOT NULL"
+    ).fetchone()[0]
     listed: set[str] = set()
     if has_meta:
-        listed = {r[0] for r in conn.execute(
-            "SELECT schema_name FROM synth_meta.managed_schemas WHERE schema_name = ANY(%s)", (names,))}
+        listed = {
+            r[0]
+            for r in conn.execute(
+                "SELECT schema_name FROM synth_meta.managed_schemas WHERE schema_name = ANY(%s)",
+                (names,),
+            )
+        }
     return {name: comment.startswith(SCHEMA_MARKER) and name in listed for name, comment in rows}
 
 
@@ -861,7 +969,9 @@ def _outside_dependents(conn: psycopg.Connection, schema: str) -> list[str]:
                 SELECT 1 FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid
                 WHERE a.oid = d.objid AND c.relnamespace = nsp.oid))
         ORDER BY 1
-        """, {"s": schema}).fetchall()
+        """,
+        {"s": schema},
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -885,15 +995,20 @@ class _Aborted(Exception):
 
 
 def _session_setup(conn: psycopg.Connection, search_path: list[str]) -> None:
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.SQL(", ").join(map(sql.Identifier, search_path))))
+    conn.execute(
+        sql.SQL("SET search_path TO {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, search_path))
+        )
+    )
     conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(MAINTENANCE_WORK_MEM)))
     conn.execute("SET synchronous_commit = off")
     conn.execute("SET statement_timeout = 0")
     conn.commit()
 
 
-def _run_tasks(url: str, tasks: list[_Task], workers: int, search_path: list[str],
-               abort: threading.Event) -> dict[str, float]:
+def _run_tasks(
+    url: str, tasks: list[_Task], workers: int, search_path: list[str], abort: threading.Event
+) -> dict[str, float]:
     """Run ``tasks`` on up to ``workers`` connections, respecting dependencies and table locks."""
     cond = threading.Condition()
     pending = sorted(tasks, key=lambda t: t.priority)
@@ -929,7 +1044,12 @@ def _run_tasks(url: str, tasks: list[_Task], workers: int, search_path: list[str
                     running[0] += 1
                     return task
                 if running[0] == 0:
-                    errors.append(("scheduler", LoadError("internal: no load step can run (dependency cycle)")))
+                    errors.append(
+                        (
+                            "scheduler",
+                            LoadError("internal: no load step can run (dependency cycle)"),
+                        )
+                    )
                     cond.notify_all()
                     return None
                 cond.wait()
@@ -975,8 +1095,10 @@ def _run_tasks(url: str, tasks: list[_Task], workers: int, search_path: list[str
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, name=f"synth-load-{i}", daemon=True)
-               for i in range(max(1, min(workers, len(tasks))))]
+    threads = [
+        threading.Thread(target=worker, name=f"synth-load-{i}", daemon=True)
+        for i in range(max(1, min(workers, len(tasks))))
+    ]
     for th in threads:
         th.start()
     try:
@@ -1027,11 +1149,20 @@ class LoadResult:
         return self.total_rows / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"load_id": self.load_id, "refresh_id": self.refresh_id, "schema": self.schema,
-                "target": self.target, "rows": self.rows, "total_rows": self.total_rows,
-                "durations": self.durations, "seconds": round(self.seconds, 3),
-                "rows_per_second": round(self.rows_per_second), "spec_hash": self.spec_hash,
-                "replaced_previous": self.replaced_previous, "connect": self.connect_hint}
+        return {
+            "load_id": self.load_id,
+            "refresh_id": self.refresh_id,
+            "schema": self.schema,
+            "target": self.target,
+            "rows": self.rows,
+            "total_rows": self.total_rows,
+            "durations": self.durations,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+            "spec_hash": self.spec_hash,
+            "replaced_previous": self.replaced_previous,
+            "connect": self.connect_hint,
+        }
 
 
 def connect_hint(target_url: str, schema: str) -> str:
@@ -1042,20 +1173,35 @@ def connect_hint(target_url: str, schema: str) -> str:
 
 
 def _lock_key(schema: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"synth_assets/{schema}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"synth_assets/{schema}".encode()).digest()[:8], "big", signed=True
+    )
 
 
-def _copy_task(tp: TablePlan, next_schema: str, batch_rows: int, progress: Progress | None,
-               abort: threading.Event, copied: dict[str, int]) -> Callable[[psycopg.Connection], None]:
+def _copy_task(
+    tp: TablePlan,
+    next_schema: str,
+    batch_rows: int,
+    progress: Progress | None,
+    abort: threading.Event,
+    copied: dict[str, int],
+) -> Callable[[psycopg.Connection], None]:
     qtab = sql.Identifier(next_schema, tp.name)
     cols = [c.name for c in tp.columns]
 
     def run(conn: psycopg.Connection) -> None:
-        defs = [sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.ddl_type),
-                                          sql.SQL("" if c.nullable else " NOT NULL")) for c in tp.columns]
+        defs = [
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(c.name),
+                sql.SQL(c.ddl_type),
+                sql.SQL("" if c.nullable else " NOT NULL"),
+            )
+            for c in tp.columns
+        ]
         conn.execute(sql.SQL("CREATE TABLE {} ({})").format(qtab, sql.SQL(", ").join(defs)))
         stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY, FREEZE)").format(
-            qtab, sql.SQL(", ").join(map(sql.Identifier, cols)))
+            qtab, sql.SQL(", ").join(map(sql.Identifier, cols))
+        )
         done = 0
         total = tp.rows
         with conn.cursor() as cur:
@@ -1072,15 +1218,27 @@ def _copy_task(tp: TablePlan, next_schema: str, batch_rows: int, progress: Progr
                         if progress is not None:
                             progress(tp.name, done, total)
                     if in_file != f.rows:
-                        raise LoadError(f"{f.path} holds {in_file} rows, its manifest says {f.rows}")
+                        raise LoadError(
+                            f"{f.path} holds {in_file} rows, its manifest says {f.rows}"
+                        )
                 cp.write(COPY_TRAILER)
             copied[tp.name] = cur.rowcount
         casts = [c for c in tp.columns if c.kind == "cast"]
         if casts:
-            conn.execute(sql.SQL("ALTER TABLE {} {}").format(qtab, sql.SQL(", ").join(
-                sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                    sql.Identifier(c.name), sql.SQL(c.cast_to or "text"), sql.Identifier(c.name),
-                    sql.SQL(c.cast_to or "text")) for c in casts)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} {}").format(
+                    qtab,
+                    sql.SQL(", ").join(
+                        sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                            sql.Identifier(c.name),
+                            sql.SQL(c.cast_to or "text"),
+                            sql.Identifier(c.name),
+                            sql.SQL(c.cast_to or "text"),
+                        )
+                        for c in casts
+                    ),
+                )
+            )
 
     return run
 
@@ -1088,96 +1246,192 @@ def _copy_task(tp: TablePlan, next_schema: str, batch_rows: int, progress: Progr
 def _exec(statement: str) -> Callable[[psycopg.Connection], None]:
     def run(conn: psycopg.Connection) -> None:
         conn.execute(statement)  # type: ignore[arg-type] - reflected DDL, no parameters
+
     return run
 
 
-def _validate_checks_task(tp: TablePlan, next_schema: str,
-                          unvalidated: dict[str, int]) -> Callable[[psycopg.Connection], None]:
+def _validate_checks_task(
+    tp: TablePlan, next_schema: str, unvalidated: dict[str, int]
+) -> Callable[[psycopg.Connection], None]:
     def run(conn: psycopg.Connection) -> None:
         qt = sql.Identifier(next_schema, tp.name)
         for name, definition in tp.checks:
             try:
                 with conn.transaction():
-                    conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(qt, sql.Identifier(name)))
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                            qt, sql.Identifier(name)
+                        )
+                    )
             except psycopg.errors.CheckViolation:
                 expr = definition.strip()
-                expr = expr[len("CHECK"):].strip() if expr.upper().startswith("CHECK") else expr
-                bad = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(
-                    qt, sql.SQL(expr))).fetchone()[0]
+                expr = expr[len("CHECK") :].strip() if expr.upper().startswith("CHECK") else expr
+                bad = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(qt, sql.SQL(expr))
+                ).fetchone()[0]
                 unvalidated[f"{tp.name}.{name}"] = int(bad)
+
     return run
 
 
-def _count_task(tp: TablePlan, next_schema: str, counted: dict[str, int]) -> Callable[[psycopg.Connection], None]:
+def _count_task(
+    tp: TablePlan, next_schema: str, counted: dict[str, int]
+) -> Callable[[psycopg.Connection], None]:
     def run(conn: psycopg.Connection) -> None:
         counted[tp.name] = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(next_schema, tp.name))).fetchone()[0]
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(next_schema, tp.name))
+        ).fetchone()[0]
+
     return run
 
 
-def _build_tasks(plans: dict[str, TablePlan], next_schema: str, batch_rows: int, progress: Progress | None,
-                 abort: threading.Event, copied: dict[str, int], counted: dict[str, int], unvalidated: dict[str, int]) -> list[_Task]:
+def _build_tasks(
+    plans: dict[str, TablePlan],
+    next_schema: str,
+    batch_rows: int,
+    progress: Progress | None,
+    abort: threading.Event,
+    copied: dict[str, int],
+    counted: dict[str, int],
+    unvalidated: dict[str, int],
+) -> list[_Task]:
     tasks: list[_Task] = []
     qt = quote_ident(next_schema)
     for tp in plans.values():
         big = -float(tp.rows)
         tab = frozenset({tp.name})
-        tasks.append(_Task(f"copy:{tp.name}", _copy_task(tp, next_schema, batch_rows, progress, abort, copied),
-                           tab, True, priority=big))
-        tasks.append(_Task(f"count:{tp.name}", _count_task(tp, next_schema, counted), tab, False,
-                           frozenset({f"copy:{tp.name}"}), priority=1e12 + big))
+        tasks.append(
+            _Task(
+                f"copy:{tp.name}",
+                _copy_task(tp, next_schema, batch_rows, progress, abort, copied),
+                tab,
+                True,
+                priority=big,
+            )
+        )
+        tasks.append(
+            _Task(
+                f"count:{tp.name}",
+                _count_task(tp, next_schema, counted),
+                tab,
+                False,
+                frozenset({f"copy:{tp.name}"}),
+                priority=1e12 + big,
+            )
+        )
         idx_keys = []
         for i, stmt in enumerate(tp.key_indexes):
             key = f"key-index:{tp.name}:{i}"
-            tasks.append(_Task(key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big))
+            tasks.append(
+                _Task(key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big)
+            )
             idx_keys.append(key)
         for iname, stmt in tp.indexes:
             key = f"index:{tp.name}:{iname}"
-            tasks.append(_Task(key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big + 0.5))
+            tasks.append(
+                _Task(
+                    key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big + 0.5
+                )
+            )
         if tp.alter:
             stmt = f"ALTER TABLE {qt}.{quote_ident(tp.name)} " + ", ".join(tp.alter)
-            tasks.append(_Task(f"constraints:{tp.name}", _exec(stmt), tab, True,
-                               frozenset({f"copy:{tp.name}", *idx_keys}), priority=big))
+            tasks.append(
+                _Task(
+                    f"constraints:{tp.name}",
+                    _exec(stmt),
+                    tab,
+                    True,
+                    frozenset({f"copy:{tp.name}", *idx_keys}),
+                    priority=big,
+                )
+            )
         else:
-            tasks.append(_Task(f"constraints:{tp.name}", lambda conn: None, tab, True,
-                               frozenset({f"copy:{tp.name}"}), priority=big))
+            tasks.append(
+                _Task(
+                    f"constraints:{tp.name}",
+                    lambda conn: None,
+                    tab,
+                    True,
+                    frozenset({f"copy:{tp.name}"}),
+                    priority=big,
+                )
+            )
     for tp in plans.values():
         if tp.checks:
-            tasks.append(_Task(f"checks:{tp.name}", _validate_checks_task(tp, next_schema, unvalidated),
-                               frozenset({tp.name}), True, frozenset({f"constraints:{tp.name}"}),
-                               priority=-float(tp.rows)))
+            tasks.append(
+                _Task(
+                    f"checks:{tp.name}",
+                    _validate_checks_task(tp, next_schema, unvalidated),
+                    frozenset({tp.name}),
+                    True,
+                    frozenset({f"constraints:{tp.name}"}),
+                    priority=-float(tp.rows),
+                )
+            )
     for tp in plans.values():
         fk_keys = []
         for name, ref, clause in tp.fks:
             key = f"fk:{tp.name}:{name}"
             stmt = f"ALTER TABLE {qt}.{quote_ident(tp.name)} {clause}"
-            tasks.append(_Task(key, _exec(stmt), frozenset({tp.name, ref}), True,
-                               frozenset({f"constraints:{tp.name}", f"constraints:{ref}"}),
-                               priority=-float(tp.rows)))
+            tasks.append(
+                _Task(
+                    key,
+                    _exec(stmt),
+                    frozenset({tp.name, ref}),
+                    True,
+                    frozenset({f"constraints:{tp.name}", f"constraints:{ref}"}),
+                    priority=-float(tp.rows),
+                )
+            )
             fk_keys.append(key)
     for tp in plans.values():
-        touching = frozenset(t.key for t in tasks if t.key.startswith("fk:") and tp.name in t.tables)
+        touching = frozenset(
+            t.key for t in tasks if t.key.startswith("fk:") and tp.name in t.tables
+        )
         indexes = frozenset(t.key for t in tasks if t.key.startswith(f"index:{tp.name}:"))
-        tasks.append(_Task(f"analyze:{tp.name}",
-                           _exec(f"ANALYZE {qt}.{quote_ident(tp.name)}"), frozenset({tp.name}), True,
-                           frozenset({f"constraints:{tp.name}", *touching, *indexes}), priority=2e12))
+        tasks.append(
+            _Task(
+                f"analyze:{tp.name}",
+                _exec(f"ANALYZE {qt}.{quote_ident(tp.name)}"),
+                frozenset({tp.name}),
+                True,
+                frozenset({f"constraints:{tp.name}", *touching, *indexes}),
+                priority=2e12,
+            )
+        )
     return tasks
 
 
-def _verify(conn: psycopg.Connection, next_schema: str, inputs: LoadInputs, plans: dict[str, TablePlan],
-            copied: dict[str, int], counted: dict[str, int]) -> None:
+def _verify(
+    conn: psycopg.Connection,
+    next_schema: str,
+    inputs: LoadInputs,
+    plans: dict[str, TablePlan],
+    copied: dict[str, int],
+    counted: dict[str, int],
+) -> None:
     """Counts equal the manifests; every constraint and index exists; every FK resolves."""
     problems = []
     for t, want in inputs.rows.items():
         if copied.get(t) != want or counted.get(t) != want:
-            problems.append(f"{t}: manifests hold {want} rows, COPY reported {copied.get(t)}, "
-                            f"count(*) {counted.get(t)}")
-    cons = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(
-        "SELECT c.relname, k.conname, k.contype, k.convalidated FROM pg_constraint k "
-        "JOIN pg_class c ON c.oid = k.conrelid WHERE k.connamespace = %s::regnamespace",
-        (quote_ident(next_schema),))}
-    idx = {r[0] for r in conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (next_schema,))}
+            problems.append(
+                f"{t}: manifests hold {want} rows, COPY reported {copied.get(t)}, "
+                f"count(*) {counted.get(t)}"
+            )
+    cons = {
+        (r[0], r[1]): (r[2], r[3])
+        for r in conn.execute(
+            "SELECT c.relname, k.conname, k.contype, k.convalidated FROM pg_constraint k "
+            "JOIN pg_class c ON c.oid = k.conrelid WHERE k.connamespace = %s::regnamespace",
+            (quote_ident(next_schema),),
+        )
+    }
+    idx = {
+        r[0]
+        for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (next_schema,)
+        )
+    }
     for t, table in inputs.model.tables.items():
         for con in table.constraints:
             if (t, con.name) not in cons:
@@ -1191,21 +1445,38 @@ def _verify(conn: psycopg.Connection, next_schema: str, inputs: LoadInputs, plan
                 problems.append(f"{t}: foreign key {fk.name} is missing after the load")
             elif not got[1]:  # replayed as NOT VALID (as in the source): check it by query
                 col, rcol = fk.columns[0], fk.ref_columns[0]
-                orphans = conn.execute(sql.SQL(
-                    "SELECT count(*) FROM {} c WHERE c.{} IS NOT NULL AND NOT EXISTS "
-                    "(SELECT 1 FROM {} p WHERE p.{} = c.{})").format(
-                    sql.Identifier(next_schema, t), sql.Identifier(col), sql.Identifier(next_schema, fk.ref_table),
-                    sql.Identifier(rcol), sql.Identifier(col))).fetchone()[0]
+                orphans = conn.execute(
+                    sql.SQL(
+                        "SELECT count(*) FROM {} c WHERE c.{} IS NOT NULL AND NOT EXISTS "
+                        "(SELECT 1 FROM {} p WHERE p.{} = c.{})"
+                    ).format(
+                        sql.Identifier(next_schema, t),
+                        sql.Identifier(col),
+                        sql.Identifier(next_schema, fk.ref_table),
+                        sql.Identifier(rcol),
+                        sql.Identifier(col),
+                    )
+                ).fetchone()[0]
                 if orphans:
                     problems.append(f"{t}.{col}: {orphans} value(s) have no row in {fk.ref_table}")
     if problems:
         raise LoadError("the loaded schema does not verify: " + "; ".join(problems[:10]))
 
 
-def load_refresh(refresh_dir: Path, refresh_id: str, target_url: str, schema: str, *,
-                 source_url: str | None, actor: str | None = None, run_id: str | None = None,
-                 audit_url: str | None = None, workers: int = 2, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 progress: Progress | None = None) -> LoadResult:
+def load_refresh(
+    refresh_dir: Path,
+    refresh_id: str,
+    target_url: str,
+    schema: str,
+    *,
+    source_url: str | None,
+    actor: str | None = None,
+    run_id: str | None = None,
+    audit_url: str | None = None,
+    workers: int = 2,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> LoadResult:
     """Load a gated refresh into ``schema`` of ``target_url`` (see the module docstring)."""
     started = time.perf_counter()
     schema = check_schema_name(schema)
@@ -1222,8 +1493,10 @@ def load_refresh(refresh_dir: Path, refresh_id: str, target_url: str, schema: st
     try:
         marker = production_marker(main)
         if marker:
-            raise LoadRefused(f"target {redact(target_url)} is marked as production ({marker}): refusing to "
-                              "load synthetic data there; choose a staging database for target.url")
+            raise LoadRefused(
+                f"target {redact(target_url)} is marked as production ({marker}): refusing to "
+                "load synthetic data there; choose a staging database for target.url"
+            )
         ours = _managed(main, [schema, next_s, prev_s])
         foreign = sorted(n for n, mine in ours.items() if not mine)
         if foreign:
@@ -1232,43 +1505,88 @@ def load_refresh(refresh_dir: Path, refresh_id: str, target_url: str, schema: st
                 "refusing to replace them; choose another target.schema or remove them yourself"
             )
         ddl_types, enums = _resolve_types(main, inputs.model, next_s)
-        locked = bool(main.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(schema),)).fetchone()[0])
+        locked = bool(
+            main.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(schema),)).fetchone()[0]
+        )
         main.commit()
         if not locked:
-            raise LoadRefused(f"another load into schema {schema} of {redact(target_url)} is running; retry later")
+            raise LoadRefused(
+                f"another load into schema {schema} of {redact(target_url)} is running; retry later"
+            )
         # ---- from here on the target is written ----
         ensure_meta(main)
         if audit_inline:
             ensure_audit_schema(main)
         with main.transaction():
-            main.execute("UPDATE synth_meta.load_runs SET status = 'abandoned', finished_at = now(), "
-                         "error = 'the loading process ended without finishing' "
-                         "WHERE schema_name = %s AND status = 'running'", (schema,))
+            main.execute(
+                "UPDATE synth_meta.load_runs SET status = 'abandoned', finished_at = now(), "
+                "error = 'the loading process ended without finishing' "
+                "WHERE schema_name = %s AND status = 'running'",
+                (schema,),
+            )
             load_id = main.execute(
                 "INSERT INTO synth_meta.load_runs (refresh_id, schema_name, status, spec_hash, shard_hashes, "
                 "actor, run_id) VALUES (%s, %s, 'running', %s, %s::jsonb, %s, %s) RETURNING load_id",
-                (refresh_id, schema, inputs.spec["content_hash"], json.dumps(inputs.shard_hashes), actor, run_id),
+                (
+                    refresh_id,
+                    schema,
+                    inputs.spec["content_hash"],
+                    json.dumps(inputs.shard_hashes),
+                    actor,
+                    run_id,
+                ),
             ).fetchone()[0]
         main.commit()
         try:
-            result = _load(main, inputs, target_url, schema, load_id, ddl_types, enums, durations,
-                           actor=actor, run_id=run_id, audit_inline=audit_inline, workers=workers,
-                           batch_rows=batch_rows, progress=progress, started=started)
+            result = _load(
+                main,
+                inputs,
+                target_url,
+                schema,
+                load_id,
+                ddl_types,
+                enums,
+                durations,
+                actor=actor,
+                run_id=run_id,
+                audit_inline=audit_inline,
+                workers=workers,
+                batch_rows=batch_rows,
+                progress=progress,
+                started=started,
+            )
         except BaseException as exc:
             _fail(main, next_s, load_id, exc)
-            _audit_safely(audit_target, refresh_id, {
-                "status": "failed", "schema": schema, "target": redact(target_url), "load_id": load_id,
-                "spec_hash": inputs.spec["content_hash"], "error": _first_line(exc), "run_id": run_id}, actor)
+            _audit_safely(
+                audit_target,
+                refresh_id,
+                {
+                    "status": "failed",
+                    "schema": schema,
+                    "target": redact(target_url),
+                    "load_id": load_id,
+                    "spec_hash": inputs.spec["content_hash"],
+                    "error": _first_line(exc),
+                    "run_id": run_id,
+                },
+                actor,
+            )
             if isinstance(exc, psycopg.Error):
-                raise LoadError(f"loading refresh {refresh_id} into {schema} failed: {_first_line(exc)}; "
-                                f"the live schema {schema} was not changed") from exc
+                raise LoadError(
+                    f"loading refresh {refresh_id} into {schema} failed: {_first_line(exc)}; "
+                    f"the live schema {schema} was not changed"
+                ) from exc
             raise
         if not audit_inline:
             try:
-                record_event(audit_target, "load", refresh_id, _load_payload(result, run_id, inputs), actor)
+                record_event(
+                    audit_target, "load", refresh_id, _load_payload(result, run_id, inputs), actor
+                )
             except SynthError as exc:
-                raise LoadError(f"refresh {refresh_id} is live in {schema}, but its audit event could not be "
-                                f"written ({exc}); record it before using the data") from exc
+                raise LoadError(
+                    f"refresh {refresh_id} is live in {schema}, but its audit event could not be "
+                    f"written ({exc}); record it before using the data"
+                ) from exc
         return result
     finally:
         try:
@@ -1294,9 +1612,18 @@ def _audit_safely(url: str, refresh_id: str, payload: dict[str, Any], actor: str
 
 
 def _load_payload(result: LoadResult, run_id: str | None, inputs: LoadInputs) -> dict[str, Any]:
-    return {"status": "loaded", "schema": result.schema, "target": result.target, "load_id": result.load_id,
-            "spec_hash": result.spec_hash, "rows": result.rows, "shard_hashes": inputs.shard_hashes,
-            "seconds": round(result.seconds, 3), "replaced_previous": result.replaced_previous, "run_id": run_id}
+    return {
+        "status": "loaded",
+        "schema": result.schema,
+        "target": result.target,
+        "load_id": result.load_id,
+        "spec_hash": result.spec_hash,
+        "rows": result.rows,
+        "shard_hashes": inputs.shard_hashes,
+        "seconds": round(result.seconds, 3),
+        "replaced_previous": result.replaced_previous,
+        "run_id": run_id,
+    }
 
 
 def _fail(main: psycopg.Connection, next_s: str, load_id: int, exc: BaseException) -> None:
@@ -1306,18 +1633,37 @@ def _fail(main: psycopg.Connection, next_s: str, load_id: int, exc: BaseExceptio
         with main.transaction():
             if _managed(main, [next_s]).get(next_s):
                 main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(next_s)))
-                main.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (next_s,))
-            main.execute("UPDATE synth_meta.load_runs SET status = 'failed', error = %s, finished_at = now() "
-                         "WHERE load_id = %s", (_first_line(exc)[:2000], load_id))
+                main.execute(
+                    "DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (next_s,)
+                )
+            main.execute(
+                "UPDATE synth_meta.load_runs SET status = 'failed', error = %s, finished_at = now() "
+                "WHERE load_id = %s",
+                (_first_line(exc)[:2000], load_id),
+            )
         main.commit()
     except psycopg.Error:
         pass
 
 
-def _load(main: psycopg.Connection, inputs: LoadInputs, target_url: str, schema: str, load_id: int,
-          ddl_types: dict[str, dict[str, str]], enums: dict[str, tuple[str, ...]], durations: dict[str, Any], *,
-          actor: str, run_id: str | None, audit_inline: bool, workers: int, batch_rows: int,
-          progress: Progress | None, started: float) -> LoadResult:
+def _load(
+    main: psycopg.Connection,
+    inputs: LoadInputs,
+    target_url: str,
+    schema: str,
+    load_id: int,
+    ddl_types: dict[str, dict[str, str]],
+    enums: dict[str, tuple[str, ...]],
+    durations: dict[str, Any],
+    *,
+    actor: str,
+    run_id: str | None,
+    audit_inline: bool,
+    workers: int,
+    batch_rows: int,
+    progress: Progress | None,
+    started: float,
+) -> LoadResult:
     next_s, prev_s = f"{schema}__next", f"{schema}__prev"
     rid = inputs.refresh_id
     t0 = time.perf_counter()
@@ -1326,13 +1672,22 @@ def _load(main: psycopg.Connection, inputs: LoadInputs, target_url: str, schema:
             main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(next_s)))
             main.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (next_s,))
         main.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(next_s)))
-        main.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-            sql.Identifier(next_s), sql.Literal(f"{SCHEMA_MARKER}: load {load_id}, refresh {rid}")))
-        main.execute("INSERT INTO synth_meta.managed_schemas (schema_name, load_id, refresh_id) VALUES (%s, %s, %s)",
-                     (next_s, load_id, rid))
+        main.execute(
+            sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                sql.Identifier(next_s),
+                sql.Literal(f"{SCHEMA_MARKER}: load {load_id}, refresh {rid}"),
+            )
+        )
+        main.execute(
+            "INSERT INTO synth_meta.managed_schemas (schema_name, load_id, refresh_id) VALUES (%s, %s, %s)",
+            (next_s, load_id, rid),
+        )
         for typname, labels in enums.items():
-            main.execute(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
-                sql.Identifier(next_s, typname), sql.SQL(", ").join(map(sql.Literal, labels))))
+            main.execute(
+                sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+                    sql.Identifier(next_s, typname), sql.SQL(", ").join(map(sql.Literal, labels))
+                )
+            )
     main.commit()
     plans = _table_ddl(inputs.model, inputs, next_s, ddl_types)
     durations["prepare"] = round(time.perf_counter() - t0, 3)
@@ -1347,8 +1702,14 @@ def _load(main: psycopg.Connection, inputs: LoadInputs, target_url: str, schema:
     durations["build"] = round(time.perf_counter() - t0, 3)
     durations["steps"] = steps
     durations["copy"] = round(sum(v for k, v in steps.items() if k.startswith("copy:")), 3)
-    durations["constraints_and_indexes"] = round(sum(
-        v for k, v in steps.items() if k.split(":")[0] in ("key-index", "index", "constraints", "fk")), 3)
+    durations["constraints_and_indexes"] = round(
+        sum(
+            v
+            for k, v in steps.items()
+            if k.split(":")[0] in ("key-index", "index", "constraints", "fk")
+        ),
+        3,
+    )
 
     t0 = time.perf_counter()
     _verify(main, next_s, inputs, plans, copied, counted)
@@ -1361,30 +1722,58 @@ def _load(main: psycopg.Connection, inputs: LoadInputs, target_url: str, schema:
         main.execute("SET LOCAL lock_timeout = '60s'")
         state = _managed(main, [schema, next_s, prev_s])
         if not state.get(next_s):
-            raise LoadError(f"{next_s} disappeared or lost its marker during the load: refusing to swap")
+            raise LoadError(
+                f"{next_s} disappeared or lost its marker during the load: refusing to swap"
+            )
         if state.get(prev_s):
             outside = _outside_dependents(main, prev_s)
             if outside:
-                raise LoadError(f"objects outside {prev_s} depend on it ({', '.join(outside[:5])}): drop or "
-                                f"repoint them, then load again; {schema} was not changed")
+                raise LoadError(
+                    f"objects outside {prev_s} depend on it ({', '.join(outside[:5])}): drop or "
+                    f"repoint them, then load again; {schema} was not changed"
+                )
             main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(prev_s)))
             main.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (prev_s,))
         replaced = bool(state.get(schema))
         if replaced:
-            main.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(schema), sql.Identifier(prev_s)))
-            main.execute("UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
-                         (prev_s, schema))
-        main.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(next_s), sql.Identifier(schema)))
-        main.execute("UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
-                     (schema, next_s))
+            main.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    sql.Identifier(schema), sql.Identifier(prev_s)
+                )
+            )
+            main.execute(
+                "UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
+                (prev_s, schema),
+            )
+        main.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(next_s), sql.Identifier(schema)
+            )
+        )
+        main.execute(
+            "UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
+            (schema, next_s),
+        )
         durations["swap"] = round(time.perf_counter() - t0, 3)
         seconds = time.perf_counter() - started
         durations["total"] = round(seconds, 3)
-        result = LoadResult(load_id, rid, schema, redact(target_url), inputs.rows, durations, seconds,
-                            inputs.spec["content_hash"], replaced, connect_hint(target_url, schema))
-        main.execute("UPDATE synth_meta.load_runs SET status = 'loaded', rows = %s::jsonb, durations = %s::jsonb, "
-                     "finished_at = now() WHERE load_id = %s",
-                     (json.dumps(inputs.rows), json.dumps(durations), load_id))
+        result = LoadResult(
+            load_id,
+            rid,
+            schema,
+            redact(target_url),
+            inputs.rows,
+            durations,
+            seconds,
+            inputs.spec["content_hash"],
+            replaced,
+            connect_hint(target_url, schema),
+        )
+        main.execute(
+            "UPDATE synth_meta.load_runs SET status = 'loaded', rows = %s::jsonb, durations = %s::jsonb, "
+            "finished_at = now() WHERE load_id = %s",
+            (json.dumps(inputs.rows), json.dumps(durations), load_id),
+        )
         if audit_inline:
             append_event(main, "load", rid, _load_payload(result, run_id, inputs), actor)
     main.commit()
@@ -1407,8 +1796,14 @@ class TeardownResult:
     also_removed: list[str] = field(default_factory=list)
 
 
-def teardown(target_url: str, schema: str, *, actor: str | None = None, run_id: str | None = None,
-             audit_url: str | None = None) -> TeardownResult:
+def teardown(
+    target_url: str,
+    schema: str,
+    *,
+    actor: str | None = None,
+    run_id: str | None = None,
+    audit_url: str | None = None,
+) -> TeardownResult:
     """Drop ``schema`` and its ``__next``/``__prev`` if this tool created them; record it."""
     schema = check_schema_name(schema)
     actor = actor or default_actor()
@@ -1419,8 +1814,10 @@ def teardown(target_url: str, schema: str, *, actor: str | None = None, run_id: 
         state = _managed(conn, names)
         foreign = sorted(n for n, mine in state.items() if not mine)
         if foreign:
-            raise LoadRefused(f"schema(s) {', '.join(foreign)} in {redact(target_url)} were not created by "
-                              "synth_assets: teardown only removes schemas it created")
+            raise LoadRefused(
+                f"schema(s) {', '.join(foreign)} in {redact(target_url)} were not created by "
+                "synth_assets: teardown only removes schemas it created"
+            )
         mine = [n for n in names if state.get(n)]
         if not mine:
             conn.rollback()
@@ -1428,21 +1825,35 @@ def teardown(target_url: str, schema: str, *, actor: str | None = None, run_id: 
         for n in mine:
             outside = _outside_dependents(conn, n)
             if outside:
-                raise LoadRefused(f"objects outside {n} depend on it ({', '.join(outside[:5])}): drop or "
-                                  "repoint them first (emergency-teardown removes them too)")
+                raise LoadRefused(
+                    f"objects outside {n} depend on it ({', '.join(outside[:5])}): drop or "
+                    "repoint them first (emergency-teardown removes them too)"
+                )
         conn.rollback()
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(schema),)).fetchone()[0]
         conn.commit()
         if not locked:
-            raise LoadRefused(f"a load into {schema} is running: wait for it to finish, then tear down")
+            raise LoadRefused(
+                f"a load into {schema} is running: wait for it to finish, then tear down"
+            )
         try:
             with conn.transaction():
                 _drop_managed(conn, mine)
-                conn.execute("INSERT INTO synth_meta.teardowns (mode, schemas, actor, run_id) "
-                             "VALUES ('teardown', %s, %s, %s)", (mine, actor, run_id))
-                payload = {"mode": "teardown", "schemas": mine, "target": redact(target_url), "run_id": run_id}
+                conn.execute(
+                    "INSERT INTO synth_meta.teardowns (mode, schemas, actor, run_id) "
+                    "VALUES ('teardown', %s, %s, %s)",
+                    (mine, actor, run_id),
+                )
+                payload = {
+                    "mode": "teardown",
+                    "schemas": mine,
+                    "target": redact(target_url),
+                    "run_id": run_id,
+                }
                 if audit_target == target_url:
-                    inline = conn.execute("SELECT to_regclass('synth_audit.events') IS NOT NULL").fetchone()[0]
+                    inline = conn.execute(
+                        "SELECT to_regclass('synth_audit.events') IS NOT NULL"
+                    ).fetchone()[0]
                     if inline:
                         append_event(conn, "teardown", None, payload, actor)
             conn.commit()
@@ -1458,12 +1869,21 @@ def _drop_managed(conn: psycopg.Connection, names: list[str]) -> None:
     for n in names:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(n)))
     conn.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = ANY(%s)", (names,))
-    conn.execute("UPDATE synth_meta.load_runs SET status = 'torn_down' WHERE status = 'loaded' AND "
-                 "schema_name = ANY(%s)", ([n.removesuffix("__prev").removesuffix("__next") for n in names],))
+    conn.execute(
+        "UPDATE synth_meta.load_runs SET status = 'torn_down' WHERE status = 'loaded' AND "
+        "schema_name = ANY(%s)",
+        ([n.removesuffix("__prev").removesuffix("__next") for n in names],),
+    )
 
 
-def emergency_teardown(target_url: str, store_root: Path | None, *, actor: str | None = None,
-                       run_id: str | None = None, audit_url: str | None = None) -> TeardownResult:
+def emergency_teardown(
+    target_url: str,
+    store_root: Path | None,
+    *,
+    actor: str | None = None,
+    run_id: str | None = None,
+    audit_url: str | None = None,
+) -> TeardownResult:
     """Drop every schema this tool created in the target and delete every refresh's artifacts."""
     actor = actor or default_actor()
     audit_target = audit_url or target_url
@@ -1471,9 +1891,16 @@ def emergency_teardown(target_url: str, store_root: Path | None, *, actor: str |
     skipped: list[str] = []
     also: list[str] = []
     with connect(target_url) as conn:
-        has_meta = conn.execute("SELECT to_regclass('synth_meta.managed_schemas') IS NOT NULL").fetchone()[0]
+        has_meta = conn.execute(
+            "SELECT to_regclass('synth_meta.managed_schemas') IS NOT NULL"
+        ).fetchone()[0]
         if has_meta:
-            listed = [r[0] for r in conn.execute("SELECT schema_name FROM synth_meta.managed_schemas ORDER BY 1")]
+            listed = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT schema_name FROM synth_meta.managed_schemas ORDER BY 1"
+                )
+            ]
             state = _managed(conn, listed)
             for n in listed:
                 if state.get(n):
@@ -1484,7 +1911,10 @@ def emergency_teardown(target_url: str, store_root: Path | None, *, actor: str |
             with conn.transaction():
                 stale = [n for n in listed if n not in state]
                 if stale:
-                    conn.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = ANY(%s)", (stale,))
+                    conn.execute(
+                        "DELETE FROM synth_meta.managed_schemas WHERE schema_name = ANY(%s)",
+                        (stale,),
+                    )
                 if dropped:
                     _drop_managed(conn, dropped)
             conn.commit()
@@ -1498,28 +1928,46 @@ def emergency_teardown(target_url: str, store_root: Path | None, *, actor: str |
             if d.is_dir():
                 shutil.rmtree(d)
                 artifacts.append(d.name)
-    payload = {"mode": "emergency", "schemas": dropped, "skipped": skipped, "also_removed": also,
-               "artifacts_deleted": artifacts, "store": str(store_root) if store_root else None,
-               "target": redact(target_url), "run_id": run_id}
+    payload = {
+        "mode": "emergency",
+        "schemas": dropped,
+        "skipped": skipped,
+        "also_removed": also,
+        "artifacts_deleted": artifacts,
+        "store": str(store_root) if store_root else None,
+        "target": redact(target_url),
+        "run_id": run_id,
+    }
     with connect(target_url) as conn:
         ensure_meta(conn)
-        conn.execute("INSERT INTO synth_meta.teardowns (mode, schemas, artifacts, actor, run_id) "
-                     "VALUES ('emergency', %s, %s, %s, %s)", (dropped, artifacts, actor, run_id))
+        conn.execute(
+            "INSERT INTO synth_meta.teardowns (mode, schemas, artifacts, actor, run_id) "
+            "VALUES ('emergency', %s, %s, %s, %s)",
+            (dropped, artifacts, actor, run_id),
+        )
         conn.commit()
     record_event(audit_target, "teardown", None, payload, actor)
     return TeardownResult("emergency", dropped, skipped, artifacts, also)
 
 
-def check_staging(target_url: str, schema: str, refresh_id: str | None = None) -> tuple[bool, dict[str, Any], list[str]]:
+def check_staging(
+    target_url: str, schema: str, refresh_id: str | None = None
+) -> tuple[bool, dict[str, Any], list[str]]:
     """Re-check a live staging schema: ours, loaded from ``refresh_id``, counts as recorded, FKs valid."""
     failures: list[str] = []
     metrics: dict[str, Any] = {}
     with connect(target_url) as conn:
         if not _managed(conn, [schema]).get(schema):
-            return False, metrics, [f"schema {schema} does not exist or was not created by synth_assets"]
+            return (
+                False,
+                metrics,
+                [f"schema {schema} does not exist or was not created by synth_assets"],
+            )
         row = conn.execute(
             "SELECT r.load_id, r.refresh_id, r.rows FROM synth_meta.managed_schemas m "
-            "JOIN synth_meta.load_runs r ON r.load_id = m.load_id WHERE m.schema_name = %s", (schema,)).fetchone()
+            "JOIN synth_meta.load_runs r ON r.load_id = m.load_id WHERE m.schema_name = %s",
+            (schema,),
+        ).fetchone()
         if row is None or row[2] is None:
             return False, metrics, [f"synth_meta has no finished load for {schema}"]
         load_id, rid, rows = row
@@ -1528,16 +1976,24 @@ def check_staging(target_url: str, schema: str, refresh_id: str | None = None) -
             failures.append(f"{schema} holds refresh {rid}, not {refresh_id}")
         counted = {}
         for t, want in rows.items():
-            got = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, t))).fetchone()[0]
+            got = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, t))
+            ).fetchone()[0]
             counted[t] = got
             if got != want:
                 failures.append(f"{schema}.{t}: {got} rows, the load recorded {want}")
         metrics["rows"] = counted
-        bad = [r[0] for r in conn.execute(
-            "SELECT conname FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f' "
-            "AND NOT convalidated", (quote_ident(schema),))]
+        bad = [
+            r[0]
+            for r in conn.execute(
+                "SELECT conname FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f' "
+                "AND NOT convalidated",
+                (quote_ident(schema),),
+            )
+        ]
         failures += [f"foreign key {n} is not validated" for n in bad]
         metrics["foreign_keys"] = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f'",
-            (quote_ident(schema),)).fetchone()[0]
+            (quote_ident(schema),),
+        ).fetchone()[0]
     return not failures, metrics, failures

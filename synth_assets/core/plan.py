@@ -45,7 +45,8 @@ def _descendants(model: SchemaModel, root: str, required_only: bool = False) -> 
             if t.name in seen:
                 continue
             if any(
-                fk.ref_table in seen and fk.ref_table != t.name
+                fk.ref_table in seen
+                and fk.ref_table != t.name
                 and not (required_only and _nullable(model, t.name, fk))
                 for fk in t.foreign_keys
             ):
@@ -60,11 +61,17 @@ def detect_unit_table(model: SchemaModel, roles: dict[str, dict[str, str]]) -> s
     for t in model.tables.values():
         if len(t.primary_key) != 1:
             continue
-        if any(fk.ref_table != t.name and not _nullable(model, t.name, fk) for fk in t.foreign_keys):
+        if any(
+            fk.ref_table != t.name and not _nullable(model, t.name, fk) for fk in t.foreign_keys
+        ):
             continue
         pii = sum(r in PII_ROLES for r in roles.get(t.name, {}).values())
-        score = (len(_descendants(model, t.name, required_only=True)), pii,
-                 len(_descendants(model, t.name)), -len(t.name))
+        score = (
+            len(_descendants(model, t.name, required_only=True)),
+            pii,
+            len(_descendants(model, t.name)),
+            -len(t.name),
+        )
         if best is None or score > best[0]:
             best = (score, t.name)
     if best is None:
@@ -75,11 +82,15 @@ def detect_unit_table(model: SchemaModel, roles: dict[str, dict[str, str]]) -> s
     return best[1]
 
 
-def build_plan(model: SchemaModel, roles: dict[str, dict[str, str]], unit_table: str | None) -> dict[str, TablePlan]:
+def build_plan(
+    model: SchemaModel, roles: dict[str, dict[str, str]], unit_table: str | None
+) -> dict[str, TablePlan]:
     """Assign every table a kind and, for unit-owned tables, the FK path to the unit."""
     root = unit_table or detect_unit_table(model, roles)
     if root not in model.tables:
-        raise ConfigError(f"privacy.unit_table {root!r} is not a modelled table; tables: {', '.join(model.tables)}")
+        raise ConfigError(
+            f"privacy.unit_table {root!r} is not a modelled table; tables: {', '.join(model.tables)}"
+        )
     if len(model.tables[root].primary_key) != 1:
         raise ConfigError(f"privacy.unit_table {root!r} needs a one-column primary key")
     plans = {root: TablePlan(root, "root")}
@@ -94,7 +105,9 @@ def build_plan(model: SchemaModel, roles: dict[str, dict[str, str]], unit_table:
             options = [
                 (plans[fk.ref_table].depth, fk.name, fk)
                 for fk in t.foreign_keys
-                if fk.ref_table in plans and fk.ref_table != t.name and not _nullable(model, t.name, fk)
+                if fk.ref_table in plans
+                and fk.ref_table != t.name
+                and not _nullable(model, t.name, fk)
                 and model.tables[fk.ref_table].primary_key == fk.ref_columns
             ]
             if options:

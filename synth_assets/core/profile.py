@@ -31,7 +31,13 @@ LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
 LOG_BUCKETS = 84
 YEAR0 = 1900
 YEARS = 201
-DAY_BUCKETS = (1, 7, 14, 28, 91)  # days per bucket of the daily histogram, coarsened to beat the noise
+DAY_BUCKETS = (
+    1,
+    7,
+    14,
+    28,
+    91,
+)  # days per bucket of the daily histogram, coarsened to beat the noise
 FANOUT_EXACT = 16
 TEXT_LENGTH_BINS = 40
 HOW = 168
@@ -52,7 +58,9 @@ def fanout_bins(cap: int) -> list[int]:
 
 def holdout_sql(unit_expr: str) -> str:
     """SQL predicate true for units in the keyed-hash holdout (same rule as :func:`in_holdout`)."""
-    return f"(('x' || substr(md5(%(hkey)s || ({unit_expr})::text), 1, 8))::bit(32)::bigint < %(hcut)s)"
+    return (
+        f"(('x' || substr(md5(%(hkey)s || ({unit_expr})::text), 1, 8))::bit(32)::bigint < %(hcut)s)"
+    )
 
 
 def holdout_key(hmac_key: bytes) -> str:
@@ -64,7 +72,8 @@ def in_holdout(hkey: str, unit_values: list[str], fraction: float) -> np.ndarray
     """Python twin of :func:`holdout_sql` for the evaluator."""
     cut = int(fraction * 2**32)
     return np.array(
-        [int(hashlib.md5((hkey + v).encode()).hexdigest()[:8], 16) < cut for v in unit_values], dtype=bool
+        [int(hashlib.md5((hkey + v).encode()).hexdigest()[:8], 16) < cut for v in unit_values],
+        dtype=bool,
     )
 
 
@@ -125,8 +134,15 @@ def _measured_column(t: Table, col: str, role: str, alias: str = "t") -> str:
     return q
 
 
-def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, dict[str, str]],
-              name: str, m: int, ref_attr_of: dict[str, str | None], units_table: str | None = None) -> TableSQL:
+def table_sql(
+    model: SchemaModel,
+    plans: dict[str, TablePlan],
+    roles: dict[str, dict[str, str]],
+    name: str,
+    m: int,
+    ref_attr_of: dict[str, str | None],
+    units_table: str | None = None,
+) -> TableSQL:
     """Build the measured-rows CTE of ``name``.
 
     ``units_table`` (a temp table of training unit ids) replaces the per-row holdout hash.
@@ -150,7 +166,9 @@ def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, 
             palias = "j1"
         else:
             palias = "pp"
-            joins.append(f"JOIN {sch}.{qi(parent.name)} pp ON t.{qi(fk.columns[0])} = pp.{qi(fk.ref_columns[0])}")
+            joins.append(
+                f"JOIN {sch}.{qi(parent.name)} pp ON t.{qi(fk.columns[0])} = pp.{qi(fk.ref_columns[0])}"
+            )
         for c in parent.columns:
             if c.base_type in DATETIME_TYPES and roles[parent.name][c.name] == "datetime":
                 alias = f"__p_{len(parent_cols)}"
@@ -182,15 +200,19 @@ def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, 
         if len(t.primary_key) == 1:
             pk = t.column(t.primary_key[0])
             key = f"t.{qi(pk.name)}"
-            order = (f"hashint8extended(({key})::int8, %(hseed)s)" if pk.base_type in INTEGER_TYPES
-                     else f"hashtextextended(({key})::text, %(hseed)s)")
+            order = (
+                f"hashint8extended(({key})::int8, %(hseed)s)"
+                if pk.base_type in INTEGER_TYPES
+                else f"hashtextextended(({key})::text, %(hseed)s)"
+            )
         else:
             order = "hashtextextended(t.ctid::text, %(hseed)s)"
         # Clip first, reduce after: the per-row reductions run on at most m rows per unit.
         raw = ", ".join([f"t.{qi(c.name)}" for c in t.columns] + extras)
         reduced = ", ".join(
             [_measured_column(t, c.name, roles[name][c.name], "c0") for c in t.columns]
-            + [f"c0.{e.split(' AS ')[-1]}" for e in extras] + ["c0.__unit", "c0.__rn"]
+            + [f"c0.{e.split(' AS ')[-1]}" for e in extras]
+            + ["c0.__unit", "c0.__rn"]
         )
         cte = (
             f"WITH c0 AS (SELECT {raw}, {unit} AS __unit, row_number() OVER (PARTITION BY {unit} "
@@ -200,8 +222,14 @@ def table_sql(model: SchemaModel, plans: dict[str, TablePlan], roles: dict[str, 
     return TableSQL(t, plan, m, cte, parent_cols, ref_attrs)
 
 
-def grouping_counts(conn: psycopg.Connection, cte: str, params: dict, exprs: list[str],
-                    sets: list[tuple[int, ...]], having: str = "") -> list[dict[tuple, int]]:
+def grouping_counts(
+    conn: psycopg.Connection,
+    cte: str,
+    params: dict,
+    exprs: list[str],
+    sets: list[tuple[int, ...]],
+    having: str = "",
+) -> list[dict[tuple, int]]:
     """Counts per grouping set in as few scans as possible (GROUPING takes ≤ 31 arguments)."""
     results: list[dict[tuple, int]] = [dict() for _ in sets]
     chunk: list[int] = []
@@ -292,8 +320,16 @@ def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float
     return [float(v) for v in e]
 
 
-def contribution_bound(conn, model: SchemaModel, plan: TablePlan, units: str | None, params: dict,
-                       budget: Budget, cap: int, coverage: float = 0.95) -> int:
+def contribution_bound(
+    conn,
+    model: SchemaModel,
+    plan: TablePlan,
+    units: str | None,
+    params: dict,
+    budget: Budget,
+    cap: int,
+    coverage: float = 0.95,
+) -> int:
     """Rows per unit to keep for ``plan``'s table: the smallest bound covering ``coverage`` of the
     units, from a DP histogram of rows per unit (each unit adds one count: sensitivity 1).
 
@@ -303,12 +339,16 @@ def contribution_bound(conn, model: SchemaModel, plan: TablePlan, units: str | N
     src, unit = _unit_from(model, plan)
     join = f"JOIN {units} hu ON hu.u = {unit}" if units else ""
     where = "" if units else f"WHERE NOT {holdout_sql(unit)}"
-    sql = (f"SELECT least(n, {cap + 1}) AS b, count(*) FROM (SELECT {unit} AS u, count(*) AS n "
-           f"FROM {src} {join} {where} GROUP BY 1) x GROUP BY 1")
+    sql = (
+        f"SELECT least(n, {cap + 1}) AS b, count(*) FROM (SELECT {unit} AS u, count(*) AS n "
+        f"FROM {src} {join} {where} GROUP BY 1) x GROUP BY 1"
+    )
     vec = np.zeros(cap + 2, dtype=np.int64)
     for b, v in conn.execute(sql, params):
         vec[int(b)] += int(v)
-    noisy = dp.noisy_counts(budget.acc, f"{plan.name}:rows_per_unit", vec, 1, budget("bounds"), table=plan.name)
+    noisy = dp.noisy_counts(
+        budget.acc, f"{plan.name}:rows_per_unit", vec, 1, budget("bounds"), table=plan.name
+    )
     c = np.clip(noisy[1:], 0, None).astype(np.float64)
     if c.sum() <= 0:
         return cap
@@ -329,7 +369,9 @@ class Temps:
         self.conn.execute("DROP TABLE IF EXISTS _synth_units")
         self.conn.execute(
             f"CREATE TEMP TABLE _synth_units AS SELECT t.{key} AS u FROM {qi(model.schema)}.{qi(root.name)} t "
-            f"WHERE NOT {holdout_sql('t.' + key)}", self.params)
+            f"WHERE NOT {holdout_sql('t.' + key)}",
+            self.params,
+        )
         self.conn.execute("CREATE UNIQUE INDEX ON _synth_units (u)")
         self.conn.execute("ANALYZE _synth_units")
         return "_synth_units"
@@ -339,7 +381,14 @@ class Temps:
         self.conn.execute(f"DROP TABLE IF EXISTS {name}")
         self.conn.execute(f"CREATE TEMP TABLE {name} AS {ts.cte} SELECT * FROM c", self.params)
         self.conn.execute(f"ANALYZE {name}")
-        out = TableSQL(ts.table, ts.plan, ts.m, f"WITH c AS (SELECT * FROM {name})", ts.parent_cols, ts.ref_attrs)
+        out = TableSQL(
+            ts.table,
+            ts.plan,
+            ts.m,
+            f"WITH c AS (SELECT * FROM {name})",
+            ts.parent_cols,
+            ts.ref_attrs,
+        )
         self.tables[ts.table.name] = (name, out)
         return out
 
@@ -350,8 +399,14 @@ class Temps:
         """The first ``m`` clipped rows per unit of an already materialized table."""
         name, ts = self.tables[table]
         where = f" WHERE __rn <= {int(m)}" if ts.plan.kind == "child" else ""
-        return TableSQL(ts.table, ts.plan, m, f"WITH c AS (SELECT * FROM {name}{where})", ts.parent_cols,
-                        ts.ref_attrs)
+        return TableSQL(
+            ts.table,
+            ts.plan,
+            m,
+            f"WITH c AS (SELECT * FROM {name}{where})",
+            ts.parent_cols,
+            ts.ref_attrs,
+        )
 
 
 @dataclass
@@ -365,9 +420,16 @@ class ColumnModel:
     info: dict | None = None
 
 
-def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str, dict[str, str]],
-                   cfg: SynthConfig, hmac_key: bytes, *, refresh_id: str,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def profile_source(
+    conn: psycopg.Connection,
+    model: SchemaModel,
+    roles: dict[str, dict[str, str]],
+    cfg: SynthConfig,
+    hmac_key: bytes,
+    *,
+    refresh_id: str,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Measure the source and return the metrics pack (DP aggregates and the ledger)."""
     started = time.monotonic()
     pcfg = cfg.privacy
@@ -387,7 +449,9 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
 
     # Order: references first (children read their attribute domains), then the unit tree.
     order, _ = model.generation_order()
-    order = [n for n in order if plans[n].kind == "reference"] + [n for n in order if plans[n].kind != "reference"]
+    order = [n for n in order if plans[n].kind == "reference"] + [
+        n for n in order if plans[n].kind != "reference"
+    ]
 
     bounds_m: dict[str, int] = {}  # contribution bounds chosen with DP (see contribution_bound)
 
@@ -440,17 +504,24 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             elif r == "datetime" and c.base_type in DATETIME_TYPES:
                 cms[c.name] = ColumnModel(c.name, r, "datetime")
                 counts["bounds"] += 1
-                counts["temporal"] += WEIGHT["day"] + (WEIGHT["how"] if c.base_type != "date" else 0.0)
+                counts["temporal"] += WEIGHT["day"] + (
+                    WEIGHT["how"] if c.base_type != "date" else 0.0
+                )
                 counts["temporal"] += WEIGHT["after"] if plans[n].kind == "child" else 0.0
             else:
                 cms[c.name] = ColumnModel(c.name, "ignore", "ignore")
         colmodels[n] = cms
         pseudo = sum(
-            1 for fk in t.foreign_keys
-            if plans[fk.ref_table].kind == "reference" and ref_attr_of.get(fk.ref_table) and fk.ref_table != n
+            1
+            for fk in t.foreign_keys
+            if plans[fk.ref_table].kind == "reference"
+            and ref_attr_of.get(fk.ref_table)
+            and fk.ref_table != n
         )
         counts["one_way"] += pseudo  # marginal of the referenced row's attribute
-        modelled = sum(cm.kind in ("categorical", "numeric", "boolean") for cm in cms.values()) + pseudo
+        modelled = (
+            sum(cm.kind in ("categorical", "numeric", "boolean") for cm in cms.values()) + pseudo
+        )
         if modelled > 1:
             counts["select"] += modelled - 1
             counts["pairs"] += modelled - 1
@@ -458,36 +529,51 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
             counts["one_way"] += WEIGHT["rows"]  # row count
         elif n not in pcfg.max_rows_per_unit_by_table:
             counts["bounds"] += 1  # rows-per-unit histogram for the contribution bound
-        counts["fanout"] += sum(1 for fk in t.foreign_keys if fk.ref_table != n and (
-            fk is plans[n].parent_fk or plans[fk.ref_table].kind == "reference"))
+        counts["fanout"] += sum(
+            1
+            for fk in t.foreign_keys
+            if fk.ref_table != n
+            and (fk is plans[n].parent_fk or plans[fk.ref_table].kind == "reference")
+        )
     # Reference tables hold no unit's rows (no required path to the unit table): their row-level
     # measurements run under a separate accountant (privacy.reference_epsilon), reported apart.
     ref_acc = dp.Accountant(pcfg.reference_epsilon, pcfg.delta)
 
-    def make_budget(a: dp.Accountant, counts: dict[str, float], kinds: set[str]) -> tuple[Budget, float]:
-        per = {share: (a.rho_budget * frac / counts[share]) if counts[share] else 0.0
-               for share, frac in pcfg.split.items()}
-        n_thr = sum(1 for n in order if plans[n].kind in kinds for cm in colmodels[n].values()
-                    if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels)
+    def make_budget(
+        a: dp.Accountant, counts: dict[str, float], kinds: set[str]
+    ) -> tuple[Budget, float]:
+        per = {
+            share: (a.rho_budget * frac / counts[share]) if counts[share] else 0.0
+            for share, frac in pcfg.split.items()
+        }
+        n_thr = sum(
+            1
+            for n in order
+            if plans[n].kind in kinds
+            for cm in colmodels[n].values()
+            if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels
+        )
         return Budget(a, per), a.delta_threshold / max(1, n_thr)
 
     budget_u, delta_u = make_budget(acc, counts_u, {"root", "child"})
     budget_r, delta_r = make_budget(ref_acc, counts_r, {"reference"})
     root = _unit_table(plans)
-    log(f"profile: {len(order)} tables, unit table {root}, "
-        f"rho budget {acc.rho_budget:.4g}")
+    log(f"profile: {len(order)} tables, unit table {root}, rho budget {acc.rho_budget:.4g}")
 
     # Materialize each table's measured rows once (temp tables), unless the source is a read-only
     # standby: then every aggregate re-reads the source (same results, slower).
     recovery, read_only = conn.execute(
-        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'"
+    ).fetchone()
     temps: Temps | None = None if (recovery or read_only) else Temps(conn, params)
     if temps is None:
         log("profile: source is read-only; aggregates re-read the source (no temp tables)")
     units = temps.units(model, plans[root]) if temps else None
     for n in order:
         if plans[n].kind == "child" and n not in pcfg.max_rows_per_unit_by_table:
-            bounds_m[n] = contribution_bound(conn, model, plans[n], units, params, budget_u, pcfg.max_rows_per_unit)
+            bounds_m[n] = contribution_bound(
+                conn, model, plans[n], units, params, budget_u, pcfg.max_rows_per_unit
+            )
     if bounds_m:
         log("profile: rows per unit bounds " + ", ".join(f"{t}={m}" for t, m in bounds_m.items()))
     pack_tables: dict[str, Any] = {}
@@ -497,13 +583,31 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
         if temps:
             ts = temps.materialize(ts)
         is_ref = plans[n].kind == "reference"
-        pack_tables[n] = _profile_table(conn, model, plans, roles, cfg, ts, colmodels[n],
-                                        budget_r if is_ref else budget_u, params, delta_r if is_ref else delta_u,
-                                        pack_tables, ref_attr_of, temps, units)
+        pack_tables[n] = _profile_table(
+            conn,
+            model,
+            plans,
+            roles,
+            cfg,
+            ts,
+            colmodels[n],
+            budget_r if is_ref else budget_u,
+            params,
+            delta_r if is_ref else delta_u,
+            pack_tables,
+            ref_attr_of,
+            temps,
+            units,
+        )
         if plans[n].kind == "reference":
-            released = {c: len(e.get("values", [])) for c, e in pack_tables[n]["columns"].items()
-                        if e.get("kind") == "categorical"}
-            best = max(released.items(), key=lambda kv: (kv[1], kv[0] == ref_attr_of[n]), default=None)
+            released = {
+                c: len(e.get("values", []))
+                for c, e in pack_tables[n]["columns"].items()
+                if e.get("kind") == "categorical"
+            }
+            best = max(
+                released.items(), key=lambda kv: (kv[1], kv[0] == ref_attr_of[n]), default=None
+            )
             ref_attr_of[n] = best[0] if best and best[1] >= 2 else None
         log(f"profile: {n} measured in {time.monotonic() - t0:.1f}s")
 
@@ -530,29 +634,56 @@ def profile_source(conn: psycopg.Connection, model: SchemaModel, roles: dict[str
     }
 
 
-def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts: TableSQL,
-                   cms: dict[str, ColumnModel], budget: Budget, params: dict, delta_each: float,
-                   done: dict[str, Any], ref_attr_of: dict[str, str | None],
-                   temps: Temps | None, units: str | None) -> dict[str, Any]:
+def _profile_table(
+    conn,
+    model: SchemaModel,
+    plans,
+    roles,
+    cfg: SynthConfig,
+    ts: TableSQL,
+    cms: dict[str, ColumnModel],
+    budget: Budget,
+    params: dict,
+    delta_each: float,
+    done: dict[str, Any],
+    ref_attr_of: dict[str, str | None],
+    temps: Temps | None,
+    units: str | None,
+) -> dict[str, Any]:
     t, plan, m = ts.table, ts.plan, ts.m
     acc = budget.acc
     pcfg = cfg.privacy
     n = t.name
-    out: dict[str, Any] = {"kind": plan.kind, "rows_per_unit": m, "columns": {}, "pairs": [], "fanout": {}}
+    out: dict[str, Any] = {
+        "kind": plan.kind,
+        "rows_per_unit": m,
+        "columns": {},
+        "pairs": [],
+        "fanout": {},
+    }
     sens = m  # L2 sensitivity of any histogram of this table's measured rows
 
     # ---- pass 1: domains (category values, numeric and datetime bounds) ----
-    cat_cols = [c for c, cm in cms.items() if cm.kind == "categorical" and not t.column(c).enum_labels]
+    cat_cols = [
+        c for c, cm in cms.items() if cm.kind == "categorical" and not t.column(c).enum_labels
+    ]
     if cat_cols:
         sigma = sens / math.sqrt(2 * budget("bounds"))
         prefilter = max(1, int(sens + 4.5 * sigma) - int(12 * sigma))
         exprs = [f"{qi(c)}::text" for c in cat_cols]
-        res = grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(cat_cols))],
-                              having=f"HAVING count(*) >= {prefilter}")
+        res = grouping_counts(
+            conn,
+            ts.cte,
+            params,
+            exprs,
+            [(i,) for i in range(len(cat_cols))],
+            having=f"HAVING count(*) >= {prefilter}",
+        )
         for c, counts in zip(cat_cols, res, strict=True):
             vc = {k[0]: v for k, v in counts.items() if k[0] is not None}
-            released = dp.noisy_category_counts(acc, f"{n}.{c}:values", vc, sens, budget("bounds"), delta_each,
-                                                table=n, column=c)
+            released = dp.noisy_category_counts(
+                acc, f"{n}.{c}:values", vc, sens, budget("bounds"), delta_each, table=n, column=c
+            )
             top = sorted(released.items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
             cms[c].info = {"values": sorted(v for v, _ in top)}
     for c, cm in cms.items():
@@ -563,14 +694,20 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     dt_cols = [c for c, cm in cms.items() if cm.kind == "datetime"]
     need_bounds = [c for c in num_cols if f"{n}.{c}" not in cfg.bounds]
     exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_year_sql(qi(c)) for c in dt_cols]
-    res = grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))]) if exprs else []
+    res = (
+        grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))])
+        if exprs
+        else []
+    )
     sigma = sens / math.sqrt(2 * budget("bounds")) if budget("bounds") else 0.0
     for i, c in enumerate(need_bounds):
         vec = np.zeros(2 * LOG_BUCKETS + 1, dtype=np.int64)
         for (b,), v in res[i].items():
             if b is not None:
                 vec[int(b)] += v
-        noisy = dp.noisy_counts(acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c)
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c
+        )
         rng_ = _released_range(noisy, sigma)
         if rng_ is None:
             lo, hi = 0.0, 1.0
@@ -598,19 +735,24 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         for (b,), v in res[len(need_bounds) + j].items():
             if b is not None:
                 vec[int(b)] += v
-        noisy = dp.noisy_counts(acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c)
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c
+        )
         rng_ = _released_range(noisy, sigma)
         if rng_ is None:  # nothing cleared the noise: no signal for this column's time range
             start, end, expected = date(2020, 1, 1), date(2020, 12, 31), 0.0
         else:
             start, end = date(YEAR0 + rng_[0], 1, 1), date(YEAR0 + rng_[1], 12, 31)
-            expected = float(np.clip(noisy[rng_[0]: rng_[1] + 1], 0, None).sum())
+            expected = float(np.clip(noisy[rng_[0] : rng_[1] + 1], 0, None).sum())
         days = (end - start).days + 1
         sigma_t = sens / math.sqrt(2 * budget("temporal")) if budget("temporal") else 1.0
-        cms[c].info = {"start": start.isoformat(), "end": end.isoformat(),
-                       "date_only": t.column(c).base_type == "date",
-                       "bucket_days": day_bucket_width(expected, days, sigma_t),
-                       "range_found": rng_ is not None}
+        cms[c].info = {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "date_only": t.column(c).base_type == "date",
+            "bucket_days": day_bucket_width(expected, days, sigma_t),
+            "range_found": rng_ is not None,
+        }
 
     # ---- pass 2: one-way marginals over codes, temporal histograms, pairs (for selection) ----
     exprs: list[str] = []
@@ -626,14 +768,25 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         q = qi(c)
         if cm.kind == "categorical":
             vals = cm.info["values"]
-            arr = "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
+            arr = (
+                "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]"
+                if vals
+                else "ARRAY[]::text[]"
+            )
             k = len(vals)
-            add(c, f"CASE WHEN {q} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {q}::text) - 1, {k}) END")
+            add(
+                c,
+                f"CASE WHEN {q} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {q}::text) - 1, {k}) END",
+            )
             cm.domain = k + 2  # values, other, null
             modelled.append((c, c, cm.domain))
         elif cm.kind == "numeric":
             inner = cm.info["edges"][1:-1]
-            arr = "ARRAY[" + ", ".join(repr(float(e)) for e in inner) + "]::float8[]" if inner else None
+            arr = (
+                "ARRAY[" + ", ".join(repr(float(e)) for e in inner) + "]::float8[]"
+                if inner
+                else None
+            )
             nb = len(cm.info["edges"]) - 1
             lo, hi = cm.info["low"], cm.info["high"]
             clip = f"least(greatest({q}::float8, {lo!r}), {hi!r})"
@@ -652,14 +805,28 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         ref = fk.ref_table
         attr = ref_attr_of[ref]
         vals = done[ref]["columns"][attr]["values"]
-        arr = "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
+        arr = (
+            "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
+        )
         k = len(vals)
         key = f"^{fk.columns[0]}"
-        add(key, f"CASE WHEN {alias} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {alias}) - 1, {k}) END")
+        add(
+            key,
+            f"CASE WHEN {alias} IS NULL THEN {k + 1} ELSE coalesce(array_position({arr}, {alias}) - 1, {k}) END",
+        )
         modelled.append((key, key, k + 2))
-        out["columns"][key] = {"kind": "ref_attribute", "fk": fk.name, "ref_table": ref, "attribute": attr,
-                               "values": vals}
-    synth_cols = [c for c, cm in cms.items() if cm.kind == "synth" or (cm.kind == "fk" and t.fk_for(c) is not plan.parent_fk)]
+        out["columns"][key] = {
+            "kind": "ref_attribute",
+            "fk": fk.name,
+            "ref_table": ref,
+            "attribute": attr,
+            "values": vals,
+        }
+    synth_cols = [
+        c
+        for c, cm in cms.items()
+        if cm.kind == "synth" or (cm.kind == "fk" and t.fk_for(c) is not plan.parent_fk)
+    ]
     for c in synth_cols:
         q = qi(c)
         if cms[c].role == "free_text":
@@ -674,16 +841,25 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         w = info["bucket_days"]
         nb = -(-ndays // w)
         info["buckets"] = nb
-        add(f"{c}:day", f"CASE WHEN {q} IS NULL THEN {nb} ELSE greatest(0, least({nb - 1}, "
-                        f"({q}::date - DATE {_lit(info['start'])}) / {w})) END")
+        add(
+            f"{c}:day",
+            f"CASE WHEN {q} IS NULL THEN {nb} ELSE greatest(0, least({nb - 1}, "
+            f"({q}::date - DATE {_lit(info['start'])}) / {w})) END",
+        )
         if not info["date_only"]:
-            add(f"{c}:how", f"CASE WHEN {q} IS NULL THEN NULL ELSE "
-                            f"(extract(isodow from {q})::int - 1) * 24 + extract(hour from {q})::int END")
+            add(
+                f"{c}:how",
+                f"CASE WHEN {q} IS NULL THEN NULL ELSE "
+                f"(extract(isodow from {q})::int - 1) * 24 + extract(hour from {q})::int END",
+            )
         if ts.parent_cols and plan.kind == "child":
             pc, alias = next(iter(ts.parent_cols.items()))
             info["after_parent_column"] = pc
-            add(f"{c}:after", f"CASE WHEN {q} IS NULL OR {alias} IS NULL THEN 2 "
-                              f"WHEN {q} >= {alias} THEN 1 ELSE 0 END")
+            add(
+                f"{c}:after",
+                f"CASE WHEN {q} IS NULL OR {alias} IS NULL THEN 2 "
+                f"WHEN {q} >= {alias} THEN 1 ELSE 0 END",
+            )
     sets = [(i,) for i in range(len(exprs))]
     pair_keys = []
     for a in range(len(modelled)):
@@ -696,8 +872,9 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     # Row counts: noisy for the unit table and references; children follow from fan-out.
     if plan.kind in ("root", "reference"):
         true_rows = int(conn.execute(f"{ts.cte} SELECT count(*) FROM c", params).fetchone()[0])
-        noisy = dp.noisy_counts(acc, f"{n}:rows", np.array([true_rows]), 1, budget("one_way", WEIGHT["rows"]),
-                                  table=n)
+        noisy = dp.noisy_counts(
+            acc, f"{n}:rows", np.array([true_rows]), 1, budget("one_way", WEIGHT["rows"]), table=n
+        )
         out["rows"] = max(1, int(noisy[0]))
         if plan.kind == "root":
             out["rows_total_estimate"] = int(round(out["rows"] / (1 - pcfg.holdout_fraction)))
@@ -706,13 +883,20 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
     sig: dict[str, float] = {}
     for key, _, dom in modelled:
         vec = _vec(one[key], dom)
-        noisy = dp.noisy_counts(acc, f"{n}.{key}:marginal", vec, sens, budget("one_way"), table=n, column=key)
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{key}:marginal", vec, sens, budget("one_way"), table=n, column=key
+        )
         marg[key] = noisy
         sig[key] = acc.entries[-1].scale
     for c, cm in cms.items():
         if cm.kind in ("categorical", "numeric", "boolean"):
-            out["columns"][c] = {"kind": cm.kind, "role": cm.role, **(cm.info or {}), "counts": marg[c].tolist(),
-                              "sigma": sig[c]}
+            out["columns"][c] = {
+                "kind": cm.kind,
+                "role": cm.role,
+                **(cm.info or {}),
+                "counts": marg[c].tolist(),
+                "sigma": sig[c],
+            }
     for key in [k for k, _, _ in modelled if k.startswith("^")]:
         out["columns"][key]["counts"] = marg[key].tolist()
         out["columns"][key]["sigma"] = sig[key]
@@ -720,33 +904,79 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         cm = cms[c]
         if cm.role == "free_text":
             vec = _vec(one[c], TEXT_LENGTH_BINS + 1)
-            noisy = dp.noisy_counts(acc, f"{n}.{c}:length", vec, sens, budget("one_way", WEIGHT["length"]), table=n, column=c)
-            out["columns"][c] = {"kind": "synth", "role": cm.role, "null_and_words": noisy.tolist(),
-                                 "sigma": acc.entries[-1].scale}
+            noisy = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:length",
+                vec,
+                sens,
+                budget("one_way", WEIGHT["length"]),
+                table=n,
+                column=c,
+            )
+            out["columns"][c] = {
+                "kind": "synth",
+                "role": cm.role,
+                "null_and_words": noisy.tolist(),
+                "sigma": acc.entries[-1].scale,
+            }
         else:
             vec = _vec(one[c], 2)
-            noisy = dp.noisy_counts(acc, f"{n}.{c}:nulls", vec, sens, budget("one_way", WEIGHT["nulls"]), table=n, column=c)
+            noisy = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:nulls",
+                vec,
+                sens,
+                budget("one_way", WEIGHT["nulls"]),
+                table=n,
+                column=c,
+            )
             kind = "fk" if cm.kind == "fk" else "synth"
-            out["columns"][c] = {"kind": kind, "role": cm.role, "present_null": noisy.tolist(),
-                                 "sigma": acc.entries[-1].scale}
+            out["columns"][c] = {
+                "kind": kind,
+                "role": cm.role,
+                "present_null": noisy.tolist(),
+                "sigma": acc.entries[-1].scale,
+            }
     for c, cm in cms.items():
         if c not in out["columns"]:
             out["columns"][c] = {"kind": cm.kind, "role": cm.role}
     for c in dt_cols:
         info = cms[c].info
         day = _vec(one[f"{c}:day"], info["buckets"] + 1)
-        noisy_day = dp.noisy_counts(acc, f"{n}.{c}:day", day, sens, budget("temporal"), table=n, column=c)
-        col = {"kind": "datetime", "role": "datetime", **info, "day_counts": noisy_day[:-1].tolist(),
-               "null": int(noisy_day[-1]), "sigma": acc.entries[-1].scale}
+        noisy_day = dp.noisy_counts(
+            acc, f"{n}.{c}:day", day, sens, budget("temporal"), table=n, column=c
+        )
+        col = {
+            "kind": "datetime",
+            "role": "datetime",
+            **info,
+            "day_counts": noisy_day[:-1].tolist(),
+            "null": int(noisy_day[-1]),
+            "sigma": acc.entries[-1].scale,
+        }
         if not info["date_only"]:
             how = _vec(one[f"{c}:how"], HOW)
-            col["how_counts"] = dp.noisy_counts(acc, f"{n}.{c}:hour_of_week", how, sens, budget("temporal", WEIGHT["how"]),
-                                                table=n, column=c).tolist()
+            col["how_counts"] = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:hour_of_week",
+                how,
+                sens,
+                budget("temporal", WEIGHT["how"]),
+                table=n,
+                column=c,
+            ).tolist()
             col["how_sigma"] = acc.entries[-1].scale
         if f"{c}:after" in one:
             after = _vec(one[f"{c}:after"], 3)
-            col["after_counts"] = dp.noisy_counts(acc, f"{n}.{c}:after_parent", after, sens, budget("temporal", WEIGHT["after"]),
-                                                  table=n, column=c).tolist()
+            col["after_counts"] = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:after_parent",
+                after,
+                sens,
+                budget("temporal", WEIGHT["after"]),
+                table=n,
+                column=c,
+            ).tolist()
         out["columns"][c] = col
 
     # ---- MST: choose pairs with the exponential mechanism, then measure them ----
@@ -773,15 +1003,26 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         chosen = []
         for _ in range(len(modelled) - 1):
             cands = [p for p in pair_keys if find(p[0]) != find(p[1])]
-            idx = dp.select(acc, f"{n}:select_pair", np.array([scores[p][0] for p in cands]), 2.0 * sens,
-                            budget("select"), table=n, candidates=len(cands))
+            idx = dp.select(
+                acc,
+                f"{n}:select_pair",
+                np.array([scores[p][0] for p in cands]),
+                2.0 * sens,
+                budget("select"),
+                table=n,
+                candidates=len(cands),
+            )
             a, b = cands[idx]
             comp[find(a)] = find(b)
             chosen.append((a, b))
         for a, b in chosen:
             joint = scores[(a, b)][1].astype(np.int64)
-            noisy = dp.noisy_counts(acc, f"{n}.{a}x{b}:pair", joint, sens, budget("pairs"), table=n, pair=[a, b])
-            out["pairs"].append({"a": a, "b": b, "counts": noisy.tolist(), "sigma": acc.entries[-1].scale})
+            noisy = dp.noisy_counts(
+                acc, f"{n}.{a}x{b}:pair", joint, sens, budget("pairs"), table=n, pair=[a, b]
+            )
+            out["pairs"].append(
+                {"a": a, "b": b, "counts": noisy.tolist(), "sigma": acc.entries[-1].scale}
+            )
 
     # ---- fan-out: children per parent for the primary parent and every reference FK ----
     for fk in t.foreign_keys:
@@ -794,34 +1035,58 @@ def _profile_table(conn, model: SchemaModel, plans, roles, cfg: SynthConfig, ts:
         unique_fk = any(set(s) == {fk.columns[0]} for s in t.unique_sets)
         if is_parent:
             parent_plan = plans[fk.ref_table]
-            pm = 1 if parent_plan.kind == "root" else fanout_parents_bound(
-                min(pcfg.fanout_parents_per_unit, pcfg.rows_per_unit(fk.ref_table)),
-                _released_units(done, plans), budget("fanout"))
-            pts = (temps.subset(fk.ref_table, pm) if temps and temps.has(fk.ref_table)
-                   else table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of, units))
+            pm = (
+                1
+                if parent_plan.kind == "root"
+                else fanout_parents_bound(
+                    min(pcfg.fanout_parents_per_unit, pcfg.rows_per_unit(fk.ref_table)),
+                    _released_units(done, plans),
+                    budget("fanout"),
+                )
+            )
+            pts = (
+                temps.subset(fk.ref_table, pm)
+                if temps and temps.has(fk.ref_table)
+                else table_sql(model, plans, roles, fk.ref_table, pm, ref_attr_of, units)
+            )
             child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM {qi(model.schema)}.{qi(n)} GROUP BY 1"
             fsens = pm
         else:
             # Popularity of reference rows from one row per unit: one unit moves one reference
             # row between two bins (L2 sensitivity sqrt 2, rounded up to 2) instead of 2m.
             first = " WHERE __rn <= 1" if plan.kind == "child" else ""
-            child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c{first} GROUP BY 1"
+            child_counts = (
+                f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c{first} GROUP BY 1"
+            )
             fsens = 2
         bucket = _fanout_bucket_sql("coalesce(cc.n, 0)", bins, pcfg.max_fanout)
         parent_key = qi(fk.ref_columns[0])
         if is_parent:
-            sql = (f"{pts.cte} SELECT {bucket} AS b, count(*) FROM c LEFT JOIN ({child_counts}) cc "
-                   f"ON cc.k = c.{parent_key} GROUP BY 1")
+            sql = (
+                f"{pts.cte} SELECT {bucket} AS b, count(*) FROM c LEFT JOIN ({child_counts}) cc "
+                f"ON cc.k = c.{parent_key} GROUP BY 1"
+            )
         else:
-            sql = (f"{ts.cte}, cc AS ({child_counts}) SELECT {bucket} AS b, count(*) FROM "
-                   f"{qi(model.schema)}.{qi(fk.ref_table)} p LEFT JOIN cc ON cc.k = p.{parent_key} GROUP BY 1")
+            sql = (
+                f"{ts.cte}, cc AS ({child_counts}) SELECT {bucket} AS b, count(*) FROM "
+                f"{qi(model.schema)}.{qi(fk.ref_table)} p LEFT JOIN cc ON cc.k = p.{parent_key} GROUP BY 1"
+            )
         vec = np.zeros(len(bins), dtype=np.int64)
         for b, v in conn.execute(sql, params):
             vec[int(b)] += int(v)
-        noisy = dp.noisy_counts(acc, f"{n}.{fk.name}:fanout", vec, fsens, budget("fanout"), table=n, fk=fk.name)
-        out["fanout"][fk.name] = {"parent": fk.ref_table, "column": fk.columns[0], "primary": is_parent,
-                                  "bins": bins, "counts": noisy.tolist(), "max": 1 if unique_fk else pcfg.max_fanout,
-                                  "sigma": acc.entries[-1].scale, "parents_per_unit": fsens if is_parent else None}
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{fk.name}:fanout", vec, fsens, budget("fanout"), table=n, fk=fk.name
+        )
+        out["fanout"][fk.name] = {
+            "parent": fk.ref_table,
+            "column": fk.columns[0],
+            "primary": is_parent,
+            "bins": bins,
+            "counts": noisy.tolist(),
+            "max": 1 if unique_fk else pcfg.max_fanout,
+            "sigma": acc.entries[-1].scale,
+            "parents_per_unit": fsens if is_parent else None,
+        }
     return out
 
 
@@ -855,8 +1120,10 @@ def _released_units(done: dict[str, Any], plans: dict[str, TablePlan]) -> int | 
 
 
 def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
-    return (f"CASE WHEN {x} < {FANOUT_EXACT} THEN {x} ELSE least({len(bins) - 1}, "
-            f"{FANOUT_EXACT} + floor(ln(least({x}, {cap - 1})::float8 / {FANOUT_EXACT}) / ln(2.0))::int) END")
+    return (
+        f"CASE WHEN {x} < {FANOUT_EXACT} THEN {x} ELSE least({len(bins) - 1}, "
+        f"{FANOUT_EXACT} + floor(ln(least({x}, {cap - 1})::float8 / {FANOUT_EXACT}) / ln(2.0))::int) END"
+    )
 
 
 def _vec(counts: dict[tuple, int], size: int) -> np.ndarray:

@@ -15,8 +15,20 @@ from .schema import Column, SchemaModel, Table
 
 PII_ROLES = frozenset(
     {
-        "email", "person_name", "first_name", "last_name", "phone", "address", "postal_code",
-        "birth_date", "national_id", "card_number", "iban", "ip_address", "city", "company_name",
+        "email",
+        "person_name",
+        "first_name",
+        "last_name",
+        "phone",
+        "address",
+        "postal_code",
+        "birth_date",
+        "national_id",
+        "card_number",
+        "iban",
+        "ip_address",
+        "city",
+        "company_name",
     }
 )
 SYNTHESIZED_ROLES = PII_ROLES | {"free_text"}  # never measured beyond null rates and lengths
@@ -37,12 +49,20 @@ _NAME_RULES: list[tuple[str, str]] = [
     (r"(^|_)(street|address|addr)(_?(line)?_?\d?)?$|street_address", "address"),
     (r"(^|_)(zip|postal|post)_?(code)?$|^postcode$", "postal_code"),
     (r"(^|_)(dob|birth_?date|date_of_birth|birthday)$", "birth_date"),
-    (r"(^|_)(ssn|national_?id|tax_?id|nin|passport(_?no)?|social_security(_number)?|sin|nino)$", "national_id"),
+    (
+        r"(^|_)(ssn|national_?id|tax_?id|nin|passport(_?no)?|social_security(_number)?|sin|nino)$",
+        "national_id",
+    ),
     (r"(^|_)(card_?number|pan|cc_?number|credit_?card)$", "card_number"),
     (r"(^|_)(iban|account_?number|bank_?account|acct_?no)$", "iban"),
-    (r"(^|_)(memo|description|desc|comment|comments|note|notes|message|body|remarks|free_?text|narrative)$", "free_text"),
+    (
+        r"(^|_)(memo|description|desc|comment|comments|note|notes|message|body|remarks|free_?text|narrative)$",
+        "free_text",
+    ),
 ]
-_COMPANY_TABLES = re.compile(r"merchant|company|compan|vendor|supplier|org|store|shop|bank|partner|employer|brand")
+_COMPANY_TABLES = re.compile(
+    r"merchant|company|compan|vendor|supplier|org|store|shop|bank|partner|employer|brand"
+)
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)),
@@ -92,7 +112,11 @@ def role_from_values(values: list[str]) -> str | None:
     for role, pattern in _PATTERNS:
         share = sum(bool(pattern.match(v.strip())) for v in values) / len(values)
         if share > 0.8:
-            if role == "phone" and sum(c.isdigit() for v in values for c in v) / max(1, sum(map(len, values))) < 0.6:
+            if (
+                role == "phone"
+                and sum(c.isdigit() for v in values for c in v) / max(1, sum(map(len, values)))
+                < 0.6
+            ):
                 continue
             return role
     return None
@@ -128,7 +152,9 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
             return by_name
         # Integer codes named as such are categories; other integers are numbers (small ranges
         # get one bin per value, so no category threshold is needed).
-        if t in INTEGER_TYPES and re.search(r"(^|_)(code|type|status|kind|category|class|flag)$", col.name.lower()):
+        if t in INTEGER_TYPES and re.search(
+            r"(^|_)(code|type|status|kind|category|class|flag)$", col.name.lower()
+        ):
             return "categorical"
         return "numeric"
     if t in TEXT_TYPES:
@@ -149,17 +175,23 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
     return "ignore"
 
 
-def _sample(conn: psycopg.Connection, schema: str, table: Table, limit: int) -> dict[str, list[str]]:
+def _sample(
+    conn: psycopg.Connection, schema: str, table: Table, limit: int
+) -> dict[str, list[str]]:
     cols = [c for c in table.columns if c.base_type not in ("bytea", "json", "jsonb")]
     if not cols:
         return {}
     exprs = ", ".join(f"{qi(c.name)}::text" for c in cols)
-    rows = conn.execute(f"SELECT {exprs} FROM {qi(schema)}.{qi(table.name)} LIMIT {int(limit)}").fetchall()
+    rows = conn.execute(
+        f"SELECT {exprs} FROM {qi(schema)}.{qi(table.name)} LIMIT {int(limit)}"
+    ).fetchall()
     return {c.name: [r[i] for r in rows if r[i] is not None] for i, c in enumerate(cols)}
 
 
 def infer_roles(
-    conn: psycopg.Connection, model: SchemaModel, overrides: dict[str, str] | None = None,
+    conn: psycopg.Connection,
+    model: SchemaModel,
+    overrides: dict[str, str] | None = None,
     sample_rows: int = 2000,
 ) -> dict[str, dict[str, str]]:
     """Roles for every column of every table; ``overrides`` ("table.column" -> role) win."""
@@ -167,7 +199,9 @@ def infer_roles(
     for key in overrides:
         tname, cname = key.split(".")
         if tname not in model.tables:
-            raise ConfigError(f"columns: {key!r} names unknown table {tname!r}; tables: {', '.join(model.tables)}")
+            raise ConfigError(
+                f"columns: {key!r} names unknown table {tname!r}; tables: {', '.join(model.tables)}"
+            )
         if cname not in {c.name for c in model.tables[tname].columns}:
             raise ConfigError(f"columns: {key!r} names unknown column {cname!r} of table {tname}")
     roles: dict[str, dict[str, str]] = {}

@@ -82,22 +82,43 @@ class SchemaModel:
             tables[name] = Table(
                 name=t["name"],
                 columns=[
-                    Column(**{**c, "enum_labels": tuple(c["enum_labels"]) if c.get("enum_labels") else None})
+                    Column(
+                        **{
+                            **c,
+                            "enum_labels": tuple(c["enum_labels"])
+                            if c.get("enum_labels")
+                            else None,
+                        }
+                    )
                     for c in t["columns"]
                 ],
                 primary_key=tuple(t["primary_key"]),
                 foreign_keys=[
-                    ForeignKey(f["name"], tuple(f["columns"]), f["ref_table"], tuple(f["ref_columns"]), f["definition"])
+                    ForeignKey(
+                        f["name"],
+                        tuple(f["columns"]),
+                        f["ref_table"],
+                        tuple(f["ref_columns"]),
+                        f["definition"],
+                    )
                     for f in t["foreign_keys"]
                 ],
-                constraints=[Constraint(c["name"], c["kind"], tuple(c["columns"]), c["definition"]) for c in t["constraints"]],
+                constraints=[
+                    Constraint(c["name"], c["kind"], tuple(c["columns"]), c["definition"])
+                    for c in t["constraints"]
+                ],
                 indexes=[tuple(i) for i in t["indexes"]],
             )
         return cls(d["schema"], tables)
 
     def children(self, table: str) -> list[tuple[str, ForeignKey]]:
         """(child table, FK) pairs referencing ``table`` (self-references included)."""
-        return [(t.name, fk) for t in self.tables.values() for fk in t.foreign_keys if fk.ref_table == table]
+        return [
+            (t.name, fk)
+            for t in self.tables.values()
+            for fk in t.foreign_keys
+            if fk.ref_table == table
+        ]
 
     def generation_order(self) -> tuple[list[str], list[tuple[str, ForeignKey]]]:
         """Tables ordered parents-first, and the FKs deferred to break cycles.
@@ -200,8 +221,12 @@ ORDER BY c.relname, i.relname
 """
 
 
-def reflect(conn: psycopg.Connection, schema: str = "public", tables: list[str] | None = None,
-            exclude: list[str] | None = None) -> SchemaModel:
+def reflect(
+    conn: psycopg.Connection,
+    schema: str = "public",
+    tables: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> SchemaModel:
     """Read tables, columns, keys, constraints and indexes of ``schema`` from the catalog."""
     params = {"schema": schema}
     rows = conn.execute(_COLUMNS_SQL, params).fetchall()
@@ -213,7 +238,16 @@ def reflect(conn: psycopg.Connection, schema: str = "public", tables: list[str] 
     cols: dict[str, list[Column]] = {}
     for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident in rows:
         cols.setdefault(rel, []).append(
-            Column(att, fmt, base, bool(nullable), maxlen, tuple(enum) if enum else None, bool(hasdef), bool(ident))
+            Column(
+                att,
+                fmt,
+                base,
+                bool(nullable),
+                maxlen,
+                tuple(enum) if enum else None,
+                bool(hasdef),
+                bool(ident),
+            )
         )
     all_names = set(cols)
     wanted = set(tables) if tables else set(all_names)
@@ -225,7 +259,9 @@ def reflect(conn: psycopg.Connection, schema: str = "public", tables: list[str] 
         )
     wanted -= set(exclude or [])
     model = {n: Table(n, cols[n]) for n in sorted(wanted)}
-    for rel, name, kind, keys, ref, fkeys, definition, ref_schema in conn.execute(_CONSTRAINTS_SQL, params):
+    for rel, name, kind, keys, ref, fkeys, definition, ref_schema in conn.execute(
+        _CONSTRAINTS_SQL, params
+    ):
         if rel not in model:
             continue
         t = model[rel]

@@ -113,9 +113,13 @@ class LocalSecrets(SecretsBackend):
         try:
             key = bytes.fromhex(raw)
         except ValueError:
-            raise SecretsError(f"{p} does not hold a hex key: re-create it with `synth-assets init --force`") from None
+            raise SecretsError(
+                f"{p} does not hold a hex key: re-create it with `synth-assets init --force`"
+            ) from None
         if len(key) < 32:
-            raise SecretsError(f"{p} holds a key shorter than 32 bytes: re-create it with `synth-assets init --force`")
+            raise SecretsError(
+                f"{p} holds a key shorter than 32 bytes: re-create it with `synth-assets init --force`"
+            )
         return Secret(key, version=hashlib.sha256(key).hexdigest()[:12])
 
     def seal_seed(self, refresh_id: str, seed: bytes) -> str:
@@ -126,7 +130,9 @@ class LocalSecrets(SecretsBackend):
         try:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise SecretsError(f"a seed is already sealed for refresh {refresh_id}; seeds are never overwritten") from None
+            raise SecretsError(
+                f"a seed is already sealed for refresh {refresh_id}; seeds are never overwritten"
+            ) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(seed.hex())
         return "1"

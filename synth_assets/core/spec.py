@@ -29,7 +29,9 @@ def canonical_json(obj: Any) -> bytes:
 
 def content_hash(obj: dict[str, Any]) -> str:
     """SHA-256 of an artifact's canonical JSON without its own ``content_hash`` field."""
-    return hashlib.sha256(canonical_json({k: v for k, v in obj.items() if k != "content_hash"})).hexdigest()
+    return hashlib.sha256(
+        canonical_json({k: v for k, v in obj.items() if k != "content_hash"})
+    ).hexdigest()
 
 
 def normalize(counts: list[float] | np.ndarray) -> np.ndarray:
@@ -50,8 +52,9 @@ def denoise(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.
     return normalize(v)
 
 
-def denoise_tail(counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5,
-                 k_extend: float = 2.0) -> np.ndarray:
+def denoise_tail(
+    counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5, k_extend: float = 2.0
+) -> np.ndarray:
     """Like :func:`denoise`, but a bin just past the kept body survives at a lower bar, and so on
     outward: heavy tails are contiguous, isolated far bins are noise."""
     v = np.asarray(counts, dtype=np.float64)
@@ -67,7 +70,9 @@ def denoise_tail(counts: list[float] | np.ndarray, sigma: float | None, k: float
     return normalize(np.where(keep, v, 0.0))
 
 
-def denoise_fanout(counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5) -> np.ndarray:
+def denoise_fanout(
+    counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5
+) -> np.ndarray:
     """Fan-out probabilities from noisy per-bin parent counts.
 
     The support ends at the farther of :func:`denoise_tail`'s contiguous tail and the last bin
@@ -115,13 +120,23 @@ def smooth_how(counts: list[float], sigma: float | None = None) -> np.ndarray:
     return normalize(sm)
 
 
-def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray | None, start: str,
-                bucket_days: int = 1, days: int | None = None) -> np.ndarray:
+def smooth_days(
+    day_counts: list[float],
+    sigma: float | None,
+    how_p: np.ndarray | None,
+    start: str,
+    bucket_days: int = 1,
+    days: int | None = None,
+) -> np.ndarray:
     """Daily distribution: trend from (bucketed, denoised) counts, weekly cycle from hour-of-week."""
     b = np.asarray(day_counts, dtype=np.float64)
     if b.size == 0:
         return b
-    b = np.where(b >= 2.0 * sigma, b, 0.0) if sigma and (b >= 2.0 * sigma).any() else np.clip(b, 0, None)
+    b = (
+        np.where(b >= 2.0 * sigma, b, 0.0)
+        if sigma and (b >= 2.0 * sigma).any()
+        else np.clip(b, 0, None)
+    )
     if bucket_days > 1:  # spread each bucket evenly over its days
         v = np.repeat(b / bucket_days, bucket_days)[: days or b.size * bucket_days]
         trend = v
@@ -134,7 +149,7 @@ def smooth_days(day_counts: list[float], sigma: float | None, how_p: np.ndarray 
         trend = np.convolve(pad, kernel, mode="valid")
         if lead.size:  # keep the observed range: no mass before the first or after the last day
             trend[: lead[0]] = 0
-            trend[lead[-1] + 1:] = 0
+            trend[lead[-1] + 1 :] = 0
     if how_p is not None and how_p.sum() > 0:
         from datetime import date
 
@@ -157,7 +172,9 @@ def ipf(joint: np.ndarray, pa: np.ndarray, pb: np.ndarray, rounds: int = 50) -> 
     return j
 
 
-def _tree(nodes: list[str], edges: list[tuple[str, str]]) -> tuple[list[str], dict[str, str | None]]:
+def _tree(
+    nodes: list[str], edges: list[tuple[str, str]]
+) -> tuple[list[str], dict[str, str | None]]:
     """Sampling order (BFS) and parent of each node of the forest given by ``edges``."""
     adj: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
@@ -188,7 +205,9 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
     rows_override = {**gen.rows, **overrides.get("rows", {})}
     for name in rows_override:
         if name not in model.tables:
-            raise ConfigError(f"rows override names unknown table {name!r}; tables: {', '.join(model.tables)}")
+            raise ConfigError(
+                f"rows override names unknown table {name!r}; tables: {', '.join(model.tables)}"
+            )
         if pack["plan"][name]["kind"] == "child":
             raise ConfigError(
                 f"rows override for {name!r}: it is owned by the unit table, so its size follows the "
@@ -208,13 +227,23 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             cols[c.name] = _column_spec(name, c, m, t, overrides)
         for key, m in tp["columns"].items():
             if key.startswith("^"):
-                cols[key] = {"kind": "ref_attribute", "fk": m["fk"], "ref_table": m["ref_table"],
-                             "attribute": m["attribute"], "values": m["values"],
-                             "p": denoise(m["counts"], m.get("sigma")).tolist()}
+                cols[key] = {
+                    "kind": "ref_attribute",
+                    "fk": m["fk"],
+                    "ref_table": m["ref_table"],
+                    "attribute": m["attribute"],
+                    "values": m["values"],
+                    "p": denoise(m["counts"], m.get("sigma")).tolist(),
+                }
         # The dependency tree over modelled columns (consistent conditionals).
-        modelled = [k for k, v in cols.items() if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")]
+        modelled = [
+            k
+            for k, v in cols.items()
+            if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")
+        ]
         edges = [
-            (p["a"], p["b"]) for p in tp["pairs"]
+            (p["a"], p["b"])
+            for p in tp["pairs"]
             if not cols[p["a"]].get("independent") and not cols[p["b"]].get("independent")
         ]
         order, parent = _tree(modelled, edges)
@@ -242,9 +271,19 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             # Primary fan-out: tails matter (one spurious far bin multiplies the row count), so
             # the support is cut where the pooled tail is noise. Reference popularity is deconvolved
             # from moments downstream, so it keeps the clipped noisy histogram.
-            p = denoise_fanout(f["counts"], f.get("sigma")) if f["primary"] else normalize(f["counts"])
-            fanout[fkname] = {"parent": f["parent"], "column": f["column"], "primary": f["primary"],
-                              "bins": f["bins"], "p": p.tolist(), "max": f["max"]}
+            p = (
+                denoise_fanout(f["counts"], f.get("sigma"))
+                if f["primary"]
+                else normalize(f["counts"])
+            )
+            fanout[fkname] = {
+                "parent": f["parent"],
+                "column": f["column"],
+                "primary": f["primary"],
+                "bins": f["bins"],
+                "p": p.tolist(),
+                "max": f["max"],
+            }
         entry = {
             "kind": plan["kind"],
             "parent": plan["parent"],
@@ -262,8 +301,12 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             expected[name] = entry["rows"]
         else:
             f = fanout[plan["parent_fk"]]
-            edges_ = np.asarray(f["bins"] + [max(f["bins"][-1] * 2, f["bins"][-1] + 1)], dtype=np.float64)
-            mids = np.where(edges_[1:] - edges_[:-1] > 1, (edges_[:-1] + edges_[1:] - 1) / 2, edges_[:-1])
+            edges_ = np.asarray(
+                f["bins"] + [max(f["bins"][-1] * 2, f["bins"][-1] + 1)], dtype=np.float64
+            )
+            mids = np.where(
+                edges_[1:] - edges_[:-1] > 1, (edges_[:-1] + edges_[1:] - 1) / 2, edges_[:-1]
+            )
             mean = float(np.dot(np.asarray(f["p"]), np.minimum(mids, f["max"])))
             expected[name] = expected[plan["parent"]] * mean
         tables[name] = entry
@@ -328,7 +371,9 @@ def _generation_order(order: list[str], plan: dict[str, Any], model: SchemaModel
                 pending.remove(n)
                 progressed = True
         if not progressed:
-            raise GenerationError(f"cannot order tables {pending}: their primary parents form a cycle")
+            raise GenerationError(
+                f"cannot order tables {pending}: their primary parents form a cycle"
+            )
     return refs + placed
 
 
@@ -346,10 +391,12 @@ def check_rules(t, col: str) -> dict[str, Any]:
         if re.search(r"= ANY \(|\bIN \(", d):
             vals = [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", d)]
             if vals:
-                rules["allowed"] = sorted(set(vals) & set(rules["allowed"])) if "allowed" in rules else vals
+                rules["allowed"] = (
+                    sorted(set(vals) & set(rules["allowed"])) if "allowed" in rules else vals
+                )
             continue
         body = d.strip()
-        body = body[len("CHECK"):].strip() if body.upper().startswith("CHECK") else body
+        body = body[len("CHECK") :].strip() if body.upper().startswith("CHECK") else body
         flat = re.sub(r"::[\w ]+?(?=[)\s]|$)", "", body.replace("NOT VALID", ""))
         m = _CMP.match(flat.replace("(", "").replace(")", "").strip())
         if m and m.group(1) == col:
@@ -365,12 +412,21 @@ def check_rules(t, col: str) -> dict[str, Any]:
     return rules
 
 
-def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]) -> dict[str, Any]:
+def _column_spec(
+    table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]
+) -> dict[str, Any]:
     key = f"{table}.{col.name}"
     kind = m["kind"]
     unique = any(set(u) == {col.name} for u in t.unique_sets)
-    base = {"kind": kind, "role": m["role"], "pg_type": col.pg_type, "base_type": col.base_type,
-            "nullable": col.nullable, "unique": unique, "max_length": col.max_length}
+    base = {
+        "kind": kind,
+        "role": m["role"],
+        "pg_type": col.pg_type,
+        "base_type": col.base_type,
+        "nullable": col.nullable,
+        "unique": unique,
+        "max_length": col.max_length,
+    }
     null_override = overrides.get("null_rate", {}).get(key)
     rules = check_rules(t, col.name)
     if rules:
@@ -387,13 +443,21 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
             base["independent"] = True
         base.update(values=values, p=_null_fix(p, col.nullable, null_override).tolist())
     elif kind == "numeric":
-        base.update(edges=m["edges"], integer=m["integer"], decimals=m["decimals"],
-                    p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
+        base.update(
+            edges=m["edges"],
+            integer=m["integer"],
+            decimals=m["decimals"],
+            p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist(),
+        )
     elif kind == "boolean":
-        base.update(p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist())
+        base.update(
+            p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist()
+        )
     elif kind == "datetime":
         how = smooth_how(m["how_counts"], m.get("how_sigma")) if "how_counts" in m else None
-        day = smooth_days(m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days"))
+        day = smooth_days(
+            m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days")
+        )
         total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
         null_p = 0.0 if not col.nullable else max(0, m["null"]) / total
         if null_override is not None:
@@ -402,9 +466,15 @@ def _column_spec(table: str, col, m: dict[str, Any], t, overrides: dict[str, Any
         if "after_counts" in m:
             a = np.clip(m["after_counts"], 0, None)
             enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
-        base.update(start=m["start"], days=len(day), date_only=m["date_only"], day_p=day.tolist(),
-                    how_p=how.tolist() if how is not None else None,
-                    null_p=null_p, after_parent_column=m.get("after_parent_column") if enforce else None)
+        base.update(
+            start=m["start"],
+            days=len(day),
+            date_only=m["date_only"],
+            day_p=day.tolist(),
+            how_p=how.tolist() if how is not None else None,
+            null_p=null_p,
+            after_parent_column=m.get("after_parent_column") if enforce else None,
+        )
     elif kind in ("synth", "fk"):
         if "null_and_words" in m:
             v = np.clip(np.asarray(m["null_and_words"], dtype=np.float64), 0, None)

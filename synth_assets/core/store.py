@@ -24,7 +24,9 @@ def new_refresh_id() -> str:
 def check_refresh_id(rid: str) -> str:
     """Refuse ids that could escape the store directory."""
     if not _RID.match(rid):
-        raise ConfigError(f"refresh id {rid!r} is malformed: expected e.g. r20260101T030000Z-a1b2c3")
+        raise ConfigError(
+            f"refresh id {rid!r} is malformed: expected e.g. r20260101T030000Z-a1b2c3"
+        )
     return rid
 
 

@@ -1,6 +1,5 @@
 """Which refresh an asset works on: the run's tag, else the latest upstream materialization."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -10,11 +9,15 @@ from synth_assets.core.errors import ConfigError
 from .resources import REFRESH_TAG
 
 
-def latest_metadata(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, key: str) -> dict[str, Any]:
+def latest_metadata(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, key: str
+) -> dict[str, Any]:
     """Metadata of the latest materialization of ``key`` (values unwrapped)."""
     ev = context.instance.get_latest_materialization_event(dg.AssetKey(key))
     if ev is None or ev.asset_materialization is None:
-        raise ConfigError(f"asset {key} has never been materialized: materialize it (and its upstream) first")
+        raise ConfigError(
+            f"asset {key} has never been materialized: materialize it (and its upstream) first"
+        )
     return {k: getattr(v, "value", v) for k, v in ev.asset_materialization.metadata.items()}
 
 

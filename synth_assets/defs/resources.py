@@ -1,6 +1,5 @@
 """The one resource every asset uses: config, work directory, secrets and the artifact store."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +22,9 @@ class SynthResource(dg.ConfigurableResource):
     def settings(self) -> SynthConfig:
         cfg = load_config(self.config_file)
         if self.source_url:
-            cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": self.source_url})})
+            cfg = cfg.model_copy(
+                update={"source": cfg.source.model_copy(update={"url": self.source_url})}
+            )
         return cfg
 
     @property
@@ -54,5 +55,10 @@ class SynthResource(dg.ConfigurableResource):
         cfg = self.settings()
         tags = context.run.tags if context.run else {}
         actor = tags.get("synth/actor") or default_actor()
-        record_event(pg.resolve_url(cfg.audit.url or cfg.target.url, self.work), kind, refresh_id,
-                     {**payload, "run_id": context.run_id}, actor)
+        record_event(
+            pg.resolve_url(cfg.audit.url or cfg.target.url, self.work),
+            kind,
+            refresh_id,
+            {**payload, "run_id": context.run_id},
+            actor,
+        )

@@ -18,7 +18,9 @@ from synth_assets.defs.resources import REFRESH_TAG
 
 def test_quarterly_schedule_fires_on_quarter_boundaries():
     sched = quarterly_schedule(parse_config({}))
-    ticks = cron_string_iterator(datetime(2026, 1, 15, tzinfo=UTC).timestamp(), sched.cron_schedule, "UTC")
+    ticks = cron_string_iterator(
+        datetime(2026, 1, 15, tzinfo=UTC).timestamp(), sched.cron_schedule, "UTC"
+    )
     got = [next(ticks).strftime("%Y-%m-%d %H:%M") for _ in range(4)]
     assert got == ["2026-04-01 03:00", "2026-07-01 03:00", "2026-10-01 03:00", "2027-01-01 03:00"]
     ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 4, 1, 3, 0, tzinfo=UTC))
@@ -37,7 +39,10 @@ def test_overrides_change_requests_one_regeneration_per_distinct_content(tmp_pat
     assert not again.run_requests
     f.write_text("overrides:\n  null_rate: {customers.phone: 0.3}\n")
     changed = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
-    assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != first.run_requests[0].run_key
+    assert (
+        len(changed.run_requests) == 1
+        and changed.run_requests[0].run_key != first.run_requests[0].run_key
+    )
 
 
 def test_generation_request_covers_every_shard_and_keys_on_the_spec_hash():
@@ -61,14 +66,23 @@ def test_a_failed_gate_is_recorded_in_the_audit_log(meta_url):
         raise AssertionError("must not run after a failed blocking gate")
 
     with dg.DagsterInstance.ephemeral() as inst:
-        res = dg.materialize([gated, must_pass, downstream], instance=inst, raise_on_error=False,
-                             tags={REFRESH_TAG: "r20260101T000000Z-feed01"})
+        res = dg.materialize(
+            [gated, must_pass, downstream],
+            instance=inst,
+            raise_on_error=False,
+            tags={REFRESH_TAG: "r20260101T000000Z-feed01"},
+        )
         assert not res.success
         assert not res.asset_materializations_for_node("downstream")
-        failure = inst.all_logs(res.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+        failure = inst.all_logs(res.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[
+            0
+        ].dagster_event
         ctx = dg.build_run_status_sensor_context(
-            sensor_name="gate_failure_audit", dagster_instance=inst, dagster_run=res.dagster_run,
-            dagster_event=failure).for_run_failure()
+            sensor_name="gate_failure_audit",
+            dagster_instance=inst,
+            dagster_run=res.dagster_run,
+            dagster_event=failure,
+        ).for_run_failure()
         gate_failure_sensor(lambda: meta_url)(ctx)
     ev = [e for e in list_events(meta_url) if e.refresh_id == "r20260101T000000Z-feed01"]
     assert ev and ev[-1].kind == "gate_failed"

@@ -13,8 +13,16 @@ from synth_assets_tests.conftest import SESSION, make_config
 
 def _spend(key_url, schema, n, when=None):
     for i in range(n):
-        budget.reserve(SESSION["target"], f"r20260101T00000{i}Z-{key_url[-6:]}{i}", key_url, schema, 1.0, 1e-6,
-                       100.0, now=when)
+        budget.reserve(
+            SESSION["target"],
+            f"r20260101T00000{i}Z-{key_url[-6:]}{i}",
+            key_url,
+            schema,
+            1.0,
+            1e-6,
+            100.0,
+            now=when,
+        )
 
 
 def test_the_fifth_refresh_in_a_year_is_refused_before_the_source_is_contacted(workdir, meta_url):
@@ -39,8 +47,16 @@ def test_reserve_refuses_over_the_cap_and_names_the_date(meta_url):
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     _spend(url, "s", 3, t0)
     with pytest.raises(BudgetError, match="2027-03-01"):
-        budget.reserve(SESSION["target"], "r20260401T000000Z-aaaaaa", url, "s", 2.0, 1e-6, 4.0,
-                       now=t0 + timedelta(days=31))
+        budget.reserve(
+            SESSION["target"],
+            "r20260401T000000Z-aaaaaa",
+            url,
+            "s",
+            2.0,
+            1e-6,
+            4.0,
+            now=t0 + timedelta(days=31),
+        )
 
 
 def test_regenerate_from_spec_leaves_the_ledger_unchanged(workdir, demo_url):
@@ -51,9 +67,16 @@ def test_regenerate_from_spec_leaves_the_ledger_unchanged(workdir, demo_url):
         summary = run_refresh(None, workdir, cfg_override=cfg, instance=inst, log=lambda m: None)
         key, _ = budget.source_key(demo_url, "public")
         before = budget.standing(SESSION["target"], key, 1000.0)
-        defs = build_definitions(config_file=str(workdir / "effective-synth.yaml"), workdir=str(workdir))
-        res = dg.materialize([*defs.assets, *defs.asset_checks], selection=["calibrated_spec"], instance=inst,
-                             resources=defs.resources, raise_on_error=False)
+        defs = build_definitions(
+            config_file=str(workdir / "effective-synth.yaml"), workdir=str(workdir)
+        )
+        res = dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=["calibrated_spec"],
+            instance=inst,
+            resources=defs.resources,
+            raise_on_error=False,
+        )
         assert res.success
         after = budget.standing(SESSION["target"], key, 1000.0)
     assert after.spent == before.spent and len(after.entries) == len(before.entries)

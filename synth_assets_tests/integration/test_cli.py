@@ -10,7 +10,9 @@ def _nothing_written(wd):
 
 
 def test_unreachable_source_is_one_clear_error(workdir, capsys):
-    code = main(["refresh", "--source", "postgresql://nobody@127.0.0.1:1/prod", "--workdir", str(workdir)])
+    code = main(
+        ["refresh", "--source", "postgresql://nobody@127.0.0.1:1/prod", "--workdir", str(workdir)]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "cannot connect to postgresql://nobody@127.0.0.1:1/prod" in err
@@ -29,19 +31,28 @@ def test_unknown_table_in_config_is_named(workdir, demo_url, capsys, tmp_path):
 def test_unknown_table_in_overrides_is_named(workdir, demo_url, capsys, tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("columns:\n  clients.email: email\n")
-    assert main(["refresh", "--source", demo_url, "--config", str(cfg), "--workdir", str(workdir)]) == 2
+    assert (
+        main(["refresh", "--source", demo_url, "--config", str(cfg), "--workdir", str(workdir)])
+        == 2
+    )
     assert "clients" in capsys.readouterr().err
     assert _nothing_written(workdir)
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("privacy:\n  epsilon: 0\n", "privacy.epsilon must be > 0"),
-    ("privacy: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("privacy:\n  epsilon: 0\n", "privacy.epsilon must be > 0"),
+        ("privacy: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_invalid_config_is_refused(workdir, demo_url, capsys, tmp_path, content, needle):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(content)
-    assert main(["refresh", "--source", demo_url, "--config", str(cfg), "--workdir", str(workdir)]) == 2
+    assert (
+        main(["refresh", "--source", demo_url, "--config", str(cfg), "--workdir", str(workdir)])
+        == 2
+    )
     assert needle in capsys.readouterr().err
     assert _nothing_written(workdir)
 
@@ -54,10 +65,31 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
 
     from synth_assets_tests.conftest import LOOSE_GATES
 
-    cfg.write_text(yaml.safe_dump({"target": {"url": SESSION["target"]}, "privacy": {"annual_epsilon_cap": 1000},
-                                   "gates": LOOSE_GATES}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "target": {"url": SESSION["target"]},
+                "privacy": {"annual_epsilon_cap": 1000},
+                "gates": LOOSE_GATES,
+            }
+        )
+    )
     assert main(["init", "--workdir", str(tmp_path)]) == 0
-    assert main(["refresh", "--source", demo_url, "--workdir", str(tmp_path), "--shards", "2",
-                 "--config", str(cfg)]) == 0
+    assert (
+        main(
+            [
+                "refresh",
+                "--source",
+                demo_url,
+                "--workdir",
+                str(tmp_path),
+                "--shards",
+                "2",
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "summary: " in out and "check shards_valid: passed" in out

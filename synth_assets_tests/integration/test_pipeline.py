@@ -23,7 +23,9 @@ def _refresh(tmp_path_factory, url, **sections):
     wd = tmp_path_factory.mktemp("wd")
     init_local_secrets(wd / "secrets")
     with dg.DagsterInstance.ephemeral() as inst:
-        summary = run_refresh(None, wd, cfg_override=make_config(url, **sections), instance=inst, log=lambda m: None)
+        summary = run_refresh(
+            None, wd, cfg_override=make_config(url, **sections), instance=inst, log=lambda m: None
+        )
     return wd, summary
 
 
@@ -48,7 +50,10 @@ def _assert_relational(refresh_dir: Path):
     for t, tab in model.tables.items():
         assert dfs[t].height > 0, t
         for keyset in tab.unique_sets:
-            assert not dfs[t].drop_nulls(list(keyset)).select(list(keyset)).is_duplicated().any(), (t, keyset)
+            assert not dfs[t].drop_nulls(list(keyset)).select(list(keyset)).is_duplicated().any(), (
+                t,
+                keyset,
+            )
         for fk in tab.foreign_keys:
             vals = dfs[t][fk.columns[0]].drop_nulls()
             parent = dfs[fk.ref_table][fk.ref_columns[0]]
@@ -76,7 +81,9 @@ def test_second_schema_with_self_reference_and_cycle_is_relational(shop_run):
     wd, s = shop_run
     assert s["passed"]
     _assert_relational(wd / "runs" / s["refresh_id"])
-    members = pl.read_parquet(str(wd / "runs" / s["refresh_id"] / "shards" / "members" / "*.parquet"))
+    members = pl.read_parquet(
+        str(wd / "runs" / s["refresh_id"] / "shards" / "members" / "*.parquet")
+    )
     assert members["team_id"].null_count() == 0  # NOT NULL side of the cycle is filled
 
 
@@ -97,11 +104,15 @@ def test_metrics_pack_holds_no_demo_pii_or_memo(demo_run, demo_url):
 
     walk({k: v for k, v in json.loads(text).items() if k != "schema"})
     with pg.connect(demo_url) as conn:
-        real = {r[0] for r in conn.execute(
-            "SELECT email FROM customers UNION SELECT full_name FROM customers UNION SELECT phone FROM customers "
-            "UNION SELECT national_id FROM customers UNION SELECT street_address FROM customers "
-            "UNION SELECT memo FROM transactions UNION SELECT iban FROM accounts UNION SELECT card_number FROM cards"
-        ) if r[0]}
+        real = {
+            r[0]
+            for r in conn.execute(
+                "SELECT email FROM customers UNION SELECT full_name FROM customers UNION SELECT phone FROM customers "
+                "UNION SELECT national_id FROM customers UNION SELECT street_address FROM customers "
+                "UNION SELECT memo FROM transactions UNION SELECT iban FROM accounts UNION SELECT card_number FROM cards"
+            )
+            if r[0]
+        }
     assert not (pack_strings & real)
     assert not any(e in text for e in list(real)[:2000] if "@" in e)
 
@@ -113,9 +124,14 @@ def test_budget_ledger_adds_up_to_the_reported_epsilon(demo_run):
     led = read_json(wd / "runs" / s["refresh_id"] / "metrics_pack.json")["ledger"]
     rho = sum(e["rho"] for e in led["entries"])
     assert rho <= led["rho_budget"] * (1 + 1e-9)
-    assert epsilon_for_rho(rho, led["delta_conversion"]) == pytest.approx(s["epsilon_spent"], abs=1e-9)
-    assert {e["mechanism"] for e in led["entries"]} >= {"discrete_gaussian", "gaussian_threshold",
-                                                        "exponential_noisy_max"}
+    assert epsilon_for_rho(rho, led["delta_conversion"]) == pytest.approx(
+        s["epsilon_spent"], abs=1e-9
+    )
+    assert {e["mechanism"] for e in led["entries"]} >= {
+        "discrete_gaussian",
+        "gaussian_threshold",
+        "exponential_noisy_max",
+    }
 
 
 def test_same_sealed_seed_gives_identical_shards_and_another_seed_differs(demo_run, tmp_path):
@@ -142,8 +158,13 @@ def test_missing_key_fails_the_dagster_run_and_writes_no_artifact(tmp_path, demo
     cfg_file.write_text(f"source:\n  url: '{demo_url}'\n")
     defs = build_definitions(config_file=str(cfg_file), workdir=str(tmp_path))
     with dg.DagsterInstance.ephemeral() as inst:
-        res = dg.materialize([*defs.assets, *defs.asset_checks], selection=["source_schema", "production_shape"],
-                             instance=inst, resources=defs.resources, raise_on_error=False)
+        res = dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=["source_schema", "production_shape"],
+            instance=inst,
+            resources=defs.resources,
+            raise_on_error=False,
+        )
     assert not res.success
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "synth-assets init" in str(failure.event_specific_data.error)

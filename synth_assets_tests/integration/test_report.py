@@ -68,7 +68,11 @@ def _definitions(config_file: Path, workdir: Path) -> tuple[list, list, dict]:
 
 def _write_config(path: Path, url: str, **extra: Any) -> Path:
     """synth.yaml of the session's conventions (shared target/audit database, generous budget cap)."""
-    data = {**make_config(url, **CONFIG).to_json(), "gates": {}, **extra}  # the strict default gates
+    data = {
+        **make_config(url, **CONFIG).to_json(),
+        "gates": {},
+        **extra,
+    }  # the strict default gates
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -23,34 +23,53 @@ PROFILE = dg.AssetSelection.assets("source_schema", "production_shape", "calibra
 GENERATE = dg.AssetSelection.assets("synthetic_shards", "privacy_report", "staging_schema")
 
 quarterly_refresh = dg.define_asset_job(
-    "quarterly_refresh", selection=PROFILE,
+    "quarterly_refresh",
+    selection=PROFILE,
     description="Reflect and profile the source (spends privacy budget), then calibrate a spec; "
-                "the spec_ready sensor generates, checks and loads it.")
+    "the spec_ready sensor generates, checks and loads it.",
+)
 regenerate_from_spec = dg.define_asset_job(
-    "regenerate_from_spec", selection=dg.AssetSelection.assets("calibrated_spec"),
-    description="A new spec and seed from the latest metrics pack: no query to the source, no budget spent.")
+    "regenerate_from_spec",
+    selection=dg.AssetSelection.assets("calibrated_spec"),
+    description="A new spec and seed from the latest metrics pack: no query to the source, no budget spent.",
+)
 generate_and_load = dg.define_asset_job(
-    "generate_and_load", selection=GENERATE, partitions_def=SHARDS,
-    description="Every shard of the latest spec (one single-run backfill), the privacy report and the load.")
+    "generate_and_load",
+    selection=GENERATE,
+    partitions_def=SHARDS,
+    description="Every shard of the latest spec (one single-run backfill), the privacy report and the load.",
+)
 
 
 def quarterly_schedule(cfg: SynthConfig) -> dg.ScheduleDefinition:
     """The quarterly refresh (cron and timezone from synth.yaml `automation`)."""
     return dg.ScheduleDefinition(
-        name="quarterly_refresh_schedule", job=quarterly_refresh, cron_schedule=cfg.automation.cron,
-        execution_timezone=cfg.automation.timezone, default_status=dg.DefaultScheduleStatus.STOPPED)
+        name="quarterly_refresh_schedule",
+        job=quarterly_refresh,
+        cron_schedule=cfg.automation.cron,
+        execution_timezone=cfg.automation.timezone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
 
 
 def generation_request(refresh_id: str, spec_hash: str, shards: int) -> dg.RunRequest:
     """Run request for all shards of one spec (run keys are de-duplicated forever: hash inside)."""
     return dg.RunRequest(
         run_key=f"generate:{refresh_id}:{spec_hash}",
-        tags={REFRESH_TAG: refresh_id, "dagster/asset_partition_range_start": shard_key(0),
-              "dagster/asset_partition_range_end": shard_key(shards - 1)})
+        tags={
+            REFRESH_TAG: refresh_id,
+            "dagster/asset_partition_range_start": shard_key(0),
+            "dagster/asset_partition_range_end": shard_key(shards - 1),
+        },
+    )
 
 
-@dg.asset_sensor(asset_key=dg.AssetKey("calibrated_spec"), job=generate_and_load, minimum_interval_seconds=30,
-                 default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("calibrated_spec"),
+    job=generate_and_load,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def spec_ready(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     """A new spec was materialized (and passed its checks): generate, check and load it."""
     meta = asset_event.asset_materialization.metadata
@@ -68,15 +87,23 @@ def _last_materialized(instance: dg.DagsterInstance, key: str) -> datetime | Non
 def staleness_sensor(cfg: SynthConfig, now=lambda: datetime.now(UTC)) -> dg.SensorDefinition:
     """Staging older than `automation.stale_after_days` requests a full refresh (once per staleness)."""
 
-    @dg.sensor(name="staging_staleness", job=quarterly_refresh, minimum_interval_seconds=3600,
-               default_status=dg.DefaultSensorStatus.STOPPED)
+    @dg.sensor(
+        name="staging_staleness",
+        job=quarterly_refresh,
+        minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def _sensor(context: dg.SensorEvaluationContext):
         last = _last_materialized(context.instance, "staging_schema")
         if last is None:
-            return dg.SkipReason("staging has never been loaded: start with a manual refresh or the schedule")
+            return dg.SkipReason(
+                "staging has never been loaded: start with a manual refresh or the schedule"
+            )
         age = now() - last
         if age < timedelta(days=cfg.automation.stale_after_days):
-            return dg.SkipReason(f"staging is {age.days} days old (limit {cfg.automation.stale_after_days})")
+            return dg.SkipReason(
+                f"staging is {age.days} days old (limit {cfg.automation.stale_after_days})"
+            )
         return dg.RunRequest(run_key=f"stale:{last.isoformat()}")
 
     return _sensor
@@ -85,8 +112,12 @@ def staleness_sensor(cfg: SynthConfig, now=lambda: datetime.now(UTC)) -> dg.Sens
 def overrides_sensor(cfg: SynthConfig) -> dg.SensorDefinition:
     """A changed overrides file requests `regenerate_from_spec` once per distinct content."""
 
-    @dg.sensor(name="spec_overrides_changed", job=regenerate_from_spec, minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED)
+    @dg.sensor(
+        name="spec_overrides_changed",
+        job=regenerate_from_spec,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def _sensor(context: dg.SensorEvaluationContext):
         path = cfg.automation.overrides_file
         if not path or not Path(path).is_file():
@@ -108,22 +139,41 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
     for rec in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         ev = rec.dagster_event.event_specific_data
         if not ev.passed:
-            out.append({"check": ev.check_name, "asset": ev.asset_key.to_user_string(),
-                        "metadata": {k: str(getattr(v, "value", v))[:500] for k, v in ev.metadata.items()}})
+            out.append(
+                {
+                    "check": ev.check_name,
+                    "asset": ev.asset_key.to_user_string(),
+                    "metadata": {
+                        k: str(getattr(v, "value", v))[:500] for k, v in ev.metadata.items()
+                    },
+                }
+            )
     return out
 
 
 def gate_failure_sensor(meta_url) -> dg.SensorDefinition:
     """Every failed run is recorded in the audit log, with the failing gates and their values."""
 
-    @dg.run_failure_sensor(name="gate_failure_audit", default_status=dg.DefaultSensorStatus.RUNNING,
-                           monitor_all_code_locations=False)
+    @dg.run_failure_sensor(
+        name="gate_failure_audit",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        monitor_all_code_locations=False,
+    )
     def _sensor(context: dg.RunFailureSensorContext):
         run = context.dagster_run
-        payload = {"run_id": run.run_id, "job": run.job_name, "failed_checks": failed_checks(context.instance, run.run_id),
-                   "error": (context.failure_event.message or "")[:1000]}
-        record_event(meta_url(), "gate_failed" if payload["failed_checks"] else "run_failed",
-                     run.tags.get(REFRESH_TAG), payload, run.tags.get("synth/actor") or default_actor())
+        payload = {
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "failed_checks": failed_checks(context.instance, run.run_id),
+            "error": (context.failure_event.message or "")[:1000],
+        }
+        record_event(
+            meta_url(),
+            "gate_failed" if payload["failed_checks"] else "run_failed",
+            run.tags.get(REFRESH_TAG),
+            payload,
+            run.tags.get("synth/actor") or default_actor(),
+        )
 
     return _sensor
 
@@ -133,5 +183,10 @@ def automation_defs(cfg: SynthConfig, meta_url) -> dg.Definitions:
     return dg.Definitions(
         jobs=[quarterly_refresh, regenerate_from_spec, generate_and_load],
         schedules=[quarterly_schedule(cfg)],
-        sensors=[spec_ready, staleness_sensor(cfg), overrides_sensor(cfg), gate_failure_sensor(meta_url)],
+        sensors=[
+            spec_ready,
+            staleness_sensor(cfg),
+            overrides_sensor(cfg),
+            gate_failure_sensor(meta_url),
+        ],
     )

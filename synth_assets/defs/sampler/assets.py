@@ -1,6 +1,5 @@
 """Inside the privacy boundary: reflect the source and measure it with differential privacy."""
 
-
 from collections import Counter
 
 import dagster as dg
@@ -18,17 +17,28 @@ from synth_assets.defs.resources import SynthResource
 BOUNDARY = {"synth/privacy_boundary": "inside"}
 
 
-@dg.asset(group_name="sampler", tags=BOUNDARY, kinds={"postgres"},
-          description="Tables, keys, constraints and a role per column, read from the source catalog. "
-                      "Sampled values used for role inference never leave the boundary.")
+@dg.asset(
+    group_name="sampler",
+    tags=BOUNDARY,
+    kinds={"postgres"},
+    description="Tables, keys, constraints and a role per column, read from the source catalog. "
+    "Sampled values used for role inference never leave the boundary.",
+)
 def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
     cfg = synth.settings()
     synth.secrets().hmac_key()  # fail closed: no secrets backend, no refresh (nothing written yet)
     rid = run_refresh_tag(context) or new_refresh_id()
     # The annual cap is enforced before any query reaches the source.
-    reservation = budget.reserve(synth.meta_url(), rid, cfg.source.url, cfg.source.db_schema,
-                                 cfg.privacy.epsilon, cfg.privacy.delta, cfg.privacy.annual_epsilon_cap,
-                                 cfg.privacy.budget_key)
+    reservation = budget.reserve(
+        synth.meta_url(),
+        rid,
+        cfg.source.url,
+        cfg.source.db_schema,
+        cfg.privacy.epsilon,
+        cfg.privacy.delta,
+        cfg.privacy.annual_epsilon_cap,
+        cfg.privacy.budget_key,
+    )
     context.log.info(f"budget: reserved epsilon={cfg.privacy.epsilon} for {reservation['source']}")
     url = pg.resolve_url(cfg.source.url, synth.work)
     with pg.connect(url) as conn:
@@ -39,19 +49,28 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     write_json_atomic(path, {"schema": model.to_dict(), "roles": roles})
     by_role = Counter(r for cols in roles.values() for r in cols.values())
     context.log.info(f"refresh {rid}: {len(model.tables)} tables reflected")
-    return dg.MaterializeResult(metadata={
-        "refresh_id": rid,
-        "path": dg.MetadataValue.path(str(path)),
-        "tables": len(model.tables),
-        "roles": dg.MetadataValue.json(dict(by_role)),
-        "budget_spent_before": float(reservation.get("spent_before", 0.0)),
-        "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "refresh_id": rid,
+            "path": dg.MetadataValue.path(str(path)),
+            "tables": len(model.tables),
+            "roles": dg.MetadataValue.json(dict(by_role)),
+            "budget_spent_before": float(reservation.get("spent_before", 0.0)),
+            "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
+        }
+    )
 
 
-@dg.asset(group_name="sampler", deps=[source_schema], tags=BOUNDARY, kinds={"postgres"},
-          description="The metrics pack: DP aggregates of the source (OpenDP, zCDP) and the budget ledger.")
-def production_shape(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="sampler",
+    deps=[source_schema],
+    tags=BOUNDARY,
+    kinds={"postgres"},
+    description="The metrics pack: DP aggregates of the source (OpenDP, zCDP) and the budget ledger.",
+)
+def production_shape(
+    context: dg.AssetExecutionContext, synth: SynthResource
+) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = upstream_refresh(context, "source_schema")
     store = synth.store()
@@ -60,25 +79,28 @@ def production_shape(context: dg.AssetExecutionContext, synth: SynthResource) ->
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     url = pg.resolve_url(cfg.source.url, synth.work)
     with pg.connect(url) as conn:
-        pack = profile_source(conn, model, reflected["roles"], cfg, key.value, refresh_id=rid,
-                              log=context.log.info)
+        pack = profile_source(
+            conn, model, reflected["roles"], cfg, key.value, refresh_id=rid, log=context.log.info
+        )
     pack["privacy"]["hmac_key_version"] = key.version
     path = store.path(rid, "metrics_pack.json")
     digest = write_json_atomic(path, pack)
     led = pack["ledger"]
     budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
-    return dg.MaterializeResult(metadata={
-        "refresh_id": rid,
-        "path": dg.MetadataValue.path(str(path)),
-        "sha256": digest,
-        "epsilon_spent": float(led["epsilon_spent"]),
-        "delta": float(led["delta"]),
-        "rho_spent": float(led["rho_spent"]),
-        "measurements": len(led["entries"]),
-        "unit_table": pack["privacy"]["unit_table"],
-        "seconds": pack["seconds"],
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "refresh_id": rid,
+            "path": dg.MetadataValue.path(str(path)),
+            "sha256": digest,
+            "epsilon_spent": float(led["epsilon_spent"]),
+            "delta": float(led["delta"]),
+            "rho_spent": float(led["rho_spent"]),
+            "measurements": len(led["entries"]),
+            "unit_table": pack["privacy"]["unit_table"],
+            "seconds": pack["seconds"],
+        }
+    )
 
 
 def _pack(context, synth: SynthResource) -> dict:
@@ -86,30 +108,50 @@ def _pack(context, synth: SynthResource) -> dict:
     return read_json(synth.store().path(rid, "metrics_pack.json"))
 
 
-@dg.asset_check(asset=production_shape, blocking=True,
-                description="No PII-shaped string and no raw value of a PII, key or free-text column.")
-def metrics_pack_no_pii(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=production_shape,
+    blocking=True,
+    description="No PII-shaped string and no raw value of a PII, key or free-text column.",
+)
+def metrics_pack_no_pii(
+    context: dg.AssetCheckExecutionContext, synth: SynthResource
+) -> dg.AssetCheckResult:
     cfg = synth.settings()
     pack = _pack(context, synth)
     with pg.connect(pg.resolve_url(cfg.source.url, synth.work)) as conn:
         res = check_metrics_pack(pack, conn)
-    return dg.AssetCheckResult(passed=res.passed, metadata={
-        "strings_scanned": res.metrics["strings_scanned"],
-        "findings": dg.MetadataValue.json(res.failures),
-    }, description="; ".join(res.failures) or None)
+    return dg.AssetCheckResult(
+        passed=res.passed,
+        metadata={
+            "strings_scanned": res.metrics["strings_scanned"],
+            "findings": dg.MetadataValue.json(res.failures),
+        },
+        description="; ".join(res.failures) or None,
+    )
 
 
-@dg.asset_check(asset=production_shape, blocking=True,
-                description="The ledger adds up and epsilon spent is within the configured epsilon.")
-def budget_within_cap(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=production_shape,
+    blocking=True,
+    description="The ledger adds up and epsilon spent is within the configured epsilon.",
+)
+def budget_within_cap(
+    context: dg.AssetCheckExecutionContext, synth: SynthResource
+) -> dg.AssetCheckResult:
     cfg = synth.settings()
     res = check_budget(_pack(context, synth), cfg.privacy.epsilon)
-    return dg.AssetCheckResult(passed=res.passed, metadata={
-        "epsilon_spent": res.metrics["epsilon_spent"],
-        "epsilon_cap": res.metrics["epsilon_cap"],
-        "measurements": res.metrics["measurements"],
-        "failures": dg.MetadataValue.json(res.failures),
-    }, description="; ".join(res.failures) or None)
+    return dg.AssetCheckResult(
+        passed=res.passed,
+        metadata={
+            "epsilon_spent": res.metrics["epsilon_spent"],
+            "epsilon_cap": res.metrics["epsilon_cap"],
+            "measurements": res.metrics["measurements"],
+            "failures": dg.MetadataValue.json(res.failures),
+        },
+        description="; ".join(res.failures) or None,
+    )
 
 
-defs = dg.Definitions(assets=[source_schema, production_shape], asset_checks=[metrics_pack_no_pii, budget_within_cap])
+defs = dg.Definitions(
+    assets=[source_schema, production_shape], asset_checks=[metrics_pack_no_pii, budget_within_cap]
+)

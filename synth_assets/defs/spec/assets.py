@@ -1,6 +1,5 @@
 """Outside the boundary from here on: the spec is post-processing of DP output (no budget)."""
 
-
 import dagster as dg
 
 from synth_assets.core.audit import spec_payload
@@ -14,17 +13,27 @@ from synth_assets.defs.resources import SHARDS, SynthResource
 from synth_assets.defs.sampler.assets import production_shape
 
 
-@dg.asset(group_name="spec", deps=[production_shape], kinds={"json"},
-          description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
-                      "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).")
-def calibrated_spec(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="spec",
+    deps=[production_shape],
+    kinds={"json"},
+    description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
+    "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).",
+)
+def calibrated_spec(
+    context: dg.AssetExecutionContext, synth: SynthResource
+) -> dg.MaterializeResult:
     cfg = with_overrides_file(synth.settings())
     pack_rid = upstream_refresh(context, "production_shape")
     store = synth.store()
     pack = read_json(store.path(pack_rid, "metrics_pack.json"))
     tag = run_refresh_tag(context)
     # Same run as the profile: same refresh. Otherwise a regeneration: a new refresh, no budget spent.
-    rid = pack_rid if tag in (None, pack_rid) and _profiled_in_this_run(context) else (tag or new_refresh_id())
+    rid = (
+        pack_rid
+        if tag in (None, pack_rid) and _profiled_in_this_run(context)
+        else (tag or new_refresh_id())
+    )
     spec = calibrate(pack, cfg)
     spec["refresh_id"] = rid
     spec["pack_refresh_id"] = pack_rid
@@ -37,28 +46,41 @@ def calibrated_spec(context: dg.AssetExecutionContext, synth: SynthResource) -> 
     commitment = seed_commitment(seed)
     path = store.path(rid, "spec.json")
     write_json_atomic(path, spec)
-    write_json_atomic(store.path(rid, "generation.json"), {
-        "refresh_id": rid, "pack_refresh_id": pack_rid, "spec_hash": spec["content_hash"],
-        "seed_commitment": commitment, "seed_version": version, "secrets": secrets.describe(),
-        "shards": spec["shards"],
-    })
-    synth.audit(context, "spec", rid, {**spec_payload(spec), "seed_commitment": commitment,
-                                        "seed_version": version})
+    write_json_atomic(
+        store.path(rid, "generation.json"),
+        {
+            "refresh_id": rid,
+            "pack_refresh_id": pack_rid,
+            "spec_hash": spec["content_hash"],
+            "seed_commitment": commitment,
+            "seed_version": version,
+            "secrets": secrets.describe(),
+            "shards": spec["shards"],
+        },
+    )
+    synth.audit(
+        context,
+        "spec",
+        rid,
+        {**spec_payload(spec), "seed_commitment": commitment, "seed_version": version},
+    )
     keys = [shard_key(i) for i in range(spec["shards"])]
     existing = set(context.instance.get_dynamic_partitions(SHARDS.name))
     missing = [k for k in keys if k not in existing]
     if missing:
         context.instance.add_dynamic_partitions(SHARDS.name, missing)
-    return dg.MaterializeResult(metadata={
-        "refresh_id": rid,
-        "pack_refresh_id": pack_rid,
-        "path": dg.MetadataValue.path(str(path)),
-        "spec_hash": spec["content_hash"],
-        "version": spec["version"],
-        "seed_commitment": commitment,
-        "shards": spec["shards"],
-        "expected_rows": dg.MetadataValue.json(spec["expected_rows"]),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "refresh_id": rid,
+            "pack_refresh_id": pack_rid,
+            "path": dg.MetadataValue.path(str(path)),
+            "spec_hash": spec["content_hash"],
+            "version": spec["version"],
+            "seed_commitment": commitment,
+            "shards": spec["shards"],
+            "expected_rows": dg.MetadataValue.json(spec["expected_rows"]),
+        }
+    )
 
 
 def _profiled_in_this_run(context: dg.AssetExecutionContext) -> bool:

@@ -8,4 +8,10 @@ from .assets import (
     teardown_staging,
 )
 
-__all__ = ["defs", "emergency_teardown", "staging_schema", "staging_schema_intact", "teardown_staging"]
+__all__ = [
+    "defs",
+    "emergency_teardown",
+    "staging_schema",
+    "staging_schema_intact",
+    "teardown_staging",
+]

@@ -29,14 +29,17 @@ def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     return tags.get(ACTOR_TAG) or default_actor()
 
 
-@dg.asset(group_name="staging", deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
-          kinds={"postgres"},
-          # Automation never loads data whose gates did not pass (the asset re-checks the report too).
-          automation_condition=dg.AutomationCondition.eager()
-          & dg.AutomationCondition.all_deps_blocking_checks_passed(),
-          description="The refresh loaded into an isolated staging schema: binary COPY into <schema>__next, "
-                      "source constraints and indexes replayed, counts and FKs verified, swapped in atomically. "
-                      "Refuses unless the refresh's privacy report passed every gate.")
+@dg.asset(
+    group_name="staging",
+    deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
+    kinds={"postgres"},
+    # Automation never loads data whose gates did not pass (the asset re-checks the report too).
+    automation_condition=dg.AutomationCondition.eager()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    description="The refresh loaded into an isolated staging schema: binary COPY into <schema>__next, "
+    "source constraints and indexes replayed, counts and FKs verified, swapped in atomically. "
+    "Refuses unless the refresh's privacy report passed every gate.",
+)
 def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
     rid = upstream_refresh(context, "synthetic_shards")
     cfg = synth.settings()
@@ -52,35 +55,61 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
             last[0] = now
             context.log.info(f"COPY {table}: {done:,}/{total:,} rows")
 
-    res = load_refresh(store.dir(rid), rid, target, cfg.target.db_schema, source_url=source,
-                       actor=_actor(context), run_id=context.run_id, audit_url=audit_url(cfg, work),
-                       workers=min(2, usable_cpus()), progress=progress)
+    res = load_refresh(
+        store.dir(rid),
+        rid,
+        target,
+        cfg.target.db_schema,
+        source_url=source,
+        actor=_actor(context),
+        run_id=context.run_id,
+        audit_url=audit_url(cfg, work),
+        workers=min(2, usable_cpus()),
+        progress=progress,
+    )
     write_json_atomic(store.path(rid, "load.json"), res.to_dict())
-    context.log.info(f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}")
-    return dg.MaterializeResult(metadata={
-        "refresh_id": rid,
-        "schema": res.schema,
-        "target": res.target,
-        "load_id": res.load_id,
-        "rows": dg.MetadataValue.json(res.rows),
-        "total_rows": res.total_rows,
-        "seconds": round(res.seconds, 2),
-        "rows_per_second": round(res.rows_per_second),
-        "replaced_previous": res.replaced_previous,
-        "connect": dg.MetadataValue.md(f"`{res.connect_hint}`"),
-    })
+    context.log.info(
+        f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "refresh_id": rid,
+            "schema": res.schema,
+            "target": res.target,
+            "load_id": res.load_id,
+            "rows": dg.MetadataValue.json(res.rows),
+            "total_rows": res.total_rows,
+            "seconds": round(res.seconds, 2),
+            "rows_per_second": round(res.rows_per_second),
+            "replaced_previous": res.replaced_previous,
+            "connect": dg.MetadataValue.md(f"`{res.connect_hint}`"),
+        }
+    )
 
 
-@dg.asset_check(asset=staging_schema, description="The live staging schema was created by synth_assets, holds the "
-                                                  "refresh just loaded, row counts as loaded, every FK validated.")
-def staging_schema_intact(context: dg.AssetCheckExecutionContext, synth: SynthResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=staging_schema,
+    description="The live staging schema was created by synth_assets, holds the "
+    "refresh just loaded, row counts as loaded, every FK validated.",
+)
+def staging_schema_intact(
+    context: dg.AssetCheckExecutionContext, synth: SynthResource
+) -> dg.AssetCheckResult:
     cfg = synth.settings()
     rid = upstream_refresh(context, "staging_schema")
-    passed, metrics, failures = check_staging(pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid)
-    return dg.AssetCheckResult(passed=passed, metadata={
-        "refresh_id": rid, "rows": dg.MetadataValue.json(metrics.get("rows", {})),
-        "foreign_keys": metrics.get("foreign_keys", 0), "failures": dg.MetadataValue.json(failures),
-    }, description="; ".join(failures[:5]) or None)
+    passed, metrics, failures = check_staging(
+        pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid
+    )
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            "refresh_id": rid,
+            "rows": dg.MetadataValue.json(metrics.get("rows", {})),
+            "foreign_keys": metrics.get("foreign_keys", 0),
+            "failures": dg.MetadataValue.json(failures),
+        },
+        description="; ".join(failures[:5]) or None,
+    )
 
 
 class TeardownConfig(dg.Config):
@@ -90,12 +119,21 @@ class TeardownConfig(dg.Config):
     target_url: str = ""
 
 
-@dg.op(description="Drop a staging schema (and its __next/__prev) created by synth_assets; record it.")
-def drop_staging_schema(context: dg.OpExecutionContext, config: TeardownConfig, synth: SynthResource) -> None:
+@dg.op(
+    description="Drop a staging schema (and its __next/__prev) created by synth_assets; record it."
+)
+def drop_staging_schema(
+    context: dg.OpExecutionContext, config: TeardownConfig, synth: SynthResource
+) -> None:
     cfg = synth.settings()
     target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
-    res = teardown(target, config.schema_name or cfg.target.db_schema, actor=_actor(context),
-                   run_id=context.run_id, audit_url=audit_url(cfg, synth.work))
+    res = teardown(
+        target,
+        config.schema_name or cfg.target.db_schema,
+        actor=_actor(context),
+        run_id=context.run_id,
+        audit_url=audit_url(cfg, synth.work),
+    )
     context.log.info(f"dropped: {', '.join(res.dropped) or 'nothing (no such schema)'}")
 
 
@@ -111,24 +149,42 @@ class EmergencyConfig(dg.Config):
     target_url: str = ""
 
 
-@dg.op(description="Drop every schema synth_assets created in the target and delete all refresh artifacts.")
-def remove_all_synthetic_data(context: dg.OpExecutionContext, config: EmergencyConfig, synth: SynthResource) -> None:
+@dg.op(
+    description="Drop every schema synth_assets created in the target and delete all refresh artifacts."
+)
+def remove_all_synthetic_data(
+    context: dg.OpExecutionContext, config: EmergencyConfig, synth: SynthResource
+) -> None:
     if not config.confirm:
-        raise ConfigError("emergency teardown removes every synthetic schema and every refresh's artifacts: "
-                          "launch it with config `confirm: true`")
+        raise ConfigError(
+            "emergency teardown removes every synthetic schema and every refresh's artifacts: "
+            "launch it with config `confirm: true`"
+        )
     cfg = synth.settings()
     target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
-    res = emergency_teardown_core(target, synth.store().root, actor=_actor(context), run_id=context.run_id,
-                                  audit_url=audit_url(cfg, synth.work))
-    context.log.warning(f"emergency teardown: dropped {res.dropped}, deleted artifacts of {len(res.artifacts)} "
-                        f"refresh(es), left alone {res.skipped}, also removed {res.also_removed}")
+    res = emergency_teardown_core(
+        target,
+        synth.store().root,
+        actor=_actor(context),
+        run_id=context.run_id,
+        audit_url=audit_url(cfg, synth.work),
+    )
+    context.log.warning(
+        f"emergency teardown: dropped {res.dropped}, deleted artifacts of {len(res.artifacts)} "
+        f"refresh(es), left alone {res.skipped}, also removed {res.also_removed}"
+    )
 
 
-@dg.job(description="Emergency: remove every synthetic schema this tool created in the target and all refresh "
-                    "artifacts; recorded in synth_meta and the audit log.")
+@dg.job(
+    description="Emergency: remove every synthetic schema this tool created in the target and all refresh "
+    "artifacts; recorded in synth_meta and the audit log."
+)
 def emergency_teardown() -> None:
     remove_all_synthetic_data()
 
 
-defs = dg.Definitions(assets=[staging_schema], asset_checks=[staging_schema_intact],
-                      jobs=[teardown_staging, emergency_teardown])
+defs = dg.Definitions(
+    assets=[staging_schema],
+    asset_checks=[staging_schema_intact],
+    jobs=[teardown_staging, emergency_teardown],
+)
