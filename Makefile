@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/dagster definitions validate -m synth_assets.definitions
 	$(BIN)/python -m pytest -q
 
