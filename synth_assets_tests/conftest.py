@@ -104,6 +104,12 @@ LOOSE_GATES = {  # None: measured and reported, not gated
 }
 
 
+# At 1,500 customers (about 1,900 training accounts spread over ten powers of two on each
+# side of zero) the balance range clears the DP threshold in only ~95 % of refreshes; an operator
+# states it (public knowledge of the product), as the README shows.
+DEMO_BOUNDS = {"accounts.balance": [-500000, 1000000]}
+
+
 def make_config(url: str, **sections) -> "object":
     """A validated config pointing at ``url`` (test-sized privacy settings unless given)."""
     # Many refreshes of the same test source share one ledger: a generous cap unless a test sets one.
@@ -118,6 +124,8 @@ def make_config(url: str, **sections) -> "object":
     }
     if "target" in SESSION:
         data["target"] = {"url": SESSION["target"]}
+    if "source" not in sections:  # the demo source
+        data["bounds"] = dict(DEMO_BOUNDS)
     for k, v in sections.items():
         data[k] = {**data.get(k, {}), **v}
     return parse_config(data, "test config")

@@ -118,3 +118,17 @@ def build_shop(url: str, users: int = 400, seed: int = 11) -> None:
             for r in items:
                 cp.write_row(r)
         conn.execute("ANALYZE")
+
+
+# The shop's public catalogue, declared as a user would (its 30 stores and 50 SKUs are far too
+# few units per value to release at epsilon = 1): domains cost no budget, frequencies stay DP.
+SHOP_PUBLIC = {
+    "values": {
+        "stores.store_name": [f"Store {i}" for i in range(30)],
+        "stores.region": ["north", "south", "east", "west"],
+        "users.country": ["NL", "DE", "FR", "BE", "ES"],
+        "orders.status": ["paid", "shipped", "returned", "cancelled"],
+        "order_items.sku": [f"SKU-{i:03d}" for i in range(50)],
+    }
+}
+SHOP_BOUNDS = {"stores.opened": ["2010-01-01", "2019-12-31"]}

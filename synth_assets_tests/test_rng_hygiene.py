@@ -32,6 +32,7 @@ from synth_assets.core.roles import infer_roles
 from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import LocalSecrets, init_local_secrets, new_master_seed
 from synth_assets.core.spec import calibrate
+from synth_assets_tests.conftest import DEMO_BOUNDS
 
 NUMPY_ALLOWED = {
     "Generator",
@@ -278,7 +279,13 @@ def test_package_uses_no_global_rng_and_no_clock_seed():
 @pytest.fixture(scope="module")
 def spec(demo_url) -> dict:
     """A small generation spec profiled from the demo source (4 shards)."""
-    cfg = parse_config({"source": {"url": demo_url}, "generation": {"shards": 4, "scale": 0.5}})
+    cfg = parse_config(
+        {
+            "source": {"url": demo_url},
+            "generation": {"shards": 4, "scale": 0.5},
+            "bounds": DEMO_BOUNDS,
+        }
+    )
     with pg.connect(demo_url) as conn:
         model = reflect(conn, "public")
         roles = infer_roles(conn, model)

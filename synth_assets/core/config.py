@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +85,9 @@ class PrivacyConfig(_Model):
     budget_key: str | None = None
     max_categories: int = 100
     numeric_bins: int = 24
+    # Exact values of a numeric column released as point masses (the most frequent that clear
+    # the DP threshold), e.g. 0 for most rows or a few common prices.
+    max_point_masses: int = 16
     max_fanout: int = 4096
     # Budget split (fractions of rho): counts and 1-way marginals, pair selection, pairs,
     # fan-out and temporal histograms, numeric/datetime bounds.
@@ -375,9 +379,13 @@ class SynthConfig(_Model):
     automation: AutomationConfig = AutomationConfig()
     # "table.column": role, e.g. {"transactions.memo": "free_text"}
     columns: dict[str, str] = {}
-    # "table.column": [low, high] bounds for numeric columns (no budget spent on bounds then)
-    bounds: dict[str, tuple[float, float]] = {}
+    # "table.column": [low, high] bounds for numeric columns, or [first, last] dates for a
+    # datetime column (public knowledge: no budget spent on the range then)
+    bounds: dict[str, tuple[float, float] | tuple[date, date]] = {}
     gates: dict[str, float | None] = {}  # null: measure and report, do not gate
+    # What the user declares public (spends no budget): public.values {"t.c": [v, ...]} is a
+    # categorical column's domain (a product or country list); its frequencies stay DP.
+    public: dict[str, dict[str, list[Any]]] = {}
     # Post-processing overrides applied when the spec is calibrated (no budget spent):
     #   rows: {table: n}, categorical: {"t.c": {value: weight}}, null_rate: {"t.c": share}
     overrides: dict[str, dict[str, Any]] = {}
@@ -407,6 +415,24 @@ class SynthConfig(_Model):
                 raise ValueError(f"overrides.rows[{key!r}] = {n} must be at least 1")
         return v
 
+    @field_validator("public")
+    @classmethod
+    def _public(cls, v: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+        unknown = set(v) - {"values"}
+        if unknown:
+            raise ValueError(f"public: unknown section(s) {sorted(unknown)}; use values")
+        for key, values in v.get("values", {}).items():
+            if key.count(".") != 1:
+                raise ValueError(f"public.values key {key!r} must be 'table.column'")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"public.values[{key!r}] must be a non-empty list of values")
+        return v
+
+    def public_values(self, table: str, column: str) -> list[str] | None:
+        """The declared public domain of a column, as text (None when not declared)."""
+        vals = self.public.get("values", {}).get(f"{table}.{column}")
+        return [str(x) for x in vals] if vals else None
+
     @field_validator("columns")
     @classmethod
     def _roles(cls, v: dict[str, str]) -> dict[str, str]:
@@ -421,7 +447,7 @@ class SynthConfig(_Model):
 
     @field_validator("bounds")
     @classmethod
-    def _bounds(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    def _bounds(cls, v: dict[str, tuple]) -> dict[str, tuple]:
         for key, (lo, hi) in v.items():
             if key.count(".") != 1:
                 raise ValueError(f"bounds key {key!r} must be 'table.column'")
@@ -432,7 +458,9 @@ class SynthConfig(_Model):
     def table_names_mentioned(self) -> set[str]:
         """Every table the config names, to check against the reflected schema."""
         names = set(self.source.tables or []) | set(self.source.exclude)
-        names |= {k.split(".")[0] for k in (*self.columns, *self.bounds)}
+        names |= {
+            k.split(".")[0] for k in (*self.columns, *self.bounds, *self.public.get("values", {}))
+        }
         names |= set(self.privacy.max_rows_per_unit_by_table) | set(self.generation.rows)
         names |= set(self.overrides.get("rows", {}))
         names |= {

@@ -153,18 +153,24 @@ def noisy_category_counts(
     per_unit: int,
     rho: float,
     delta: float,
+    *,
+    distinct_units: bool = False,
     **detail: Any,
 ) -> dict[str, int]:
     """Release value counts, keeping only values whose noisy count clears a DP threshold.
 
     ``per_unit`` bounds how many rows (so how many keys, and how much per key) one unit adds.
+    With ``distinct_units`` the counts are of distinct units per value: a unit still touches up
+    to ``per_unit`` keys but moves each by at most 1, so the L2 sensitivity is sqrt(per_unit)
+    instead of per_unit (the threshold can be far lower at the same rho).
     """
     per_unit = max(1, int(per_unit))
-    scale = per_unit / math.sqrt(2.0 * rho)
+    per_key = 1 if distinct_units else per_unit
+    scale = math.sqrt(per_unit * per_key) / math.sqrt(2.0 * rho)  # OpenDP: L2 = sqrt(L1 * Linf)
     dom = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=int))
     metric = dp.l02inf_distance(dp.absolute_distance(T=int))
-    d_in = (per_unit, per_unit, per_unit)
-    threshold = per_unit + int(math.ceil(scale * 3))
+    d_in = (per_unit, per_unit, per_key)  # (keys touched, L1, L-infinity) of one unit
+    threshold = per_key + int(math.ceil(scale * 3))
     while True:
         meas = dp.m.make_gaussian_threshold(dom, metric, scale=scale, threshold=threshold)
         r, d = meas.map(d_in)
@@ -179,7 +185,7 @@ def noisy_category_counts(
             per_unit,
             scale,
             delta=float(d),
-            detail={**detail, "threshold": threshold},
+            detail={**detail, "threshold": threshold, "distinct_units": distinct_units},
         ),
         rho,
     )

@@ -35,3 +35,8 @@ class GateFailed(SynthError):
 
 class GenerationError(SynthError):
     """The spec cannot be turned into synthetic rows."""
+
+
+class DomainError(SynthError):
+    """A column's values cannot be released at this budget and nothing public states them:
+    generating it would mean inventing values, so the refresh stops before generation."""

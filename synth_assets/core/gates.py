@@ -85,7 +85,15 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
     # Structural: a protected column is measured for nulls (and word counts) only.
     for t, c, role in protected:
         entry = pack["tables"].get(t, {}).get("columns", {}).get(c, {})
-        extra = set(entry) & {"values", "edges", "counts", "start", "day_counts", "how_counts"}
+        extra = set(entry) & {
+            "values",
+            "atoms",
+            "edges",
+            "counts",
+            "start",
+            "day_counts",
+            "how_counts",
+        }
         if extra:
             failures.append(f"{t}.{c} ({role}) is measured beyond null rates: {sorted(extra)}")
     # Released category values explain a coincidence (e.g. memo text "savings" = account type).

@@ -130,49 +130,15 @@ def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Gene
         )  # disallowed released values join "other" (redrawn below)
         p_ok = np.asarray(c["p"][:k], dtype=np.float64) * ok[:k]
         c = {**c, "p": list(p_ok) + list(c["p"][k:])}
-    if k == 0:  # no value cleared the DP threshold: a neutral placeholder, never a real value
-        t = c["base_type"]
-        filler = (
-            "0"
-            if t in INT_MAX or t in ("numeric", "float4", "float8")
-            else "false"
-            if t == "bool"
-            else "other"
-        )
-        out = pl.Series([filler] * len(code), dtype=pl.Utf8)
-        return _cast_text(out.scatter(np.nonzero(code != 0)[0], None), c)
+    if k == 0:  # nothing released: the spec refuses unless every row is NULL (never a filler)
+        return _cast_text(pl.Series([None] * len(code), dtype=pl.Utf8), c)
     p = np.asarray(c["p"][:k], dtype=np.float64)
     other = code == k
-    if other.any() and c["base_type"] in ("text", "varchar", "citext") and not allowed:
-        # The suppressed long tail keeps its mass as synthetic values (never a real one): a
-        # pool of made-up labels, so "other" stays "other" instead of inflating released values.
-        pool = _tail_pool(c, k)
-        out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
-        idx = np.flatnonzero(other)
-        out = out.scatter(
-            idx, pl.Series(pool, dtype=pl.Utf8).gather(rng.integers(0, len(pool), size=idx.size))
-        )
-        null = np.flatnonzero(code == k + 1)
-        return _cast_text(out.scatter(null, None) if null.size else out, c)
     if other.any():  # suppressed values are never emitted: redraw from the released ones
         code = code.copy()
         code[other] = _inverse_cdf(p if p.sum() > 0 else np.ones(k), rng.random(int(other.sum())))
     out = pl.Series(values + [None], dtype=pl.Utf8).gather(np.minimum(code, k))
     return _cast_text(out, c)
-
-
-def _tail_pool(c: dict[str, Any], k: int) -> list[str]:
-    """Made-up labels for a categorical's suppressed tail (place names for city-like columns)."""
-    from .fakes import CITIES
-
-    size = max(5, min(50, 2 * k + 5))
-    name = c.get("name", "value").lower()
-    if "city" in name or "town" in name:
-        pool = [x for x in CITIES if x not in set(c["values"])][:size]
-    else:
-        pool = [f"{name}_{i:02d}" for i in range(size)]
-    m = c.get("max_length")
-    return [x[:m] for x in pool] if m else pool
 
 
 def _popularity(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.ndarray:
@@ -214,10 +180,14 @@ def _cast_text(s: pl.Series, c: dict[str, Any]) -> pl.Series:
 
 
 def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
+    """Codes are point masses (exact values), then bins (drawn inside the bin), then NULL."""
     edges = np.asarray(c["edges"], dtype=np.float64)
+    atoms = np.asarray(c.get("atoms") or [], dtype=np.float64)
+    k = atoms.size
     nb = len(edges) - 1
-    null = code >= nb
-    b = np.minimum(code, nb - 1)
+    null = code >= k + nb
+    is_atom = code < k
+    b = np.clip(code - k, 0, nb - 1)
     lo, hi = edges[b], edges[b + 1]
     u = rng.random(len(code))
     if c["integer"] and np.allclose(np.diff(edges), 1.0):  # one bin per integer value
@@ -228,6 +198,8 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     else:
         vals = lo + u * (hi - lo)
     vals = np.clip(vals, edges[0], edges[-1])
+    if k:
+        vals = np.where(is_atom, atoms[np.minimum(code, k - 1)], vals)
     vals = _apply_check(c, vals)
     if c["integer"] or c["base_type"] in INT_MAX:
         vals = np.round(vals)

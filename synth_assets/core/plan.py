@@ -8,6 +8,10 @@ from .errors import ConfigError, SchemaError
 from .roles import PII_ROLES
 from .schema import ForeignKey, SchemaModel
 
+# PII that identifies a person rather than a place or an organisation (a district, airport or
+# airline table has a "name", a city, an address): the evidence that a table is the unit.
+PERSONAL_ROLES = PII_ROLES - {"person_name", "address", "postal_code", "city", "company_name"}
+
 
 @dataclass
 class TablePlan:
@@ -55,31 +59,59 @@ def _descendants(model: SchemaModel, root: str, required_only: bool = False) -> 
     return seen - {root}
 
 
-def detect_unit_table(model: SchemaModel, roles: dict[str, dict[str, str]]) -> str:
-    """Default privacy unit: a table with a one-column key and no required parent, owning the most tables."""
-    best: tuple | None = None
+def _entity_score(model: SchemaModel, roles: dict[str, dict[str, str]], name: str) -> tuple:
+    """How much a table looks like the entity a person is: personal PII (emails, phones, birth
+    dates, first and last names; a bare "name", city or address also names places), then
+    its own datetime columns (opened, born, joined), then how many tables it owns through
+    required FKs. A dimension table (a district or country list) has none of the first two."""
+    r = roles.get(name, {})
+    pii = sum(v in PERSONAL_ROLES for v in r.values())
+    dated = any(v == "datetime" for v in r.values())
+    return (pii > 0, dated, len(_descendants(model, name, required_only=True)), pii)
+
+
+def unit_candidates(model: SchemaModel, roles: dict[str, dict[str, str]]) -> list[tuple]:
+    """(score, table) of every table that can be the privacy unit, best first.
+
+    A candidate has a one-column key and no required parent that is itself an entity; a
+    required parent that is only a dimension (no PII, no datetime) does not disqualify it, so
+    accounts under a 77-row district table stay candidates.
+    """
+    out = []
     for t in model.tables.values():
         if len(t.primary_key) != 1:
             continue
-        if any(
-            fk.ref_table != t.name and not _nullable(model, t.name, fk) for fk in t.foreign_keys
-        ):
+        parents = {
+            fk.ref_table
+            for fk in t.foreign_keys
+            if fk.ref_table != t.name and not _nullable(model, t.name, fk)
+        }
+        if any(_entity_score(model, roles, p)[:2] != (False, False) for p in parents):
             continue
-        pii = sum(r in PII_ROLES for r in roles.get(t.name, {}).values())
-        score = (
-            len(_descendants(model, t.name, required_only=True)),
-            pii,
-            len(_descendants(model, t.name)),
-            -len(t.name),
-        )
-        if best is None or score > best[0]:
-            best = (score, t.name)
-    if best is None:
+        score = _entity_score(model, roles, t.name)
+        out.append((score + (len(_descendants(model, t.name)), -len(t.name)), t.name))
+    return sorted(out, reverse=True)
+
+
+def detect_unit_table(model: SchemaModel, roles: dict[str, dict[str, str]]) -> str:
+    """Default privacy unit: the entity table (PII, its own dates) owning the most tables.
+
+    Two candidates that differ only by tie-breaks are refused: the user names the unit.
+    """
+    cands = unit_candidates(model, roles)
+    if not cands:
         raise SchemaError(
-            "no table qualifies as the privacy unit (one-column primary key, no required parent); "
-            "set privacy.unit_table in synth.yaml"
+            "no table qualifies as the privacy unit (one-column primary key, not owned by "
+            "another entity); set privacy.unit_table in synth.yaml"
         )
-    return best[1]
+    if len(cands) > 1 and cands[0][0][:3] == cands[1][0][:3]:
+        close = [n for s, n in cands if s[:3] == cands[0][0][:3]]
+        raise SchemaError(
+            f"the privacy unit is ambiguous: {', '.join(close)} look equally like the entity "
+            "a person is (same PII, dates and owned tables); set privacy.unit_table in synth.yaml "
+            "to the table whose rows are the people or accounts to protect"
+        )
+    return cands[0][1]
 
 
 def build_plan(

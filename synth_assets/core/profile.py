@@ -25,6 +25,7 @@ from .plan import TablePlan, build_plan
 from .roles import DATETIME_TYPES, INTEGER_TYPES, SYNTHESIZED_ROLES, qi
 from .schema import SchemaModel, Table
 from .secrets import keyed_hash
+from .spec import check_rules
 
 PACK_FORMAT = "synth_assets.metrics_pack/1"
 LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
@@ -43,7 +44,16 @@ TEXT_LENGTH_BINS = 40
 HOW = 168
 # Relative budget of a measurement within its share (1.0 unless listed): null-rate vectors and
 # row counts need little, the hour-of-week profile needs more (168 cells, a fidelity gate).
-WEIGHT = {"nulls": 0.3, "rows": 0.5, "length": 0.5, "day": 1.0, "how": 1.5, "after": 0.2}
+WEIGHT = {
+    "nulls": 0.3,
+    "rows": 0.5,
+    "length": 0.5,
+    "day": 1.0,
+    "how": 1.5,
+    "after": 0.2,
+    "range": 2.0,  # numeric and datetime ranges: without one a column cannot be generated
+    "point_masses": 0.5,  # a refinement of the numeric marginal
+}
 
 
 def fanout_bins(cap: int) -> list[int]:
@@ -86,6 +96,18 @@ class Budget:
 
     def __call__(self, share: str, weight: float = 1.0) -> float:
         return self.per[share] * weight
+
+
+def share_rho(rho: float, split: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
+    """rho per unit-weight measurement of each share. A share with nothing to measure (no
+    datetime, no foreign key) gives its fraction to the others in proportion: budget follows
+    signal, and the whole refresh budget is spent on what exists."""
+    used = {share: frac for share, frac in split.items() if counts.get(share)}
+    total = sum(used.values())
+    return {
+        share: (rho * used[share] / total / counts[share]) if share in used else 0.0
+        for share in split
+    }
 
 
 @dataclass
@@ -229,6 +251,7 @@ def grouping_counts(
     exprs: list[str],
     sets: list[tuple[int, ...]],
     having: str = "",
+    count: str = "count(*)",
 ) -> list[dict[tuple, int]]:
     """Counts per grouping set in as few scans as possible (GROUPING takes ≤ 31 arguments)."""
     results: list[dict[tuple, int]] = [dict() for _ in sets]
@@ -242,9 +265,10 @@ def grouping_counts(
         pos = {e: i for i, e in enumerate(local)}
         sel = ", ".join(f"{exprs[e]} AS g{pos[e]}" for e in local)
         gcols = ", ".join(f"g{i}" for i in range(len(local)))
+        unit = ", __unit" if "__unit" in count else ""
         gsets = ", ".join("(" + ", ".join(f"g{pos[e]}" for e in sets[s]) + ")" for s in chunk)
         sql = (
-            f"{cte} SELECT {gcols}, GROUPING({gcols}) AS __g, count(*) FROM (SELECT {sel} FROM c) s "
+            f"{cte} SELECT {gcols}, GROUPING({gcols}) AS __g, {count} FROM (SELECT {sel}{unit} FROM c) s "
             f"GROUP BY GROUPING SETS ({gsets}) {having}"
         )
         masks = {}
@@ -301,12 +325,26 @@ def day_bucket_width(expected_rows: float, days: int, sigma: float, snr: float =
     return DAY_BUCKETS[-1]
 
 
+RANGE_WINDOWS = (1, 2, 4, 8, 16, 32, 64)  # adjacent buckets pooled when no single one clears
+
+
 def _released_range(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
-    """First and last index whose noisy count clears 4.5 sigma (no false bins in practice)."""
-    idx = np.nonzero(noisy > 4.5 * sigma)[0]
-    if idx.size == 0:
-        return None
-    return int(idx[0]), int(idx[-1])
+    """First and last index of the windows of adjacent buckets whose pooled noisy count clears
+    4.5 sigma of its noise (no false windows in practice).
+
+    The narrowest window width that finds signal wins: a large table gets its range to the
+    bucket; a small one, spread thinly over many buckets, still gets a coarser range from the
+    same noisy counts (post-processing) instead of none.
+    """
+    v = np.asarray(noisy, dtype=np.float64)
+    for w in RANGE_WINDOWS:
+        if w > v.size:
+            break
+        sums = np.convolve(v, np.ones(w), mode="valid")  # sums[i] = v[i : i + w]
+        idx = np.nonzero(sums > 4.5 * sigma * math.sqrt(w))[0]
+        if idx.size:
+            return int(idx[0]), int(idx[-1] + w - 1)
+    return None
 
 
 def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float]:
@@ -491,19 +529,21 @@ def profile_source(
             elif r == "categorical":
                 cms[c.name] = ColumnModel(c.name, r, "categorical")
                 counts["one_way"] += 1
-                if not c.enum_labels:
+                if not _public_domain(cfg, t, c.name):
                     counts["bounds"] += 1
             elif r == "numeric":
                 cms[c.name] = ColumnModel(c.name, r, "numeric")
                 counts["one_way"] += 1
+                counts["bounds"] += WEIGHT["point_masses"]  # released like category values
                 if f"{n}.{c.name}" not in cfg.bounds:
-                    counts["bounds"] += 1
+                    counts["bounds"] += WEIGHT["range"]
             elif r == "boolean":
                 cms[c.name] = ColumnModel(c.name, r, "boolean")
                 counts["one_way"] += 1
             elif r == "datetime" and c.base_type in DATETIME_TYPES:
                 cms[c.name] = ColumnModel(c.name, r, "datetime")
-                counts["bounds"] += 1
+                if f"{n}.{c.name}" not in cfg.bounds:
+                    counts["bounds"] += WEIGHT["range"]
                 counts["temporal"] += WEIGHT["day"] + (
                     WEIGHT["how"] if c.base_type != "date" else 0.0
                 )
@@ -542,16 +582,14 @@ def profile_source(
     def make_budget(
         a: dp.Accountant, counts: dict[str, float], kinds: set[str]
     ) -> tuple[Budget, float]:
-        per = {
-            share: (a.rho_budget * frac / counts[share]) if counts[share] else 0.0
-            for share, frac in pcfg.split.items()
-        }
+        per = share_rho(a.rho_budget, pcfg.split, counts)
         n_thr = sum(
             1
             for n in order
             if plans[n].kind in kinds
             for cm in colmodels[n].values()
-            if cm.kind == "categorical" and not model.tables[n].column(cm.name).enum_labels
+            if cm.kind == "numeric"
+            or (cm.kind == "categorical" and not _public_domain(cfg, model.tables[n], cm.name))
         )
         return Budget(a, per), a.delta_threshold / max(1, n_thr)
 
@@ -665,60 +703,64 @@ def _profile_table(
 
     # ---- pass 1: domains (category values, numeric and datetime bounds) ----
     cat_cols = [
-        c for c, cm in cms.items() if cm.kind == "categorical" and not t.column(c).enum_labels
+        c for c, cm in cms.items() if cm.kind == "categorical" and not _public_domain(cfg, t, c)
     ]
-    if cat_cols:
-        sigma = sens / math.sqrt(2 * budget("bounds"))
-        prefilter = max(1, int(sens + 4.5 * sigma) - int(12 * sigma))
-        exprs = [f"{qi(c)}::text" for c in cat_cols]
-        res = grouping_counts(
-            conn,
-            ts.cte,
-            params,
-            exprs,
-            [(i,) for i in range(len(cat_cols))],
-            having=f"HAVING count(*) >= {prefilter}",
-        )
-        for c, counts in zip(cat_cols, res, strict=True):
-            vc = {k[0]: v for k, v in counts.items() if k[0] is not None}
-            released = dp.noisy_category_counts(
-                acc, f"{n}.{c}:values", vc, sens, budget("bounds"), delta_each, table=n, column=c
-            )
-            top = sorted(released.items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
-            cms[c].info = {"values": sorted(v for v, _ in top)}
+    released = _released_values(conn, ts, params, cat_cols, budget, delta_each, "values")
+    for c in cat_cols:
+        top = sorted(released[c].items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
+        cms[c].info = {"values": sorted(v for v, _ in top)}
     for c, cm in cms.items():
-        if cm.kind == "categorical" and t.column(c).enum_labels:
-            cm.info = {"values": list(t.column(c).enum_labels), "schema_values": True}
+        if cm.kind == "categorical" and (public := _public_domain(cfg, t, c)):
+            cm.info = {"values": public, "schema_values": True}
 
     num_cols = [c for c, cm in cms.items() if cm.kind == "numeric"]
     dt_cols = [c for c, cm in cms.items() if cm.kind == "datetime"]
     need_bounds = [c for c in num_cols if f"{n}.{c}" not in cfg.bounds]
-    exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_year_sql(qi(c)) for c in dt_cols]
+    dt_given = {c: cfg.bounds[f"{n}.{c}"] for c in dt_cols if f"{n}.{c}" in cfg.bounds}
+    dt_measured = [c for c in dt_cols if c not in dt_given]
+    exprs = [_log_bucket_sql(qi(c)) for c in need_bounds] + [_year_sql(qi(c)) for c in dt_measured]
+    # Ranges count distinct units per bucket (a unit moves each bucket by at most 1: L2
+    # sensitivity ceil(sqrt(m)) instead of m) and weigh more than other domain releases: a
+    # column without a range cannot be generated at all.
+    distinct = plan.kind == "child" and m > 1
     res = (
-        grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))])
+        grouping_counts(
+            conn,
+            ts.cte,
+            params,
+            exprs,
+            [(i,) for i in range(len(exprs))],
+            count="count(DISTINCT __unit)" if distinct else "count(*)",
+        )
         if exprs
         else []
     )
-    sigma = sens / math.sqrt(2 * budget("bounds")) if budget("bounds") else 0.0
+    sens_range = math.ceil(math.sqrt(m)) if distinct else sens
+    rho_range = budget("bounds", WEIGHT["range"])
+    sigma = sens_range / math.sqrt(2 * rho_range) if rho_range else 0.0
     for i, c in enumerate(need_bounds):
         vec = np.zeros(2 * LOG_BUCKETS + 1, dtype=np.int64)
         for (b,), v in res[i].items():
             if b is not None:
                 vec[int(b)] += v
         noisy = dp.noisy_counts(
-            acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c
+            acc, f"{n}.{c}:bounds", vec, sens_range, rho_range, table=n, column=c
         )
         rng_ = _released_range(noisy, sigma)
-        if rng_ is None:
-            lo, hi = 0.0, 1.0
-        else:
-            lo, hi = _log_bucket_edges(rng_[0])[0], _log_bucket_edges(rng_[1])[1]
-            if rng_[0] == LOG_BUCKETS:
-                lo = 0.0
-            if rng_[1] == LOG_BUCKETS:
-                hi = 0.0
-            if hi <= lo:
-                hi = lo + 1.0
+        if rng_ is None:  # no signal: the schema's CHECK bounds if it states both, else none
+            rules = check_rules(t, c)
+            lo, hi = rules.get("min"), rules.get("max")
+            found = "schema_check" if lo is not None and hi is not None else "unreleased"
+            lo, hi = (float(lo), float(hi)) if found == "schema_check" else (0.0, 1.0)
+            cms[c].info = {"low": lo, "high": hi, "bounds_from": found}
+            continue
+        lo, hi = _log_bucket_edges(rng_[0])[0], _log_bucket_edges(rng_[1])[1]
+        if rng_[0] == LOG_BUCKETS:
+            lo = 0.0
+        if rng_[1] == LOG_BUCKETS:
+            hi = 0.0
+        if hi <= lo:
+            hi = lo + 1.0
         cms[c].info = {"low": lo, "high": hi, "bounds_from": "dp_log_histogram"}
     for c in num_cols:
         if f"{n}.{c}" in cfg.bounds:
@@ -730,20 +772,30 @@ def _profile_table(
         info["integer"] = integer
         info["decimals"] = _decimals(col.pg_type)
         info["edges"] = numeric_edges(info["low"], info["high"], pcfg.numeric_bins, integer)
-    for j, c in enumerate(dt_cols):
-        vec = np.zeros(YEARS, dtype=np.int64)
-        for (b,), v in res[len(need_bounds) + j].items():
-            if b is not None:
-                vec[int(b)] += v
-        noisy = dp.noisy_counts(
-            acc, f"{n}.{c}:bounds", vec, sens, budget("bounds"), table=n, column=c
-        )
-        rng_ = _released_range(noisy, sigma)
-        if rng_ is None:  # nothing cleared the noise: no signal for this column's time range
-            start, end, expected = date(2020, 1, 1), date(2020, 12, 31), 0.0
+    # Point masses where bins hold several values (one bin per integer needs none).
+    binned = [c for c in num_cols if not _one_bin_per_value(cms[c].info)]
+    atoms = _point_masses(conn, ts, params, binned, budget, delta_each, pcfg.max_point_masses)
+    for c in num_cols:
+        e = cms[c].info["edges"]
+        cms[c].info["atoms"] = [a for a in atoms.get(c, []) if e[0] <= float(a) <= e[-1]]
+    for c in dt_cols:
+        if c in dt_given:  # declared in bounds: public, no budget
+            start, end = (date.fromisoformat(str(d)[:10]) for d in dt_given[c])
+            rng_, expected = (0, 0), 0.0
         else:
-            start, end = date(YEAR0 + rng_[0], 1, 1), date(YEAR0 + rng_[1], 12, 31)
-            expected = float(np.clip(noisy[rng_[0] : rng_[1] + 1], 0, None).sum())
+            vec = np.zeros(YEARS, dtype=np.int64)
+            for (b,), v in res[len(need_bounds) + dt_measured.index(c)].items():
+                if b is not None:
+                    vec[int(b)] += v
+            noisy = dp.noisy_counts(
+                acc, f"{n}.{c}:bounds", vec, sens_range, rho_range, table=n, column=c
+            )
+            rng_ = _released_range(noisy, sigma)
+            if rng_ is None:  # no signal: the spec refuses unless the column is all NULL
+                start, end, expected = date(2020, 1, 1), date(2020, 12, 31), 0.0
+            else:
+                start, end = date(YEAR0 + rng_[0], 1, 1), date(YEAR0 + rng_[1], 12, 31)
+                expected = float(np.clip(noisy[rng_[0] : rng_[1] + 1], 0, None).sum())
         days = (end - start).days + 1
         sigma_t = sens / math.sqrt(2 * budget("temporal")) if budget("temporal") else 1.0
         cms[c].info = {
@@ -790,9 +842,14 @@ def _profile_table(
             nb = len(cm.info["edges"]) - 1
             lo, hi = cm.info["low"], cm.info["high"]
             clip = f"least(greatest({q}::float8, {lo!r}), {hi!r})"
-            code = f"width_bucket({clip}, {arr})" if arr else "0"
-            add(c, f"CASE WHEN {q} IS NULL THEN {nb} ELSE {code} END")
-            cm.domain = nb + 1
+            k = len(cm.info["atoms"])
+            code = f"{k} + width_bucket({clip}, {arr})" if arr else str(k)
+            atom = ""
+            if k:
+                aarr = "ARRAY[" + ", ".join(_lit(v) for v in cm.info["atoms"]) + "]::text[]"
+                atom = f"WHEN {q}::text = ANY({aarr}) THEN array_position({aarr}, {q}::text) - 1 "
+            add(c, f"CASE WHEN {q} IS NULL THEN {k + nb} {atom}ELSE {code} END")
+            cm.domain = k + nb + 1  # point masses, bins, null
             modelled.append((c, c, cm.domain))
         elif cm.kind == "boolean":
             add(c, f"CASE WHEN {q} IS NULL THEN 2 WHEN {q} THEN 1 ELSE 0 END")
@@ -1087,6 +1144,88 @@ def _profile_table(
             "sigma": acc.entries[-1].scale,
             "parents_per_unit": fsens if is_parent else None,
         }
+    return out
+
+
+def _public_domain(cfg: SynthConfig, t: Table, col: str) -> list[str] | None:
+    """A categorical column's values when they are public (spends no budget): declared in
+    ``public.values``, an enum's labels, or the schema's CHECK list."""
+    declared = cfg.public_values(t.name, col)
+    if declared:
+        return declared
+    if t.column(col).enum_labels:
+        return list(t.column(col).enum_labels)
+    allowed = check_rules(t, col).get("allowed")
+    return list(allowed) if allowed else None
+
+
+def _one_bin_per_value(info: dict[str, Any]) -> bool:
+    return bool(info["integer"]) and bool(np.allclose(np.diff(info["edges"]), 1.0))
+
+
+def _point_masses(
+    conn,
+    ts: TableSQL,
+    params: dict,
+    cols: list[str],
+    budget: Budget,
+    delta_each: float,
+    limit: int,
+) -> dict[str, list[str]]:
+    """Exact values that hold a large share of a numeric column (0 for 80 % of rows, a price of
+    9.99, 40 hours a week), released like category values: a value appears only if its noisy
+    count clears the DP threshold, so a value held by one unit is released with probability
+    below its delta share. They are generated exactly; the rest of the column stays binned."""
+    released = _released_values(conn, ts, params, cols, budget, delta_each, "point_masses")
+    out: dict[str, list[str]] = {}
+    for c in cols:
+        top = sorted(released[c].items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        out[c] = sorted((v for v, _ in top), key=float)
+    return out
+
+
+def _released_values(
+    conn,
+    ts: TableSQL,
+    params: dict,
+    cols: list[str],
+    budget: Budget,
+    delta_each: float,
+    what: str,
+) -> dict[str, dict[str, int]]:
+    """Values of each column that clear the DP threshold, with their noisy counts.
+
+    Counted as distinct units per value where a unit owns several rows (a unit moves each
+    value's count by at most 1: L2 sensitivity sqrt(m) instead of m), so values shared by many
+    units are found in small child tables too. Every value goes to the mechanism: a pre-filter
+    on true counts would change what one unit can move, outside OpenDP's accounting.
+    """
+    if not cols:
+        return {}
+    distinct = ts.plan.kind == "child" and ts.m > 1
+    res = grouping_counts(
+        conn,
+        ts.cte,
+        params,
+        [f"{qi(c)}::text" for c in cols],
+        [(i,) for i in range(len(cols))],
+        count="count(DISTINCT __unit)" if distinct else "count(*)",
+    )
+    n = ts.table.name
+    out: dict[str, dict[str, int]] = {}
+    for c, counts in zip(cols, res, strict=True):
+        vc = {k[0]: v for k, v in counts.items() if k[0] is not None}
+        out[c] = dp.noisy_category_counts(
+            budget.acc,
+            f"{n}.{c}:{what}",
+            vc,
+            ts.m,
+            budget("bounds", WEIGHT.get(what, 1.0)),
+            delta_each,
+            distinct_units=distinct,
+            table=n,
+            column=c,
+        )
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .config import BANDS, SynthConfig
-from .errors import ConfigError, GenerationError
+from .errors import ConfigError, DomainError, GenerationError
 from .schema import SchemaModel
 
 SPEC_FORMAT = "synth_assets.spec/1"
@@ -310,6 +310,22 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             mean = float(np.dot(np.asarray(f["p"]), np.minimum(mids, f["max"])))
             expected[name] = expected[plan["parent"]] * mean
         tables[name] = entry
+    unreleasable = [
+        problem
+        for name, entry in tables.items()
+        for col, c in entry["columns"].items()
+        if (problem := _unreleasable(name, col, c, pack["tables"][name]["columns"].get(col, {})))
+    ]
+    if unreleasable:
+        raise DomainError(
+            "no value of these columns cleared the DP threshold, and the schema states no domain "
+            f"for them (at epsilon {pack['ledger']['epsilon_target']:g}):\n  "
+            + "\n  ".join(unreleasable)
+            + "\nNothing was generated. Fix one per column: declare its values public "
+            '(public: {values: {"table.column": [...]}} in synth.yaml), state them in the schema '
+            "(a CHECK list or bounds, an enum), raise privacy.epsilon, or give the column a "
+            'synthesized role (columns: {"table.column": free_text}).'
+        )
     for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
         tname, cname = key.split(".")
         if tname not in tables or cname not in tables[tname]["columns"]:
@@ -445,6 +461,7 @@ def _column_spec(
     elif kind == "numeric":
         base.update(
             edges=m["edges"],
+            atoms=[float(a) for a in m.get("atoms", [])],
             integer=m["integer"],
             decimals=m["decimals"],
             p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist(),
@@ -490,6 +507,29 @@ def _column_spec(
             null_p = float(null_override)
         base["null_p"] = float(null_p) if col.nullable else 0.0
     return base
+
+
+def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, Any]) -> str | None:
+    """Why a column cannot be generated without inventing values (None when it can).
+
+    A column whose only surviving mass is NULL is generated as NULL: that is what was measured.
+    """
+    kind = c["kind"]
+    if kind == "categorical":
+        no_domain = not c["values"] and not (c.get("check") or {}).get("allowed")
+        nonnull = float(np.sum(c["p"][:-1]))
+    elif kind == "numeric":
+        no_domain = measured.get("bounds_from") == "unreleased"
+        nonnull = float(np.sum(c["p"][:-1]))
+    elif kind == "datetime":
+        no_domain = measured.get("range_found") is False
+        nonnull = 1.0 - c["null_p"]
+    else:
+        return None
+    if not no_domain or nonnull <= 0:
+        return None
+    what = {"categorical": "values", "numeric": "range", "datetime": "date range"}[kind]
+    return f"{table}.{col} ({kind}): no {what} released"
 
 
 def _null_fix(p: np.ndarray, nullable: bool, override: float | None) -> np.ndarray:

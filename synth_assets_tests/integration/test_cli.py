@@ -63,7 +63,7 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     cfg = tmp_path / "synth.yaml"
     import yaml
 
-    from synth_assets_tests.conftest import LOOSE_GATES
+    from synth_assets_tests.conftest import DEMO_BOUNDS, LOOSE_GATES
 
     cfg.write_text(
         yaml.safe_dump(
@@ -71,6 +71,7 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
                 "target": {"url": SESSION["target"]},
                 "privacy": {"annual_epsilon_cap": 1000},
                 "gates": LOOSE_GATES,
+                "bounds": DEMO_BOUNDS,
             }
         )
     )

@@ -22,6 +22,7 @@ from synth_assets.core.secrets import init_local_secrets
 from synth_assets.core.store import read_json, write_json_atomic
 from synth_assets.orchestrate import run_refresh
 from synth_assets_tests.conftest import make_config
+from synth_assets_tests.shop_schema import SHOP_BOUNDS, SHOP_PUBLIC
 
 # At test size (1,500 customers) some categories do not clear the DP threshold and the generator
 # falls back to a placeholder that violates the demo's CHECK constraints: fix them by override
@@ -300,7 +301,12 @@ def test_shop_schema_loads_with_enum_self_reference_and_fk_cycle(
     tmp_path_factory, shop_url, target
 ):
     rdir, rid = _refresh(
-        tmp_path_factory, shop_url, source={"schema": "shop"}, overrides=SHOP_OVERRIDES
+        tmp_path_factory,
+        shop_url,
+        source={"schema": "shop"},
+        overrides=SHOP_OVERRIDES,
+        public=SHOP_PUBLIC,
+        bounds=SHOP_BOUNDS,
     )
     load_refresh(rdir, rid, target, "shop_staging", source_url=shop_url)
     assert _constraints(target, "shop_staging") == _constraints(shop_url, "shop")

@@ -17,6 +17,7 @@ from synth_assets.core.store import read_json
 from synth_assets.definitions import build_definitions
 from synth_assets.orchestrate import run_refresh
 from synth_assets_tests.conftest import make_config
+from synth_assets_tests.shop_schema import SHOP_BOUNDS, SHOP_PUBLIC
 
 
 def _refresh(tmp_path_factory, url, **sections):
@@ -36,7 +37,13 @@ def demo_run(tmp_path_factory, demo_url):
 
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory, shop_url):
-    return _refresh(tmp_path_factory, shop_url, source={"schema": "shop"})
+    return _refresh(
+        tmp_path_factory,
+        shop_url,
+        source={"schema": "shop"},
+        public=SHOP_PUBLIC,
+        bounds=SHOP_BOUNDS,
+    )
 
 
 def _frames(refresh_dir: Path, model: SchemaModel) -> dict[str, pl.DataFrame]:
@@ -102,7 +109,17 @@ def test_metrics_pack_holds_no_demo_pii_or_memo(demo_run, demo_url):
         elif isinstance(o, str):
             pack_strings.add(o)
 
-    walk({k: v for k, v in json.loads(text).items() if k != "schema"})
+    pack = json.loads(text)
+    walk({k: v for k, v in pack.items() if k != "schema"})
+    # A released category value of a non-PII column may coincide with free text (the memo
+    # "savings" and the account kind "savings"): that value was released for its own column.
+    released = {
+        v
+        for tp in pack["tables"].values()
+        for e in tp["columns"].values()
+        if e.get("kind") == "categorical"
+        for v in e.get("values", [])
+    }
     with pg.connect(demo_url) as conn:
         real = {
             r[0]
@@ -113,7 +130,7 @@ def test_metrics_pack_holds_no_demo_pii_or_memo(demo_run, demo_url):
             )
             if r[0]
         }
-    assert not (pack_strings & real)
+    assert not (pack_strings & real) - released, sorted((pack_strings & real) - released)[:20]
     assert not any(e in text for e in list(real)[:2000] if "@" in e)
 
 
