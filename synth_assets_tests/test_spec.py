@@ -9,6 +9,7 @@ from synth_assets.core.spec import (
     denoise_fanout,
     denoise_tail,
     ipf,
+    project,
     smooth_how,
 )
 
@@ -33,9 +34,21 @@ def test_null_rate_override_applies_to_nullable_columns():
     assert p[-1] == pytest.approx(0.2) and p.sum() == pytest.approx(1)
 
 
-def test_denoise_drops_cells_below_the_noise_but_keeps_the_largest():
-    assert denoise([1000, 5, -3], sigma=10).tolist() == [1.0, 0.0, 0.0]
-    assert denoise([3, 1], sigma=100).tolist() == [1.0, 0.0]
+def test_denoise_projects_onto_non_negative_counts_with_the_noisy_total():
+    # [1000, 5, -3]: the -3 reveals 3 of noise mass, shared out of the positive cells.
+    assert denoise([1000, 5, -3], sigma=10) == pytest.approx([998.5 / 1002, 3.5 / 1002, 0.0])
+    assert denoise([3, 1]).tolist() == [0.75, 0.25]
+    assert denoise([-5, -1]).tolist() == [0.0, 1.0]
+
+
+def test_projection_removes_the_phantom_mass_clipping_would_keep():
+    rng = np.random.default_rng(0)
+    true = np.zeros(1600)
+    true[:40] = 30.0  # 1,200 rows in 40 of 1,600 cells
+    noisy = true + rng.normal(0, 50, size=true.size)
+    assert np.clip(noisy, 0, None).sum() > 20 * true.sum()
+    assert project(noisy).sum() == pytest.approx(noisy.sum())
+    assert abs(project(noisy).sum() - true.sum()) < 5 * 50 * 40  # the total's noise, sigma*sqrt(n)
 
 
 def test_fanout_tail_survives_when_contiguous_and_isolated_far_bins_do_not():

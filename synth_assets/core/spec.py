@@ -41,21 +41,47 @@ def normalize(counts: list[float] | np.ndarray) -> np.ndarray:
     return v / s if s > 0 else np.full(len(v), 1.0 / max(1, len(v)))
 
 
-def denoise(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> np.ndarray:
-    """Probabilities from noisy counts, zeroing cells below ``k`` sigma (pure noise, mostly)."""
+def project(counts: list[float] | np.ndarray, total: float | None = None) -> np.ndarray:
+    """Non-negative counts closest (Euclidean) to the noisy ones with the same total: every cell
+    minus one common shift, floored at 0 (soft thresholding).
+
+    Clipping alone keeps the positive half of the noise in every empty cell (a 40x40 pair at
+    sigma 50 would gain ~30,000 phantom rows); a hard threshold at k sigma erases real small
+    cells. The projection removes exactly the noise mass the negative cells reveal.
+    """
+    v = np.asarray(counts, dtype=np.float64).ravel()
+    if v.size == 0:
+        return v
+    t = float(v.sum()) if total is None else float(total)
+    if t <= 0:
+        return np.where(v == v.max(), 1.0, 0.0)
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - t
+    idx = np.arange(1, v.size + 1)
+    rho = int(np.nonzero(u - css / idx > 0)[0][-1])
+    tau = css[rho] / (rho + 1)
+    return np.maximum(v - tau, 0.0)
+
+
+def denoise(counts: list[float] | np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Probabilities from noisy counts by :func:`project` (the noise is zero-mean: the noisy
+    total is the unbiased estimate of the true one). ``sigma`` is kept for callers' clarity."""
     v = np.asarray(counts, dtype=np.float64)
-    if sigma and v.size:
-        keep = v >= k * sigma
-        if not keep.any():
-            keep = v == v.max()
-        v = np.where(keep, v, 0.0)
-    return normalize(v)
+    if v.size == 0:
+        return v
+    return normalize(project(v).reshape(v.shape))
+
+
+def significant(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> bool:
+    """Whether any cell of a noisy count vector clears ``k`` sigma (signal, not noise)."""
+    v = np.asarray(counts, dtype=np.float64)
+    return bool(v.size) and bool((v >= k * (sigma or 0.0)).any()) and float(v.max()) > 0
 
 
 def denoise_tail(
     counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5, k_extend: float = 2.0
 ) -> np.ndarray:
-    """Like :func:`denoise`, but a bin just past the kept body survives at a lower bar, and so on
+    """Zeroes cells below ``k`` sigma, but a bin just past the kept body survives at a lower bar, and so on
     outward: heavy tails are contiguous, isolated far bins are noise."""
     v = np.asarray(counts, dtype=np.float64)
     if not sigma or v.size == 0:
@@ -247,10 +273,12 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             if not cols[p["a"]].get("independent") and not cols[p["b"]].get("independent")
         ]
         order, parent = _tree(modelled, edges)
+        # Pairs are sparse relative to their noise: projected onto non-negative counts with the
+        # table's total (the 1-way marginals estimate it far better than a pair's own noisy sum),
+        # then IPF restores the one-way marginals.
+        total = _table_total(tp)
         joints = {
-            # Pairs are sparse relative to their noise: clip (no threshold), then IPF restores the
-            # one-way marginals; thresholding here would erase small categories entirely.
-            (p["a"], p["b"]): denoise(p["counts"], None).reshape(np.shape(p["counts"]))
+            (p["a"], p["b"]): project(p["counts"], total).reshape(np.shape(p["counts"]))
             for p in tp["pairs"]
         }
         cond: dict[str, list[list[float]]] = {}
@@ -368,6 +396,12 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
     }
     spec["content_hash"] = content_hash(spec)
     return spec
+
+
+def _table_total(tp: dict[str, Any]) -> float | None:
+    """Rows of a table as its 1-way marginals measure them (median of their noisy totals)."""
+    sums = [float(np.sum(m["counts"])) for m in tp["columns"].values() if "counts" in m]
+    return float(np.median(sums)) if sums else None
 
 
 def _generation_order(order: list[str], plan: dict[str, Any], model: SchemaModel) -> list[str]:
@@ -515,18 +549,20 @@ def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, A
     A column whose only surviving mass is NULL is generated as NULL: that is what was measured.
     """
     kind = c["kind"]
-    if kind == "categorical":
-        no_domain = not c["values"] and not (c.get("check") or {}).get("allowed")
-        nonnull = float(np.sum(c["p"][:-1]))
-    elif kind == "numeric":
-        no_domain = measured.get("bounds_from") == "unreleased"
-        nonnull = float(np.sum(c["p"][:-1]))
+    if kind in ("categorical", "numeric"):
+        no_domain = (
+            not c["values"] and not (c.get("check") or {}).get("allowed")
+            if kind == "categorical"
+            else measured.get("bounds_from") == "unreleased"
+        )
+        counts = measured.get("counts") or [0.0]
+        nonnull = (not c["nullable"]) or significant(counts[:-1], measured.get("sigma"))
     elif kind == "datetime":
         no_domain = measured.get("range_found") is False
-        nonnull = 1.0 - c["null_p"]
+        nonnull = c["null_p"] < 1.0
     else:
         return None
-    if not no_domain or nonnull <= 0:
+    if not no_domain or not nonnull:
         return None
     what = {"categorical": "values", "numeric": "range", "datetime": "date range"}[kind]
     return f"{table}.{col} ({kind}): no {what} released"
