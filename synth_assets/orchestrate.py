@@ -1,6 +1,7 @@
 """Headless refresh: the CLI drives the same Definitions as the UI, run by run."""
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -89,7 +90,10 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
         if ev.event_type_value == "STEP_FAILURE":
             err = ev.event_specific_data.error
             msg = err.cause.message if err and err.cause else (err.message if err else "")
-            return f"{ev.step_key}: {msg.strip().splitlines()[-1] if msg else 'failed'}"
+            # The whole message (a refusal lists one column per line), without the class name.
+            text = " ".join(line.strip() for line in msg.strip().splitlines())
+            text = re.sub(r"^[\w.]+(Error|Exception|Failed|Violation): ", "", text)
+            return f"{ev.step_key}: {text or 'failed'}"
     return "the run failed"
 
 

@@ -170,3 +170,34 @@ def test_declared_public_values_are_the_domain_and_spend_no_threshold(pg_workdir
     )
     assert not any(e["name"] == "item.code:values" for e in pack["ledger"]["entries"])
     assert set(_column(_generate(spec), "item", "code")) <= set(public)
+
+
+def test_the_headless_refresh_names_every_refused_column_and_generates_nothing(
+    pg_workdir, tmp_path
+):
+    import dagster as dg
+
+    from synth_assets.core.errors import GateFailed
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.orchestrate import run_refresh
+
+    url = _source(
+        pg_workdir,
+        "rd_refused_run",
+        """
+        CREATE TABLE src.item (id int PRIMARY KEY, code text NOT NULL, tag text NOT NULL);
+        INSERT INTO src.item SELECT g, 'code-' || g, 'tag-' || g FROM generate_series(1, 300) g;
+        """,
+    )
+    init_local_secrets(tmp_path / "secrets")
+    cfg = make_config(
+        url,
+        source={"schema": "src"},
+        columns={"item.code": "categorical", "item.tag": "categorical"},
+    )
+    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(GateFailed) as exc:
+        run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    assert "item.code (categorical)" in str(exc.value)
+    assert "item.tag (categorical)" in str(exc.value)
+    assert not list(tmp_path.glob("runs/*/shards"))
+    assert not list(tmp_path.glob("runs/*/spec.json"))
