@@ -23,6 +23,10 @@ def _t(*cols, pk=("id",), fks=(), uniques=()):
         ("iban", "iban"),
         ("memo", "free_text"),
         ("ip_address", "ip_address"),
+        ("first_name", "first_name"),
+        ("name_first", "first_name"),
+        ("name_last", "last_name"),
+        ("surname", "last_name"),
     ],
 )
 def test_pii_roles_from_names(name, role):

@@ -41,8 +41,8 @@ TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
 
 _NAME_RULES: list[tuple[str, str]] = [
     (r"(^|_)e?mail(_?address)?$", "email"),
-    (r"(^|_)(first|given|fore)_?name$", "first_name"),
-    (r"(^|_)(last|family|sur)_?name$|^surname$", "last_name"),
+    (r"(^|_)(first|given|fore)_?name$|(^|_)name_?(first|given)$", "first_name"),
+    (r"(^|_)(last|family|sur)_?name$|^surname$|(^|_)name_?(last|family)$", "last_name"),
     (r"(^|_)(full|person|customer|contact|holder|display|user)_?name$", "person_name"),
     (r"(^|_)(phone|mobile|telephone|tel|fax|msisdn)(_?(number|no))?$", "phone"),
     (r"(^|_)(ip|ip_?address|ipv4|ipv6|client_ip|remote_addr)$", "ip_address"),
