@@ -724,20 +724,8 @@ def _profile_table(
     # Ranges count distinct units per bucket (a unit moves each bucket by at most 1: L2
     # sensitivity ceil(sqrt(m)) instead of m) and weigh more than other domain releases: a
     # column without a range cannot be generated at all.
-    distinct = plan.kind == "child" and m > 1
-    res = (
-        grouping_counts(
-            conn,
-            ts.cte,
-            params,
-            exprs,
-            [(i,) for i in range(len(exprs))],
-            count="count(DISTINCT __unit)" if distinct else "count(*)",
-        )
-        if exprs
-        else []
-    )
-    sens_range = math.ceil(math.sqrt(m)) if distinct else sens
+    res = _one_way_counts(conn, ts, params, exprs)
+    sens_range = math.ceil(math.sqrt(m)) if _per_unit(ts) else sens
     rho_range = budget("bounds", WEIGHT["range"])
     sigma = sens_range / math.sqrt(2 * rho_range) if rho_range else 0.0
     for i, c in enumerate(need_bounds):
@@ -765,7 +753,7 @@ def _profile_table(
             hi = lo + 1.0
         cms[c].info = {"low": lo, "high": hi, "bounds_from": "dp_log_histogram"}
     refine = [c for c in need_bounds if cms[c].info["bounds_from"] == "dp_log_histogram"]
-    _refine_ranges(conn, ts, params, refine, cms, budget, distinct, sens_range)
+    _refine_ranges(conn, ts, params, refine, cms, budget, sens_range)
     for c in num_cols:
         if f"{n}.{c}" in cfg.bounds:
             lo, hi = cfg.bounds[f"{n}.{c}"]
@@ -1155,6 +1143,20 @@ REFINE_BUCKETS = 16
 REFINE_ROUNDS = 2
 
 
+def _per_unit(ts: TableSQL) -> bool:
+    """Whether domain releases of this table count distinct units (a unit owns several rows)."""
+    return ts.plan.kind == "child" and ts.m > 1
+
+
+def _one_way_counts(conn, ts: TableSQL, params: dict, exprs: list[str]) -> list[dict[tuple, int]]:
+    """Counts per value of each expression: rows, or distinct units where :func:`_per_unit`."""
+    if not exprs:
+        return []
+    count = "count(DISTINCT __unit)" if _per_unit(ts) else "count(*)"
+    sets = [(i,) for i in range(len(exprs))]
+    return grouping_counts(conn, ts.cte, params, exprs, sets, count=count)
+
+
 def _significant_span(
     v: np.ndarray, sigma: float, k: float = 3.0, k_tail: float = 1.0
 ) -> tuple[int, int] | None:
@@ -1181,14 +1183,13 @@ def _refine_ranges(
     cols: list[str],
     cms: dict[str, ColumnModel],
     budget: Budget,
-    distinct: bool,
     sens: int,
 ) -> None:
     """Narrow each numeric range found on powers of two, in two rounds: a DP histogram on 16
     sub-buckets of the range, trimmed to its significant span, then the same inside the result. Years 2003-2009 sit in [1024, 2048); without this
     they would be drawn over 1990-2048. Each round spends half of the ``refine`` weight."""
     for level in range(REFINE_ROUNDS):
-        cols = _refine_once(conn, ts, params, cols, cms, budget, distinct, sens, level)
+        cols = _refine_once(conn, ts, params, cols, cms, budget, sens, level)
 
 
 def _refine_once(
@@ -1198,7 +1199,6 @@ def _refine_once(
     cols: list[str],
     cms: dict[str, ColumnModel],
     budget: Budget,
-    distinct: bool,
     sens: int,
     level: int,
 ) -> list[str]:
@@ -1215,14 +1215,7 @@ def _refine_once(
         lo, hi = float(edges[c][0]), float(edges[c][-1])
         x = f"least(greatest({qi(c)}::float8, {lo!r}), {hi!r})"
         exprs.append(f"width_bucket({x}, ARRAY[{inner}]::float8[])")
-    res = grouping_counts(
-        conn,
-        ts.cte,
-        params,
-        exprs,
-        [(i,) for i in range(len(cols))],
-        count="count(DISTINCT __unit)" if distinct else "count(*)",
-    )
+    res = _one_way_counts(conn, ts, params, exprs)
     rho = budget("bounds", WEIGHT["refine"] / REFINE_ROUNDS)
     sigma = sens / math.sqrt(2 * rho)
     n = ts.table.name
@@ -1302,15 +1295,7 @@ def _released_values(
     """
     if not cols:
         return {}
-    distinct = ts.plan.kind == "child" and ts.m > 1
-    res = grouping_counts(
-        conn,
-        ts.cte,
-        params,
-        [f"{qi(c)}::text" for c in cols],
-        [(i,) for i in range(len(cols))],
-        count="count(DISTINCT __unit)" if distinct else "count(*)",
-    )
+    res = _one_way_counts(conn, ts, params, [f"{qi(c)}::text" for c in cols])
     n = ts.table.name
     out: dict[str, dict[str, int]] = {}
     for c, counts in zip(cols, res, strict=True):
@@ -1322,7 +1307,7 @@ def _released_values(
             ts.m,
             budget("bounds", WEIGHT.get(what, 1.0)),
             delta_each,
-            distinct_units=distinct,
+            distinct_units=_per_unit(ts),
             table=n,
             column=c,
         )
