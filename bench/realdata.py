@@ -126,6 +126,16 @@ def _unit_column(ds: data.Dataset, table: str, frames: dict[str, pd.DataFrame]) 
     return col
 
 
+def _reference_input(ds, table: str, frames, cols: list[str], rng) -> tuple[pd.DataFrame, int]:
+    """A table's rows for a reference synthesizer, clipped to the product's contribution bound,
+    and that bound (1 for the unit table)."""
+    unit = _unit_column(ds, table, frames)
+    if unit is None:
+        return frames[table][cols], 1
+    df = _clip(frames[table].assign(__unit=unit), "__unit", ROWS_PER_UNIT, rng)
+    return df[cols], ROWS_PER_UNIT
+
+
 def _children_per_parent(ds, frames, table: str) -> np.ndarray:
     fk, parent = ds.parents[table]
     key = ds.tables[parent].key
@@ -204,10 +214,7 @@ def run_dataset(name: str, wd: Path, epsilon: float, skip_aim: bool, seed: int) 
         for t in owned:
             if not cols[t]:
                 continue
-            unit = _unit_column(source, t, src_frames)
-            df = src_frames[t].assign(__unit=unit) if unit is not None else src_frames[t]
-            m = 1 if unit is None else ROWS_PER_UNIT
-            df = _clip(df, "__unit" if unit is not None else None, m, rng)[cols[t]]
+            df, m = _reference_input(source, t, src_frames, cols[t], rng)
             try:
                 synth[t] = fn(df, rho_table, m, refs.discretization(df))
             except Exception as exc:  # report, keep going
@@ -217,10 +224,7 @@ def run_dataset(name: str, wd: Path, epsilon: float, skip_aim: bool, seed: int) 
     t0 = time.perf_counter()
     for t in owned:
         if cols[t]:
-            unit = _unit_column(source, t, src_frames)
-            m = 1 if unit is None else ROWS_PER_UNIT
-            df = src_frames[t].assign(__unit=unit) if unit is not None else src_frames[t]
-            df = _clip(df, "__unit" if unit is not None else None, m, rng)[cols[t]]
+            df, m = _reference_input(source, t, src_frames, cols[t], rng)
             synth[t] = refs.run_independent(df, rho_table, m, refs.discretization(df), rng)
     add("independent", synth, time.perf_counter() - t0, {"fanout": float("nan"), "gates": "-"})
     return rows
