@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from synth_assets.core.profile import fanout_parents_bound
+from synth_assets.core.errors import GenerationError
+from synth_assets.core.profile import (
+    NULL_KEY,
+    _conclusive_span,
+    _released_marginal,
+    coarse_groups,
+    fanout_parents_bound,
+    numeric_resolution,
+    pair_resolution,
+)
 from synth_assets.core.spec import (
     _null_fix,
     content_hash,
@@ -9,6 +18,7 @@ from synth_assets.core.spec import (
     denoise_fanout,
     denoise_tail,
     ipf,
+    pair_joint,
     project,
     smooth_how,
 )
@@ -151,3 +161,68 @@ def test_content_hash_ignores_its_own_field_and_changes_with_content():
     a = {"x": 1, "content_hash": "old"}
     assert content_hash(a) == content_hash({"x": 1})
     assert content_hash({"x": 2}) != content_hash(a)
+
+
+def test_pair_noise_alone_shrinks_to_independence_instead_of_a_spurious_dependence():
+    # 1,500 independent rows over 24 x 25 cells at sigma 35: projecting the raw noisy pair piles
+    # the mass on the cells where the noise happened to be largest.
+    rng = np.random.default_rng(3)
+    pa, pb = np.full(24, 1 / 24), np.full(25, 1 / 25)
+    noisy = np.outer(pa, pb) * 1500 + rng.normal(0, 35, (24, 25))
+    j = pair_joint(noisy, 35.0, pa, pb, 1500.0)
+    assert np.abs(j / j.sum() - np.outer(pa, pb)).sum() / 2 < 0.02
+    raw = project(noisy, 1500.0).reshape(noisy.shape)
+    assert np.abs(raw / raw.sum() - np.outer(pa, pb)).sum() / 2 > 0.3
+
+
+def test_a_strong_dependence_survives_the_shrinkage():
+    rng = np.random.default_rng(4)
+    truth = np.diag(np.full(5, 400.0))  # x == y
+    j = pair_joint(truth + rng.normal(0, 30, (5, 5)), 30.0, np.full(5, 0.2), np.full(5, 0.2), 2000)
+    assert np.trace(j) / j.sum() > 0.9
+
+
+def test_a_coarse_pair_expands_to_the_fine_codes_with_their_one_way_shares():
+    pa = np.array([0.1, 0.3, 0.2, 0.4])  # groups {0, 1} and {2, 3}
+    pb = np.array([0.4, 0.6])
+    coarse = np.array([[400.0, 0.0], [0.0, 600.0]])
+    j = pair_joint(coarse, 1.0, pa, pb, 1000.0, [[0, 0, 1, 1], [0, 1]])
+    assert j.shape == (4, 2)
+    np.testing.assert_allclose(j.sum(axis=1) / j.sum(), pa, atol=0.01)
+    assert j[0, 0] / j[0].sum() > 0.95 and j[3, 1] / j[3].sum() > 0.95  # dependence kept
+    with pytest.raises(GenerationError, match="does not match"):
+        pair_joint(coarse, 1.0, pa, pb, 1000.0, [[0, 1, 1, 1, 1], [0, 1]])
+
+
+def test_coarse_groups_pool_neighbouring_bins_by_mass_and_rare_categories_together():
+    bins = coarse_groups(np.array([100, 100, 5, 5, 5, 5, 100, 0]), 3, numeric=True)
+    assert bins == sorted(bins) and max(bins) == 2 and bins[0] == 0 and bins[-1] == 2
+    cats = coarse_groups(np.array([5, 500, 3, 300, 1]), 3, numeric=False)
+    assert cats[1] != cats[3] and cats[0] == cats[2] == cats[4]
+    assert coarse_groups(np.array([1, 2, 3]), 5, numeric=True) == [0, 1, 2]
+
+
+def test_resolution_follows_rows_over_noise():
+    assert pair_resolution(1500, 30) == 5  # sqrt(1500 / (2 * 30))
+    assert pair_resolution(27000, 30) == 21
+    assert pair_resolution(10, 30) == 2
+    assert numeric_resolution(2000, 30, 24) == 24
+    assert numeric_resolution(27000, 30, 24) == 64
+    assert numeric_resolution(27000, 30, 100) == 100  # a configured count above the cap stays
+    assert numeric_resolution(0, 30, 24) == 24
+
+
+def test_a_range_is_narrowed_only_when_the_rest_of_it_is_shown_empty():
+    sigma = 20.0
+    peak = np.zeros(16)
+    peak[5] = 20000
+    assert _conclusive_span(peak, (5, 5), sigma)  # a year column in [1024, 2048)
+    spread = np.full(16, 90.0)
+    spread[7] = 300  # one noisy bucket in a column spread over the range
+    assert not _conclusive_span(spread, (7, 7), sigma)
+
+
+def test_released_counts_become_the_marginal_without_inventing_other():
+    vec = _released_marginal({"a": 50, "b": 30, "z": 7, NULL_KEY: 12}, ["a", "b"], 4)
+    assert vec.tolist() == [50, 30, 7, 12]  # values, other (released beyond the kept list), null
+    assert _released_marginal({"a": 9}, ["a"], 3).tolist() == [9, 0, 0]

@@ -52,7 +52,7 @@ WEIGHT = {
     "how": 1.5,
     "after": 0.2,
     "range": 2.0,  # numeric and datetime ranges: without one a column cannot be generated
-    "refine": 1.0,  # a numeric range narrowed inside its powers of two
+    "refine": 2.0,  # a numeric range narrowed inside its powers of two
     "values": 3.0,  # category values: a value not released is never generated
     "point_masses": 0.5,  # a refinement of the numeric marginal
 }
@@ -458,6 +458,8 @@ class ColumnModel:
     kind: str  # categorical | numeric | boolean | datetime | synth | key | fk | ref
     domain: int = 0  # number of codes (modelled columns), null code included
     info: dict | None = None
+    released: dict[str, int] | None = None  # threshold release that is also the marginal
+    released_sigma: float = 0.0
 
 
 def profile_source(
@@ -707,10 +709,30 @@ def _profile_table(
     cat_cols = [
         c for c, cm in cms.items() if cm.kind == "categorical" and not _public_domain(cfg, t, c)
     ]
-    released = _released_values(conn, ts, params, cat_cols, budget, delta_each, "values")
+    # Where a unit owns one row, the released value counts are the column's one-way marginal
+    # too: one release with both budgets (a lower threshold, so rarer values clear it) instead
+    # of a threshold release and a second histogram of the same counts.
+    merged = not _per_unit(ts) and ts.m == 1
+    scales: dict[str, float] = {}
+    released = _released_values(
+        conn,
+        ts,
+        params,
+        cat_cols,
+        budget,
+        delta_each,
+        "values",
+        extra_rho=budget("one_way") if merged else 0.0,
+        with_null=merged,
+        scales=scales,
+    )
     for c in cat_cols:
-        top = sorted(released[c].items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
+        counts = {v: x for v, x in released[c].items() if v != NULL_KEY}
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: pcfg.max_categories]
         cms[c].info = {"values": sorted(v for v, _ in top)}
+        if merged:
+            cms[c].released = released[c]
+            cms[c].released_sigma = scales[c]
     for c, cm in cms.items():
         if cm.kind == "categorical" and (public := _public_domain(cfg, t, c)):
             cm.info = {"values": public, "schema_values": True}
@@ -751,9 +773,16 @@ def _profile_table(
             hi = 0.0
         if hi <= lo:
             hi = lo + 1.0
-        cms[c].info = {"low": lo, "high": hi, "bounds_from": "dp_log_histogram"}
+        cms[c].info = {
+            "low": lo,
+            "high": hi,
+            "bounds_from": "dp_log_histogram",
+            "rows_estimate": float(np.clip(noisy[rng_[0] : rng_[1] + 1], 0, None).sum()),
+        }
     refine = [c for c in need_bounds if cms[c].info["bounds_from"] == "dp_log_histogram"]
     _refine_ranges(conn, ts, params, refine, cms, budget, sens_range)
+    rho_marginal = budget("one_way")
+    sigma_marginal = sens / math.sqrt(2 * rho_marginal) if rho_marginal else 0.0
     for c in num_cols:
         if f"{n}.{c}" in cfg.bounds:
             lo, hi = cfg.bounds[f"{n}.{c}"]
@@ -763,7 +792,10 @@ def _profile_table(
         info = cms[c].info
         info["integer"] = integer
         info["decimals"] = _decimals(col.pg_type)
-        info["edges"] = numeric_edges(info["low"], info["high"], pcfg.numeric_bins, integer)
+        nbins = numeric_resolution(
+            info.pop("rows_estimate", 0.0), sigma_marginal, pcfg.numeric_bins
+        )
+        info["edges"] = numeric_edges(info["low"], info["high"], nbins, integer)
     # Point masses where bins hold several values (one bin per integer needs none).
     binned = [c for c in num_cols if not _one_bin_per_value(cms[c].info)]
     atoms = _point_masses(conn, ts, params, binned, budget, delta_each, pcfg.max_point_masses)
@@ -931,6 +963,11 @@ def _profile_table(
     marg: dict[str, np.ndarray] = {}
     sig: dict[str, float] = {}
     for key, _, dom in modelled:
+        cm = cms.get(key)
+        if cm is not None and cm.released is not None:
+            marg[key] = _released_marginal(cm.released, cm.info["values"], dom)
+            sig[key] = cm.released_sigma
+            continue
         vec = _vec(one[key], dom)
         noisy = dp.noisy_counts(
             acc, f"{n}.{key}:marginal", vec, sens, budget("one_way"), table=n, column=key
@@ -1030,14 +1067,23 @@ def _profile_table(
 
     # ---- MST: choose pairs with the exponential mechanism, then measure them ----
     if len(modelled) > 1:
-        doms = {k: d for k, _, d in modelled}
+        # Pairs are measured on coarser codes where the table is too small for the fine ones to
+        # clear the noise (post-processing of the released one-way counts: spends nothing).
+        rho_pair = budget("pairs")
+        sigma_pair = sens / math.sqrt(2 * rho_pair) if rho_pair else 0.0
+        n_est = float(np.median([max(0.0, float(marg[k].sum())) for k, _, _ in modelled]))
+        groups = {
+            k: coarse_groups(marg[k], pair_resolution(n_est, sigma_pair), numeric=kind == "numeric")
+            for k, kind in ((k, cms[k].kind if k in cms else "categorical") for k, _, _ in modelled)
+        }
         scores = {}
         for i, (a, b) in enumerate(pair_keys):
-            joint = np.zeros((doms[a], doms[b]), dtype=np.float64)
+            ga, gb = groups[a], groups[b]
+            joint = np.zeros((max(ga) + 1, max(gb) + 1), dtype=np.float64)
             for (x, y), v in res[len(exprs) + i].items():
-                joint[int(x), int(y)] += v
-            pa = np.clip(marg[a], 0, None).astype(float)
-            pb = np.clip(marg[b], 0, None).astype(float)
+                joint[ga[int(x)], gb[int(y)]] += v
+            pa = np.bincount(ga, np.clip(marg[a], 0, None), minlength=joint.shape[0])
+            pb = np.bincount(gb, np.clip(marg[b], 0, None), minlength=joint.shape[1])
             total = joint.sum()
             indep = np.outer(pa / max(pa.sum(), 1), pb / max(pb.sum(), 1)) * total
             scores[(a, b)] = (float(np.abs(joint - indep).sum()), joint)
@@ -1070,7 +1116,13 @@ def _profile_table(
                 acc, f"{n}.{a}x{b}:pair", joint, sens, budget("pairs"), table=n, pair=[a, b]
             )
             out["pairs"].append(
-                {"a": a, "b": b, "counts": noisy.tolist(), "sigma": acc.entries[-1].scale}
+                {
+                    "a": a,
+                    "b": b,
+                    "counts": noisy.tolist(),
+                    "sigma": acc.entries[-1].scale,
+                    "groups": [groups[a], groups[b]],
+                }
             )
 
     # ---- fan-out: children per parent for the primary parent and every reference FK ----
@@ -1139,6 +1191,56 @@ def _profile_table(
     return out
 
 
+# Rows per numeric bin, in noise deviations of the one-way marginal, above which a column gets
+# more than ``privacy.numeric_bins`` bins (up to ``MAX_NUMERIC_BINS``).
+BIN_SNR = 8.0
+MAX_NUMERIC_BINS = 64
+
+
+def numeric_resolution(rows: float, sigma: float, floor: int) -> int:
+    """Bins of a numeric column: the configured count, more where the table is large enough
+    for each of them to stand ``BIN_SNR`` noise deviations above zero (a 27k-row table at
+    sigma 30 gets 64; a 2k-row one keeps the floor)."""
+    if sigma <= 0 or rows <= 0:
+        return floor
+    return int(min(max(floor, MAX_NUMERIC_BINS), max(floor, rows / (BIN_SNR * sigma))))
+
+
+# Rows per cell of a measured pair, in noise standard deviations, below which codes are pooled.
+PAIR_CELL_SNR = 2.0
+
+
+def pair_resolution(rows: float, sigma: float) -> int:
+    """Codes per column in a pair measurement: the largest count ``g`` such that a g x g table of
+    ``rows`` rows holds ``PAIR_CELL_SNR`` noise deviations per cell on average."""
+    if sigma <= 0:
+        return 1 << 16
+    return max(2, int(math.sqrt(max(rows, 0.0) / (PAIR_CELL_SNR * sigma))))
+
+
+def coarse_groups(noisy: np.ndarray, g: int, numeric: bool) -> list[int]:
+    """Map each code of a column to one of at most ``g`` groups, from its released (noisy)
+    one-way counts. Numeric codes (point masses, bins in order, null) are cut into runs of
+    about equal mass, so neighbouring bins pool; category codes keep their ``g - 1`` largest
+    values apart and pool the rest."""
+    v = np.clip(np.asarray(noisy, dtype=np.float64), 0, None)
+    k = v.size
+    if k <= g:
+        return list(range(k))
+    if not numeric:
+        order = np.argsort(-v, kind="stable")
+        out = np.full(k, g - 1, dtype=np.int64)
+        out[order[: g - 1]] = np.arange(g - 1)
+        return out.tolist()
+    total = v.sum()
+    if total <= 0:
+        return (np.arange(k) * g // k).tolist()
+    before = np.cumsum(v) - v  # mass before each code
+    out = np.minimum((before / total * g).astype(np.int64), g - 1)
+    _, dense = np.unique(out, return_inverse=True)
+    return dense.ravel().tolist()
+
+
 REFINE_BUCKETS = 16
 REFINE_ROUNDS = 2
 
@@ -1174,6 +1276,21 @@ def _significant_span(
     while hi < v.size - 1 and v[hi + 1 :].sum() > k_tail * sigma * math.sqrt(v.size - 1 - hi):
         hi += 1
     return lo, hi
+
+
+# Share of a column's rows that a refined range may leave out (piled on its bounds).
+REFINE_LOSS = 0.02
+
+
+def _conclusive_span(v: np.ndarray, span: tuple[int, int], sigma: float) -> bool:
+    """Whether the noisy counts show, with 2 sigma of their pooled noise to spare, that the
+    buckets outside ``span`` hold at most ``REFINE_LOSS`` of what lies inside. Without this a
+    small table (1,000 rows at sigma 86) narrows a spread column onto its one noisiest bucket."""
+    v = np.asarray(v, dtype=np.float64)
+    inside = float(v[span[0] : span[1] + 1].sum())
+    n_out = v.size - (span[1] - span[0] + 1)
+    outside = float(v.sum()) - inside
+    return outside - 2.0 * sigma * math.sqrt(max(n_out, 1)) <= REFINE_LOSS * inside
 
 
 def _refine_ranges(
@@ -1231,6 +1348,8 @@ def _refine_once(
         span = _significant_span(noisy, sigma)
         if span is None or span[1] - span[0] + 1 > REFINE_BUCKETS // 4:
             continue  # no signal, or the data fills the range: keep it (never clip a body)
+        if not _conclusive_span(noisy, span, sigma):
+            continue  # too noisy to tell that the rest of the range is empty: keep it
         lo, hi = float(edges[c][span[0]]), float(edges[c][span[1] + 1])
         if ts.table.column(c).base_type in INTEGER_TYPES:
             lo, hi = float(math.floor(lo)), float(math.ceil(hi))
@@ -1285,6 +1404,9 @@ def _released_values(
     budget: Budget,
     delta_each: float,
     what: str,
+    extra_rho: float = 0.0,
+    with_null: bool = False,
+    scales: dict[str, float] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Values of each column that clear the DP threshold, with their noisy counts.
 
@@ -1300,17 +1422,21 @@ def _released_values(
     out: dict[str, dict[str, int]] = {}
     for c, counts in zip(cols, res, strict=True):
         vc = {k[0]: v for k, v in counts.items() if k[0] is not None}
+        if with_null and (None,) in counts:
+            vc[NULL_KEY] = counts[(None,)]
         out[c] = dp.noisy_category_counts(
             budget.acc,
             f"{n}.{c}:{what}",
             vc,
             ts.m,
-            budget("bounds", WEIGHT.get(what, 1.0)),
+            budget("bounds", WEIGHT.get(what, 1.0)) + extra_rho,
             delta_each,
             distinct_units=_per_unit(ts),
             table=n,
             column=c,
         )
+        if scales is not None:
+            scales[c] = budget.acc.entries[-1].scale
     return out
 
 
@@ -1348,6 +1474,22 @@ def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
         f"CASE WHEN {x} < {FANOUT_EXACT} THEN {x} ELSE least({len(bins) - 1}, "
         f"{FANOUT_EXACT} + floor(ln(least({x}, {cap - 1})::float8 / {FANOUT_EXACT}) / ln(2.0))::int) END"
     )
+
+
+NULL_KEY = "\x00null"  # NULL's key in a threshold release (PostgreSQL text never holds NUL)
+
+
+def _released_marginal(released: dict[str, int], values: list[str], dom: int) -> np.ndarray:
+    """Marginal codes (values, other, null) from a threshold release: values below the
+    threshold are unknown, so they add nothing (not even to "other", which is never generated)."""
+    vec = np.zeros(dom, dtype=np.int64)
+    pos = {v: i for i, v in enumerate(values)}
+    for v, x in released.items():
+        if v == NULL_KEY:
+            vec[dom - 1] += x
+        else:
+            vec[pos.get(v, dom - 2)] += x
+    return vec
 
 
 def _vec(counts: dict[tuple, int], size: int) -> np.ndarray:
