@@ -6,10 +6,13 @@ from synth_assets.core.profile import (
     NULL_KEY,
     _conclusive_span,
     _released_marginal,
+    _released_range,
+    _significant_span,
     coarse_groups,
     fanout_parents_bound,
     numeric_resolution,
     pair_resolution,
+    with_outer_bins,
 )
 from synth_assets.core.spec import (
     _null_fix,
@@ -226,3 +229,28 @@ def test_released_counts_become_the_marginal_without_inventing_other():
     vec = _released_marginal({"a": 50, "b": 30, "z": 7, NULL_KEY: 12}, ["a", "b"], 4)
     assert vec.tolist() == [50, 30, 7, 12]  # values, other (released beyond the kept list), null
     assert _released_marginal({"a": 9}, ["a"], 3).tolist() == [9, 0, 0]
+
+
+def test_a_refined_range_keeps_one_outer_bin_on_each_side():
+    assert with_outer_bins([2.0, 3.0, 4.0], [0.0, 8.0]) == [0.0, 2.0, 3.0, 4.0, 8.0]
+    assert with_outer_bins([0.0, 1.0], [0.0, 8.0]) == [0.0, 1.0, 8.0]
+    assert with_outer_bins([0.0, 1.0], None) == [0.0, 1.0]
+
+
+def test_a_range_takes_in_a_neighbouring_bucket_that_clears_the_noise():
+    v = np.zeros(20)
+    v[10], v[11] = 900.0, 130.0  # 130 rows at sigma 43: 3 sigma, a tenth of the column
+    assert _released_range(v, 43.0) == (10, 11)
+    v[11] = 40.0  # under 2 sigma: noise, not data
+    assert _released_range(v, 43.0) == (10, 10)
+
+
+def test_significant_span_does_not_walk_out_on_noise_around_a_narrow_peak():
+    rng = np.random.default_rng(7)
+    spans = []
+    for _ in range(500):
+        v = rng.normal(0, 61, 16)
+        v[15] += 1500  # years 2003-2009 inside [1024, 2048)
+        spans.append(_significant_span(v, 61.0))
+    narrow = sum(1 for s in spans if s is not None and s[1] - s[0] + 1 <= 4)
+    assert narrow >= 470  # it was ~430 with the pooled tail at 1 sigma
