@@ -1103,11 +1103,14 @@ def _profile_table(
             joint = np.zeros((max(ga) + 1, max(gb) + 1), dtype=np.float64)
             for (x, y), v in res[len(exprs) + i].items():
                 joint[ga[int(x)], gb[int(y)]] += v
-            pa = np.bincount(ga, np.clip(marg[a], 0, None), minlength=joint.shape[0])
-            pb = np.bincount(gb, np.clip(marg[b], 0, None), minlength=joint.shape[1])
             total = joint.sum()
-            indep = np.outer(pa / max(pa.sum(), 1), pb / max(pb.sum(), 1)) * total
-            scores[(a, b)] = (float(np.abs(joint - indep).sum()), joint)
+            indep = np.outer(joint.sum(axis=1), joint.sum(axis=0)) / max(total, 1.0)
+            # AIM's quality: how far the pair is from independence, minus the L1 error its own
+            # noise would add: a pair that cannot beat its noise scores < 0. (Independence from
+            # the pair's own sums, not the noisy one-ways, whose noise would pass for
+            # dependence: one row moves this score by at most 6, not 2.)
+            penalty = math.sqrt(2 / math.pi) * sigma_pair * joint.size
+            scores[(a, b)] = (float(np.abs(joint - indep).sum()) - penalty, joint)
         comp = {k: k for k, _, _ in modelled}
 
         def find(x: str) -> str:
@@ -1116,21 +1119,34 @@ def _profile_table(
                 x = comp[x]
             return x
 
+        # The last candidate is "stop": once no pair is likely to beat its noise, the budget
+        # left for selecting and measuring pairs re-measures the one-way marginals. Its score is
+        # 0 plus the selection's noise scale x ln(candidates), so that it holds its own against
+        # the largest of many noisy scores below 0 (a public constant: spends nothing).
         chosen = []
-        for _ in range(len(modelled) - 1):
+        steps = len(modelled) - 1
+        rho_select = budget("select")
+        scale_select = 6.0 * sens / math.sqrt(2 * rho_select) if rho_select else 0.0
+        for _ in range(steps):
             cands = [p for p in pair_keys if find(p[0]) != find(p[1])]
+            stop = scale_select * math.log(len(cands))
             idx = dp.select(
                 acc,
                 f"{n}:select_pair",
-                np.array([scores[p][0] for p in cands]),
-                2.0 * sens,
-                budget("select"),
+                np.array([scores[p][0] for p in cands] + [stop]),
+                6.0 * sens,
+                rho_select,
                 table=n,
-                candidates=len(cands),
+                candidates=len(cands) + 1,
             )
+            if idx == len(cands):
+                break
             a, b = cands[idx]
             comp[find(a)] = find(b)
             chosen.append((a, b))
+        unused = (steps - len(chosen)) * budget("pairs") + max(0, steps - len(chosen) - 1) * budget(
+            "select"
+        )
         for a, b in chosen:
             joint = scores[(a, b)][1].astype(np.int64)
             noisy = dp.noisy_counts(
@@ -1145,6 +1161,8 @@ def _profile_table(
                     "groups": [groups[a], groups[b]],
                 }
             )
+        if unused > 0:
+            _remeasure_marginals(acc, n, modelled, one, out, cms, sens, unused / len(modelled))
 
     # ---- fan-out: children per parent for the primary parent and every reference FK ----
     for fk in t.foreign_keys:
@@ -1506,6 +1524,34 @@ def _fanout_bucket_sql(x: str, bins: list[int], cap: int) -> str:
         f"CASE WHEN {x} < {FANOUT_EXACT} THEN {x} ELSE least({len(bins) - 1}, "
         f"{FANOUT_EXACT} + floor(ln(least({x}, {cap - 1})::float8 / {FANOUT_EXACT}) / ln(2.0))::int) END"
     )
+
+
+def _remeasure_marginals(
+    acc: dp.Accountant,
+    n: str,
+    modelled: list[tuple[str, str, int]],
+    one: dict[str, dict[tuple, int]],
+    out: dict[str, Any],
+    cms: dict[str, ColumnModel],
+    sens: int,
+    rho: float,
+) -> None:
+    """Measure every modelled one-way marginal again with ``rho`` and keep the inverse-variance
+    average of both measurements (the budget pair selection did not need)."""
+    for key, _, dom in modelled:
+        entry = out["columns"][key]
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{key}:marginal_2", _vec(one[key], dom), sens, rho, table=n, column=key
+        )
+        s1, s2 = float(entry["sigma"]), acc.entries[-1].scale
+        w1, w2 = 1 / s1**2, 1 / s2**2
+        first = np.asarray(entry["counts"], dtype=np.float64)
+        both = (w1 * first + w2 * noisy) / (w1 + w2)
+        cm = cms.get(key)
+        if cm is not None and cm.released is not None:
+            both[dom - 2] = 0.0  # values under the threshold stay unknown (never generated)
+        entry["counts"] = both.tolist()
+        entry["sigma"] = 1 / math.sqrt(w1 + w2)
 
 
 NULL_KEY = "\x00null"  # NULL's key in a threshold release (PostgreSQL text never holds NUL)

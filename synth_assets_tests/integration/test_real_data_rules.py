@@ -201,3 +201,35 @@ def test_the_headless_refresh_names_every_refused_column_and_generates_nothing(
     assert "item.tag (categorical)" in str(exc.value)
     assert not list(tmp_path.glob("runs/*/shards"))
     assert not list(tmp_path.glob("runs/*/spec.json"))
+
+
+PAIRS = """
+CREATE TABLE src.person (id int PRIMARY KEY, a text NOT NULL, b text NOT NULL, c text NOT NULL,
+                         d int NOT NULL);
+INSERT INTO src.person SELECT g, 'v' || (g % 5), 'v' || (g % 5), 'w' || ((g * 7919) % 3),
+  (g * 104729) % 11 FROM generate_series(1, 3000) g;
+"""
+
+
+def test_pairs_follow_signal_and_the_unused_pair_budget_remeasures_the_marginals(pg_workdir):
+    url = _source(pg_workdir, "rd_pairs", PAIRS)
+    _, _, pack, spec = _spec(url, bounds={"person.d": [0, 10]})
+    pairs = {(p["a"], p["b"]) for p in pack["tables"]["person"]["pairs"]}
+    # a == b: a score of ~4,000 against a selection noise scale of ~300.
+    assert ("a", "b") in pairs or ("b", "a") in pairs
+    entries = pack["ledger"]["entries"]
+    rho = {
+        k: [e["rho"] for e in entries if e["name"].endswith(k)]
+        for k in ("select_pair", ":pair", ":marginal_2")
+    }
+    assert len(pairs) <= len(rho["select_pair"]) <= len(pairs) + 1
+    # Three tree edges' worth of selection and measurement is spent whether or not it stopped
+    # early: what pairs did not use re-measured the four one-way marginals.
+    spent = sum(sum(v) for v in rho.values())
+    assert spent == pytest.approx(3 * (rho["select_pair"][0] + rho[":pair"][0]), rel=1e-6)
+    assert len(rho[":marginal_2"]) == (4 if len(pairs) < 3 else 0)
+    cond = spec["tables"]["person"]["tree"]["cond"]
+    child = "b" if "b" in cond and spec["tables"]["person"]["tree"]["parent"]["b"] == "a" else "a"
+    if child in cond:
+        m = np.asarray(cond[child])
+        assert (m.max(axis=1)[:5] > 0.8).all()  # a value of a determines b
