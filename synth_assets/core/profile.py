@@ -141,6 +141,13 @@ def _unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
     return " ".join(joins), f"{alias}.{qi(last.columns[0])}"
 
 
+def _deferred_fks(model: SchemaModel) -> set[tuple[str, str]]:
+    """(table, FK name) of the foreign keys filled after every table (self-references and the
+    edges that break cycles): the referenced rows do not exist yet when the row is drawn, so it
+    cannot be conditioned on their attributes."""
+    return {(t, fk.name) for t, fk in model.generation_order()[1]}
+
+
 def word_count_sql(x: str) -> str:
     """Words in a text value (runs of spaces count once), cheap enough for millions of rows."""
     b = f"btrim(regexp_replace({x}::text, '\\s+', ' ', 'g'))"
@@ -198,9 +205,15 @@ def table_sql(
                 alias = f"__p_{len(parent_cols)}"
                 parent_cols[c.name] = alias
                 extras.append(f"{palias}.{qi(c.name)} AS {alias}")
+    deferred = _deferred_fks(model)
     for i, fk in enumerate(t.foreign_keys):
         attr = ref_attr_of.get(fk.ref_table)
-        if plans[fk.ref_table].kind == "reference" and attr and fk.ref_table != t.name:
+        if (
+            plans[fk.ref_table].kind == "reference"
+            and attr
+            and fk.ref_table != t.name
+            and (t.name, fk.name) not in deferred
+        ):
             ra = f"rf{i}"
             joins.append(
                 f"LEFT JOIN {sch}.{qi(fk.ref_table)} {ra} ON t.{qi(fk.columns[0])} = {ra}.{qi(fk.ref_columns[0])}"
@@ -580,6 +593,7 @@ def profile_source(
             if plans[fk.ref_table].kind == "reference"
             and ref_attr_of.get(fk.ref_table)
             and fk.ref_table != n
+            and (n, fk.name) not in _deferred_fks(model)
         )
         counts["one_way"] += pseudo  # marginal of the referenced row's attribute
         modelled = (

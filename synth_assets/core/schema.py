@@ -124,7 +124,9 @@ class SchemaModel:
         """Tables ordered parents-first, and the FKs deferred to break cycles.
 
         Self-references are always deferred. A cycle is broken at a FK whose columns are all
-        nullable; a cycle of NOT NULL FKs cannot be generated and is an error.
+        nullable, else at a NOT NULL one: a deferred FK is filled once every table of the
+        cycle has its keys, and the loader adds foreign keys after the COPY, so a cycle of NOT
+        NULL FKs (store.manager -> staff, staff.store -> store) generates and loads too.
         """
         deferred: list[tuple[str, ForeignKey]] = []
         edges: dict[str, set[str]] = {n: set() for n in self.tables}  # table -> parents
@@ -153,21 +155,14 @@ class SchemaModel:
                 for parents in remaining.values():
                     parents.difference_update(ready)
                 continue
-            # A cycle: defer an edge whose FKs are all nullable (they are filled after all tables).
+            # A cycle: defer an edge (filled after all tables), a nullable one where there is
+            # one (its rows could also be inserted one by one), else the first NOT NULL one.
             candidates = sorted(
-                (child, parent)
+                (not all(nullable(fk, child) for fk in fk_of[(child, parent)]), child, parent)
                 for child, parents in remaining.items()
                 for parent in parents
-                if all(nullable(fk, child) for fk in fk_of[(child, parent)])
             )
-            if not candidates:
-                cyc = ", ".join(sorted(remaining))
-                raise SchemaError(
-                    f"the foreign keys among {cyc} form a cycle with no nullable foreign key; "
-                    "such rows cannot be inserted in any order. Make one FK nullable, "
-                    "or exclude one of these tables in source.exclude"
-                )
-            child, parent = candidates[0]
+            _, child, parent = candidates[0]
             remaining[child].discard(parent)
             deferred.extend((child, fk) for fk in fk_of[(child, parent)])
         return order, deferred

@@ -233,3 +233,51 @@ def test_pairs_follow_signal_and_the_unused_pair_budget_remeasures_the_marginals
     if child in cond:
         m = np.asarray(cond[child])
         assert (m.max(axis=1)[:5] > 0.8).all()  # a value of a determines b
+
+
+CYCLE = """
+CREATE TABLE src.store (id int PRIMARY KEY, manager_staff_id int NOT NULL, city text NOT NULL);
+CREATE TABLE src.staff (id int PRIMARY KEY, store_id int NOT NULL REFERENCES src.store,
+                        active boolean NOT NULL);
+INSERT INTO src.store SELECT g, g, (ARRAY['Lethbridge','Woodridge'])[g] FROM generate_series(1, 2) g;
+INSERT INTO src.staff SELECT g, g, true FROM generate_series(1, 2) g;
+ALTER TABLE src.store ADD CONSTRAINT store_manager_fk FOREIGN KEY (manager_staff_id)
+  REFERENCES src.staff;
+CREATE TABLE src.customer (id int PRIMARY KEY, store_id int NOT NULL REFERENCES src.store,
+                           active boolean NOT NULL, visits int NOT NULL);
+INSERT INTO src.customer SELECT g, 1 + g % 2, g % 7 <> 0, g % 9 FROM generate_series(1, 1500) g;
+"""
+
+
+def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir, tmp_path):
+    import dagster as dg
+
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.orchestrate import run_refresh
+
+    url = _source(pg_workdir, "rd_cycle", CYCLE)
+    init_local_secrets(tmp_path / "secrets")
+    cfg = make_config(
+        url,
+        source={"schema": "src"},
+        privacy={"unit_table": "customer"},
+        target={"schema": "cycle_copy"},
+        public={"values": {"store.city": ["Lethbridge", "Woodridge"]}},  # 2 rows: not releasable
+    )
+    with dg.DagsterInstance.ephemeral() as inst:
+        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    assert summary["passed"], summary.get("error")
+    with pg.connect(cfg.target.url) as conn:
+        fks = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+            "AND connamespace = 'cycle_copy'::regnamespace"
+        ).fetchall()
+        assert len(fks) == 3  # both sides of the cycle and the customer's, all validated
+        orphans = conn.execute(
+            "SELECT (SELECT count(*) FROM cycle_copy.store s LEFT JOIN cycle_copy.staff t "
+            "ON t.id = s.manager_staff_id WHERE t.id IS NULL), "
+            "(SELECT count(*) FROM cycle_copy.staff t LEFT JOIN cycle_copy.store s "
+            "ON s.id = t.store_id WHERE s.id IS NULL), "
+            "(SELECT count(*) FROM cycle_copy.store), (SELECT count(*) FROM cycle_copy.customer)"
+        ).fetchone()
+    assert orphans[:2] == (0, 0) and orphans[2] >= 1 and orphans[3] > 0
