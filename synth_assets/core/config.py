@@ -385,7 +385,9 @@ class SynthConfig(_Model):
     gates: dict[str, float | None] = {}  # null: measure and report, do not gate
     # What the user declares public (spends no budget): public.values {"t.c": [v, ...]} is a
     # categorical column's domain (a product or country list); its frequencies stay DP.
-    public: dict[str, dict[str, list[Any]]] = {}
+    # public.tables [t, ...] are reference tables (a geography, a catalogue) copied as they are:
+    # keys and values verbatim, PII-role columns still synthesized.
+    public: dict[str, Any] = {}
     # Post-processing overrides applied when the spec is calibrated (no budget spent):
     #   rows: {table: n}, categorical: {"t.c": {value: weight}}, null_rate: {"t.c": share}
     overrides: dict[str, dict[str, Any]] = {}
@@ -417,16 +419,23 @@ class SynthConfig(_Model):
 
     @field_validator("public")
     @classmethod
-    def _public(cls, v: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
-        unknown = set(v) - {"values"}
+    def _public(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(v) - {"values", "tables"}
         if unknown:
-            raise ValueError(f"public: unknown section(s) {sorted(unknown)}; use values")
+            raise ValueError(f"public: unknown section(s) {sorted(unknown)}; use values, tables")
+        tables = v.get("tables", [])
+        if not isinstance(tables, list) or not all(isinstance(t, str) and t for t in tables):
+            raise ValueError("public.tables must be a list of table names")
         for key, values in v.get("values", {}).items():
             if key.count(".") != 1:
                 raise ValueError(f"public.values key {key!r} must be 'table.column'")
             if not isinstance(values, list) or not values:
                 raise ValueError(f"public.values[{key!r}] must be a non-empty list of values")
         return v
+
+    def public_tables(self) -> list[str]:
+        """Tables declared public: copied verbatim, no budget."""
+        return list(self.public.get("tables", []))
 
     def public_values(self, table: str, column: str) -> list[str] | None:
         """The declared public domain of a column, as text (None when not declared)."""

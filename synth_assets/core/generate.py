@@ -179,6 +179,24 @@ def _cast_text(s: pl.Series, c: dict[str, Any]) -> pl.Series:
     return s
 
 
+def from_text(values: list[str | None], c: dict[str, Any]) -> pl.Series:
+    """A copied column (text from PostgreSQL, timestamps as UTC ISO) in its generated dtype."""
+    s = pl.Series(values, dtype=pl.Utf8)
+    t = c["base_type"]
+    if t in INT_MAX:
+        return s.cast(pl.Int64)
+    if t in ("numeric", "float4", "float8"):
+        return s.cast(pl.Float64)
+    if t == "bool":
+        return s.replace_strict({"true": True, "false": False}, return_dtype=pl.Boolean)
+    if t == "date":
+        return s.str.to_date("%Y-%m-%d")
+    if t in ("timestamp", "timestamptz"):
+        d = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us")
+        return d.dt.replace_time_zone("UTC") if t == "timestamptz" else d
+    return s
+
+
 def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
     """Codes are point masses (exact values), then bins (drawn inside the bin), then NULL."""
     edges = np.asarray(c["edges"], dtype=np.float64)
@@ -400,6 +418,8 @@ class ShardGenerator:
                 frames[name] = self._table(
                     name, n, np.arange(n, dtype=np.int64), None, None, frames, rng
                 )
+                for col, values in t.get("copy", {}).items():  # public.tables
+                    frames[name].columns[col] = from_text(values, t["columns"][col])
             self._refs = frames
         return self._refs
 
@@ -518,6 +538,8 @@ class ShardGenerator:
                 cols[col.name] = s
             elif kind == "fk":
                 cols[col.name] = None  # filled below, once every column of this table exists
+            elif kind == "public":
+                cols[col.name] = None  # copied by the caller (public.tables)
             else:
                 cols[col.name] = _ignored(c, n)
         # Foreign keys: the parent, references (popularity and attribute), same-unit rows.

@@ -141,6 +141,85 @@ def _unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
     return " ".join(joins), f"{alias}.{qi(last.columns[0])}"
 
 
+def _check_public_tables(cfg: SynthConfig, model: SchemaModel, plans) -> set[str]:
+    """The tables declared public, refused with the fix when one cannot be copied as it is."""
+    public = cfg.public_tables()
+    unknown = [t for t in public if t not in model.tables]
+    if unknown:
+        raise ConfigError(
+            f"public.tables names unknown table(s) {unknown}; tables: {', '.join(model.tables)}"
+        )
+    owned = [t for t in public if plans[t].kind != "reference"]
+    if owned:
+        raise ConfigError(
+            f"public.tables: {owned} hold rows of privacy units (their foreign keys lead to the "
+            "unit table): they are measured with DP and synthesized, never copied; remove them "
+            "from public.tables"
+        )
+    for t in public:
+        for fk in model.tables[t].foreign_keys:
+            if fk.ref_table not in public:
+                raise ConfigError(
+                    f"public table {t!r} references {fk.ref_table!r} ({fk.name}), which is not "
+                    "declared public: its copied keys would point at rows that are synthesized "
+                    f"anew; add {fk.ref_table!r} to public.tables too"
+                )
+    return set(public)
+
+
+def _public_table(conn, model: SchemaModel, n: str, cms: dict[str, ColumnModel]) -> dict[str, Any]:
+    """A declared-public table, copied: every key, foreign key and modelled column verbatim (as
+    text, in primary-key order); PII and free-text roles are still synthesized. Spends nothing."""
+    t = model.tables[n]
+    copied = [c.name for c in t.columns if cms[c.name].kind not in ("synth", "ignore")]
+    sch = qi(model.schema)
+    exprs = [_text_sql(f"t.{qi(c)}", t.column(c).base_type) for c in copied]
+    order = ", ".join(f"t.{qi(c)}" for c in (t.primary_key or copied[:1]))  # native order
+    rows = (
+        conn.execute(f"SELECT {', '.join(exprs)} FROM {sch}.{qi(n)} t ORDER BY {order}").fetchall()
+        if copied
+        else []
+    )
+    if not copied:
+        rows = [()] * int(conn.execute(f"SELECT count(*) FROM {sch}.{qi(n)}").fetchone()[0])
+    copy = {c: [r[i] for r in rows] for i, c in enumerate(copied)}
+    columns: dict[str, Any] = {}
+    for c, cm in cms.items():
+        if c in copy:
+            entry: dict[str, Any] = {"kind": "public", "role": cm.role}
+            if cm.kind == "categorical":
+                entry["values"] = sorted({v for v in copy[c] if v is not None})
+            columns[c] = entry
+        else:
+            columns[c] = {"kind": cm.kind, "role": cm.role}
+    return {
+        "kind": "reference",
+        "public": True,
+        "rows_per_unit": 1,
+        "rows": len(rows),
+        "columns": columns,
+        "pairs": [],
+        "fanout": {},
+        "copy": copy,
+    }
+
+
+def _public_attribute(tp: dict[str, Any]) -> str | None:
+    """The categorical column of a public table that children are conditioned on."""
+    cats = [(len(e["values"]), c) for c, e in tp["columns"].items() if "values" in e]
+    best = max(cats, default=None)
+    return best[1] if best and best[0] >= 2 else None
+
+
+def _text_sql(x: str, base_type: str) -> str:
+    """A column as text that :func:`generate.from_text` parses back (timestamps in UTC, ISO)."""
+    if base_type == "timestamptz":
+        return f"to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    if base_type == "timestamp":
+        return f"to_char({x}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    return f"{x}::text"
+
+
 def _deferred_fks(model: SchemaModel) -> set[tuple[str, str]]:
     """(table, FK name) of the foreign keys filled after every table (self-references and the
     edges that break cycles): the referenced rows do not exist yet when the row is drawn, so it
@@ -542,6 +621,8 @@ def profile_source(
         if p.kind == "reference":
             ref_attr_of[n] = next((c for c, r in roles[n].items() if r == "categorical"), None)
 
+    public = _check_public_tables(cfg, model, plans)
+
     # --- column models and the number of measurements per share (to split the budget) ---
     colmodels: dict[str, dict[str, ColumnModel]] = {}
     counts_u = dict.fromkeys(pcfg.split, 0.0)  # measurements on unit-owned tables (the unit budget)
@@ -549,6 +630,8 @@ def profile_source(
     for n in order:
         t = model.tables[n]
         counts = counts_r if plans[n].kind == "reference" else counts_u
+        if n in public:
+            counts = dict.fromkeys(pcfg.split, 0.0)  # copied: measures nothing
         cms: dict[str, ColumnModel] = {}
         for c in t.columns:
             r = roles[n][c.name]
@@ -623,7 +706,7 @@ def profile_source(
         n_thr = sum(
             1
             for n in order
-            if plans[n].kind in kinds
+            if plans[n].kind in kinds and n not in public
             for cm in colmodels[n].values()
             if cm.kind == "numeric"
             or (cm.kind == "categorical" and not _public_domain(cfg, model.tables[n], cm.name))
@@ -652,8 +735,14 @@ def profile_source(
     if bounds_m:
         log("profile: rows per unit bounds " + ", ".join(f"{t}={m}" for t, m in bounds_m.items()))
     pack_tables: dict[str, Any] = {}
+    if public:
+        log("profile: copied as declared public (no budget): " + ", ".join(sorted(public)))
     for n in order:
         t0 = time.monotonic()
+        if n in public:
+            pack_tables[n] = _public_table(conn, model, n, colmodels[n])
+            ref_attr_of[n] = _public_attribute(pack_tables[n])
+            continue
         ts = table_sql(model, plans, roles, n, m_of(n), ref_attr_of, units)
         if temps:
             ts = temps.materialize(ts)

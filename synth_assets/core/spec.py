@@ -379,6 +379,13 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             entry["rows"] = int(n)
             expected[name] = n
         elif plan["kind"] == "reference":
+            if tp.get("public"):
+                if name in rows_override:
+                    raise ConfigError(
+                        f"rows override for {name!r}: it is declared public and copied as it "
+                        "is; remove the override or the table from public.tables"
+                    )
+                entry["copy"] = tp["copy"]
             entry["rows"] = int(rows_override.get(name) or tp["rows"])
             expected[name] = entry["rows"]
         else:
@@ -580,6 +587,8 @@ def _column_spec(
             null_p=null_p,
             after_parent_column=m.get("after_parent_column") if enforce else None,
         )
+    elif kind == "public":
+        pass  # copied verbatim (public.tables)
     elif kind in ("synth", "fk"):
         if "null_and_words" in m:
             v = np.clip(np.asarray(m["null_and_words"], dtype=np.float64), 0, None)

@@ -249,7 +249,15 @@ INSERT INTO src.customer SELECT g, 1 + g % 2, g % 7 <> 0, g % 9 FROM generate_se
 """
 
 
-def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir, tmp_path):
+@pytest.mark.parametrize(
+    "public",
+    [
+        {"values": {"store.city": ["Lethbridge", "Woodridge"]}},  # 2 rows: not releasable
+        {"tables": ["store", "staff"]},  # copied verbatim, cycle included
+    ],
+    ids=["synthesized", "public"],
+)
+def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir, tmp_path, public):
     import dagster as dg
 
     from synth_assets.core.secrets import init_local_secrets
@@ -262,7 +270,7 @@ def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir
         source={"schema": "src"},
         privacy={"unit_table": "customer"},
         target={"schema": "cycle_copy"},
-        public={"values": {"store.city": ["Lethbridge", "Woodridge"]}},  # 2 rows: not releasable
+        public=public,
     )
     with dg.DagsterInstance.ephemeral() as inst:
         summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
@@ -281,3 +289,42 @@ def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir
             "(SELECT count(*) FROM cycle_copy.store), (SELECT count(*) FROM cycle_copy.customer)"
         ).fetchone()
     assert orphans[:2] == (0, 0) and orphans[2] >= 1 and orphans[3] > 0
+    if "tables" in public:
+        with pg.connect(cfg.target.url) as conn:
+            assert conn.execute(
+                "SELECT array_agg((id, manager_staff_id, city)::text ORDER BY id) "
+                "FROM cycle_copy.store"
+            ).fetchone()[0] == ["(1,1,Lethbridge)", "(2,2,Woodridge)"]
+
+
+def test_a_declared_public_table_is_copied_verbatim_and_spends_nothing(pg_workdir):
+    url = _source(pg_workdir, "rd_public", DIMENSION)
+    _, _, pack, spec = _spec(
+        url, privacy={"unit_table": "account"}, public={"tables": ["district"]}
+    )
+    for ledger in (pack["ledger"], pack["reference_ledger"]):
+        assert not [e for e in ledger["entries"] if e["detail"].get("table") == "district"]
+    frames = _generate(spec)
+    with pg.connect(url) as conn:
+        real = conn.execute(
+            "SELECT id, name, region, inhabitants FROM src.district ORDER BY id"
+        ).fetchall()
+    d = frames["district"]
+    got = list(zip(*(d.columns[c].to_list() for c in ("id", "region", "inhabitants")), strict=True))
+    assert got == [(r[0], r[2], r[3]) for r in real]
+    # "name" has a PII role (a person's name, as far as inference can tell): still synthesized.
+    assert not set(d.columns["name"].to_list()) & {r[1] for r in real}
+    assert set(_column(frames, "account", "district_id")) <= {r[0] for r in real}
+
+
+def test_public_tables_that_hold_units_or_point_at_synthesized_rows_are_refused(pg_workdir):
+    from synth_assets.core.errors import ConfigError
+
+    url = _source(pg_workdir, "rd_public_bad", DIMENSION)
+    with pytest.raises(ConfigError, match=r"\['account'\] hold rows of privacy units"):
+        _spec(url, privacy={"unit_table": "account"}, public={"tables": ["account"]})
+    with pytest.raises(ConfigError, match="unknown table"):
+        _spec(url, privacy={"unit_table": "account"}, public={"tables": ["nope"]})
+    cycle = _source(pg_workdir, "rd_public_cycle", CYCLE)
+    with pytest.raises(ConfigError, match="'staff' references 'store'.*add 'store'"):
+        _spec(cycle, privacy={"unit_table": "customer"}, public={"tables": ["staff"]})
