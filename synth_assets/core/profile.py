@@ -54,7 +54,7 @@ WEIGHT = {
     "range": 2.0,  # numeric and datetime ranges: without one a column cannot be generated
     "refine": 2.0,  # a numeric range narrowed inside its powers of two
     "values": 3.0,  # category values: a value not released is never generated
-    "point_masses": 0.5,  # a refinement of the numeric marginal
+    "point_masses": 2.0,  # a refinement of the numeric marginal
 }
 
 
