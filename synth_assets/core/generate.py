@@ -450,7 +450,34 @@ class ShardGenerator:
             frames[name] = self._table(name, n, ordinals, unit, parent_idx, frames, rng)
             out[name] = frames[name]
         self._fill_deferred(frames, shard)
+        for name in out:
+            out[name] = frames[name] = self._drop_duplicate_keys(name, frames[name])
         return out
+
+    def _drop_duplicate_keys(self, name: str, fr: Frame) -> Frame:
+        """Rows whose composite key repeats within the shard, dropped (first kept).
+
+        A link table keyed by (parent, reference) draws the reference per row: two draws for
+        the same parent can coincide (3 courses of 40 per person: 4 % of rows). Only for leaf
+        tables whose key holds the parent FK (unique across shards, since parents are): a
+        dropped row of a referenced table would orphan its children.
+        """
+        table = self.model.tables[name]
+        t = self.spec["tables"][name]
+        parent_fk = next((fk for fk in table.foreign_keys if fk.name == t["parent_fk"]), None)
+        if parent_fk is None or self.model.children(name) or fr.n == 0:
+            return fr
+        keep = np.ones(fr.n, dtype=bool)
+        for cols in table.unique_sets:
+            if len(cols) < 2 or parent_fk.columns[0] not in cols:
+                continue
+            df = pl.DataFrame({c: fr.columns[c] for c in cols})
+            keep &= df.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
+        if keep.all():
+            return fr
+        idx = np.flatnonzero(keep)
+        cols = {c: s.gather(idx) if s is not None else s for c, s in fr.columns.items()}
+        return Frame(cols, int(idx.size), fr.unit[idx] if fr.unit is not None else None)
 
     @staticmethod
     def _fanout(f: dict[str, Any], n_parents: int, rng: np.random.Generator) -> np.ndarray:
@@ -617,7 +644,13 @@ class ShardGenerator:
                     idx = np.floor(u * np.arange(n)).astype(np.int64)
                     null = np.zeros(n, dtype=bool)
                     null[0] = True
-                elif fr.unit is not None and target.unit is not None:
+                elif (
+                    fr.unit is not None
+                    and target.unit is not None
+                    and self.spec["tables"][fk.ref_table]["kind"] != "root"
+                ):
+                    # Another row of the same unit (a card of the same account); a second FK
+                    # to the unit table itself (transfer.to_id) is any unit of the shard.
                     order = np.argsort(target.unit, kind="stable")
                     su = target.unit[order]
                     lo = np.searchsorted(su, fr.unit, side="left")

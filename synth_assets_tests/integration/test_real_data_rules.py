@@ -328,3 +328,36 @@ def test_public_tables_that_hold_units_or_point_at_synthesized_rows_are_refused(
     cycle = _source(pg_workdir, "rd_public_cycle", CYCLE)
     with pytest.raises(ConfigError, match="'staff' references 'store'.*add 'store'"):
         _spec(cycle, privacy={"unit_table": "customer"}, public={"tables": ["staff"]})
+
+
+LINKS = """
+CREATE TABLE src.person (id int PRIMARY KEY, kind text NOT NULL);
+INSERT INTO src.person SELECT g, (ARRAY['a','b'])[1 + g % 2] FROM generate_series(1, 2000) g;
+CREATE TABLE src.course (id int PRIMARY KEY, level text NOT NULL);
+INSERT INTO src.course SELECT g, (ARRAY['x','y'])[1 + g % 2] FROM generate_series(1, 40) g;
+CREATE TABLE src.enrolment (person_id int NOT NULL REFERENCES src.person,
+                            course_id int NOT NULL REFERENCES src.course,
+                            grade int NOT NULL, PRIMARY KEY (person_id, course_id));
+INSERT INTO src.enrolment SELECT p, 1 + (p * 7 + k) % 40, (p + k) % 5
+  FROM generate_series(1, 2000) p, generate_series(0, 2) k;
+CREATE TABLE src.transfer (id int PRIMARY KEY, from_id int NOT NULL REFERENCES src.person,
+                           to_id int NOT NULL REFERENCES src.person, amount int NOT NULL);
+INSERT INTO src.transfer SELECT g, 1 + g % 2000, 1 + (g * 13) % 2000, g % 100
+  FROM generate_series(1, 4000) g;
+"""
+
+
+def test_a_link_table_keeps_its_composite_key_and_a_second_fk_to_the_unit_is_another_unit(
+    pg_workdir,
+):
+    import polars as pl
+
+    url = _source(pg_workdir, "rd_links", LINKS)
+    _, _, _, spec = _spec(url, privacy={"unit_table": "person"})
+    frames = _generate(spec)
+    enrol = pl.DataFrame({c: _column(frames, "enrolment", c) for c in ("person_id", "course_id")})
+    assert enrol.height > 1000 and enrol.is_duplicated().sum() == 0
+    people = set(_column(frames, "person", "id"))
+    src, dst = _column(frames, "transfer", "from_id"), _column(frames, "transfer", "to_id")
+    assert set(dst) <= people
+    assert sum(a == b for a, b in zip(src, dst, strict=True)) < 0.05 * len(src)
