@@ -92,8 +92,8 @@ class PrivacyConfig(_Model):
     # Budget split (fractions of rho): counts and 1-way marginals, pair selection, pairs,
     # fan-out and temporal histograms, numeric/datetime bounds.
     split: dict[str, float] = {
-        "bounds": 0.18,
-        "one_way": 0.25,
+        "bounds": 0.26,
+        "one_way": 0.17,
         "select": 0.05,
         "pairs": 0.20,
         "fanout": 0.14,
