@@ -413,7 +413,8 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             + "\nNothing was generated. Fix one per column: declare its values public "
             '(public: {values: {"table.column": [...]}} in synth.yaml), state them in the schema '
             "(a CHECK list or bounds, an enum), raise privacy.epsilon, or give the column a "
-            'synthesized role (columns: {"table.column": free_text}).'
+            'synthesized role (columns: {"table.column": free_text}); a reference table (a '
+            "geography, a catalogue) can be copied as it is: public: {tables: [...]}."
         )
     for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
         tname, cname = key.split(".")
