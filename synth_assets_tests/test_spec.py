@@ -215,7 +215,7 @@ def test_resolution_follows_rows_over_noise():
     assert numeric_resolution(0, 30, 24) == 24
 
 
-def test_a_range_is_narrowed_only_when_the_rest_of_it_is_shown_empty():
+def test_a_range_is_not_narrowed_when_the_rest_of_it_clearly_holds_data():
     sigma = 20.0
     peak = np.zeros(16)
     peak[5] = 20000

@@ -1429,9 +1429,11 @@ REFINE_LOSS = 0.02
 
 
 def _conclusive_span(v: np.ndarray, span: tuple[int, int], sigma: float) -> bool:
-    """Whether the noisy counts show, with 2 sigma of their pooled noise to spare, that the
-    buckets outside ``span`` hold at most ``REFINE_LOSS`` of what lies inside. Without this a
-    small table (1,000 rows at sigma 86) narrows a spread column onto its one noisiest bucket."""
+    """Whether the noisy counts are consistent with the buckets outside ``span`` holding at most
+    ``REFINE_LOSS`` of what lies inside: False when their pooled sum exceeds that by more than 2
+    sigma of its noise (the data clearly spreads beyond the span). A weak test on small tables
+    (1,000 rows at sigma 86 cannot tell 40 % outside from none); the outer bins of
+    :func:`with_outer_bins` keep what a wrong narrowing would lose."""
     v = np.asarray(v, dtype=np.float64)
     inside = float(v[span[0] : span[1] + 1].sum())
     n_out = v.size - (span[1] - span[0] + 1)
@@ -1449,8 +1451,9 @@ def _refine_ranges(
     sens: int,
 ) -> None:
     """Narrow each numeric range found on powers of two, in two rounds: a DP histogram on 16
-    sub-buckets of the range, trimmed to its significant span, then the same inside the result. Years 2003-2009 sit in [1024, 2048); without this
-    they would be drawn over 1990-2048. Each round spends half of the ``refine`` weight."""
+    sub-buckets of the range, trimmed to its significant span, then the same inside the result.
+    Years 2003-2009 sit in [1024, 2048); without this they would be drawn over 1990-2048. Each
+    round spends half of the ``refine`` weight."""
     for level in range(REFINE_ROUNDS):
         cols = _refine_once(conn, ts, params, cols, cms, budget, sens, level)
 
