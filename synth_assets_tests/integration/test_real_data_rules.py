@@ -4,6 +4,7 @@ entity, not a dimension table; numerics keep their point masses; values are neve
 import os
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy.stats import ks_2samp
 
@@ -350,7 +351,6 @@ INSERT INTO src.transfer SELECT g, 1 + g % 2000, 1 + (g * 13) % 2000, g % 100
 def test_a_link_table_keeps_its_composite_key_and_a_second_fk_to_the_unit_is_another_unit(
     pg_workdir,
 ):
-    import polars as pl
 
     url = _source(pg_workdir, "rd_links", LINKS)
     _, _, _, spec = _spec(url, privacy={"unit_table": "person"})
@@ -361,3 +361,27 @@ def test_a_link_table_keeps_its_composite_key_and_a_second_fk_to_the_unit_is_ano
     src, dst = _column(frames, "transfer", "from_id"), _column(frames, "transfer", "to_id")
     assert set(dst) <= people
     assert sum(a == b for a, b in zip(src, dst, strict=True)) < 0.05 * len(src)
+
+
+def test_a_public_table_cannot_be_resized_and_copies_every_type(pg_workdir):
+    from synth_assets.core.errors import ConfigError
+    from synth_assets.core.generate import from_text
+
+    url = _source(pg_workdir, "rd_public_rows", DIMENSION)
+    with pytest.raises(ConfigError, match="declared public and copied as it is"):
+        _spec(
+            url,
+            privacy={"unit_table": "account"},
+            public={"tables": ["district"]},
+            overrides={"rows": {"district": 10}},
+        )
+    ts = from_text(["2024-02-29T23:59:59.123456", None], {"base_type": "timestamptz"})
+    assert ts.dtype == pl.Datetime("us", "UTC") and ts.null_count() == 1
+    assert from_text(["2024-02-29"], {"base_type": "date"}).to_list()[0].isoformat() == "2024-02-29"
+    assert from_text(["true", "false", None], {"base_type": "bool"}).to_list() == [
+        True,
+        False,
+        None,
+    ]
+    assert from_text(["12.50"], {"base_type": "numeric"}).to_list() == [12.5]
+    assert from_text(["7"], {"base_type": "int4"}).to_list() == [7]
