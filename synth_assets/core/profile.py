@@ -175,12 +175,10 @@ def _public_table(conn, model: SchemaModel, n: str, cms: dict[str, ColumnModel])
     sch = qi(model.schema)
     exprs = [_text_sql(f"t.{qi(c)}", t.column(c).base_type) for c in copied]
     order = ", ".join(f"t.{qi(c)}" for c in (t.primary_key or copied[:1]))  # native order
-    rows = (
-        conn.execute(f"SELECT {', '.join(exprs)} FROM {sch}.{qi(n)} t ORDER BY {order}").fetchall()
-        if copied
-        else []
-    )
-    if not copied:
+    if copied:
+        sql = f"SELECT {', '.join(exprs)} FROM {sch}.{qi(n)} t ORDER BY {order}"
+        rows = conn.execute(sql).fetchall()
+    else:
         rows = [()] * int(conn.execute(f"SELECT count(*) FROM {sch}.{qi(n)}").fetchone()[0])
     copy = {c: [r[i] for r in rows] for i, c in enumerate(copied)}
     columns: dict[str, Any] = {}
@@ -622,6 +620,7 @@ def profile_source(
             ref_attr_of[n] = next((c for c, r in roles[n].items() if r == "categorical"), None)
 
     public = _check_public_tables(cfg, model, plans)
+    deferred = _deferred_fks(model)
 
     # --- column models and the number of measurements per share (to split the budget) ---
     colmodels: dict[str, dict[str, ColumnModel]] = {}
@@ -676,7 +675,7 @@ def profile_source(
             if plans[fk.ref_table].kind == "reference"
             and ref_attr_of.get(fk.ref_table)
             and fk.ref_table != n
-            and (n, fk.name) not in _deferred_fks(model)
+            and (n, fk.name) not in deferred
         )
         counts["one_way"] += pseudo  # marginal of the referenced row's attribute
         modelled = (
@@ -834,7 +833,7 @@ def _profile_table(
     # Where a unit owns one row, the released value counts are the column's one-way marginal
     # too: one release with both budgets (a lower threshold, so rarer values clear it) instead
     # of a threshold release and a second histogram of the same counts.
-    merged = not _per_unit(ts) and ts.m == 1
+    merged = ts.m == 1
     scales: dict[str, float] = {}
     released = _released_values(
         conn,
