@@ -447,13 +447,23 @@ def _released_range(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
 
 
 def numeric_edges(lo: float, hi: float, nbins: int, integer: bool) -> list[float]:
-    """Bin edges on [lo, hi]: one per integer for small integer ranges, else asinh-spaced."""
-    if integer and hi - lo + 1 <= nbins:
-        return [float(v) - 0.5 for v in range(int(lo), int(hi) + 2)]
+    """Bin edges on [lo, hi]: one per integer for small integer ranges, else asinh-spaced.
+
+    An integer column's edges sit on half-integers, so every bin holds whole values: bins of
+    width 0.86 over the years 2003-2009 would hold one year or two, and the values drawn inside
+    them (then rounded) would favour some years for no reason in the data."""
+    if integer:
+        lo, hi = float(math.ceil(lo - 1e-9)), float(math.floor(hi + 1e-9))
+        hi = max(hi, lo)
+        if hi - lo + 1 <= nbins:
+            return [float(v) - 0.5 for v in range(int(lo), int(hi) + 2)]
     if hi - lo < 10:
-        return list(np.linspace(lo, hi, nbins + 1))
-    e = np.sinh(np.linspace(np.arcsinh(lo), np.arcsinh(hi), nbins + 1))
-    e[0], e[-1] = lo, hi
+        e = np.linspace(lo, hi, nbins + 1)
+    else:
+        e = np.sinh(np.linspace(np.arcsinh(lo), np.arcsinh(hi), nbins + 1))
+        e[0], e[-1] = lo, hi
+    if integer:  # snap to half-integers; bins that collapse to nothing are merged away
+        e = np.unique(np.concatenate([[lo - 0.5], np.floor(e[1:-1]) + 0.5, [hi + 0.5]]))
     return [float(v) for v in e]
 
 
