@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -254,3 +256,17 @@ def test_significant_span_does_not_walk_out_on_noise_around_a_narrow_peak():
         spans.append(_significant_span(v, 61.0))
     narrow = sum(1 for s in spans if s is not None and s[1] - s[0] + 1 <= 4)
     assert narrow >= 470  # it was ~430 with the pooled tail at 1 sigma
+
+
+def test_integer_bins_hold_whole_values():
+    """Edges of an integer column sit on half-integers: every bin holds whole values, so a draw
+    inside a bin (then rounded) gives each of its values an even chance."""
+    from synth_assets.core.profile import numeric_edges
+
+    for lo, hi, nbins in [(2003, 2009, 6), (2002.3, 2010.7, 5), (0, 100_000, 10), (-40, 7, 12)]:
+        e = np.asarray(numeric_edges(lo, hi, nbins, True))
+        assert np.allclose(e - np.floor(e), 0.5)  # every edge on a half-integer
+        assert np.all(np.diff(e) >= 1) and len(e) - 1 <= nbins
+        assert e[0] == math.ceil(lo) - 0.5 and e[-1] == math.floor(hi) + 0.5
+    assert numeric_edges(2003, 2009, 7, True) == [v - 0.5 for v in range(2003, 2011)]
+    assert numeric_edges(0.0, 3.2, 4, False) == [0.0, 0.8, 1.6, 2.4000000000000004, 3.2]
