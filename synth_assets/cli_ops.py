@@ -40,12 +40,25 @@ def _audit(args: argparse.Namespace, cfg: Any, work: Path) -> str:
     return pg.resolve_url(url, work)
 
 
+def _bind_audit(cfg: Any, work: Path, url: str) -> Any:
+    """Sign this command's audit events with the configured audit key (the loader only has a URL)."""
+    from synth_assets.core.audit import AuditSigner, bind_audit_log
+
+    signer = AuditSigner.for_config(cfg, work)
+    signer.key()  # fail closed before anything is dropped
+    bind_audit_log(signer, url)
+    return signer
+
+
 def _cmd_teardown(args: argparse.Namespace) -> int:
+    from synth_assets.core.audit import anchor_head
     from synth_assets.core.load import teardown
 
     cfg, work = _settings(args)
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
+    signer = _bind_audit(cfg, work, audit)
     res = teardown(target, args.schema or cfg.target.db_schema, actor=args.actor, audit_url=audit)
+    anchor_head(audit, signer)
     if res.dropped:
         print(
             f"dropped {', '.join(res.dropped)} (recorded in synth_meta.teardowns and the audit log)"
@@ -58,6 +71,7 @@ def _cmd_teardown(args: argparse.Namespace) -> int:
 
 
 def _cmd_emergency(args: argparse.Namespace) -> int:
+    from synth_assets.core.audit import anchor_head
     from synth_assets.core.errors import ConfigError
     from synth_assets.core.load import emergency_teardown
     from synth_assets.core.store import RefreshStore
@@ -69,8 +83,10 @@ def _cmd_emergency(args: argparse.Namespace) -> int:
         )
     cfg, work = _settings(args)
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
+    signer = _bind_audit(cfg, work, audit)
     store = RefreshStore(cfg.artifacts.store or work / "runs")
     res = emergency_teardown(target, store.root, actor=args.actor, audit_url=audit)
+    anchor_head(audit, signer)
     print(f"dropped {len(res.dropped)} schema(s): {', '.join(res.dropped) or '-'}")
     if res.skipped:
         print(
@@ -83,12 +99,20 @@ def _cmd_emergency(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from synth_assets.core.audit import verify_chain
+    """Every MAC and link, the head, and the anchors outside the database; exit 1 on any break."""
+    from synth_assets.core.audit import AuditSigner, verify_chain
 
-    audit = _audit(args, *_settings(args))
-    res = verify_chain(audit)
+    cfg, work = _settings(args)
+    audit = _audit(args, cfg, work)
+    res = verify_chain(audit, AuditSigner.for_config(cfg, work))  # no key: SecretsError, exit 2
     if res.ok:
-        print(f"audit chain intact: {res.events} event(s), head {res.head_hash}")
+        keys = ", ".join(res.key_ids) or "none (legacy events only)"
+        print(
+            f"audit chain intact: {res.events} event(s), head event {res.head_seq} "
+            f"{res.head_hash}; audit key(s) {keys}"
+        )
+        for line in res.anchors + res.notes:
+            print(f"  {line}")
         return 0
     print(
         f"audit chain BROKEN ({len(res.problems)} problem(s) in {res.events} event(s)):",
@@ -96,6 +120,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     )
     for p in res.problems:
         print(f"  {p}", file=sys.stderr)
+    for line in res.notes:
+        print(f"  note: {line}", file=sys.stderr)
     return 1
 
 
@@ -148,9 +174,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--yes", action="store_true", help="confirm: this deletes data and artifacts")
     sp.set_defaults(fn=_cmd_emergency)
 
-    sp = subparsers.add_parser("audit", help="the hash-chained audit log: verify or show it")
+    sp = subparsers.add_parser("audit", help="the keyed, hash-chained audit log: verify or show it")
     asub = sp.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser("verify", help="check every hash and link; exit 1 on any break")
+    v = asub.add_parser(
+        "verify",
+        help="check every MAC and link, the chain head and the anchors outside the database "
+        "(<workdir>/audit, the store's refreshes); exit 1 on any break",
+    )
     _common(v)
     v.add_argument(
         "--audit-url", default=None, help="audit database (default audit.url, else target.url)"

@@ -160,15 +160,17 @@ def audit_url(cfg: Any, workdir: str | Path) -> str:
 
 
 def record_release_event(cfg: Any, workdir: str | Path, rid: str, payload: dict[str, Any]) -> None:
-    """Append a ``release`` event to the audit log; raise (so nothing is released) when it cannot."""
-    try:
-        from .audit import record_event
-    except ImportError:
-        raise ReleaseRefused(
-            "the audit log (synth_assets.core.audit.record_event) is not available in this installation: "
-            "a release is never issued without being recorded"
-        ) from None
-    record_event(audit_url(cfg, workdir), "release", rid, payload)
+    """Append a ``release`` event to the audit log, signed with the configuration's audit key;
+    raise (so nothing is released) when it cannot be recorded."""
+    from .audit import AuditSigner, record_event  # audit imports this module's neighbours
+
+    record_event(
+        audit_url(cfg, workdir),
+        "release",
+        rid,
+        payload,
+        signer=AuditSigner.for_config(cfg, workdir),
+    )
 
 
 # ---- release --------------------------------------------------------------------------------

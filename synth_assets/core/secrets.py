@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import SecretsError
 
 SEED_BYTES = 32
+_AUDIT_PURPOSE = b"synth_assets/audit/v1"
 
 
 class KeyVersionUnavailable(SecretsError):
@@ -62,6 +63,18 @@ class SecretsBackend(ABC):
         """Preflight: everything a refresh needs from the backend is reachable and permitted."""
         self.hmac_key()
 
+    def audit_key(self) -> Secret:
+        """The audit log's HMAC key: a purpose-bound subkey of the HMAC key, same version.
+
+        Derived rather than stored apart so that `synth-assets init` (or Vault's key and its
+        versions) provisions it with nothing new to create, and rotates with the HMAC key.
+        """
+        return derive_audit_key(self.hmac_key())
+
+    def audit_key_at(self, version: str) -> Secret:
+        """The audit key as it was at ``version`` (to verify events signed before a rotation)."""
+        return derive_audit_key(self.hmac_key_at(version))
+
 
 def new_master_seed() -> bytes:
     """Fresh master entropy from the OS CSPRNG (never the clock, never a global RNG)."""
@@ -71,6 +84,11 @@ def new_master_seed() -> bytes:
 def seed_commitment(seed: bytes) -> str:
     """SHA-256 commitment of a seed: what the audit trail records instead of the seed."""
     return hashlib.sha256(seed).hexdigest()
+
+
+def derive_audit_key(key: Secret) -> Secret:
+    """HMAC-SHA256(key, "synth_assets/audit/v1"): never the key used for holdout or signatures."""
+    return Secret(hmac.new(key.value, _AUDIT_PURPOSE, hashlib.sha256).digest(), key.version)
 
 
 def keyed_hash(key: bytes, value: str) -> str:

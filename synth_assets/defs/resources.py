@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from synth_assets.core.audit import AuditSigner, bind_audit_log
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.secrets import SecretsBackend, backend_from_config
 from synth_assets.core.store import RefreshStore, store_for
@@ -37,28 +38,43 @@ class SynthResource(dg.ConfigurableResource):
     def store(self) -> RefreshStore:
         return store_for(self.settings(), self.work)
 
+    def audit_signer(self) -> AuditSigner:
+        """Signs audit events with the secrets backend's audit key; anchors under <workdir>/audit."""
+        return AuditSigner.for_config(self.settings(), self.work)
+
     def meta_url(self) -> str:
-        """The audit/budget database (audit.url, else the target database)."""
+        """The audit/budget database (audit.url, else the target database).
+
+        Binds this configuration's audit signer to it, so core code that records events there
+        knowing only the URL (loader, teardown, the failure sensor) signs with the configured key.
+        """
         from synth_assets.core import pg
 
         cfg = self.settings()
-        return pg.resolve_url(cfg.audit.url or cfg.target.url, self.work)
+        url = pg.resolve_url(cfg.audit.url or cfg.target.url, self.work)
+        bind_audit_log(self.audit_signer(), url)
+        return url
 
-    def audit(self, context, kind: str, refresh_id: str, payload: dict) -> None:
-        """Append an event to the hash-chained audit log (audit.url, else the target database).
+    def audit(self, context, kind: str, refresh_id: str | None, payload: dict) -> None:
+        """Append a keyed event to the audit log (audit.url, else the target) and anchor it.
 
         Fails closed: a refresh whose steps cannot be recorded does not go on.
         """
-        from synth_assets.core import pg
         from synth_assets.core.audit import default_actor, record_event
 
-        cfg = self.settings()
         tags = context.run.tags if context.run else {}
         actor = tags.get("synth/actor") or default_actor()
         record_event(
-            pg.resolve_url(cfg.audit.url or cfg.target.url, self.work),
+            self.meta_url(),
             kind,
             refresh_id,
             {**payload, "run_id": context.run_id},
             actor,
+            signer=self.audit_signer(),
         )
+
+    def anchor_audit(self) -> None:
+        """Anchor the audit log's head after core code appended inside its own transaction."""
+        from synth_assets.core.audit import anchor_head
+
+        anchor_head(self.meta_url(), self.audit_signer())

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster._utils.schedules import cron_string_iterator
 
-from synth_assets.core.audit import list_events
+from synth_assets.core.audit import AuditSigner, bind_audit_log, list_events
 from synth_assets.core.config import parse_config
+from synth_assets.core.secrets import LocalSecrets, init_local_secrets
 from synth_assets.defs.automation.jobs import (
     gate_failure_sensor,
     generation_request,
@@ -52,7 +53,11 @@ def test_generation_request_covers_every_shard_and_keys_on_the_spec_hash():
     assert "f" * 64 in req.run_key and req.tags[REFRESH_TAG] == "r20260101T000000Z-abcdef"
 
 
-def test_a_failed_gate_is_recorded_in_the_audit_log(meta_url):
+def test_a_failed_gate_is_recorded_in_the_audit_log(meta_url, tmp_path):
+    # the sensor appends to a keyed log: this process signs with a local secrets backend's key
+    init_local_secrets(tmp_path / "secrets")
+    bind_audit_log(AuditSigner(LocalSecrets(tmp_path / "secrets"), tmp_path / "audit"), meta_url)
+
     @dg.asset
     def gated() -> None:
         return None

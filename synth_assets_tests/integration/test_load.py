@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from synth_assets.core import pg
-from synth_assets.core.audit import list_events, verify_chain
+from synth_assets.core.audit import AuditSigner, bind_audit_log, list_events, verify_chain
 from synth_assets.core.load import (
     LoadRefused,
     check_schema_name,
@@ -18,7 +18,7 @@ from synth_assets.core.load import (
     requalify,
     teardown,
 )
-from synth_assets.core.secrets import init_local_secrets
+from synth_assets.core.secrets import LocalSecrets, init_local_secrets
 from synth_assets.core.store import read_json, write_json_atomic
 from synth_assets.orchestrate import run_refresh
 from synth_assets_tests.conftest import make_config
@@ -460,6 +460,8 @@ def test_teardown_job_and_command_drop_the_staging_schema(
     from synth_assets.defs.staging import emergency_teardown as emergency_job
     from synth_assets.defs.staging import teardown_staging
 
+    init_local_secrets(tmp_path / "secrets")  # the load's and teardown's events are keyed
+    bind_audit_log(AuditSigner(LocalSecrets(tmp_path / "secrets"), tmp_path / "audit"), target)
     rdir, rid = demo_refresh
     load_refresh(rdir, rid, target, "synth", source_url=demo_url)
     load_refresh(rdir, rid, target, "team_b", source_url=demo_url)

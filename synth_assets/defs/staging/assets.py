@@ -1,13 +1,11 @@
 """Staging load: the gated refresh goes into an isolated schema; teardown jobs remove it."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from synth_assets.core import pg
 from synth_assets.core.audit import default_actor
-from synth_assets.core.config import SynthConfig
 from synth_assets.core.errors import ConfigError
 from synth_assets.core.generate import usable_cpus
 from synth_assets.core.load import check_staging, load_refresh, teardown
@@ -17,11 +15,6 @@ from synth_assets.defs.lineage import upstream_refresh
 from synth_assets.defs.resources import SynthResource
 
 ACTOR_TAG = "synth/actor"
-
-
-def audit_url(cfg: SynthConfig, work: Path) -> str:
-    """libpq URL of the audit database: audit.url, else the target database."""
-    return pg.resolve_url(cfg.audit.url or cfg.target.url, work)
 
 
 def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
@@ -63,10 +56,11 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
         source_url=source,
         actor=_actor(context),
         run_id=context.run_id,
-        audit_url=audit_url(cfg, work),
+        audit_url=synth.meta_url(),  # binds the audit signer the loader's events use
         workers=min(2, usable_cpus()),
         progress=progress,
     )
+    synth.anchor_audit()  # the load event was appended inside the swap transaction
     write_json_atomic(store.path(rid, "load.json"), res.to_dict())
     context.log.info(
         f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}"
@@ -132,8 +126,9 @@ def drop_staging_schema(
         config.schema_name or cfg.target.db_schema,
         actor=_actor(context),
         run_id=context.run_id,
-        audit_url=audit_url(cfg, synth.work),
+        audit_url=synth.meta_url(),
     )
+    synth.anchor_audit()
     context.log.info(f"dropped: {', '.join(res.dropped) or 'nothing (no such schema)'}")
 
 
@@ -167,8 +162,9 @@ def remove_all_synthetic_data(
         synth.store().root,
         actor=_actor(context),
         run_id=context.run_id,
-        audit_url=audit_url(cfg, synth.work),
+        audit_url=synth.meta_url(),
     )
+    synth.anchor_audit()
     context.log.warning(
         f"emergency teardown: dropped {res.dropped}, deleted artifacts of {len(res.artifacts)} "
         f"refresh(es), left alone {res.skipped}, also removed {res.also_removed}"
