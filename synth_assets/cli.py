@@ -7,8 +7,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from synth_assets.core.errors import SynthError
+from synth_assets.core.errors import GateFailed, SynthError
+
+if TYPE_CHECKING:
+    from synth_assets.core.config import SynthConfig
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -30,7 +34,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     gen = {k: v for k, v in (("scale", args.scale), ("band", args.band)) if v is not None}
     if gen:
-        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update=gen)})
+        cfg = _with_options(cfg, {"generation": {**cfg.generation.model_dump(), **gen}})
     url = pg.resolve_url(cfg.source.url, workdir)
     if not demo_exists(url):
         print(
@@ -59,15 +63,18 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         }
         updates["generation"] = cfg.generation.model_copy(update=gen)
     if updates:
-        from synth_assets.core.config import parse_config
-
-        cfg = parse_config(
-            {**cfg.to_json(), **{k: v.model_dump(by_alias=True) for k, v in updates.items()}},
-            "command line",
-        )
+        cfg = _with_options(cfg, {k: v.model_dump(by_alias=True) for k, v in updates.items()})
     summary = run_refresh(args.config, Path(args.workdir), source_url=args.source, cfg_override=cfg)
     _print_summary(summary)
     return 0
+
+
+def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig":
+    """The config with command-line options applied, validated like the file itself (a
+    ``--scale inf`` is refused here, not by an overflow deep inside the refresh)."""
+    from synth_assets.core.config import parse_config
+
+    return parse_config({**cfg.to_json(), **sections}, "command line")
 
 
 def _print_summary(summary: dict) -> None:
@@ -150,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except GateFailed as exc:  # the input was fine; the data did not pass: exit 3, not 2
+        print(f"synth-assets: gate failed: {exc}", file=sys.stderr)
+        return 3
     except SynthError as exc:
         print(f"synth-assets: error: {exc}", file=sys.stderr)
         return 2

@@ -10,11 +10,14 @@ from typing import Any
 
 import dagster as dg
 
-from synth_assets.core import budget, pg
+from synth_assets.core import budget
+from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
-from synth_assets.core.errors import ConfigError, GateFailed
+from synth_assets.core.errors import GateFailed, SynthError
 from synth_assets.core.generate import shard_key
-from synth_assets.core.schema import reflect
+from synth_assets.core.plan import build_plan
+from synth_assets.core.preflight import existing_database, preflight
+from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import new_refresh_id, read_json, store_for, write_json_atomic
 from synth_assets.definitions import build_definitions
@@ -24,30 +27,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]
 SHARD_ASSETS = ["synthetic_shards"]
 DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards when defined
-
-
-def preflight(cfg: SynthConfig, workdir: Path) -> None:
-    """Everything that can be checked before anything is written: secrets, source, table names."""
-    backend_from_config(cfg.secrets, workdir).check_ready()
-    # Budget before the source: a refresh over the annual cap never touches it.
-    meta_cfg = cfg.audit.url or cfg.target.url
-    key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
-    if pg.is_embedded(meta_cfg) and not (workdir / "pg" / "PG_VERSION").exists():
-        st = budget.Standing(
-            0.0, cfg.privacy.annual_epsilon_cap, []
-        )  # no ledger yet: nothing spent
-    else:
-        st = budget.standing(pg.resolve_url(meta_cfg, workdir), key, cfg.privacy.annual_epsilon_cap)
-    st.refuse_if_over(cfg.privacy.epsilon, label)
-    url = pg.resolve_url(cfg.source.url, workdir)
-    with pg.connect(url) as conn:
-        model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)
-    unknown = sorted(cfg.table_names_mentioned() - set(model.tables))
-    if unknown:
-        raise ConfigError(
-            f"synth.yaml names table(s) {', '.join(unknown)} that are not in schema "
-            f"{cfg.source.db_schema!r} (tables: {', '.join(sorted(model.tables))})"
-        )
 
 
 def instance_for(workdir: Path) -> dg.DagsterInstance:
@@ -97,6 +76,48 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
+def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthConfig) -> str | None:
+    """Why a failed profiling run measured nothing, or None when it may have measured.
+
+    Only production_shape measures. When it never started, nothing was measured. When it
+    started, the unit plan it builds before its first measurement is rebuilt from the
+    refresh's schema.json: if that fails, the step failed there. Any other failure may have
+    come after a measurement, and the reservation stays (conservative).
+    """
+    started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
+    if "production_shape" not in started:
+        return _failure(result)
+    schema_path = store.path(rid, "schema.json")
+    if store.path(rid, "metrics_pack.json").exists() or not schema_path.exists():
+        return None
+    reflected = read_json(schema_path)
+    try:
+        build_plan(
+            SchemaModel.from_dict(reflected["schema"]), reflected["roles"], cfg.privacy.unit_table
+        )
+    except SynthError as exc:
+        return f"production_shape: {exc}"
+    return None
+
+
+def _release_unmeasured(
+    cfg: SynthConfig, workdir: Path, rid: str, reason: str, log: Callable[[str], None]
+) -> bool:
+    """Release the reservation of a refresh that measured nothing; the ledger keeps the reason."""
+    url = existing_database(cfg.audit.url or cfg.target.url, workdir)
+    if url is None or not budget.release(url, rid, reason):
+        return False
+    record_event(
+        url,
+        "reservation_released",
+        rid,
+        {"reason": reason, "epsilon": 0.0},
+        signer=AuditSigner.for_config(cfg, workdir),
+    )
+    log(f"budget: released the reservation of {rid}: it measured nothing")
+    return True
+
+
 def run_refresh(
     config_file: str | None,
     workdir: Path,
@@ -107,8 +128,10 @@ def run_refresh(
 ) -> dict[str, Any]:
     """Profile, calibrate and generate one refresh; write and return its summary.
 
-    Run 1 materializes the boundary assets and the spec; run 2 the shard partitions (one
-    single-run backfill) and everything downstream. Blocking checks stop each run.
+    Preflight first: a refresh it refuses reserves no budget and writes nothing. Run 1
+    materializes the boundary assets and the spec; run 2 the shard partitions (one single-run
+    backfill) and everything downstream. Blocking checks stop each run. A run 1 that failed
+    before its first DP measurement releases its budget reservation.
     """
     workdir = workdir.expanduser().resolve()
     cfg = cfg_override or load_config(config_file)
@@ -178,6 +201,9 @@ def run_refresh(
             summary["error"] = _failure(r2)
     else:
         summary["error"] = _failure(r1) if not r1.success else None
+        reason = _unmeasured(r1, store, rid, cfg) if not r1.success else None
+        if reason and _release_unmeasured(cfg, workdir, rid, reason, log):
+            summary["budget_released"] = True
     pack_path = store.path(rid, "metrics_pack.json")
     if pack_path.exists():
         pack = read_json(pack_path)
@@ -217,6 +243,11 @@ def run_refresh(
         raise GateFailed(
             f"refresh {rid} stopped: "
             + ("; ".join(failed) if failed else summary.get("error") or "run failed")
+            + (
+                "; nothing was measured, so its budget reservation was released"
+                if summary.get("budget_released")
+                else ""
+            )
             + (f" (summary: {summary_path})" if summary.get("summary_path") else "")
         )
     return summary

@@ -2,8 +2,10 @@
 
 Stored beside the audit log (``synth_budget.spend`` in the audit database). A refresh reserves
 its epsilon *before* any query reaches the source; a refresh that would push the last 365 days
-over the cap is refused with the date the budget frees up. Reservations are never released
-(a profile that failed midway counts as spent: conservative by design).
+over the cap is refused with the date the budget frees up. A profile that failed midway counts
+as spent (conservative by design). A reservation whose refresh stopped before its first DP
+measurement is released: its row stays in the ledger with status ``released``, epsilon 0 and
+the reason, so a failed run cannot use up the annual cap.
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ CREATE TABLE IF NOT EXISTS synth_budget.spend (
   source text NOT NULL,
   epsilon double precision NOT NULL CHECK (epsilon >= 0),
   delta double precision NOT NULL,
-  status text NOT NULL CHECK (status IN ('reserved', 'spent')),
-  spent_at timestamptz NOT NULL DEFAULT now()
+  status text NOT NULL,
+  spent_at timestamptz NOT NULL DEFAULT now(),
+  note text,
+  CONSTRAINT spend_status_check CHECK (status IN ('reserved', 'spent', 'released'))
 );
 CREATE INDEX IF NOT EXISTS spend_source_idx ON synth_budget.spend (source_key, spent_at);
+"""
+# Ledgers created before releases existed: the note column and the wider status check.
+_MIGRATE = """
+ALTER TABLE synth_budget.spend ADD COLUMN IF NOT EXISTS note text;
+ALTER TABLE synth_budget.spend DROP CONSTRAINT IF EXISTS spend_status_check;
+ALTER TABLE synth_budget.spend ADD CONSTRAINT spend_status_check
+  CHECK (status IN ('reserved', 'spent', 'released'));
 """
 
 
@@ -76,16 +87,24 @@ class Standing:
 def _ensure(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('synth_budget'))")
     conn.execute(_DDL)
+    current = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'synth_budget.spend'::regclass AND conname = 'spend_status_check'"
+    ).fetchone()
+    if not current or "released" not in current[0]:
+        conn.execute(_MIGRATE)
 
 
 def standing(url: str, key: str, cap: float, now: datetime | None = None) -> Standing:
-    """What the source has spent in the last 365 days."""
+    """What the source has spent in the last 365 days (read-only: a ledger that does not exist
+    yet means nothing was spent, and preflight must create nothing)."""
     now = now or datetime.now(UTC)
     with connect(url) as conn, conn.transaction():
-        _ensure(conn)
+        if not conn.execute("SELECT to_regclass('synth_budget.spend') IS NOT NULL").fetchone()[0]:
+            return Standing(0.0, cap, [])
         rows = conn.execute(
             "SELECT refresh_id, epsilon, spent_at, status FROM synth_budget.spend "
-            "WHERE source_key = %s AND spent_at > %s ORDER BY spent_at",
+            "WHERE source_key = %s AND spent_at > %s AND status <> 'released' ORDER BY spent_at",
             (key, now - WINDOW),
         ).fetchall()
     entries = [
@@ -111,9 +130,9 @@ def reserve(
     with connect(url) as conn, conn.transaction():
         _ensure(conn)  # the advisory lock serialises concurrent refreshes of any source
         existing = conn.execute(
-            "SELECT epsilon FROM synth_budget.spend WHERE refresh_id = %s", (refresh_id,)
+            "SELECT epsilon, status FROM synth_budget.spend WHERE refresh_id = %s", (refresh_id,)
         ).fetchone()
-        if existing:
+        if existing and existing[1] != "released":  # a released one is reserved again below
             return {
                 "refresh_id": refresh_id,
                 "epsilon": float(existing[0]),
@@ -121,7 +140,8 @@ def reserve(
                 "reused": True,
             }
         rows = conn.execute(
-            "SELECT epsilon, spent_at FROM synth_budget.spend WHERE source_key = %s AND spent_at > %s",
+            "SELECT epsilon, spent_at FROM synth_budget.spend "
+            "WHERE source_key = %s AND spent_at > %s AND status <> 'released'",
             (key, now - WINDOW),
         ).fetchall()
         st = Standing(
@@ -132,7 +152,9 @@ def reserve(
         st.refuse_if_over(epsilon, label)
         conn.execute(
             "INSERT INTO synth_budget.spend (refresh_id, source_key, source, epsilon, delta, status, spent_at) "
-            "VALUES (%s, %s, %s, %s, %s, 'reserved', %s)",
+            "VALUES (%s, %s, %s, %s, %s, 'reserved', %s) ON CONFLICT (refresh_id) DO UPDATE "
+            "SET epsilon = excluded.epsilon, delta = excluded.delta, status = 'reserved', "
+            "spent_at = excluded.spent_at, note = NULL",
             (refresh_id, key, label, epsilon, delta, now),
         )
     return {
@@ -149,7 +171,26 @@ def settle(url: str, refresh_id: str, epsilon_spent: float) -> None:
     with connect(url) as conn, conn.transaction():
         _ensure(conn)
         conn.execute(
-            "UPDATE synth_budget.spend SET epsilon = LEAST(epsilon, %s), status = 'spent' "
+            "UPDATE synth_budget.spend SET status = 'spent', "
+            "epsilon = CASE WHEN status = 'released' THEN %s ELSE LEAST(epsilon, %s) END "
             "WHERE refresh_id = %s",
-            (epsilon_spent, refresh_id),
+            (epsilon_spent, epsilon_spent, refresh_id),
         )
+
+
+def release(url: str, refresh_id: str, reason: str) -> bool:
+    """Release a reservation whose refresh stopped before its first DP measurement.
+
+    The row stays in the ledger (status ``released``, epsilon 0, the reserved epsilon and the
+    reason in ``note``) so the ledger shows what happened. A settled (spent) entry is never
+    touched. Returns True when a reservation was released.
+    """
+    with connect(url) as conn, conn.transaction():
+        _ensure(conn)
+        row = conn.execute(
+            "UPDATE synth_budget.spend SET status = 'released', epsilon = 0, "
+            "note = 'released unused: reserved epsilon=' || epsilon || '; ' || %s "
+            "WHERE refresh_id = %s AND status = 'reserved' RETURNING refresh_id",
+            (reason, refresh_id),
+        ).fetchone()
+    return row is not None

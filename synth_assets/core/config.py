@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from datetime import date
 from pathlib import Path
@@ -40,7 +42,21 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: an infinite scale or a NaN epsilon is refused at load time, naming
+    # the key, instead of overflowing (or silently comparing false) deep inside a refresh.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Schemas a staging load must never replace: the product's own (budget ledger, audit log, load
+# metadata), PostgreSQL's, the default one, and the loader's swap names.
+RESERVED_SCHEMAS = frozenset(
+    {"public", "information_schema", "synth_meta", "synth_audit", "synth_budget"}
+)
+
+
+def reserved_schema(name: str) -> bool:
+    """True for a schema name a staging load may not use (see RESERVED_SCHEMAS, pg_*, swaps)."""
+    return name in RESERVED_SCHEMAS or name.startswith("pg_") or name.endswith(("__next", "__prev"))
 
 
 class SourceConfig(_Model):
@@ -61,6 +77,12 @@ class TargetConfig(_Model):
             raise ValueError(
                 f"target schema {v!r} is not a safe identifier: use lowercase letters, digits "
                 "and underscores (at most 41 characters)"
+            )
+        if reserved_schema(v):
+            raise ValueError(
+                f"target schema {v!r} is reserved ({', '.join(sorted(RESERVED_SCHEMAS))}, pg_*, "
+                "*__next, *__prev): the load replaces the whole schema, so choose a name of its own "
+                "such as synth"
             )
         return v
 
@@ -368,6 +390,44 @@ class AutomationConfig(_Model):
         return v
 
 
+# The valid range of every `gates:` key (the evaluator's GATE_SPECS name the same keys; a test
+# keeps the two in step). Shares, AUCs, similarity scores and correlations are in [0, 1];
+# ratios and counts are non-negative; autocorrelation differences are at most 2.
+GATE_RANGES: dict[str, tuple[float, float]] = {
+    "dcr_share_max": (0.0, 1.0),
+    "nndr_ratio_min": (0.0, math.inf),
+    "mia_auc_max": (0.0, 1.0),
+    "exact_match_excess_max": (0.0, 1.0),
+    "rare_combination_ratio_max": (0.0, math.inf),
+    "identifier_overlap_max": (0.0, math.inf),
+    "column_shapes_min": (0.0, 1.0),
+    "fanout_similarity_min": (0.0, 1.0),
+    "hour_of_week_corr_min": (0.0, 1.0),
+    "pair_trends_min": (0.0, 1.0),
+    "acf_diff_max": (0.0, 2.0),
+    "null_rate_diff_max": (0.0, 1.0),
+}
+
+
+def _gate_problems(gates: dict[str, float | None]) -> list[str]:
+    """One line per unknown gate key (with the closest known one) or out-of-range threshold."""
+    problems = []
+    for key, value in gates.items():
+        if key not in GATE_RANGES:
+            close = difflib.get_close_matches(key, GATE_RANGES, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(GATE_RANGES)}"
+            problems.append(f"gates.{key} is not a gate ({hint})")
+            continue
+        lo, hi = GATE_RANGES[key]
+        if value is not None and not lo <= value <= hi:
+            span = f"[{lo:g}, {hi:g}]" if math.isfinite(hi) else f">= {lo:g}"
+            problems.append(
+                f"gates.{key} = {value:g} is out of range: use a value in {span}, or null to "
+                "measure without gating"
+            )
+    return problems
+
+
 class SynthConfig(_Model):
     source: SourceConfig = SourceConfig()
     target: TargetConfig = TargetConfig()
@@ -392,6 +452,14 @@ class SynthConfig(_Model):
     #   rows: {table: n}, categorical: {"t.c": {value: weight}}, null_rate: {"t.c": share}
     overrides: dict[str, dict[str, Any]] = {}
 
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        problems = _gate_problems(v)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return v
+
     @field_validator("overrides")
     @classmethod
     def _overrides(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -400,21 +468,32 @@ class SynthConfig(_Model):
             raise ValueError(
                 f"overrides: unknown section(s) {sorted(unknown)}; use rows, categorical, null_rate"
             )
+        problems = []
+        for sec in ("null_rate", "categorical"):
+            problems += [
+                f"overrides.{sec} key {key!r} must be 'table.column'"
+                for key in v.get(sec, {})
+                if not isinstance(key, str) or key.count(".") != 1
+            ]
         for key, share in v.get("null_rate", {}).items():
-            if not 0 <= float(share) <= 1:
-                raise ValueError(f"overrides.null_rate[{key!r}] = {share} must be between 0 and 1")
+            if not (_number(share) and 0 <= share <= 1):
+                problems.append(f"overrides.null_rate[{key!r}] = {share} must be between 0 and 1")
         for key, weights in v.get("categorical", {}).items():
             if (
                 not isinstance(weights, dict)
                 or not weights
-                or any(float(w) < 0 for w in weights.values())
+                or not all(_number(w) and w >= 0 for w in weights.values())
             ):
-                raise ValueError(
-                    f"overrides.categorical[{key!r}] must map values to non-negative weights"
+                problems.append(
+                    f"overrides.categorical[{key!r}] must map values to finite, non-negative weights"
                 )
         for key, n in v.get("rows", {}).items():
-            if int(n) < 1:
-                raise ValueError(f"overrides.rows[{key!r}] = {n} must be at least 1")
+            if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+                problems.append(
+                    f"overrides.rows[{key!r}] = {n} must be a whole number of at least 1"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return v
 
     @field_validator("public")
@@ -470,6 +549,7 @@ class SynthConfig(_Model):
         names |= {
             k.split(".")[0] for k in (*self.columns, *self.bounds, *self.public.get("values", {}))
         }
+        names |= set(self.public_tables())
         names |= set(self.privacy.max_rows_per_unit_by_table) | set(self.generation.rows)
         names |= set(self.overrides.get("rows", {}))
         names |= {
@@ -485,15 +565,33 @@ class SynthConfig(_Model):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def _number(x: Any) -> bool:
+    """A finite int or float (not a bool, not a string)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _format_validation(exc: ValidationError, origin: str) -> str:
-    parts = []
+    """One line per problem; of a union's alternatives (bounds: numbers or dates), the first."""
+    lines: list[str] = []
+    branch: dict[tuple, str] = {}  # union location -> the branch whose errors are reported
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raw = [str(p) for p in err["loc"]]
+        tag = next((i for i, p in enumerate(raw) if "[" in p), None)  # e.g. "tuple[float, float]"
+        if tag is not None and branch.setdefault(tuple(raw[:tag]), raw[tag]) != raw[tag]:
+            continue
+        loc = ".".join(p for p in raw if "[" not in p) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling against the README's synth.yaml reference)"
-        parts.append(f"{loc}: {msg}")
-    return f"invalid configuration in {origin}: " + "; ".join(parts)
+        elif err["type"] == "finite_number":
+            msg = f"must be a finite number (got {err['input']})"
+        # A validator that found several problems reports one per line, each naming its key.
+        lines += [m if m.startswith(f"{loc}.") else f"{loc}: {m}" for m in msg.split("\n")]
+    if len(lines) == 1:
+        return f"invalid configuration in {origin}: {lines[0]}"
+    return f"invalid configuration in {origin} ({len(lines)} problems):\n  - " + "\n  - ".join(
+        lines
+    )
 
 
 def parse_config(data: dict[str, Any] | None, origin: str = "synth.yaml") -> SynthConfig:
@@ -510,6 +608,61 @@ def parse_config(data: dict[str, Any] | None, origin: str = "synth.yaml") -> Syn
         raise ConfigError(_format_validation(exc, origin)) from None
 
 
+def _duplicate_keys(node: yaml.Node | None) -> list[str]:
+    """Every key written twice in one mapping, with its dotted path and both lines.
+
+    PyYAML keeps the last of two equal keys without a word (`epsilon: 1` then `epsilon: 3`
+    spends 3), so the composed node tree is checked before the document is constructed.
+    """
+    found: list[tuple[int, str]] = []
+    todo: list[tuple[yaml.Node | None, str]] = [(node, "")]
+    seen: set[int] = set()
+    while todo:
+        n, where = todo.pop()
+        if n is None or id(n) in seen:  # aliases share nodes; anchors may recurse
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.SequenceNode):
+            todo += [(item, f"{where}[{i}]") for i, item in enumerate(n.value)]
+        elif isinstance(n, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in n.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    continue
+                name = f"{where}.{key.value}" if where else str(key.value)
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    found.append(
+                        (
+                            line,
+                            f"duplicate key {name} at line {line} (first at line "
+                            f"{first[(key.tag, key.value)]}): YAML would keep only the last value; "
+                            "remove one",
+                        )
+                    )
+                else:
+                    first[(key.tag, key.value)] = line
+                todo.append((value, name))
+    return [m for _, m in sorted(found)]
+
+
+def read_yaml(p: Path) -> Any:
+    """A YAML file's content, refusing invalid YAML and duplicate keys with their lines."""
+    try:
+        text = p.read_text()
+        problems = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if len(problems) == 1:
+        raise ConfigError(f"{p}: {problems[0]}")
+    if problems:
+        raise ConfigError(f"{p} ({len(problems)} problems):\n  - " + "\n  - ".join(problems))
+    return data
+
+
 def load_config(path: str | Path | None) -> SynthConfig:
     """Read and validate ``synth.yaml``; ``None`` gives the defaults."""
     if path is None:
@@ -519,13 +672,7 @@ def load_config(path: str | Path | None) -> SynthConfig:
         raise ConfigError(
             f"config file {p} does not exist: pass --config with the path of your synth.yaml"
         )
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_config(data, str(p))
+    return parse_config(read_yaml(p), str(p))
 
 
 def is_identifier(name: str) -> bool:
@@ -543,10 +690,7 @@ def with_overrides_file(cfg: SynthConfig) -> SynthConfig:
         raise ConfigError(
             f"automation.overrides_file {p} does not exist: create it or remove the setting"
         )
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(p) or {}
     extra = data.get("overrides", data) if isinstance(data, dict) else None
     if not isinstance(extra, dict):
         raise ConfigError(f"{p} must hold a mapping (optionally under `overrides:`)")

@@ -61,7 +61,7 @@ REPORT_PATH = Path("report") / "privacy_report.json"
 DEFAULT_BATCH_ROWS = 131_072
 MAINTENANCE_WORK_MEM = "512MB"
 _SAFE_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
-_RESERVED = {"public", "information_schema", META_SCHEMA, "synth_audit"}
+_RESERVED = {"public", "information_schema", META_SCHEMA, "synth_audit", "synth_budget"}
 _PRODUCTION = re.compile(r"\bproduction\b", re.IGNORECASE)
 
 Progress = Callable[[str, int, int], None]

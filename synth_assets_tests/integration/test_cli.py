@@ -94,3 +94,16 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     )
     out = capsys.readouterr().out
     assert "summary: " in out and "check shards_valid: passed" in out
+
+
+def test_a_failed_gate_exits_3_and_bad_input_2(workdir, demo_url, capsys, monkeypatch):
+    """Schedulers and operators tell "fix your input" (2) from "the data did not pass" (3)."""
+    from synth_assets import orchestrate
+    from synth_assets.core.errors import GateFailed
+
+    def blocked(*args, **kwargs):
+        raise GateFailed("refresh r1 stopped: privacy_dcr_share 0.55 > 0.52")
+
+    monkeypatch.setattr(orchestrate, "run_refresh", blocked)
+    assert main(["refresh", "--source", demo_url, "--workdir", str(workdir)]) == 3
+    assert "gate failed: refresh r1 stopped" in capsys.readouterr().err

@@ -200,7 +200,7 @@ def test_every_stage_is_in_the_hash_chained_audit_log(demo_run):
 
     wd, s = demo_run
     kinds = [e.kind for e in list_events(SESSION["target"]) if e.refresh_id == s["refresh_id"]]
-    assert kinds[:3] == ["profile", "spec", "shards"]
+    assert kinds[:4] == ["reservation", "profile", "spec", "shards"]
     assert verify_chain(SESSION["target"]).ok
 
 

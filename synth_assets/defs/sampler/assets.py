@@ -7,9 +7,10 @@ import dagster as dg
 from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
 from synth_assets.core.gates import check_budget, check_metrics_pack
+from synth_assets.core.preflight import preflight
 from synth_assets.core.profile import profile_source
 from synth_assets.core.roles import infer_roles
-from synth_assets.core.schema import SchemaModel, reflect
+from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
 from synth_assets.defs.lineage import run_refresh_tag, upstream_refresh
 from synth_assets.defs.resources import SynthResource
@@ -26,9 +27,11 @@ BOUNDARY = {"synth/privacy_boundary": "inside"}
 )
 def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
     cfg = synth.settings()
-    synth.secrets().hmac_key()  # fail closed: no secrets backend, no refresh (nothing written yet)
+    # Fail closed before the budget: a config, secret, schema or target problem preflight can
+    # see is refused here (one line per problem) with nothing reserved and nothing written.
     rid = run_refresh_tag(context) or new_refresh_id()
-    # The annual cap is enforced before any query reaches the source.
+    model = preflight(cfg, synth.work, refresh_id=rid)
+    # The annual cap is enforced before any measurement reaches the source.
     reservation = budget.reserve(
         synth.meta_url(),
         rid,
@@ -39,10 +42,21 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
         cfg.privacy.annual_epsilon_cap,
         cfg.privacy.budget_key,
     )
+    synth.audit(
+        context,
+        "reservation",
+        rid,
+        {
+            "source": reservation["source"],
+            "epsilon": cfg.privacy.epsilon,
+            "delta": cfg.privacy.delta,
+            "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
+            "spent_before": float(reservation.get("spent_before", 0.0)),
+        },
+    )
     context.log.info(f"budget: reserved epsilon={cfg.privacy.epsilon} for {reservation['source']}")
     url = pg.resolve_url(cfg.source.url, synth.work)
     with pg.connect(url) as conn:
-        model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)
         roles = infer_roles(conn, model, cfg.columns)
     store = synth.store()
     path = store.path(rid, "schema.json")
