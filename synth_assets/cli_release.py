@@ -92,7 +92,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     token = args.token
     if token == "-":
         token = sys.stdin.read().strip()
-    check = verify_token(token, secrets)
+    check = verify_token(
+        token,
+        secrets,
+        ticket=getattr(args, "ticket", None),
+        refresh_id=getattr(args, "refresh_id", None),
+    )
     print(json.dumps(check.to_dict(now=time.time()), indent=1, sort_keys=True))
     return 0 if check.valid else 1
 
@@ -146,5 +151,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = sp.add_subparsers(dest="release_command")
     vp = sub.add_parser("verify", help="say whether a release token is valid and what it grants")
     vp.add_argument("token", help="the release token (or - to read it from stdin)")
+    vp.add_argument(
+        "--ticket", default=argparse.SUPPRESS, help="valid only if issued for this ticket"
+    )
+    vp.add_argument(
+        "--refresh-id", default=argparse.SUPPRESS, help="valid only if issued for this refresh"
+    )
     common(vp, suppress=True)
     vp.set_defaults(fn=_cmd_verify)

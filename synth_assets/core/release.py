@@ -119,9 +119,17 @@ class TokenCheck:
 
 
 def verify_token(
-    token: str, secrets: SecretsBackend, *, now: Callable[[], float] = time.time
+    token: str,
+    secrets: SecretsBackend,
+    *,
+    now: Callable[[], float] = time.time,
+    ticket: str | None = None,
+    refresh_id: str | None = None,
 ) -> TokenCheck:
-    """Whether a release token is authentic and unexpired, and what it grants."""
+    """Whether a release token is authentic and unexpired, and what it grants.
+
+    ``ticket`` and ``refresh_id``, when given, must be the ones the token was issued for: a valid
+    token for another change ticket or refresh is not a valid token for this one."""
     parts = token.strip().split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return TokenCheck(
@@ -145,6 +153,14 @@ def verify_token(
         return TokenCheck(False, f"expired at {_iso(exp)}", claims)
     if iat > t + CLOCK_SKEW:
         return TokenCheck(False, f"issued in the future ({_iso(iat)}): check the clocks", claims)
+    if ticket is not None and claims.get("ticket") != ticket:
+        return TokenCheck(
+            False, f"issued for ticket {claims.get('ticket')!r}, not {ticket!r}", claims
+        )
+    if refresh_id is not None and claims.get("rid") != refresh_id:
+        return TokenCheck(
+            False, f"issued for refresh {claims.get('rid')!r}, not {refresh_id!r}", claims
+        )
     return TokenCheck(True, "valid", claims)
 
 

@@ -126,6 +126,25 @@ def test_release_issues_a_ticket_bound_token_and_audits_it(refresh, audit_url):
     )  # the audit holds a fingerprint, not the token
 
 
+def test_a_token_verifies_only_for_its_own_ticket_and_refresh(refresh, capsys):
+    from synth_assets.cli import main
+
+    wd, cfg, secrets, rid = refresh
+    doc = issue_release(cfg, wd, rid, "CHG-1004", 3600, secrets)
+    assert verify_token(doc["token"], secrets, ticket="CHG-1004", refresh_id=rid).valid
+    other = verify_token(doc["token"], secrets, ticket="CHG-9999")
+    assert not other.valid and "issued for ticket 'CHG-1004', not 'CHG-9999'" in other.reason
+    assert not verify_token(doc["token"], secrets, refresh_id=rid[:-6] + "000000").valid
+    cfg_file = wd / "cfg.yaml"
+    cfg_file.write_text(__import__("yaml").safe_dump(cfg.to_json()))
+    base = ["release", "verify", doc["token"], "--workdir", str(wd), "--config", str(cfg_file)]
+    assert main([*base, "--ticket", "CHG-1004"]) == 0
+    assert main([*base, "--ticket", "CHG-9999"]) == 1
+    assert "not 'CHG-9999'" in capsys.readouterr().out
+    # given before the verb, the ticket binds the same way
+    assert main(["release", "--ticket", "CHG-9999", *base[1:]]) == 1
+
+
 def test_expired_token_is_rejected(refresh):
     wd, cfg, secrets, rid = refresh
     doc = issue_release(cfg, wd, rid, "CHG-1002", 60, secrets, now=lambda: 1_800_000_000.0)
