@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_assets.core.errors import ConfigError
+from synth_assets.core.store import write_private
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Path, Any]:
@@ -30,13 +31,6 @@ def _need(args: argparse.Namespace, *names: str) -> None:
     missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n, None)]
     if missing:
         raise ConfigError(f"synth-assets {args.command} needs {' and '.join(missing)}")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -75,7 +69,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
     doc = issue_release(cfg, workdir, args.refresh_id, args.ticket, ttl, secrets)
     text = json.dumps(doc, indent=1, sort_keys=True)
     if args.out:
-        _write_private(Path(args.out), text + "\n")
+        write_private(Path(args.out), text + "\n")
         print(
             f"release {doc['release_id']} of refresh {doc['refresh_id']} for {doc['ticket']}, valid until "
             f"{doc['expires_at']}: token and {len(doc['urls'])} presigned URL(s) in {args.out} (mode 0600)"

@@ -19,7 +19,13 @@ from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import existing_database, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import backend_from_config
-from synth_assets.core.store import new_refresh_id, read_json, store_for, write_json_atomic
+from synth_assets.core.store import (
+    new_refresh_id,
+    read_json,
+    store_for,
+    write_json_atomic,
+    write_private,
+)
 from synth_assets.definitions import build_definitions
 from synth_assets.defs.resources import REFRESH_TAG
 
@@ -144,8 +150,8 @@ def run_refresh(
         cfg_path = str(workdir / "effective-synth.yaml")
         import yaml
 
-        workdir.mkdir(parents=True, exist_ok=True)
-        Path(cfg_path).write_text(yaml.safe_dump(cfg.to_json(), sort_keys=False))
+        # It may hold the source's password: readable by its owner only.
+        write_private(Path(cfg_path), yaml.safe_dump(cfg.to_json(), sort_keys=False))
     defs = build_definitions(config_file=cfg_path, workdir=str(workdir))
     instance = instance or instance_for(workdir)
     rid = new_refresh_id()

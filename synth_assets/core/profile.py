@@ -1209,19 +1209,23 @@ def _profile_table(
             k: coarse_groups(marg[k], pair_resolution(n_est, sigma_pair), numeric=kind == "numeric")
             for k, kind in ((k, cms[k].kind if k in cms else "categorical") for k, _, _ in modelled)
         }
+        # AIM's quality: how far the pair is from the independence its released one-way
+        # marginals imply, minus the L1 error its own noise would add; a pair that cannot beat
+        # its noise scores < 0. The independent estimate is public (post-processing of released
+        # counts), so one unit moves the score by at most its row bound: selection noise
+        # scales with ``sens``, not with the 6 x ``sens`` of an independence taken from the
+        # pair's own sums. What the one-ways' noise adds to the distance under independence
+        # (at most the L1 of their noise) is a public constant, subtracted like the penalty.
+        grouped = {k: _group_sums(marg[k], groups[k], sig[k]) for k, _, _ in modelled}
         scores = {}
         for i, (a, b) in enumerate(pair_keys):
             ga, gb = groups[a], groups[b]
             joint = np.zeros((max(ga) + 1, max(gb) + 1), dtype=np.float64)
             for (x, y), v in res[len(exprs) + i].items():
                 joint[ga[int(x)], gb[int(y)]] += v
-            total = joint.sum()
-            indep = np.outer(joint.sum(axis=1), joint.sum(axis=0)) / max(total, 1.0)
-            # AIM's quality: how far the pair is from independence, minus the L1 error its own
-            # noise would add: a pair that cannot beat its noise scores < 0. (Independence from
-            # the pair's own sums, not the noisy one-ways, whose noise would pass for
-            # dependence: one row moves this score by at most 6, not 2.)
-            penalty = math.sqrt(2 / math.pi) * sigma_pair * joint.size
+            (pa, ea), (pb, eb) = grouped[a], grouped[b]
+            indep = np.outer(pa, pb) * n_est
+            penalty = math.sqrt(2 / math.pi) * sigma_pair * joint.size + ea + eb
             scores[(a, b)] = (float(np.abs(joint - indep).sum()) - penalty, joint)
         comp = {k: k for k, _, _ in modelled}
 
@@ -1238,7 +1242,7 @@ def _profile_table(
         chosen = []
         steps = len(modelled) - 1
         rho_select = budget("select")
-        scale_select = 6.0 * sens / math.sqrt(2 * rho_select) if rho_select else 0.0
+        scale_select = sens / math.sqrt(2 * rho_select) if rho_select else 0.0
         for _ in range(steps):
             cands = [p for p in pair_keys if find(p[0]) != find(p[1])]
             stop = scale_select * math.log(len(cands))
@@ -1246,7 +1250,7 @@ def _profile_table(
                 acc,
                 f"{n}:select_pair",
                 np.array([scores[p][0] for p in cands] + [stop]),
-                6.0 * sens,
+                sens,
                 rho_select,
                 table=n,
                 candidates=len(cands) + 1,
@@ -1367,6 +1371,16 @@ def pair_resolution(rows: float, sigma: float) -> int:
     if sigma <= 0:
         return 1 << 16
     return max(2, int(math.sqrt(max(rows, 0.0) / (PAIR_CELL_SNR * sigma))))
+
+
+def _group_sums(noisy: np.ndarray, groups: list[int], sigma: float) -> tuple[np.ndarray, float]:
+    """A column's released one-way shares per coarse group, and the expected L1 error their
+    noise puts into an independent estimate of a pair (sqrt(2/pi) sigma per code, summed)."""
+    g = np.asarray(groups, dtype=np.int64)
+    v = np.bincount(g, weights=np.clip(np.asarray(noisy, dtype=np.float64), 0, None))
+    share = v / v.sum() if v.sum() > 0 else np.full(v.size, 1.0 / max(1, v.size))
+    err = math.sqrt(2 / math.pi) * sigma * float(np.sqrt(np.bincount(g)).sum())
+    return share, err
 
 
 def coarse_groups(noisy: np.ndarray, g: int, numeric: bool) -> list[int]:

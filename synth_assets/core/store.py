@@ -40,6 +40,18 @@ def write_json_atomic(path: Path, obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600 from creation, then renamed into place):
+    a config holding a database password, a release's token."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)  # an existing temp file keeps its mode through O_CREAT
+    os.replace(tmp, path)
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 

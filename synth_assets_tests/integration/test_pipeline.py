@@ -220,3 +220,12 @@ def test_shards_gate_fails_when_a_table_loses_its_fanout(demo_run, tmp_path):
     res = check_shards(spec, dst)
     assert not res.passed
     assert any(m.startswith("transactions:") and "fan-out gives" in m for m in res.failures)
+
+
+def test_the_effective_config_is_readable_by_its_owner_only(demo_run):
+    """It holds the source URL, password included: mode 0600, like the key file."""
+    import stat
+
+    wd, _ = demo_run
+    path = wd / "effective-synth.yaml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
