@@ -710,6 +710,26 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Process-pool initializer: end this worker when the process that started it dies.
+
+    A ``kill -9`` of the CLI (or of a Dagster step process) leaves pool workers blocked on
+    their task queue, generating for nobody, holding a sealed seed in memory. On Linux the
+    kernel sends SIGKILL to the worker when its parent exits (``PR_SET_PDEATHSIG``); a parent
+    that died before this ran is caught by its pid having changed."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def generate_shard_file(args: tuple[str, bytes, int, str]) -> dict[str, Any]:
     """Process-pool entry point: (spec path, seed, shard, refresh dir) -> shard result.
 

@@ -9,7 +9,7 @@ import dagster as dg
 from synth_assets.core.audit import shards_payload
 from synth_assets.core.errors import GenerationError
 from synth_assets.core.gates import check_shards
-from synth_assets.core.generate import generate_shard_file, usable_cpus
+from synth_assets.core.generate import die_with_parent, generate_shard_file, usable_cpus
 from synth_assets.core.secrets import seed_commitment
 from synth_assets.core.store import read_json, write_json_atomic
 from synth_assets.defs.lineage import upstream_refresh
@@ -51,8 +51,12 @@ def synthetic_shards(
         # One polars thread per worker process (the workers already use every CPU).
         os.environ.setdefault("POLARS_MAX_THREADS", "1")
         # spawn, not fork: polars' thread pool does not survive a fork (the children deadlock).
+        # Workers die with this process: a killed refresh leaves none behind.
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
         ) as pool:
             results = list(pool.map(generate_shard_file, jobs))
     else:
