@@ -111,7 +111,19 @@ def read_gates(summary_path: Path, report_paths: list[Path]) -> dict[str, Any]:
             failures += [f"privacy report gate {n} failed" for n, ok in rgates.items() if not ok]
             if raw.get("passed") is not True:
                 failures.append("the privacy report is not marked passed")
+            own, theirs = summary.get("refresh_id"), raw.get("refresh_id")
+            if own and theirs != own:
+                failures.append(
+                    f"the privacy report {rp.name} is of refresh {theirs}, not of {own}: a "
+                    "release needs the refresh's own passing report"
+                )
             break
+    if report is None:
+        failures.append(
+            "the refresh has no privacy report of its own (none of "
+            f"{', '.join(p.name for p in report_paths) or 'its report files'} exists): "
+            "a release needs its own passing report"
+        )
     return {"checks": checks, "report": report, "passed": not failures, "failures": failures}
 
 

@@ -195,6 +195,22 @@ def test_release_is_refused_when_the_privacy_report_failed(refresh):
         issue_release(cfg, wd, bad, "CHG-1005", 3600, secrets)
 
 
+def test_release_needs_the_refreshs_own_passing_report(refresh):
+    """A refresh whose report is missing, or is another refresh's, is never released."""
+    wd, cfg, secrets, rid = refresh
+    lone = rid[:-6] + "0badc3"
+    dst = _clone(wd, rid, lone)
+    shutil.rmtree(dst / "report")
+    with pytest.raises(ReleaseRefused, match="no privacy report of its own"):
+        issue_release(cfg, wd, lone, "CHG-1007", 3600, secrets)
+    borrowed = rid[:-6] + "0badc4"
+    dst = _clone(wd, rid, borrowed)
+    summary = read_json(dst / "summary.json")
+    write_json_atomic(dst / "summary.json", {**summary, "refresh_id": borrowed})
+    with pytest.raises(ReleaseRefused, match=f"is of refresh {rid}, not of {borrowed}"):
+        issue_release(cfg, wd, borrowed, "CHG-1008", 3600, secrets)
+
+
 def test_release_of_an_unpublished_or_altered_refresh_is_refused(refresh):
     wd, cfg, secrets, rid = refresh
     other = rid[:-6] + "0badc2"
