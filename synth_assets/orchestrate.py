@@ -10,10 +10,10 @@ from typing import Any
 
 import dagster as dg
 
-from synth_assets.core import budget
+from synth_assets.core import budget, pg
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
-from synth_assets.core.errors import GateFailed, SynthError
+from synth_assets.core.errors import GateFailed, RunFailed, SynthError
 from synth_assets.core.generate import shard_key
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import existing_database, preflight
@@ -29,7 +29,9 @@ from synth_assets.core.store import (
 from synth_assets.definitions import build_definitions
 from synth_assets.defs.resources import REFRESH_TAG
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Step logs stay in the Dagster instance's event log (`dagster dev` shows them); the console of a
+# headless run shows the CLI's own progress lines and, on failure, one summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]
 SHARD_ASSETS = ["synthetic_shards"]
 DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards when defined
@@ -144,6 +146,60 @@ def run_refresh(
     if source_url:
         cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": source_url})})
     preflight(cfg, workdir)
+    # One refresh at a time per work directory and per target schema: a lock in the audit
+    # database (not a file), so that the second refresh is refused, not mixed into the first.
+    meta, locks = refresh_locks(cfg, workdir)
+    with pg.session_locks(meta, locks):
+        return _refresh(cfg, config_file, source_url, workdir, cfg_override, log, instance, meta)
+
+
+def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -> str:
+    """What stopped a refresh, one failed gate per line with the `gates:` key that sets its
+    threshold, then where to read more: the report (when there is one) and the summary."""
+    from synth_assets.core.evaluate import GATES_BY_NAME
+
+    if not failed:
+        head = f"refresh {rid} stopped: {summary.get('error') or 'the run failed'}"
+        if summary.get("budget_released"):
+            head += "; nothing was measured, so its budget reservation was released"
+        lines = [head]
+    else:
+        lines = [f"refresh {rid} stopped by {len(failed)} failed gate(s):"]
+        for f in failed:
+            spec = GATES_BY_NAME.get(f.split(":", 1)[0])
+            lines.append(f"  - {f}" + (f" [gates.{spec.key}]" if spec else ""))
+    report = rdir / "report" / "index.html"
+    if report.is_file():
+        lines.append(f"report: {report}")
+    if summary.get("summary_path"):
+        lines.append(f"summary: {summary['summary_path']}")
+    return "\n".join(lines)
+
+
+def refresh_locks(cfg: SynthConfig, workdir: Path) -> tuple[str, dict[str, str]]:
+    """(database, {what: lock key}) of a refresh: its work directory's store and its target
+    schema, held in the audit database (the target's unless ``audit.url`` is set)."""
+    meta = pg.resolve_url(cfg.audit.url or cfg.target.url, workdir)
+    root = store_for(cfg, workdir).root
+    target = str(workdir / "pg") if pg.is_embedded(cfg.target.url) else pg.redact(cfg.target.url)
+    return meta, {
+        f"work directory {root}": f"synth-refresh:store:{root}",
+        f"target schema {cfg.target.db_schema}": f"synth-refresh:target:{target}:"
+        f"{cfg.target.db_schema}",
+    }
+
+
+def _refresh(
+    cfg: SynthConfig,
+    config_file: str | None,
+    source_url: str | None,
+    workdir: Path,
+    cfg_override: SynthConfig | None,
+    log: Callable[[str], None],
+    instance: dg.DagsterInstance | None,
+    meta: str,
+) -> dict[str, Any]:
+    """The refresh itself, once preflight passed and the locks are held."""
     cfg_path = config_file
     if cfg_override is not None or source_url:
         # The assets read one file: persist the effective configuration for this work directory.
@@ -242,20 +298,23 @@ def run_refresh(
         summary["manifest"] = manifest["store"]["location"]
     if not ok:
         failed = [
-            f"{n}: {'; '.join(c.get('failures', [])[:3]) or 'failed'}"
+            f"{n}: {'; '.join(c.get('failures', [])) or 'failed'}"
             for n, c in summary["checks"].items()
             if not c["passed"]
         ]
-        raise GateFailed(
-            f"refresh {rid} stopped: "
-            + ("; ".join(failed) if failed else summary.get("error") or "run failed")
-            + (
-                "; nothing was measured, so its budget reservation was released"
-                if summary.get("budget_released")
-                else ""
+        unrecorded = ""
+        try:  # a headless run has no failure sensor: the log records it here
+            record_event(
+                meta,
+                "gate_failed" if failed else "run_failed",
+                rid,
+                {"failed_checks": failed, "error": (summary.get("error") or "")[:1000]},
+                signer=AuditSigner.for_config(cfg, workdir),
             )
-            + (f" (summary: {summary_path})" if summary.get("summary_path") else "")
-        )
+        except SynthError as exc:  # said, never swallowed: the failure itself still stands
+            unrecorded = f"; the failure could not be written to the audit log: {exc}"
+        error = GateFailed if failed else RunFailed
+        raise error(_stopped(rid, failed, summary, store.dir(rid)) + unrecorded)
     return summary
 
 

@@ -40,3 +40,11 @@ class GenerationError(SynthError):
 class DomainError(SynthError):
     """A column's values cannot be released at this budget and nothing public states them:
     generating it would mean inventing values, so the refresh stops before generation."""
+
+
+class RefreshBusy(SynthError):
+    """Another refresh holds the work directory or the target: one refresh at a time on each."""
+
+
+class RunFailed(SynthError):
+    """A refresh stopped on an error inside one of its steps (not a gate: see GateFailed)."""

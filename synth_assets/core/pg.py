@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,8 +74,11 @@ def is_embedded(url: str) -> bool:
     return url.startswith(f"{EMBEDDED_SCHEME}:")
 
 
-def resolve_url(url: str, workdir: Path | str) -> str:
-    """Turn ``embedded:///db`` into a libpq URL (starting the server, creating the database)."""
+def resolve_url(url: str, workdir: Path | str, *, create: bool = True) -> str:
+    """Turn ``embedded:///db`` into a libpq URL (starting the server, creating the database).
+
+    ``create=False`` (a source) refuses a database that does not exist, and creates nothing:
+    not the server's data directory, not an empty database to blame for missing tables."""
     if not is_embedded(url):
         if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             raise ConfigError(
@@ -87,11 +92,20 @@ def resolve_url(url: str, workdir: Path | str) -> str:
             f"embedded database name {db!r} is not a safe identifier: use lowercase letters, "
             "digits and underscores, e.g. embedded:///bank_prod"
         )
+    missing = ConfigError(
+        f"the embedded database {db!r} does not exist under {Path(workdir).expanduser()}/pg: "
+        "build the demo with `synth-assets demo --workdir …`, use the work directory that holds "
+        "it, or point source.url (--source) at your PostgreSQL database"
+    )
+    if not create and not (Path(workdir).expanduser() / "pg" / "PG_VERSION").exists():
+        raise missing
     server = _server(Path(workdir))
     admin = server.get_uri("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
         if not exists:
+            if not create:
+                raise missing
             conn.execute(f'CREATE DATABASE "{db}"')
     return server.get_uri(db)
 
@@ -130,3 +144,32 @@ def database_identity(url: str) -> tuple[str, str]:
 def env_or(value: str | None, var: str) -> str | None:
     """A value from config, else from the environment variable ``var``."""
     return value if value else os.environ.get(var)
+
+
+@contextmanager
+def session_locks(url: str, names: dict[str, str]) -> Iterator[None]:
+    """Hold one PostgreSQL session advisory lock per name for the block, or raise RefreshBusy.
+
+    The locks live in a database (not a file): they bind across processes and machines that
+    share it, and a crashed holder releases them when its connection drops. ``names`` maps what
+    is locked (said in the refusal) to the lock's text key."""
+    from .errors import RefreshBusy
+
+    conn = connect(url, autocommit=True)
+    try:
+        busy = []
+        for what, key in names.items():
+            got = conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
+            ).fetchone()[0]
+            if not got:
+                busy.append(what)
+        if busy:
+            raise RefreshBusy(
+                f"another refresh is running on {' and on '.join(busy)}: wait for it to finish "
+                "(its locks are released when it ends or its process dies), or use another work "
+                "directory and target schema"
+            )
+        yield
+    finally:
+        conn.close()  # ends the session: every lock it took is released

@@ -1,4 +1,9 @@
-"""Which refresh an asset works on: the run's tag, else the latest upstream materialization."""
+"""Which refresh an asset works on: its own run's, never another refresh's.
+
+A step takes the refresh id of its run's tag (the CLI, the schedule and the spec sensor set it);
+else the refresh its upstream asset materialized earlier in the same run; only a step launched
+alone from the UI, with neither, works on the upstream's latest materialization, and says so.
+Two refreshes in one work directory then never mix their spec, shards, report and load."""
 
 from typing import Any
 
@@ -31,3 +36,28 @@ def upstream_refresh(context, key: str) -> str:
 
 def run_refresh_tag(context) -> str | None:
     return context.run.tags.get(REFRESH_TAG) if context.run else None
+
+
+def _materialized_in_run(context, key: str) -> str | None:
+    """The refresh id ``key`` materialized earlier in this run (None when it did not)."""
+    records = context.instance.get_records_for_run(
+        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for rec in reversed(records):
+        mat = rec.event_log_entry.asset_materialization
+        if mat is not None and mat.asset_key == dg.AssetKey(key):
+            rid = mat.metadata.get("refresh_id")
+            return str(getattr(rid, "value", rid)) if rid is not None else None
+    return None
+
+
+def refresh_of_run(context, upstream: str) -> str:
+    """The refresh this step works on (see the module docstring)."""
+    rid = run_refresh_tag(context) or _materialized_in_run(context, upstream)
+    if rid:
+        return rid
+    rid = upstream_refresh(context, upstream)
+    context.log.info(
+        f"this run names no refresh: working on {rid}, the latest materialization of {upstream}"
+    )
+    return rid

@@ -18,7 +18,7 @@ from synth_assets.core.evaluate import (
 from synth_assets.core.gates import GateResult
 from synth_assets.core.report_html import write_report
 from synth_assets.core.store import read_json
-from synth_assets.defs.lineage import upstream_refresh
+from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
 BOUNDARY = {"synth/privacy_boundary": "inside"}
@@ -47,7 +47,7 @@ def privacy_report(
     context: dg.AssetExecutionContext, synth: SynthResource, config: ReportConfig
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
-    rid = upstream_refresh(context, "synthetic_shards")
+    rid = refresh_of_run(context, "synthetic_shards")
     store = synth.store()
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     options = EvalOptions(
@@ -55,7 +55,7 @@ def privacy_report(
         reference_rows=config.reference_rows,
         quasi_identifiers=dict(config.quasi_identifiers),
     )
-    url = pg.resolve_url(cfg.source.url, synth.work)
+    url = pg.resolve_url(cfg.source.url, synth.work, create=False)
     with pg.connect(url, read_only=True) as conn:
         report = evaluate_refresh(
             conn,
@@ -142,7 +142,7 @@ def check_results(
 def release_gates(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> Iterator[dg.AssetCheckResult]:
-    rid = upstream_refresh(context, "privacy_report")
+    rid = refresh_of_run(context, "privacy_report")
     report = read_json(synth.store().path(rid, REPORT_JSON))
     results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
     passed = all(r.passed for r in results)

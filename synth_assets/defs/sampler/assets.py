@@ -12,7 +12,7 @@ from synth_assets.core.profile import profile_source
 from synth_assets.core.roles import infer_roles
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
-from synth_assets.defs.lineage import run_refresh_tag, upstream_refresh
+from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
 
 BOUNDARY = {"synth/privacy_boundary": "inside"}
@@ -55,7 +55,7 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
         },
     )
     context.log.info(f"budget: reserved epsilon={cfg.privacy.epsilon} for {reservation['source']}")
-    url = pg.resolve_url(cfg.source.url, synth.work)
+    url = pg.resolve_url(cfg.source.url, synth.work, create=False)
     with pg.connect(url) as conn:
         roles = infer_roles(conn, model, cfg.columns)
     store = synth.store()
@@ -86,12 +86,12 @@ def production_shape(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
-    rid = upstream_refresh(context, "source_schema")
+    rid = refresh_of_run(context, "source_schema")
     store = synth.store()
     reflected = read_json(store.path(rid, "schema.json"))
     model = SchemaModel.from_dict(reflected["schema"])
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
-    url = pg.resolve_url(cfg.source.url, synth.work)
+    url = pg.resolve_url(cfg.source.url, synth.work, create=False)
     with pg.connect(url) as conn:
         pack = profile_source(
             conn, model, reflected["roles"], cfg, key.value, refresh_id=rid, log=context.log.info
@@ -118,7 +118,7 @@ def production_shape(
 
 
 def _pack(context, synth: SynthResource) -> dict:
-    rid = upstream_refresh(context, "production_shape")
+    rid = refresh_of_run(context, "production_shape")
     return read_json(synth.store().path(rid, "metrics_pack.json"))
 
 
@@ -132,7 +132,7 @@ def metrics_pack_no_pii(
 ) -> dg.AssetCheckResult:
     cfg = synth.settings()
     pack = _pack(context, synth)
-    with pg.connect(pg.resolve_url(cfg.source.url, synth.work)) as conn:
+    with pg.connect(pg.resolve_url(cfg.source.url, synth.work, create=False)) as conn:
         res = check_metrics_pack(pack, conn)
     return dg.AssetCheckResult(
         passed=res.passed,

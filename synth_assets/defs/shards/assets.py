@@ -12,7 +12,7 @@ from synth_assets.core.gates import check_shards
 from synth_assets.core.generate import die_with_parent, generate_shard_file, usable_cpus
 from synth_assets.core.secrets import seed_commitment
 from synth_assets.core.store import read_json, write_json_atomic
-from synth_assets.defs.lineage import upstream_refresh
+from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SHARDS, SynthResource
 from synth_assets.defs.spec.assets import calibrated_spec
 
@@ -29,7 +29,7 @@ from synth_assets.defs.spec.assets import calibrated_spec
 def synthetic_shards(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
-    rid = upstream_refresh(context, "calibrated_spec")
+    rid = refresh_of_run(context, "calibrated_spec")
     store = synth.store()
     spec_path = store.path(rid, "spec.json")
     spec = read_json(spec_path)
@@ -92,7 +92,7 @@ def synthetic_shards(
 def shards_valid(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> dg.AssetCheckResult:
-    rid = upstream_refresh(context, "calibrated_spec")
+    rid = refresh_of_run(context, "calibrated_spec")
     store = synth.store()
     spec = read_json(store.path(rid, "spec.json"))
     res = check_shards(spec, store.dir(rid))

@@ -8,7 +8,7 @@ from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import new_master_seed, seed_commitment
 from synth_assets.core.spec import calibrate
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
-from synth_assets.defs.lineage import run_refresh_tag, upstream_refresh
+from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SHARDS, SynthResource
 from synth_assets.defs.sampler.assets import production_shape
 
@@ -24,10 +24,14 @@ def calibrated_spec(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     cfg = with_overrides_file(synth.settings())
-    pack_rid = upstream_refresh(context, "production_shape")
     store = synth.store()
-    pack = read_json(store.path(pack_rid, "metrics_pack.json"))
     tag = run_refresh_tag(context)
+    # The run's own profile when it has one; a regeneration takes the latest metrics pack.
+    if tag and store.path(tag, "metrics_pack.json").exists():
+        pack_rid = tag
+    else:
+        pack_rid = refresh_of_run(context, "production_shape")
+    pack = read_json(store.path(pack_rid, "metrics_pack.json"))
     # Same run as the profile: same refresh. Otherwise a regeneration: a new refresh, no budget spent.
     rid = (
         pack_rid

@@ -11,7 +11,7 @@ from synth_assets.core.generate import usable_cpus
 from synth_assets.core.load import check_staging, load_refresh, teardown
 from synth_assets.core.load import emergency_teardown as emergency_teardown_core
 from synth_assets.core.store import write_json_atomic
-from synth_assets.defs.lineage import upstream_refresh
+from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
 ACTOR_TAG = "synth/actor"
@@ -34,12 +34,12 @@ def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     "Refuses unless the refresh's privacy report passed every gate.",
 )
 def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
-    rid = upstream_refresh(context, "synthetic_shards")
+    rid = refresh_of_run(context, "synthetic_shards")
     cfg = synth.settings()
     work = synth.work
     store = synth.store()
     target = pg.resolve_url(cfg.target.url, work)
-    source = pg.resolve_url(cfg.source.url, work)
+    source = pg.resolve_url(cfg.source.url, work, create=False)
     last = [0.0]
 
     def progress(table: str, done: int, total: int) -> None:
@@ -90,7 +90,7 @@ def staging_schema_intact(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> dg.AssetCheckResult:
     cfg = synth.settings()
-    rid = upstream_refresh(context, "staging_schema")
+    rid = refresh_of_run(context, "staging_schema")
     passed, metrics, failures = check_staging(
         pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid
     )
