@@ -9,7 +9,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_assets.core.errors import GateFailed, SynthError
+from synth_assets.core.config import default_config_path
+from synth_assets.core.errors import GateFailed, RunFailed, SynthError
 
 if TYPE_CHECKING:
     from synth_assets.core.config import SynthConfig
@@ -86,6 +87,9 @@ def _print_summary(summary: dict) -> None:
         print(f"  {t}: {v['rows']:,} rows")
     for name, c in summary["checks"].items():
         print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
+    report = Path(summary["artifacts"]) / "report" / "index.html"
+    if report.is_file():
+        print(f"report: {report}")
     print(f"summary: {summary['summary_path']}")
     from synth_assets.cli_ops import print_load_summary
 
@@ -102,9 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("SYNTH_WORKDIR", ".synth"),
             help="work directory (embedded Postgres, secrets, runs); default .synth",
         )
-        sp.add_argument(
-            "--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml"
-        )
+        sp.add_argument("--config", default=default_config_path(), help="path of synth.yaml")
 
     sp = sub.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
     common(sp)
@@ -129,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("refresh", help="profile a Postgres source and generate synthetic shards")
     common(sp)
     sp.add_argument(
-        "--source", required=True, help="postgresql://… URL of the source (read-only user)"
+        "--source",
+        default=None,
+        help="postgresql://… URL of the source (read-only user); default: source.url of the config",
     )
     sp.add_argument("--schema", default=None, help="source schema (default from config: public)")
     sp.add_argument("--scale", type=float, default=None)
@@ -160,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     except GateFailed as exc:  # the input was fine; the data did not pass: exit 3, not 2
         print(f"synth-assets: gate failed: {exc}", file=sys.stderr)
         return 3
+    except RunFailed as exc:  # a step stopped on an error after preflight: exit 1
+        print(f"synth-assets: error: {exc}", file=sys.stderr)
+        return 1
     except SynthError as exc:
         print(f"synth-assets: error: {exc}", file=sys.stderr)
         return 2

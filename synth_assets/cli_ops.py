@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synth_assets.core.config import default_config_path
+
 
 def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
@@ -16,7 +18,7 @@ def _common(sp: argparse.ArgumentParser) -> None:
         default=os.environ.get("SYNTH_WORKDIR", ".synth"),
         help="work directory (embedded Postgres, secrets, runs); default .synth",
     )
-    sp.add_argument("--config", default=os.environ.get("SYNTH_CONFIG"), help="path of synth.yaml")
+    sp.add_argument("--config", default=default_config_path(), help="path of synth.yaml")
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
@@ -142,6 +144,52 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_budget(args: argparse.Namespace) -> int:
+    """The annual privacy budget of each source: spent, remaining, when it frees up, the ledger."""
+    from datetime import UTC, datetime
+
+    from synth_assets.core import budget
+    from synth_assets.core.preflight import existing_database
+
+    cfg, work = _settings(args)
+    url = existing_database(args.audit_url or cfg.audit.url or cfg.target.url, work)
+    cap = cfg.privacy.annual_epsilon_cap
+    key = None
+    if args.source or args.schema:
+        key, _ = budget.source_key(
+            args.source or cfg.source.url,
+            args.schema or cfg.source.db_schema,
+            cfg.privacy.budget_key,
+        )
+    rows = budget.ledger(url, key) if url else []
+    if not rows:
+        print(
+            f"no refresh has spent budget{' on this source' if key else ''} (annual cap epsilon={cap:g})"
+        )
+        return 0
+    now = datetime.now(UTC)
+    for skey in dict.fromkeys(r["source_key"] for r in rows):
+        mine = [r for r in rows if r["source_key"] == skey]
+        st = budget.standing(url, skey, cap, now)
+        frees = st.frees_up(cfg.privacy.epsilon)
+        print(
+            f"source {mine[-1]['source']}: epsilon {st.spent:.3g} of {cap:g} spent in the last 365 "
+            f"days, {max(0.0, cap - st.spent):.3g} remaining"
+            + (
+                f"; a refresh at epsilon={cfg.privacy.epsilon:g} fits again on {frees:%Y-%m-%d}"
+                if frees
+                else ""
+            )
+        )
+        for r in mine:
+            note = f"  ({r['note']})" if r["note"] else ""
+            print(
+                f"  {r['spent_at']:%Y-%m-%d %H:%M} UTC  {r['refresh_id']}  epsilon={r['epsilon']:.3g}  "
+                f"delta={r['delta']:.0e}  {r['status']}{note}"
+            )
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register teardown, emergency-teardown and audit {verify,show} on the CLI's subparsers."""
     actor_help = "who acts, e.g. alice/CHG-123 (default $SYNTH_ACTOR or the OS user)"
@@ -158,6 +206,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     sp.add_argument("--actor", default=None, help=actor_help)
     sp.set_defaults(fn=_cmd_teardown)
+
+    sp = subparsers.add_parser(
+        "budget", help="the annual privacy budget per source: spent, remaining, the ledger"
+    )
+    _common(sp)
+    sp.add_argument("--source", default=None, help="only this source (default: every source)")
+    sp.add_argument("--schema", default=None, help="with --source: its schema (default config)")
+    sp.add_argument(
+        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
+    )
+    sp.set_defaults(fn=_cmd_budget)
 
     sp = subparsers.add_parser(
         "emergency-teardown",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synth_assets.core.config import default_config_path
 from synth_assets.core.errors import ConfigError
 from synth_assets.core.store import write_private
 
@@ -107,7 +108,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         )
         sp.add_argument(
             "--config",
-            default=argparse.SUPPRESS if suppress else os.environ.get("SYNTH_CONFIG"),
+            default=argparse.SUPPRESS if suppress else default_config_path(),
             help="path of synth.yaml",
         )
 

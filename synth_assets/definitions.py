@@ -1,11 +1,10 @@
 """Dagster Definitions: every asset, check and resource of synth_assets."""
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
-from .core.config import load_config
+from .core.config import default_config_path, load_config
 from .core.generate import usable_cpus
 from .defs.automation.jobs import automation_defs
 from .defs.report import assets as report
@@ -16,19 +15,12 @@ from .defs.spec import assets as spec_assets
 from .defs.staging import assets as staging
 
 
-def _default_config() -> str | None:
-    env = os.environ.get("SYNTH_CONFIG")
-    if env:
-        return env
-    return "synth.yaml" if Path("synth.yaml").is_file() else None
-
-
 def build_definitions(
     config_file: str | None = None, workdir: str | None = None, source_url: str | None = None
 ) -> dg.Definitions:
     """Definitions bound to one configuration (the CLI and tests pass theirs)."""
     resource = SynthResource(
-        config_file=config_file if config_file is not None else _default_config(),
+        config_file=config_file if config_file is not None else default_config_path(),
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
         source_url=source_url,
     )

@@ -12,7 +12,7 @@ from synth_assets.cli import main
 from synth_assets.core import budget, pg
 from synth_assets.core.audit import list_events
 from synth_assets.core.config import GATE_RANGES, load_config, parse_config, read_yaml
-from synth_assets.core.errors import GateFailed
+from synth_assets.core.errors import RunFailed
 from synth_assets.core.evaluate import GATE_SPECS
 from synth_assets.core.preflight import database_address, preflight, same_database
 from synth_assets.orchestrate import run_refresh
@@ -308,7 +308,7 @@ def test_four_refreshes_with_a_typo_do_not_lock_the_source_out(refuse, workdir, 
 
 def test_a_refresh_that_fails_before_measuring_releases_its_reservation(workdir, src):
     cfg = make_config(src, source={"url": src, "schema": "pf_ambiguous"})
-    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(GateFailed) as failed:
+    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(RunFailed) as failed:
         run_refresh(None, workdir, cfg_override=cfg, instance=inst, log=lambda m: None)
     assert "ambiguous" in str(failed.value) and "reservation was released" in str(failed.value)
     [(status, epsilon, note)] = _ledger(src, "pf_ambiguous")
@@ -327,7 +327,7 @@ def test_a_refresh_that_fails_before_profiling_releases_its_reservation(workdir,
 
     monkeypatch.setattr(sampler, "infer_roles", lost_connection)
     cfg = make_config(src, source={"url": src, "schema": "pf_cycle"})
-    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(GateFailed, match="released"):
+    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(RunFailed, match="released"):
         run_refresh(None, workdir, cfg_override=cfg, instance=inst, log=lambda m: None)
     [(status, epsilon, note)] = _ledger(src, "pf_cycle")
     assert (status, epsilon) == ("released", 0.0) and "source_schema" in note

@@ -194,3 +194,17 @@ def release(url: str, refresh_id: str, reason: str) -> bool:
             (reason, refresh_id),
         ).fetchone()
     return row is not None
+
+
+def ledger(url: str, key: str | None = None) -> list[dict[str, Any]]:
+    """Every ledger row (of one source key, or all), oldest first; read-only (no ledger: [])."""
+    with connect(url) as conn:
+        if not conn.execute("SELECT to_regclass('synth_budget.spend') IS NOT NULL").fetchone()[0]:
+            return []
+        rows = conn.execute(
+            "SELECT refresh_id, source_key, source, epsilon, delta, status, spent_at, note "
+            "FROM synth_budget.spend WHERE %s::text IS NULL OR source_key = %s ORDER BY spent_at",
+            (key, key),
+        ).fetchall()
+    cols = ("refresh_id", "source_key", "source", "epsilon", "delta", "status", "spent_at", "note")
+    return [dict(zip(cols, r, strict=True)) for r in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -661,6 +662,15 @@ def read_yaml(p: Path) -> Any:
     if problems:
         raise ConfigError(f"{p} ({len(problems)} problems):\n  - " + "\n  - ".join(problems))
     return data
+
+
+def default_config_path() -> str | None:
+    """``$SYNTH_CONFIG``, else ``./synth.yaml`` when it exists, else None (the defaults): the
+    CLI and the UI find the same file, so they apply the same gates and caps."""
+    env = os.environ.get("SYNTH_CONFIG")
+    if env:
+        return env
+    return "synth.yaml" if Path("synth.yaml").is_file() else None
 
 
 def load_config(path: str | Path | None) -> SynthConfig:

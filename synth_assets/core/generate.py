@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -218,7 +219,7 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     vals = np.clip(vals, edges[0], edges[-1])
     if k:
         vals = np.where(is_atom, atoms[np.minimum(code, k - 1)], vals)
-    vals = _apply_check(c, vals)
+    vals = _type_range(c, _apply_check(c, vals))
     if c["integer"] or c["base_type"] in INT_MAX:
         vals = np.round(vals)
         s = pl.Series(vals.astype(np.int64))
@@ -229,6 +230,22 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     if null.any():
         s = s.scatter(np.nonzero(null)[0], None)
     return s
+
+
+def _type_range(c: dict[str, Any], vals: np.ndarray) -> np.ndarray:
+    """Keep values inside what the column's type can store (int4, numeric(8,2), real): a value
+    drawn from a wide outer bin must load, not stop the refresh at the COPY."""
+    t = c["base_type"]
+    if t in INT_MAX:
+        return np.clip(vals, -INT_MAX[t] - 1, INT_MAX[t])
+    m = re.match(r"numeric\((\d+)(?:,\s*(\d+))?\)", str(c.get("pg_type") or ""))
+    if m:
+        precision, scale = int(m.group(1)), int(m.group(2) or 0)
+        top = 10.0 ** (precision - scale) - 10.0**-scale
+        return np.clip(vals, -top, top)
+    if t == "float4":
+        return np.clip(vals, -3.4e38, 3.4e38)
+    return vals
 
 
 def _apply_check(c: dict[str, Any], vals: np.ndarray) -> np.ndarray:

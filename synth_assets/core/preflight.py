@@ -88,7 +88,7 @@ def preflight(cfg: SynthConfig, workdir: Path, refresh_id: str | None = None) ->
         if not _is_source(meta, cfg, workdir):  # never read a ledger out of the source itself
             _refuse_over_cap(cfg, meta, workdir, refresh_id)
     with _stop_on(problems):
-        src = pg.resolve_url(cfg.source.url, workdir)
+        src = pg.resolve_url(cfg.source.url, workdir, create=False)
         with pg.connect(src, read_only=True) as conn:
             model = reflect(conn, cfg.source.db_schema, cfg.source.tables, cfg.source.exclude)
             problems += privilege_problems(conn, model)

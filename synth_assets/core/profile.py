@@ -1532,7 +1532,14 @@ def _refine_once(
             lo, hi = float(math.floor(lo)), float(math.ceil(hi))
         if hi > lo:
             info = cms[c].info
-            info.setdefault("outer", [info["low"], info["high"]])
+            # The outer bins keep what a wrong narrowing would drop, out to the range it was
+            # narrowed from, but no further than the refined range's own width (or magnitude)
+            # beyond it: a range widened by a noisy far bucket must not leave values up to 2^55.
+            was_lo, was_hi = info.get("outer") or [info["low"], info["high"]]
+            info["outer"] = [
+                max(was_lo, lo - max(hi - lo, abs(lo))),
+                min(was_hi, hi + max(hi - lo, abs(hi))),
+            ]
             info.update(low=lo, high=hi, bounds_from="dp_log_histogram_refined")
             narrowed.append(c)
     return narrowed

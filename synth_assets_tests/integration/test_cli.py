@@ -107,3 +107,78 @@ def test_a_failed_gate_exits_3_and_bad_input_2(workdir, demo_url, capsys, monkey
     monkeypatch.setattr(orchestrate, "run_refresh", blocked)
     assert main(["refresh", "--source", demo_url, "--workdir", str(workdir)]) == 3
     assert "gate failed: refresh r1 stopped" in capsys.readouterr().err
+
+
+def test_refresh_takes_the_source_from_the_config(workdir, capsys, tmp_path):
+    cfg = tmp_path / "own.yaml"
+    cfg.write_text("source:\n  url: postgresql://nobody@127.0.0.1:1/prod\n")
+    assert main(["refresh", "--config", str(cfg), "--workdir", str(workdir)]) == 2
+    assert "cannot connect to postgresql://nobody@127.0.0.1:1/prod" in capsys.readouterr().err
+    assert _nothing_written(workdir)
+
+
+def test_an_embedded_source_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    from synth_assets.core.secrets import init_local_secrets
+
+    wd = tmp_path / "fresh"
+    init_local_secrets(wd / "secrets")
+    assert main(["refresh", "--source", "embedded:///no_such_db", "--workdir", str(wd)]) == 2
+    err = capsys.readouterr().err
+    assert "embedded database 'no_such_db' does not exist" in err and "synth-assets demo" in err
+    assert not (wd / "pg").exists() and _nothing_written(wd)
+
+
+def test_cli_and_ui_find_the_same_config(tmp_path, monkeypatch):
+    from synth_assets.cli import build_parser
+    from synth_assets.core.config import default_config_path
+
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path() is None
+    (tmp_path / "synth.yaml").write_text("privacy:\n  epsilon: 0.5\n")
+    assert default_config_path() == "synth.yaml"
+    assert build_parser().parse_args(["refresh"]).config == "synth.yaml"
+    monkeypatch.setenv("SYNTH_CONFIG", "/etc/synth/prod.yaml")
+    assert build_parser().parse_args(["refresh"]).config == "/etc/synth/prod.yaml"
+
+
+def test_budget_prints_spent_remaining_and_the_ledger(tmp_path, capsys):
+    from synth_assets.core import budget
+    from synth_assets_tests.conftest import SESSION
+
+    source = "postgresql://reader@db.example/budget_cli"
+    budget.reserve(SESSION["target"], "r20260101T000000Z-b0d9e1", source, "public", 1.0, 1e-6, 4.0)
+    budget.settle(SESSION["target"], "r20260101T000000Z-b0d9e1", 0.98)
+    budget.reserve(SESSION["target"], "r20260102T000000Z-b0d9e2", source, "public", 1.0, 1e-6, 4.0)
+    budget.release(SESSION["target"], "r20260102T000000Z-b0d9e2", "source_schema: lost the source")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("privacy:\n  annual_epsilon_cap: 4\n")
+    args = ["budget", "--config", str(cfg), "--workdir", str(tmp_path), "--source", source]
+    assert main([*args, "--audit-url", SESSION["target"]]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon 0.98 of 4 spent in the last 365 days, 3.02 remaining" in out
+    assert "r20260101T000000Z-b0d9e1  epsilon=0.98" in out and "spent" in out
+    assert "r20260102T000000Z-b0d9e2  epsilon=0" in out and "released" in out
+    assert "lost the source" in out
+
+
+def test_a_failed_gate_is_one_clean_summary_naming_the_key_and_the_report(
+    tmp_path, demo_url, capsys
+):
+    """No stack trace: every failed gate with its value, threshold and `gates:` key; the report."""
+    import yaml
+
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets_tests.conftest import make_config
+
+    wd = tmp_path / "wd"
+    init_local_secrets(wd / "secrets")
+    cfg = make_config(demo_url, gates={"column_shapes_min": 1.0, "null_rate_diff_max": 0.0})
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_json()))
+    assert main(["refresh", "--config", str(path), "--workdir", str(wd)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "dagster" not in err.lower()
+    assert "failed gate(s):" in err
+    assert "fidelity_column_shapes:" in err and "[gates.column_shapes_min]" in err
+    assert "report: " in err and err.strip().splitlines()[-1].startswith("summary: ")

@@ -178,7 +178,7 @@ def test_the_headless_refresh_names_every_refused_column_and_generates_nothing(
 ):
     import dagster as dg
 
-    from synth_assets.core.errors import GateFailed
+    from synth_assets.core.errors import RunFailed
     from synth_assets.core.secrets import init_local_secrets
     from synth_assets.orchestrate import run_refresh
 
@@ -196,7 +196,7 @@ def test_the_headless_refresh_names_every_refused_column_and_generates_nothing(
         source={"schema": "src"},
         columns={"item.code": "categorical", "item.tag": "categorical"},
     )
-    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(GateFailed) as exc:
+    with dg.DagsterInstance.ephemeral() as inst, pytest.raises(RunFailed) as exc:
         run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
     assert "item.code (categorical)" in str(exc.value)
     assert "item.tag (categorical)" in str(exc.value)
