@@ -489,7 +489,9 @@ def _numeric_block(a: pa.Array, null: np.ndarray | None, scale: int | None) -> n
     digits = np.empty((n, nd), dtype=np.int64)
     rest = mag
     for i in range(nd - 1, -1, -1):
-        rest, d = np.divmod(rest, 10000)
+        # Python integers beyond int64 (numeric(38,10) holds 28 integer digits): numpy has
+        # no divmod ufunc for object arrays, but // and % work element by element.
+        d, rest = rest % 10000, rest // 10000
         digits[:, i] = d.astype(np.int64) if d.dtype == object else d
     out = np.empty((n, 4 + nd), dtype=np.uint16)
     out[:, 0] = nd

@@ -488,3 +488,29 @@ def test_teardown_job_and_command_drop_the_staging_schema(
     )
     assert args.fn(args) == 0 and "dropped team_b" in capsys.readouterr().out
     assert not {"synth", "team_b"} & _schemas(target)
+
+
+def test_wide_numeric_values_beyond_int64_load_exactly(target):
+    """numeric(38,10) with values above ~4.6e6 (scaled past int64) crashed the encoder."""
+    import polars as pl
+
+    from synth_assets.core.load import COPY_SIGNATURE, COPY_TRAILER, ColumnPlan, encode_batch
+
+    df = pl.DataFrame({"w": [12_345_678.5, -987_654_321.25, None, 4.0e17], "k": [1, 2, 3, 4]})
+    plans = [
+        ColumnPlan("w", "numeric", "numeric(38,10)", True, 10),
+        ColumnPlan("k", "int8", "bigint", True, None),
+    ]
+    with psycopg.connect(target) as conn:
+        conn.execute("CREATE TABLE wide_num (w numeric(38,10), k bigint)")
+        with conn.cursor().copy("COPY wide_num FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(COPY_SIGNATURE)
+            cp.write(encode_batch(df.to_arrow().to_batches()[0], plans, "wide_num"))
+            cp.write(COPY_TRAILER)
+        rows = conn.execute("SELECT w::text FROM wide_num ORDER BY k").fetchall()
+    assert [r[0] for r in rows] == [
+        "12345678.5000000000",
+        "-987654321.2500000000",
+        None,
+        "400000000000000000.0000000000",
+    ]
