@@ -93,3 +93,28 @@ def test_a_failed_gate_is_recorded_in_the_audit_log(meta_url, tmp_path):
     assert ev and ev[-1].kind == "gate_failed"
     assert ev[-1].payload["failed_checks"][0]["check"] == "must_pass"
     assert ev[-1].payload["failed_checks"][0]["metadata"]["dcr_share"] == "0.71"
+
+
+def test_starting_the_ui_regenerates_nothing_and_every_new_spec_once():
+    """spec_ready's first evaluation only records where the spec history stands (issue 12 §3)."""
+    from synth_assets.defs.automation.jobs import spec_ready
+
+    def spec_run(inst: dg.DagsterInstance, rid: str) -> None:
+        @dg.asset(name="calibrated_spec")
+        def fake_spec() -> dg.MaterializeResult:
+            return dg.MaterializeResult(
+                metadata={"refresh_id": rid, "shards": 2, "spec_hash": "h-" + rid}
+            )
+
+        assert dg.materialize([fake_spec], instance=inst).success
+
+    with dg.DagsterInstance.ephemeral() as inst:
+        spec_run(inst, "r20260101T000000Z-aaaaaa")  # materialized before the UI started
+        first = dg.build_sensor_context(instance=inst)
+        assert isinstance(spec_ready(first), dg.SkipReason)  # no run on start
+        spec_run(inst, "r20260102T000000Z-bbbbbb")
+        second = dg.build_sensor_context(instance=inst, cursor=first.cursor)
+        [request] = spec_ready(second)
+        assert request.tags[REFRESH_TAG] == "r20260102T000000Z-bbbbbb"
+        third = dg.build_sensor_context(instance=inst, cursor=second.cursor)
+        assert isinstance(spec_ready(third), dg.SkipReason)  # each spec once

@@ -64,19 +64,39 @@ def generation_request(refresh_id: str, spec_hash: str, shards: int) -> dg.RunRe
     )
 
 
-@dg.asset_sensor(
-    asset_key=dg.AssetKey("calibrated_spec"),
+SPEC = dg.AssetKey("calibrated_spec")
+
+
+@dg.sensor(
     job=generate_and_load,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Generates, checks and loads every spec materialized after the sensor started. "
+    "Its first evaluation only records where the spec history stands: starting the UI never "
+    "re-runs (or re-fails) an existing refresh.",
 )
-def spec_ready(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def spec_ready(context: dg.SensorEvaluationContext):
     """A new spec was materialized (and passed its checks): generate, check and load it."""
-    meta = asset_event.asset_materialization.metadata
-    rid = meta["refresh_id"].value
-    shards = int(meta["shards"].value)
-    context.instance.add_dynamic_partitions(SHARDS.name, [shard_key(i) for i in range(shards)])
-    yield generation_request(rid, meta["spec_hash"].value, shards)
+    if context.cursor is None:
+        latest = context.instance.fetch_materializations(SPEC, limit=1).records
+        context.update_cursor(str(latest[0].storage_id if latest else 0))
+        return dg.SkipReason(
+            "started: specs materialized before now are not regenerated (run generate_and_load "
+            "for one by hand); every new spec will be"
+        )
+    after = int(context.cursor)
+    new = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SPEC, after_storage_id=after), limit=100, ascending=True
+    ).records
+    requests = []
+    for rec in new:
+        meta = rec.event_log_entry.asset_materialization.metadata
+        rid, shards = meta["refresh_id"].value, int(meta["shards"].value)
+        context.instance.add_dynamic_partitions(SHARDS.name, [shard_key(i) for i in range(shards)])
+        requests.append(generation_request(rid, meta["spec_hash"].value, shards))
+        after = max(after, rec.storage_id)
+    context.update_cursor(str(after))
+    return requests or dg.SkipReason("no new spec")
 
 
 def _last_materialized(instance: dg.DagsterInstance, key: str) -> datetime | None:
