@@ -270,3 +270,28 @@ def test_integer_bins_hold_whole_values():
         assert e[0] == math.ceil(lo) - 0.5 and e[-1] == math.floor(hi) + 0.5
     assert numeric_edges(2003, 2009, 7, True) == [v - 0.5 for v in range(2003, 2011)]
     assert numeric_edges(0.0, 3.2, 4, False) == [0.0, 0.8, 1.6, 2.4000000000000004, 3.2]
+
+
+def test_a_released_range_keeps_its_tails_in_outer_bins():
+    """A tail bucket with data beyond the released range widens it by one power of two (an outer
+    bin), never across zero and never past the schema's CHECK bounds; an empty one does not."""
+    from synth_assets.core.profile import LOG_BUCKETS, _log_bucket_edges, _outer_range
+
+    def bucket(x: float) -> int:  # index of the positive log bucket holding x
+        return next(
+            b
+            for b in range(LOG_BUCKETS + 1, 2 * LOG_BUCKETS + 1)
+            if _log_bucket_edges(b)[0] <= x < _log_bucket_edges(b)[1]
+        )
+
+    noisy = np.zeros(2 * LOG_BUCKETS + 1)
+    lo_b, hi_b = bucket(0.5), bucket(0.75)  # released [0.5, 1.0)
+    noisy[lo_b] = 900
+    noisy[lo_b - 1], noisy[hi_b + 1] = 95.0, 30.0  # 10 % below 0.5; 3 % in [1, 2)
+    assert _outer_range(noisy, (lo_b, hi_b), 40.0, {}, 0.5, 1.0) == [0.25, 1.0]
+    assert _outer_range(noisy, (lo_b, hi_b), 15.0, {}, 0.5, 1.0) == [0.25, 2.0]
+    assert _outer_range(noisy, (lo_b, hi_b), 15.0, {"min": 0.3, "max": 1.5}, 0.5, 1.0) == [0.3, 1.5]
+    noisy[:] = 0
+    noisy[LOG_BUCKETS] = 500  # zeros, then a range from 0 up
+    noisy[LOG_BUCKETS - 1] = 100  # a noisy negative bucket is not followed across zero
+    assert _outer_range(noisy, (LOG_BUCKETS, hi_b), 20.0, {}, 0.0, 1.0)[0] == 0.0
