@@ -50,3 +50,24 @@ def test_master_seeds_are_fresh_and_committed_by_sha256():
     a, b = new_master_seed(), new_master_seed()
     assert a != b and len(a) == 32
     assert seed_commitment(a) != seed_commitment(b) and len(seed_commitment(a)) == 64
+
+
+def test_a_secrets_directory_that_cannot_be_traversed_is_a_clear_error(tmp_path, monkeypatch):
+    """A permission error is a SecretsError naming the directory and the fix (CLI exit 2), not a
+    traceback. Root ignores mode bits, so the denial is simulated at the file system call."""
+    from pathlib import Path
+
+    init_local_secrets(tmp_path / "secrets")
+    real_exists = Path.exists
+
+    def denied(self, *args, **kwargs):
+        if "secrets" in self.parts:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", denied)
+    backend = LocalSecrets(tmp_path / "secrets")
+    with pytest.raises(SecretsError, match="Permission denied.*must be owned by the user"):
+        backend.hmac_key()
+    with pytest.raises(SecretsError, match="cannot reach"):
+        backend.unseal_seed("r20260101T000000Z-abcdef")

@@ -108,6 +108,17 @@ class LocalSecrets(SecretsBackend):
     def key_file(self) -> Path:
         return self.path / "hmac.key"
 
+    def _exists(self, p: Path) -> bool:
+        """Whether ``p`` exists; a directory this user cannot traverse is a SecretsError naming
+        it (not a traceback)."""
+        try:
+            return p.exists()
+        except OSError as exc:
+            raise SecretsError(
+                f"cannot reach {p}: {exc.strerror}. The secrets directory {self.path} must be "
+                "owned by the user running synth-assets, mode 0700"
+            ) from None
+
     def _check_private(self, p: Path) -> None:
         mode = stat.S_IMODE(p.stat().st_mode)
         if mode & 0o077:
@@ -118,7 +129,7 @@ class LocalSecrets(SecretsBackend):
 
     def hmac_key(self) -> Secret:
         p = self.key_file
-        if not p.exists():
+        if not self._exists(p):
             raise SecretsError(
                 f"the HMAC key file {p} does not exist. Create it explicitly with "
                 f"`synth-assets init --workdir {self.path.parent}` (nothing is generated implicitly)."
@@ -143,21 +154,23 @@ class LocalSecrets(SecretsBackend):
     def seal_seed(self, refresh_id: str, seed: bytes) -> str:
         self.hmac_key()  # the backend must be initialised before any refresh uses it
         d = self.path / "seeds"
-        d.mkdir(mode=0o700, exist_ok=True)
         p = d / f"{refresh_id}.seed"
         try:
+            d.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise SecretsError(
                 f"a seed is already sealed for refresh {refresh_id}; seeds are never overwritten"
             ) from None
+        except OSError as exc:
+            raise SecretsError(f"cannot seal the seed in {d}: {exc.strerror}") from None
         with os.fdopen(fd, "w") as fh:
             fh.write(seed.hex())
         return "1"
 
     def unseal_seed(self, refresh_id: str) -> Secret:
         p = self.path / "seeds" / f"{refresh_id}.seed"
-        if not p.exists():
+        if not self._exists(p):
             raise SecretsError(
                 f"no sealed seed for refresh {refresh_id} in {p.parent}: the refresh was not "
                 "profiled with this secrets backend, or its seed was removed"
