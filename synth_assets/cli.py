@@ -79,10 +79,25 @@ def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig"
 
 
 def _print_summary(summary: dict) -> None:
+    unit = summary.get("privacy_unit")
     print(
         f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
-        f"(delta {summary.get('delta', 0):.0e}), {summary['seconds']}s"
+        f"(delta {summary.get('delta', 0):.0e}"
+        + (f", privacy unit: one {unit} row and every row that references it" if unit else "")
+        + f"), {summary['seconds']}s"
     )
+    if summary.get("reference_epsilon_spent"):
+        print(
+            f"  reference tables: epsilon {summary['reference_epsilon_spent']:.3f} spent on "
+            "their rows (each row its own unit; a separate guarantee)"
+        )
+    b = summary.get("budget")
+    if b:
+        print(
+            f"  annual budget of {b['source']}: epsilon {b['spent_365d']:.3g} of "
+            f"{b['annual_cap']:g} spent in the last 365 days, {b['remaining']:.3g} remaining "
+            "(synth-assets budget shows the ledger)"
+        )
     for t, v in summary["tables"].items():
         print(f"  {t}: {v['rows']:,} rows")
     for name, c in summary["checks"].items():

@@ -275,6 +275,15 @@ def _refresh(
         ref = pack.get("reference_ledger")
         if ref:
             summary["reference_epsilon_spent"] = ref["epsilon_spent"]
+        summary["privacy_unit"] = pack.get("privacy", {}).get("unit_table")
+    key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
+    st = budget.standing(meta, key, cfg.privacy.annual_epsilon_cap)
+    summary["budget"] = {
+        "source": label,
+        "annual_cap": st.cap,
+        "spent_365d": st.spent,
+        "remaining": max(0.0, st.cap - st.spent),
+    }
     spec_path = store.path(rid, "spec.json")
     if spec_path.exists():
         spec = read_json(spec_path)
