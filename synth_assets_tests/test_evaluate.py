@@ -349,12 +349,24 @@ def test_optional_gates_are_reported_and_gate_only_when_configured():
     assert not on["fidelity_null_rates"].passed
 
 
-def test_markdown_summary_has_one_row_per_gate():
+def test_markdown_summary_has_the_verdict_first_then_one_row_per_gate():
     rep = _report()
     rep["gates"] = {r.name: r.to_dict() for r in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
     md = ev.markdown_summary(rep)
-    assert md.count("\n") == 1 + len(ev.GATE_SPECS)
-    assert "| privacy_dcr_share | customers | 0.51 | <= 0.52 | pass |" in md
+    assert md.startswith("**PASSED**") and md.count("\n") == 3 + len(ev.GATE_SPECS)
+    assert "| privacy_dcr_share | pass | 0.51 | <= 0.52 | customers |" in md
+
+
+def test_markdown_summary_puts_failing_gates_first_and_marks_non_defaults():
+    rep = _report()
+    strict = ev.gate_thresholds({"dcr_share_max": 0.505})
+    rep["gates"] = {r.name: r.to_dict() for r in ev.evaluate_gates(rep, strict)}
+    lines = ev.markdown_summary(rep).splitlines()
+    assert lines[0] == "**BLOCKED**: 1 of " + lines[0].split(" of ")[1]
+    assert "privacy_dcr_share" in lines[0]
+    assert (
+        lines[4] == "| privacy_dcr_share | **FAIL** | 0.51 | <= 0.505 (default 0.52) | customers |"
+    )
 
 
 # --- the written report -----------------------------------------------------------------------
@@ -442,3 +454,12 @@ def test_json_safe_replaces_non_finite_numbers():
 def test_options_refuse_tiny_samples():
     with pytest.raises(ConfigError, match="sample_rows"):
         ev.EvalOptions(sample_rows=10)
+
+
+def test_the_html_report_marks_a_threshold_that_is_not_the_default():
+    rep = _full_report()
+    relaxed = ev.gate_thresholds({"dcr_share_max": 0.6})
+    rep["gates"] = {r.name: r.to_dict() for r in ev.evaluate_gates(rep, relaxed)}
+    html_text = render_html(rep)
+    assert "&lt;= 0.6 (non-default: &lt;= 0.52 by default)" in html_text
+    assert html_text.count("non-default") == 1

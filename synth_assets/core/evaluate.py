@@ -1704,13 +1704,31 @@ def gate_message(results: Sequence[GateResult]) -> str:
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
-    """A Markdown table of every gate (worst item, value, threshold, verdict) for the asset's metadata."""
-    lines = ["| gate | worst item | value | threshold | result |", "|---|---|---|---|---|"]
-    for name, g in report["gates"].items():
+    """The verdict, then a Markdown table of every gate for the asset's metadata: failing gates
+    first, and a threshold that differs from its default marked with the default."""
+    gates = report["gates"]
+    failing = [n for n, g in gates.items() if g["gated"] and not g["passed"]]
+    head = (
+        f"**BLOCKED**: {len(failing)} of {sum(1 for g in gates.values() if g['gated'])} gates "
+        f"failed ({', '.join(failing)})"
+        if failing
+        else "**PASSED**: every gated check passed"
+    )
+    lines = [
+        head,
+        "",
+        "| gate | result | value | threshold | worst item |",
+        "|---|---|---|---|---|",
+    ]
+    for name in failing + [n for n in gates if n not in failing]:
+        g = gates[name]
         val = "n/a" if g["value"] is None else f"{g['value']:.4g}"
         thr = "not gated" if g["threshold"] is None else f"{g['op']} {g['threshold']:g}"
+        default = GATES_BY_NAME[name].default if name in GATES_BY_NAME else None
+        if default is not None and g["threshold"] != default:
+            thr += f" (default {default:g})"
         verdict = ("pass" if g["passed"] else "**FAIL**") if g["gated"] else "reported"
-        lines.append(f"| {name} | {g['worst'] or ''} | {val} | {thr} | {verdict} |")
+        lines.append(f"| {name} | {verdict} | {val} | {thr} | {g['worst'] or ''} |")
     return "\n".join(lines)
 
 

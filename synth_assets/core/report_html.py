@@ -225,6 +225,13 @@ def render_html(report: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _gate_default(name: str) -> float | None:
+    from .evaluate import GATES_BY_NAME  # evaluate imports this module: resolved at call time
+
+    spec = GATES_BY_NAME.get(name)
+    return spec.default if spec else None
+
+
 def _gates_section(report: dict[str, Any]) -> list[str]:
     desc = report.get("gate_descriptions", {})
     rows = [
@@ -240,6 +247,9 @@ def _gates_section(report: dict[str, Any]) -> list[str]:
                 if g["passed"]
                 else ("FAIL", "fail", f"{g['op']} {g['threshold']:g}")
             )
+            default = _gate_default(name)
+            if default is not None and g["threshold"] != default:
+                thr += f" (non-default: {g['op']} {default:g} by default)"
         rows.append(
             f"<tr><td><code>{_e(name)}</code></td><td>{_e(desc.get(name, ''))}</td>"
             f"<td>{_e(g.get('worst') or '')}</td><td class='n'>{_num(g.get('value'))}</td>"
