@@ -394,7 +394,7 @@ def _key_series(
 
 
 def _ignored(c: dict[str, Any], n: int) -> pl.Series:
-    if c["nullable"]:
+    if c["nullable"] or c.get("generated"):  # a generated column is computed at the load
         return pl.Series([None] * n, dtype=pl.Utf8)
     defaults = {"json": "{}", "jsonb": "{}", "bytea": "\\x", "tsvector": "", "xml": "<x/>"}
     if c["base_type"] in defaults:

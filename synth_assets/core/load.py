@@ -28,6 +28,7 @@ schema the tool creates carries a ``COMMENT`` starting with :data:`SCHEMA_MARKER
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -311,6 +312,7 @@ class ColumnPlan:
     nullable: bool
     scale: int | None = None
     cast_to: str | None = None
+    generated: str | None = None  # kind "generated": PostgreSQL computes it from this expression
 
 
 def _base_kind(col: Column) -> str:
@@ -356,6 +358,11 @@ def plan_columns(
             )
         t = arrow_schema.field(col.name).type
         ddl = ddl_types[col.name]
+        if col.generated:
+            plans.append(
+                ColumnPlan(col.name, "generated", ddl, col.nullable, generated=col.generated)
+            )
+            continue
         kind = _base_kind(col)
         scale = None
         if kind == "numeric":
@@ -797,6 +804,12 @@ def _table_ddl(
             _all_null_columns(files, [c.name for c in table.columns]),
             ddl_types[tname],
         )
+        cols = [  # a generated column's expression may name the source schema
+            dataclasses.replace(c, generated=requalify(c.generated, src, next_schema))
+            if c.generated
+            else c
+            for c in cols
+        ]
         tp = TablePlan(tname, cols, files)
         qtab = f"{qt}.{quote_ident(tname)}"
         for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
@@ -1189,13 +1202,15 @@ def _copy_task(
     copied: dict[str, int],
 ) -> Callable[[psycopg.Connection], None]:
     qtab = sql.Identifier(next_schema, tp.name)
-    cols = [c.name for c in tp.columns]
+    copied_cols = [c for c in tp.columns if c.kind != "generated"]
+    cols = [c.name for c in copied_cols]
 
     def run(conn: psycopg.Connection) -> None:
         defs = [
-            sql.SQL("{} {}{}").format(
+            sql.SQL("{} {}{}{}").format(
                 sql.Identifier(c.name),
                 sql.SQL(c.ddl_type),
+                sql.SQL(f" GENERATED ALWAYS AS ({c.generated}) STORED" if c.generated else ""),
                 sql.SQL("" if c.nullable else " NOT NULL"),
             )
             for c in tp.columns
@@ -1214,7 +1229,7 @@ def _copy_task(
                     for batch in iter_batches(f.path, cols, batch_rows):
                         if abort.is_set():
                             raise _Aborted()
-                        cp.write(encode_batch(batch, tp.columns, tp.name))
+                        cp.write(encode_batch(batch, copied_cols, tp.name))
                         in_file += batch.num_rows
                         done += batch.num_rows
                         if progress is not None:

@@ -488,6 +488,8 @@ def generator_fills(col: Column) -> bool:
     generator itself, so that this check follows the generator when it learns a type)."""
     from .generate import _ignored
 
+    if col.generated:  # PostgreSQL computes it at the load
+        return True
     try:
         _ignored({"nullable": False, "base_type": col.base_type, "pg_type": col.pg_type}, 0)
     except GenerationError:

@@ -210,6 +210,9 @@ def infer_roles(
         roles[t.name] = {}
         for c in t.columns:
             key = f"{t.name}.{c.name}"
+            if c.generated:  # computed by PostgreSQL from the other columns: never measured
+                roles[t.name][c.name] = "ignore"
+                continue
             roles[t.name][c.name] = overrides.get(key) or infer_role(t, c, sample.get(c.name))
     return roles
 

@@ -20,6 +20,9 @@ class Column:
     enum_labels: tuple[str, ...] | None = None  # schema-level values of an enum type
     has_default: bool = False
     identity: bool = False
+    # GENERATED ALWAYS AS (expr) STORED: the expression; PostgreSQL computes the value, so the
+    # column is neither measured nor generated, and the loader recreates it as generated.
+    generated: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,10 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typtype = 'e' THEN
             (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
        END,
-       a.atthasdef, a.attidentity <> ''
+       a.atthasdef, a.attidentity <> '',
+       CASE WHEN a.attgenerated = 's' THEN pg_get_expr(ad.adbin, ad.adrelid) END
 FROM pg_attribute a
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
@@ -231,7 +236,7 @@ def reflect(
             "and that the source user has USAGE on the schema"
         )
     cols: dict[str, list[Column]] = {}
-    for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident in rows:
+    for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident, generated in rows:
         cols.setdefault(rel, []).append(
             Column(
                 att,
@@ -242,6 +247,7 @@ def reflect(
                 tuple(enum) if enum else None,
                 bool(hasdef),
                 bool(ident),
+                generated,
             )
         )
     all_names = set(cols)

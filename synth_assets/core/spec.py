@@ -536,6 +536,7 @@ def _column_spec(
         "pg_type": col.pg_type,
         "base_type": col.base_type,
         "nullable": col.nullable,
+        "generated": bool(getattr(col, "generated", None)),
         "unique": unique,
         "max_length": col.max_length,
     }

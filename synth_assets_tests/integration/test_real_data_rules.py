@@ -430,3 +430,44 @@ def test_a_check_ordering_two_columns_holds_in_staging(pg_workdir, tmp_path):
     load = read_json(tmp_path / "runs" / summary["refresh_id"] / "load.json")
     assert load["durations"]["checks_not_validated"] == {}
     assert load["durations"]["checks_repaired"]["booking.booking_order"] > rows // 10
+
+
+GENERATED = """
+CREATE TABLE src.line (
+  id int PRIMARY KEY,
+  qty int NOT NULL CHECK (qty > 0),
+  price numeric(10,2) NOT NULL,
+  total numeric(12,2) GENERATED ALWAYS AS (qty * price) STORED
+);
+INSERT INTO src.line (id, qty, price)
+SELECT g, 1 + g % 7, round((5 + (g * 37) % 200)::numeric + 0.99, 2) FROM generate_series(1, 1200) g;
+"""
+
+
+def test_a_generated_column_is_computed_by_postgresql_in_staging(pg_workdir, tmp_path):
+    """total = qty * price held in 2 of 6,040 staging rows: the column was generated like any
+    number. Now it is not measured (no budget), and staging recreates it as GENERATED."""
+    import dagster as dg
+
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.core.store import read_json
+    from synth_assets.orchestrate import run_refresh
+
+    url = _source(pg_workdir, "rd_generated", GENERATED)
+    init_local_secrets(tmp_path / "secrets")
+    cfg = make_config(url, source={"schema": "src"}, target={"schema": "generated_copy"})
+    with dg.DagsterInstance.ephemeral() as inst:
+        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    assert summary["passed"], summary.get("error")
+    rdir = tmp_path / "runs" / summary["refresh_id"]
+    assert read_json(rdir / "schema.json")["roles"]["line"]["total"] == "ignore"
+    ledger = read_json(rdir / "metrics_pack.json")["ledger"]["entries"]
+    assert not any("total" in e["name"] for e in ledger)  # nothing spent on it
+    with pg.connect(cfg.target.url) as conn:
+        generated, wrong, rows = conn.execute(
+            "SELECT (SELECT attgenerated FROM pg_attribute WHERE attname = 'total' "
+            "AND attrelid = 'generated_copy.line'::regclass), "
+            "(SELECT count(*) FROM generated_copy.line WHERE total IS DISTINCT FROM qty * price), "
+            "(SELECT count(*) FROM generated_copy.line)"
+        ).fetchone()
+    assert generated == "s" and wrong == 0 and rows > 0
