@@ -781,6 +781,7 @@ class TablePlan:
     checks: list[tuple[str, str]] = field(default_factory=list)  # CHECKs to VALIDATE after adding
     indexes: list[tuple[str, str]] = field(default_factory=list)
     fks: list[tuple[str, str, str]] = field(default_factory=list)  # (name, ref table, clause)
+    identity: list[str] = field(default_factory=list)  # columns whose sequence starts after max
 
     @property
     def rows(self) -> int:
@@ -837,6 +838,13 @@ def _table_ddl(
                     tp.checks.append((con.name, definition))
             else:
                 tp.alter.append(f"ADD CONSTRAINT {quote_ident(con.name)} {definition}")
+        for c in table.columns:  # identity columns are identities again, after the COPY
+            if c.identity and not c.nullable:
+                how = "ALWAYS" if c.identity_always else "BY DEFAULT"
+                tp.alter.append(
+                    f"ALTER COLUMN {quote_ident(c.name)} ADD GENERATED {how} AS IDENTITY"
+                )
+                tp.identity.append(c.name)
         for iname, idef in table.indexes:
             tp.indexes.append((iname, requalify(idef, src, next_schema)))
         for fk in table.foreign_keys:
@@ -1260,6 +1268,14 @@ def _copy_task(
     return run
 
 
+def _exec_all(statements: list[str]) -> Callable[[psycopg.Connection], None]:
+    def run(conn: psycopg.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type] - reflected DDL, no parameters
+
+    return run
+
+
 def _exec(statement: str) -> Callable[[psycopg.Connection], None]:
     def run(conn: psycopg.Connection) -> None:
         conn.execute(statement)  # type: ignore[arg-type] - reflected DDL, no parameters
@@ -1386,11 +1402,18 @@ def _build_tasks(
                 )
             )
         if tp.alter:
-            stmt = f"ALTER TABLE {qt}.{quote_ident(tp.name)} " + ", ".join(tp.alter)
+            qtab = f"{qt}.{quote_ident(tp.name)}"
+            stmts = [f"ALTER TABLE {qtab} " + ", ".join(tp.alter)] + [
+                # the next value an application inserts follows the synthetic rows
+                f"SELECT setval(pg_get_serial_sequence('{qtab.replace(chr(39), chr(39) * 2)}', "
+                f"'{col.replace(chr(39), chr(39) * 2)}'), coalesce(max({quote_ident(col)}), 0) + 1, "
+                f"false) FROM {qtab}"
+                for col in tp.identity
+            ]
             tasks.append(
                 _Task(
                     f"constraints:{tp.name}",
-                    _exec(stmt),
+                    _exec_all(stmts),
                     tab,
                     True,
                     frozenset({f"copy:{tp.name}", *idx_keys}),

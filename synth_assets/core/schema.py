@@ -20,6 +20,7 @@ class Column:
     enum_labels: tuple[str, ...] | None = None  # schema-level values of an enum type
     has_default: bool = False
     identity: bool = False
+    identity_always: bool = False  # GENERATED ALWAYS (else BY DEFAULT) AS IDENTITY
     # GENERATED ALWAYS AS (expr) STORED: the expression; PostgreSQL computes the value, so the
     # column is neither measured nor generated, and the loader recreates it as generated.
     generated: str | None = None
@@ -179,7 +180,7 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typtype = 'e' THEN
             (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
        END,
-       a.atthasdef, a.attidentity <> '',
+       a.atthasdef, a.attidentity::text,
        CASE WHEN a.attgenerated = 's' THEN pg_get_expr(ad.adbin, ad.adrelid) END
 FROM pg_attribute a
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -247,6 +248,7 @@ def reflect(
                 tuple(enum) if enum else None,
                 bool(hasdef),
                 bool(ident),
+                ident == "a",
                 generated,
             )
         )
