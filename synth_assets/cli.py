@@ -70,6 +70,18 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from synth_assets.core.config import load_config
+    from synth_assets.orchestrate import run_refresh
+
+    cfg = load_config(args.config)
+    summary = run_refresh(
+        args.config, Path(args.workdir), cfg_override=cfg, regenerate_from=args.refresh_id
+    )
+    _print_summary(summary)
+    return 0
+
+
 def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig":
     """The config with command-line options applied, validated like the file itself (a
     ``--scale inf`` is refused here, not by an overflow deep inside the refresh)."""
@@ -80,6 +92,11 @@ def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig"
 
 def _print_summary(summary: dict) -> None:
     unit = summary.get("privacy_unit")
+    if summary.get("regenerated_from"):
+        print(
+            f"refresh {summary['refresh_id']}: regenerated from the metrics pack of "
+            f"{summary['regenerated_from']}: no budget spent"
+        )
     print(
         f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
         f"(delta {summary.get('delta', 0):.0e}"
@@ -160,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows",
     )
     sp.set_defaults(fn=_cmd_refresh)
+
+    sp = sub.add_parser(
+        "regenerate",
+        help="after a failed gate: a new spec and seed from a refresh's metrics pack, with the "
+        "config as it is now (a relaxed gate, an override); spends no budget",
+    )
+    common(sp)
+    sp.add_argument("--refresh-id", required=True, help="the refresh whose metrics pack to reuse")
+    sp.set_defaults(fn=_cmd_regenerate)
 
     from synth_assets.cli_ops import add_commands as add_ops
 

@@ -13,13 +13,14 @@ import dagster as dg
 from synth_assets.core import budget, pg
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
-from synth_assets.core.errors import GateFailed, RunFailed, SynthError
+from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
 from synth_assets.core.generate import shard_key
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import existing_database, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import (
+    check_refresh_id,
     new_refresh_id,
     read_json,
     store_for,
@@ -27,7 +28,7 @@ from synth_assets.core.store import (
     write_private,
 )
 from synth_assets.definitions import build_definitions
-from synth_assets.defs.resources import REFRESH_TAG
+from synth_assets.defs.resources import PACK_TAG, REFRESH_TAG
 
 # Step logs stay in the Dagster instance's event log (`dagster dev` shows them); the console of a
 # headless run shows the CLI's own progress lines and, on failure, one summary.
@@ -133,6 +134,7 @@ def run_refresh(
     cfg_override: SynthConfig | None = None,
     log: Callable[[str], None] = print,
     instance: dg.DagsterInstance | None = None,
+    regenerate_from: str | None = None,
 ) -> dict[str, Any]:
     """Profile, calibrate and generate one refresh; write and return its summary.
 
@@ -140,17 +142,39 @@ def run_refresh(
     materializes the boundary assets and the spec; run 2 the shard partitions (one single-run
     backfill) and everything downstream. Blocking checks stop each run. A run 1 that failed
     before its first DP measurement releases its budget reservation.
+
+    ``regenerate_from`` names a refresh whose metrics pack is reused: run 1 only calibrates a
+    new spec and seal a new seed (no query to the source's rows for profiling, no budget), with
+    the configuration as it is now (a relaxed gate, an override); run 2 is the same.
     """
     workdir = workdir.expanduser().resolve()
     cfg = cfg_override or load_config(config_file)
     if source_url:
         cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": source_url})})
-    preflight(cfg, workdir)
+    if regenerate_from:
+        regenerate_from = check_refresh_id(regenerate_from)
+        pack = store_for(cfg, workdir).path(regenerate_from, "metrics_pack.json")
+        if not pack.is_file():
+            raise ConfigError(
+                f"refresh {regenerate_from} has no metrics pack in {pack.parent}: name a refresh "
+                "that profiled the source (`synth-assets budget` lists them)"
+            )
+    preflight(cfg, workdir, spends=not regenerate_from)
     # One refresh at a time per work directory and per target schema: a lock in the audit
     # database (not a file), so that the second refresh is refused, not mixed into the first.
     meta, locks = refresh_locks(cfg, workdir)
     with pg.session_locks(meta, locks):
-        return _refresh(cfg, config_file, source_url, workdir, cfg_override, log, instance, meta)
+        return _refresh(
+            cfg,
+            config_file,
+            source_url,
+            workdir,
+            cfg_override,
+            log,
+            instance,
+            meta,
+            regenerate_from,
+        )
 
 
 def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -> str:
@@ -198,6 +222,7 @@ def _refresh(
     log: Callable[[str], None],
     instance: dg.DagsterInstance | None,
     meta: str,
+    regenerate_from: str | None = None,
 ) -> dict[str, Any]:
     """The refresh itself, once preflight passed and the locks are held."""
     cfg_path = config_file
@@ -212,6 +237,8 @@ def _refresh(
     instance = instance or instance_for(workdir)
     rid = new_refresh_id()
     tags = {REFRESH_TAG: rid}
+    if regenerate_from:
+        tags[PACK_TAG] = regenerate_from
     store = store_for(cfg, workdir)
     summary: dict[str, Any] = {
         "refresh_id": rid,
@@ -224,10 +251,16 @@ def _refresh(
     checks = list(defs.asset_checks or [])
     resources = defs.resources
 
-    log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
+    if regenerate_from:
+        summary["regenerated_from"] = regenerate_from
+        log(
+            f"[1/2] {rid}: a new spec and seed from the metrics pack of {regenerate_from} (no budget)…"
+        )
+    else:
+        log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
     r1 = dg.materialize(
         [*assets, *checks],
-        selection=PROFILE_ASSETS,
+        selection=["calibrated_spec"] if regenerate_from else PROFILE_ASSETS,
         instance=instance,
         resources=resources,
         tags=tags,

@@ -65,7 +65,9 @@ class PreflightError(ConfigError):
         )
 
 
-def preflight(cfg: SynthConfig, workdir: Path, refresh_id: str | None = None) -> SchemaModel:
+def preflight(
+    cfg: SynthConfig, workdir: Path, refresh_id: str | None = None, *, spends: bool = True
+) -> SchemaModel:
     """Refuse a refresh that would fail later, before any reservation or write.
 
     This runs in three stages. (1) The config alone: the URLs and the overrides file. (2) The
@@ -74,7 +76,8 @@ def preflight(cfg: SynthConfig, workdir: Path, refresh_id: str | None = None) ->
     :class:`PreflightError`. An error of stage 2 or 3 that stops the checks (no secrets, budget
     exhausted, source unreachable) is raised as it is when it is the only problem.
     ``refresh_id`` names a refresh whose own reservation may already be in the ledger (a step
-    re-executed after a failure): it is not counted against itself.
+    re-executed after a failure): it is not counted against itself. ``spends=False`` (a
+    regeneration from an existing metrics pack) skips the annual budget: it spends nothing.
     """
     workdir = Path(workdir).expanduser().resolve()
     problems = url_problems(cfg, workdir)
@@ -85,7 +88,7 @@ def preflight(cfg: SynthConfig, workdir: Path, refresh_id: str | None = None) ->
     meta = cfg.audit.url or cfg.target.url
     with _stop_on(problems):
         backend_from_config(cfg.secrets, workdir).check_ready()
-        if not _is_source(meta, cfg, workdir):  # never read a ledger out of the source itself
+        if spends and not _is_source(meta, cfg, workdir):  # never read a ledger from the source
             _refuse_over_cap(cfg, meta, workdir, refresh_id)
     with _stop_on(problems):
         src = pg.resolve_url(cfg.source.url, workdir, create=False)

@@ -10,6 +10,7 @@ from synth_assets.core.secrets import SecretsBackend, backend_from_config
 from synth_assets.core.store import RefreshStore, store_for
 
 REFRESH_TAG = "synth/refresh_id"
+PACK_TAG = "synth/pack_refresh_id"  # a regeneration: the refresh whose metrics pack is reused
 SHARDS = dg.DynamicPartitionsDefinition(name="synth_shards")
 
 

@@ -186,3 +186,49 @@ def test_a_failed_gate_is_one_clean_summary_naming_the_key_and_the_report(
     assert "failed gate(s):" in err
     assert "fidelity_column_shapes:" in err and "[gates.column_shapes_min]" in err
     assert "report: " in err and err.strip().splitlines()[-1].startswith("summary: ")
+
+
+def test_recovery_after_a_failed_gate_regenerates_at_zero_budget(tmp_path, demo_url, capsys):
+    """Strict gate -> blocked (exit 3) -> relax it -> regenerate from the same metrics pack:
+    the report, the checks and the load agree, and the ledger holds the one spend only."""
+    import yaml
+
+    from synth_assets.core import budget
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.core.store import read_json
+    from synth_assets_tests.conftest import SESSION, make_config
+
+    wd = tmp_path / "wd"
+    init_local_secrets(wd / "secrets")
+    strict = make_config(demo_url, gates={"column_shapes_min": 1.0})
+    path = tmp_path / "synth.yaml"
+    path.write_text(yaml.safe_dump(strict.to_json()))
+    assert main(["refresh", "--config", str(path), "--workdir", str(wd)]) == 3
+    err = capsys.readouterr().err
+    blocked = err.split("refresh ", 1)[1].split(" ", 1)[0]
+    key, _ = budget.source_key(strict.source.url, strict.source.db_schema)
+    spent = {
+        e["refresh_id"]: e["epsilon"] for e in budget.standing(SESSION["target"], key, 1e9).entries
+    }
+    assert spent[blocked] > 0
+
+    relaxed = make_config(demo_url)  # the operator relaxes the gate
+    path.write_text(yaml.safe_dump(relaxed.to_json()))
+    args = ["regenerate", "--refresh-id", blocked, "--config", str(path), "--workdir", str(wd)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"regenerated from the metrics pack of {blocked}: no budget spent" in out
+    rid = out.split("refresh ", 1)[1].split(":", 1)[0]
+    after = {
+        e["refresh_id"]: e["epsilon"] for e in budget.standing(SESSION["target"], key, 1e9).entries
+    }
+    assert after == spent  # no new spend, the blocked refresh's unchanged
+    rdir = wd / "runs" / rid
+    summary, report = (
+        read_json(rdir / "summary.json"),
+        read_json(rdir / "report" / "privacy_report.json"),
+    )
+    assert summary["passed"] and report["passed"] and report["refresh_id"] == rid
+    assert read_json(rdir / "spec.json")["pack_refresh_id"] == blocked
+    assert read_json(rdir / "load.json")["refresh_id"] == rid
+    assert all(c["passed"] for c in summary["checks"].values())

@@ -9,7 +9,7 @@ from synth_assets.core.secrets import new_master_seed, seed_commitment
 from synth_assets.core.spec import calibrate
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
-from synth_assets.defs.resources import SHARDS, SynthResource
+from synth_assets.defs.resources import PACK_TAG, SHARDS, SynthResource
 from synth_assets.defs.sampler.assets import production_shape
 
 
@@ -26,8 +26,12 @@ def calibrated_spec(
     cfg = with_overrides_file(synth.settings())
     store = synth.store()
     tag = run_refresh_tag(context)
-    # The run's own profile when it has one; a regeneration takes the latest metrics pack.
-    if tag and store.path(tag, "metrics_pack.json").exists():
+    # The pack a regeneration names; else the run's own profile; else (regenerate_from_spec
+    # launched from the UI) the latest metrics pack.
+    named = context.run.tags.get(PACK_TAG) if context.run else None
+    if named:
+        pack_rid = named
+    elif tag and store.path(tag, "metrics_pack.json").exists():
         pack_rid = tag
     else:
         pack_rid = refresh_of_run(context, "production_shape")
