@@ -90,6 +90,16 @@ def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig"
     return parse_config({**cfg.to_json(), **sections}, "command line")
 
 
+_STAGES = {
+    "source_schema": "reflect",
+    "production_shape": "profile",
+    "calibrated_spec": "spec",
+    "synthetic_shards": "shards",
+    "privacy_report": "report",
+    "staging_schema": "load",
+}
+
+
 def _print_summary(summary: dict) -> None:
     unit = summary.get("privacy_unit")
     if summary.get("regenerated_from"):
@@ -115,6 +125,10 @@ def _print_summary(summary: dict) -> None:
             f"{b['annual_cap']:g} spent in the last 365 days, {b['remaining']:.3g} remaining "
             "(synth-assets budget shows the ledger)"
         )
+    stages = summary.get("stages") or {}
+    named = [(label, stages[k]) for k, label in _STAGES.items() if k in stages]
+    if named:
+        print("  stages: " + ", ".join(f"{label} {v:.1f}s" for label, v in named))
     for t, v in summary["tables"].items():
         print(f"  {t}: {v['rows']:,} rows")
     for name, c in summary["checks"].items():

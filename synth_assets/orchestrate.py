@@ -16,7 +16,7 @@ from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
 from synth_assets.core.generate import shard_key
 from synth_assets.core.plan import build_plan
-from synth_assets.core.preflight import existing_database, preflight
+from synth_assets.core.preflight import PreflightError, existing_database, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import (
@@ -127,6 +127,30 @@ def _release_unmeasured(
     return True
 
 
+def _record_refusal(cfg: SynthConfig, workdir: Path, problems: list[str]) -> list[str]:
+    """Record a preflight refusal in the audit log when its database already exists and is not
+    the source (a refusal creates nothing). Returns a problem line when it could not be written."""
+    from synth_assets.core.preflight import is_source
+
+    meta = cfg.audit.url or cfg.target.url
+    try:
+        if is_source(meta, cfg, workdir):
+            return []
+        url = existing_database(meta, workdir)
+        if url is None:
+            return []
+        record_event(
+            url,
+            "refusal",
+            None,
+            {"stage": "preflight", "problems": [p[:500] for p in problems]},
+            signer=AuditSigner.for_config(cfg, workdir),
+        )
+    except SynthError as exc:
+        return [f"(this refusal could not be written to the audit log: {exc})"]
+    return []
+
+
 def run_refresh(
     config_file: str | None,
     workdir: Path,
@@ -159,7 +183,10 @@ def run_refresh(
                 f"refresh {regenerate_from} has no metrics pack in {pack.parent}: name a refresh "
                 "that profiled the source (`synth-assets budget` lists them)"
             )
-    preflight(cfg, workdir, spends=not regenerate_from)
+    try:
+        preflight(cfg, workdir, spends=not regenerate_from)
+    except PreflightError as exc:
+        raise PreflightError(exc.problems + _record_refusal(cfg, workdir, exc.problems)) from exc
     # One refresh at a time per work directory and per target schema: a lock in the audit
     # database (not a file), so that the second refresh is refused, not mixed into the first.
     meta, locks = refresh_locks(cfg, workdir)

@@ -298,10 +298,16 @@ def test_a_source_role_that_cannot_read_a_table_or_prove_the_target_is_refused(r
 
 def test_four_refreshes_with_a_typo_do_not_lock_the_source_out(refuse, workdir, src):
     bad = _config(src, privacy={"annual_epsilon_cap": 4.0}, bounds={"orders.amout": [0, 9]})
+    before = len([e for e in list_events(SESSION["target"]) if e.kind == "refusal"])
     for _ in range(4):
         refuse(bad)
     key, _ = budget.source_key(src, "pf_ok")
     assert budget.standing(SESSION["target"], key, 4.0).spent == 0
+    # every refusal is in the audit log (its database exists and is not the source)
+    refusals = [e for e in list_events(SESSION["target"]) if e.kind == "refusal"][before:]
+    assert len(refusals) == 4 and all(
+        "orders.amout" in " ".join(e.payload["problems"]) for e in refusals
+    )
     fixed = parse_config(_config(src, privacy={"annual_epsilon_cap": 4.0}), "fixed")
     assert "orders" in preflight(fixed, workdir).tables
 

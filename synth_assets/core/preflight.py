@@ -172,6 +172,11 @@ def same_address(a: str, b: str, workdir: Path) -> bool:
     return da == db and bool(ha & hb)
 
 
+def is_source(url: str, cfg: SynthConfig, workdir: Path) -> bool:
+    """Whether ``url`` names the source database (False when it cannot be told)."""
+    return _is_source(url, cfg, workdir)
+
+
 def _is_source(url: str, cfg: SynthConfig, workdir: Path) -> bool:
     try:
         return same_address(url, cfg.source.url, workdir)

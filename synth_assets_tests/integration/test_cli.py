@@ -98,6 +98,7 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     assert "(delta 1e-06, privacy unit: one customers row" in out
     assert "annual budget of " in out and " of 1000 spent in the last 365 days" in out
     assert "remaining" in out and "report: " in out
+    assert "  stages: reflect " in out and ", load " in out
 
 
 def test_a_failed_gate_exits_3_and_bad_input_2(workdir, demo_url, capsys, monkeypatch):
