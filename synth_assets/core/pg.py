@@ -74,6 +74,10 @@ def is_embedded(url: str) -> bool:
     return url.startswith(f"{EMBEDDED_SCHEME}:")
 
 
+class NoSuchDatabase(ConfigError):
+    """An embedded database that does not exist, asked for without creating it."""
+
+
 def resolve_url(url: str, workdir: Path | str, *, create: bool = True) -> str:
     """Turn ``embedded:///db`` into a libpq URL (starting the server, creating the database).
 
@@ -92,7 +96,7 @@ def resolve_url(url: str, workdir: Path | str, *, create: bool = True) -> str:
             f"embedded database name {db!r} is not a safe identifier: use lowercase letters, "
             "digits and underscores, e.g. embedded:///bank_prod"
         )
-    missing = ConfigError(
+    missing = NoSuchDatabase(
         f"the embedded database {db!r} does not exist under {Path(workdir).expanduser()}/pg: "
         "build the demo with `synth-assets demo --workdir …`, use the work directory that holds "
         "it, or point source.url (--source) at your PostgreSQL database"

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -214,17 +214,10 @@ def existing_database(url: str, workdir: Path) -> str | None:
     Unlike :func:`pg.resolve_url`, this never creates the embedded database, or the server
     of a work directory that has none.
     """
-    if not pg.is_embedded(url):
-        return pg.resolve_url(url, workdir)
-    if not (Path(workdir) / "pg" / "PG_VERSION").exists():
+    try:
+        return pg.resolve_url(url, workdir, create=False)
+    except pg.NoSuchDatabase:
         return None
-    admin = pg.resolve_url("embedded:///postgres", workdir)  # always exists: creates nothing
-    db = urlsplit(url).path.lstrip("/")
-    with pg.connect(admin) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
-    if not found:
-        return None
-    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
 
 
 def same_database(a: str, b: str) -> bool:
