@@ -2,72 +2,22 @@
 
 import argparse
 import json
-import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from synth_assets.cli_ops import add_commands
-from synth_assets.core import pg
 from synth_assets.core.audit import (
     GENESIS_HASH,
     AuditError,
-    AuditSigner,
     event_mac,
     list_events,
     profile_payload,
     record_event,
     verify_chain,
 )
-from synth_assets.core.config import SynthConfig
 from synth_assets.core.errors import SecretsError
-from synth_assets.core.secrets import init_local_secrets
-
-RID = "r20260101T000000Z-a1b2c3"
-
-
-def signer_for(workdir: Path) -> AuditSigner:
-    """The signer `synth-assets audit verify --workdir <workdir>` uses (default config)."""
-    return AuditSigner.for_config(SynthConfig(), workdir)
-
-
-def fresh_db(pg_workdir: Path, prefix: str = "audit") -> str:
-    return pg.resolve_url(f"embedded:///{prefix}_{uuid.uuid4().hex[:10]}", pg_workdir)
-
-
-def five_events(url: str, signer: AuditSigner) -> None:
-    def rec(kind, payload, actor):
-        record_event(url, kind, RID, payload, actor, signer=signer)
-
-    rec("profile", {"epsilon_spent": 0.99, "mechanisms": {"discrete_gaussian": 12}}, "alice")
-    rec("spec", {"spec_hash": "ab" * 32}, "alice")
-    rec(
-        "shards",
-        {"seed_commitment": "cd" * 32, "files": {"t/part-00000.parquet": "ef" * 32}},
-        "alice",
-    )
-    rec("report", {"passed": True, "gates": {"dcr": {"passed": True, "value": 1e-20}}}, "bob")
-    rec("load", {"status": "loaded", "rows": {"t": 10}}, "bob")
-
-
-@pytest.fixture
-def work(tmp_path) -> Path:
-    init_local_secrets(tmp_path / "secrets")
-    return tmp_path
-
-
-@pytest.fixture
-def signer(work) -> AuditSigner:
-    return signer_for(work)
-
-
-@pytest.fixture
-def audit_url(pg_workdir, signer) -> str:
-    """A fresh database holding a five-event keyed chain, anchored in the work directory."""
-    url = fresh_db(pg_workdir)
-    five_events(url, signer)
-    return url
+from synth_assets_tests.conftest import RID, fresh_db, signer_for
 
 
 def _tamper(url: str, statement: str) -> None:

@@ -19,26 +19,14 @@ from synth_assets.core.audit import (
     verify_chain,
 )
 from synth_assets.core.secrets import LocalSecrets, Secret, SecretsBackend, init_local_secrets
-from synth_assets_tests.test_audit import RID, _cli, _tamper, five_events, fresh_db, signer_for
+from synth_assets_tests.conftest import RID, five_events, fresh_db, signer_for
+from synth_assets_tests.test_audit import _cli, _tamper
 
 
 @pytest.fixture
-def work(tmp_path) -> Path:
-    init_local_secrets(tmp_path / "secrets")
-    return tmp_path
-
-
-@pytest.fixture
-def signer(work) -> AuditSigner:
-    return signer_for(work)
-
-
-@pytest.fixture
-def url(pg_workdir, signer) -> str:
-    """A fresh five-event keyed log whose head (event 5) is anchored in the work directory."""
-    u = fresh_db(pg_workdir)
-    five_events(u, signer)
-    return u
+def url(audit_url) -> str:
+    """The shared five-event keyed log (conftest), its head (event 5) anchored in ``work``."""
+    return audit_url
 
 
 def _anchor_file(work: Path) -> Path:

@@ -1277,10 +1277,7 @@ def _exec_all(statements: list[str]) -> Callable[[psycopg.Connection], None]:
 
 
 def _exec(statement: str) -> Callable[[psycopg.Connection], None]:
-    def run(conn: psycopg.Connection) -> None:
-        conn.execute(statement)  # type: ignore[arg-type] - reflected DDL, no parameters
-
-    return run
+    return _exec_all([statement])
 
 
 # A CHECK that orders two columns of a row: CHECK ((end_at > start_at)), quoted names allowed.

@@ -88,7 +88,7 @@ def preflight(
     meta = cfg.audit.url or cfg.target.url
     with _stop_on(problems):
         backend_from_config(cfg.secrets, workdir).check_ready()
-        if spends and not _is_source(meta, cfg, workdir):  # never read a ledger from the source
+        if spends and not is_source(meta, cfg, workdir):  # never read a ledger from the source
             _refuse_over_cap(cfg, meta, workdir, refresh_id)
     with _stop_on(problems):
         src = pg.resolve_url(cfg.source.url, workdir, create=False)
@@ -174,10 +174,6 @@ def same_address(a: str, b: str, workdir: Path) -> bool:
 
 def is_source(url: str, cfg: SynthConfig, workdir: Path) -> bool:
     """Whether ``url`` names the source database (False when it cannot be told)."""
-    return _is_source(url, cfg, workdir)
-
-
-def _is_source(url: str, cfg: SynthConfig, workdir: Path) -> bool:
     try:
         return same_address(url, cfg.source.url, workdir)
     except SynthError:

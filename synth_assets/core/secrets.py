@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SecretsError
+from .store import write_private
 
 SEED_BYTES = 32
 _AUDIT_PURPOSE = b"synth_assets/audit/v1"
@@ -193,11 +194,7 @@ def init_local_secrets(path: str | Path, *, force: bool = False) -> tuple[Path, 
     key_file = d / "hmac.key"
     if key_file.exists() and not force:
         return key_file, False
-    tmp = d / ".hmac.key.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(_os_secrets.token_bytes(32).hex() + "\n")
-    os.replace(tmp, key_file)
+    write_private(key_file, _os_secrets.token_bytes(32).hex() + "\n")
     return key_file, True
 
 

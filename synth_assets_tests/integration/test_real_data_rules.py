@@ -31,6 +31,21 @@ def _source(pg_workdir, name: str, ddl: str) -> str:
     return url
 
 
+def _refreshed(pg_workdir, tmp_path, name: str, ddl: str, **sections):
+    """A source built from ``ddl``, refreshed and loaded end to end: (config, summary)."""
+    import dagster as dg
+
+    from synth_assets.core.secrets import init_local_secrets
+    from synth_assets.orchestrate import run_refresh
+
+    url = _source(pg_workdir, name, ddl)
+    init_local_secrets(tmp_path / "secrets")
+    cfg = make_config(url, source={"schema": "src"}, **sections)
+    with dg.DagsterInstance.ephemeral() as inst:
+        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    return cfg, summary
+
+
 def _spec(url: str, **sections):
     cfg = make_config(url, source={"schema": "src"}, **sections)
     with pg.connect(url) as conn:
@@ -259,22 +274,15 @@ INSERT INTO src.customer SELECT g, 1 + g % 2, g % 7 <> 0, g % 9 FROM generate_se
     ids=["synthesized", "public"],
 )
 def test_a_not_null_fk_cycle_generates_and_loads_with_every_key_valid(pg_workdir, tmp_path, public):
-    import dagster as dg
-
-    from synth_assets.core.secrets import init_local_secrets
-    from synth_assets.orchestrate import run_refresh
-
-    url = _source(pg_workdir, "rd_cycle", CYCLE)
-    init_local_secrets(tmp_path / "secrets")
-    cfg = make_config(
-        url,
-        source={"schema": "src"},
+    cfg, summary = _refreshed(
+        pg_workdir,
+        tmp_path,
+        "rd_cycle",
+        CYCLE,
         privacy={"unit_table": "customer"},
         target={"schema": "cycle_copy"},
         public=public,
     )
-    with dg.DagsterInstance.ephemeral() as inst:
-        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
     assert summary["passed"], summary.get("error")
     with pg.connect(cfg.target.url) as conn:
         fks = conn.execute(
@@ -407,17 +415,11 @@ def test_a_check_ordering_two_columns_holds_in_staging(pg_workdir, tmp_path):
     """Each column is drawn from its own distribution, so end_at > start_at broke in about half
     the rows and the CHECK stayed NOT VALID; the loader now swaps the two values where it
     breaks, and validates it."""
-    import dagster as dg
-
-    from synth_assets.core.secrets import init_local_secrets
     from synth_assets.core.store import read_json
-    from synth_assets.orchestrate import run_refresh
 
-    url = _source(pg_workdir, "rd_ordered", ORDERED)
-    init_local_secrets(tmp_path / "secrets")
-    cfg = make_config(url, source={"schema": "src"}, target={"schema": "ordered_copy"})
-    with dg.DagsterInstance.ephemeral() as inst:
-        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    cfg, summary = _refreshed(
+        pg_workdir, tmp_path, "rd_ordered", ORDERED, target={"schema": "ordered_copy"}
+    )
     assert summary["passed"], summary.get("error")
     with pg.connect(cfg.target.url) as conn:
         valid, bad, rows = conn.execute(
@@ -447,17 +449,11 @@ SELECT g, 1 + g % 7, round((5 + (g * 37) % 200)::numeric + 0.99, 2) FROM generat
 def test_generated_and_identity_columns_are_what_they_were(pg_workdir, tmp_path):
     """total = qty * price held in 2 of 6,040 staging rows: the column was generated like any
     number. Now it is not measured (no budget), and staging recreates it as GENERATED."""
-    import dagster as dg
-
-    from synth_assets.core.secrets import init_local_secrets
     from synth_assets.core.store import read_json
-    from synth_assets.orchestrate import run_refresh
 
-    url = _source(pg_workdir, "rd_generated", GENERATED)
-    init_local_secrets(tmp_path / "secrets")
-    cfg = make_config(url, source={"schema": "src"}, target={"schema": "generated_copy"})
-    with dg.DagsterInstance.ephemeral() as inst:
-        summary = run_refresh(None, tmp_path, cfg_override=cfg, instance=inst, log=lambda m: None)
+    cfg, summary = _refreshed(
+        pg_workdir, tmp_path, "rd_generated", GENERATED, target={"schema": "generated_copy"}
+    )
     assert summary["passed"], summary.get("error")
     rdir = tmp_path / "runs" / summary["refresh_id"]
     assert read_json(rdir / "schema.json")["roles"]["line"]["total"] == "ignore"
