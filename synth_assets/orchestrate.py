@@ -16,7 +16,7 @@ from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
 from synth_assets.core.generate import shard_key
 from synth_assets.core.plan import build_plan
-from synth_assets.core.preflight import PreflightError, existing_database, preflight
+from synth_assets.core.preflight import PreflightError, existing_database, is_source, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import (
@@ -110,14 +110,13 @@ def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthCo
 
 
 def _release_unmeasured(
-    cfg: SynthConfig, workdir: Path, rid: str, reason: str, log: Callable[[str], None]
+    cfg: SynthConfig, workdir: Path, meta: str, rid: str, reason: str, log: Callable[[str], None]
 ) -> bool:
     """Release the reservation of a refresh that measured nothing; the ledger keeps the reason."""
-    url = existing_database(cfg.audit.url or cfg.target.url, workdir)
-    if url is None or not budget.release(url, rid, reason):
+    if not budget.release(meta, rid, reason):
         return False
     record_event(
-        url,
+        meta,
         "reservation_released",
         rid,
         {"reason": reason, "epsilon": 0.0},
@@ -130,8 +129,6 @@ def _release_unmeasured(
 def _record_refusal(cfg: SynthConfig, workdir: Path, problems: list[str]) -> list[str]:
     """Record a preflight refusal in the audit log when its database already exists and is not
     the source (a refusal creates nothing). Returns a problem line when it could not be written."""
-    from synth_assets.core.preflight import is_source
-
     meta = cfg.audit.url or cfg.target.url
     try:
         if is_source(meta, cfg, workdir):
@@ -324,7 +321,7 @@ def _refresh(
     else:
         summary["error"] = _failure(r1) if not r1.success else None
         reason = _unmeasured(r1, store, rid, cfg) if not r1.success else None
-        if reason and _release_unmeasured(cfg, workdir, rid, reason, log):
+        if reason and _release_unmeasured(cfg, workdir, meta, rid, reason, log):
             summary["budget_released"] = True
     pack_path = store.path(rid, "metrics_pack.json")
     if pack_path.exists():

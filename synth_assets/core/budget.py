@@ -95,12 +95,17 @@ def _ensure(conn: psycopg.Connection) -> None:
         conn.execute(_MIGRATE)
 
 
+def _has_ledger(conn: psycopg.Connection) -> bool:
+    """Whether the ledger table exists (reads never create it: preflight creates nothing)."""
+    return bool(conn.execute("SELECT to_regclass('synth_budget.spend') IS NOT NULL").fetchone()[0])
+
+
 def standing(url: str, key: str, cap: float, now: datetime | None = None) -> Standing:
     """What the source has spent in the last 365 days (read-only: a ledger that does not exist
     yet means nothing was spent, and preflight must create nothing)."""
     now = now or datetime.now(UTC)
     with connect(url) as conn, conn.transaction():
-        if not conn.execute("SELECT to_regclass('synth_budget.spend') IS NOT NULL").fetchone()[0]:
+        if not _has_ledger(conn):
             return Standing(0.0, cap, [])
         rows = conn.execute(
             "SELECT refresh_id, epsilon, spent_at, status FROM synth_budget.spend "
@@ -199,7 +204,7 @@ def release(url: str, refresh_id: str, reason: str) -> bool:
 def ledger(url: str, key: str | None = None) -> list[dict[str, Any]]:
     """Every ledger row (of one source key, or all), oldest first; read-only (no ledger: [])."""
     with connect(url) as conn:
-        if not conn.execute("SELECT to_regclass('synth_budget.spend') IS NOT NULL").fetchone()[0]:
+        if not _has_ledger(conn):
             return []
         rows = conn.execute(
             "SELECT refresh_id, source_key, source, epsilon, delta, status, spent_at, note "
