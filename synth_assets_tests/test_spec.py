@@ -12,6 +12,7 @@ from synth_assets.core.profile import (
     _significant_span,
     coarse_groups,
     fanout_parents_bound,
+    merge_looks,
     numeric_resolution,
     pair_resolution,
     with_outer_bins,
@@ -21,6 +22,7 @@ from synth_assets.core.spec import (
     content_hash,
     denoise,
     denoise_fanout,
+    denoise_ordered,
     denoise_tail,
     ipf,
     pair_joint,
@@ -54,6 +56,23 @@ def test_denoise_projects_onto_non_negative_counts_with_the_noisy_total():
     assert denoise([1000, 5, -3], sigma=10) == pytest.approx([998.5 / 1002, 3.5 / 1002, 0.0])
     assert denoise([3, 1]).tolist() == [0.75, 0.25]
     assert denoise([-5, -1]).tolist() == [0.0, 1.0]
+
+
+def test_an_ordered_marginal_keeps_its_body_and_drops_isolated_noise():
+    # one atom, eight bins, null: bins 5-6 are isolated noise, bin 2 is a thin tail next to the body
+    counts = [100, 0, 30, 400, 500, -20, 45, -10, 0, 50]
+    p = denoise_ordered(counts, sigma=20, lead=1)
+    assert p[6] == 0.0 and p[7] == 0.0  # the isolated 45 (2.25 sigma) is gone
+    assert p[2] > 0 and p[3] > 0 and p[4] > 0  # the tail touching the body stays
+    assert p[0] > 0 and p[-1] > 0  # the atom and the null cell are not ordered bins
+    assert p.sum() == pytest.approx(1.0)
+
+
+def test_an_outer_bin_stays_only_where_its_own_count_shows_data():
+    counts = [30, 500, 600, 25, 0]  # outer bins 30 and 25 at sigma 20: under 2 sigma
+    assert denoise_ordered(counts, 20, outer=(True, True))[[0, 3]].tolist() == [0.0, 0.0]
+    kept = denoise_ordered([90, 500, 600, 25, 0], 20, outer=(True, False))
+    assert kept[0] > 0 and kept[3] > 0  # a 4.5 sigma tail is data; an inner end bin is not judged
 
 
 def test_projection_removes_the_phantom_mass_clipping_would_keep():
@@ -211,10 +230,11 @@ def test_resolution_follows_rows_over_noise():
     assert pair_resolution(1500, 30) == 5  # sqrt(1500 / (2 * 30))
     assert pair_resolution(27000, 30) == 21
     assert pair_resolution(10, 30) == 2
-    assert numeric_resolution(2000, 30, 24) == 24
+    assert numeric_resolution(2000, 30, 24) == 14  # 2000 / (4.5 * 30): bins the noise can carry
     assert numeric_resolution(27000, 30, 24) == 64
+    assert numeric_resolution(100, 30, 24) == 6  # never fewer than six
     assert numeric_resolution(27000, 30, 100) == 100  # a configured count above the cap stays
-    assert numeric_resolution(0, 30, 24) == 24
+    assert numeric_resolution(None, 30, 24) == 24  # bounds from the config: no rows estimate
 
 
 def test_a_range_is_not_narrowed_when_the_rest_of_it_clearly_holds_data():
@@ -295,3 +315,12 @@ def test_a_released_range_keeps_its_tails_in_outer_bins():
     noisy[LOG_BUCKETS] = 500  # zeros, then a range from 0 up
     noisy[LOG_BUCKETS - 1] = 100  # a noisy negative bucket is not followed across zero
     assert _outer_range(noisy, (LOG_BUCKETS, hi_b), 20.0, {}, 0.0, 1.0)[0] == 0.0
+
+
+def test_a_second_look_adds_the_values_the_first_missed_and_averages_the_rest():
+    entry = {"values": ["a", "b"], "counts": [700.0, 150.0, 0.0, 30.0], "sigma": 20.0}
+    got = {"a": 660, "c": 130, "d": 125, NULL_KEY: 50}  # "b" under the second threshold
+    assert merge_looks(entry, got, scale=20.0, limit=3) == ["c"]  # the larger, within 3 values
+    assert entry["values"] == ["a", "b", "c"]
+    assert entry["counts"] == pytest.approx([680.0, 150.0, 130.0, 0.0, 40.0])  # values, other, null
+    assert entry["sigma"] == pytest.approx(20.0 / math.sqrt(2))

@@ -107,6 +107,8 @@ class PrivacyConfig(_Model):
     # the schema). Pin it when the same database is reached through several URLs.
     budget_key: str | None = None
     max_categories: int = 100
+    # Bins of a numeric column whose rows are not estimated (bounds declared below), and the
+    # widest integer range kept at one bin per value; otherwise the bins follow rows over noise.
     numeric_bins: int = 24
     # Exact values of a numeric column released as point masses (the most frequent that clear
     # the DP threshold), e.g. 0 for most rows or a few common prices.
