@@ -313,6 +313,69 @@ def test_a_failing_gate_lists_each_failing_item_with_value_and_threshold():
     assert "fidelity_fanout" in msg and "0.5" in msg and ">= 0.9" in msg
 
 
+def _dcr(value: float, noise_sd: float) -> dict:
+    rep = _report()
+    rep["views"]["customers"]["privacy"]["dcr_share"] = {"value": value, "noise_sd": noise_sd}
+    return {r.name: r for r in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
+
+
+def test_a_small_holdouts_dcr_share_is_judged_against_what_chance_reaches():
+    # 0.55 with a holdout whose own contest spreads 0.03: chance reaches 0.575, not a failure
+    small = _dcr(0.55, 0.03)["privacy_dcr_share"]
+    assert small.passed and small.metrics["calibrated_thresholds"] == {"customers": 0.575}
+    assert "calibrated to what this sample" in ev.markdown_summary(
+        {"gates": {"privacy_dcr_share": small.to_dict()}}
+    )
+    # the same share from a holdout large enough to resolve 0.52 fails at 0.52
+    large = _dcr(0.55, 0.004)["privacy_dcr_share"]
+    assert not large.passed and large.metrics["calibrated_thresholds"] == {}
+    assert large.failures == [
+        "customers: dcr_share = 0.55, threshold <= 0.52, holdout baseline 0.5"
+    ]
+
+
+def test_a_share_beyond_chance_fails_and_names_the_calibrated_threshold():
+    r = _dcr(0.62, 0.03)["privacy_dcr_share"]
+    assert not r.passed
+    assert r.failures[0].startswith(
+        "customers: dcr_share = 0.62, threshold <= 0.575 (calibrated from 0.52"
+    )
+
+
+def test_the_attacks_chance_floor_follows_its_sample_sizes():
+    rep = _report()
+    rep["views"]["customers"]["privacy"]["mia"] = {"auc": 0.57, "members": 150, "nonmembers": 150}
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
+    floor = 0.5 + 2.5 * math.sqrt(301 / (12 * 150 * 150))  # Mann-Whitney's null, about 0.583
+    assert r["privacy_membership_inference"].passed
+    assert r["privacy_membership_inference"].metrics["calibrated_thresholds"][
+        "customers"
+    ] == pytest.approx(floor)
+    rep["views"]["customers"]["privacy"]["mia"].update(members=20_000, nonmembers=20_000)
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
+    assert not r["privacy_membership_inference"].passed  # 0.57 with 20k a side is not chance
+
+
+def test_column_shapes_are_judged_against_what_a_perfect_generator_reaches():
+    rep = _report()
+    shapes = rep["views"]["customers"]["column_shapes"]
+    shapes.update(score=0.86, achievable={"threshold": 0.84})
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}[
+        "fidelity_column_shapes"
+    ]
+    assert r.passed and r.metrics["calibrated_thresholds"] == {"customers": 0.84}
+    shapes["score"] = 0.80  # worse than the noise explains: a bad generator fails
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}[
+        "fidelity_column_shapes"
+    ]
+    assert not r.passed and "a perfect generator reaches it" in r.failures[0]
+    shapes.update(score=0.88, achievable={"threshold": 0.97})  # never raised above the threshold
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}[
+        "fidelity_column_shapes"
+    ]
+    assert not r.passed and r.failures[0].endswith("threshold >= 0.9")
+
+
 def test_an_unmeasurable_privacy_metric_fails_closed():
     rep = _report()
     rep["views"]["customers"]["privacy"]["dcr_share"]["value"] = float("nan")

@@ -36,6 +36,17 @@ class GateResult:
         return {"passed": self.passed, **self.metrics, "failures": self.failures}
 
 
+def calibrated_note(gate: dict[str, Any]) -> str:
+    """Which items a gate judged against a calibrated limit instead of its threshold (empty
+    when none): privacy limits raised to chance at the holdout's size, fidelity limits lowered
+    to what a perfect generator reaches from measurements this noisy."""
+    moved = gate.get("calibrated_thresholds") or {}
+    if not moved:
+        return ""
+    items = ", ".join(f"{i} {v:.3g}" for i, v in sorted(moved.items()))
+    return f" (calibrated to what this sample and this noise can resolve: {items})"
+
+
 def _strings(obj: Any, skip: frozenset[str] = frozenset({"schema"})) -> set[str]:
     """Every string in the pack except the schema section (table/constraint definitions)."""
     out: set[str] = set()

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .gates import calibrated_note
 from .store import write_json_atomic
 
 REAL = "#1f5fa8"
@@ -250,6 +251,7 @@ def _gates_section(report: dict[str, Any]) -> list[str]:
             default = _gate_default(name)
             if default is not None and g["threshold"] != default:
                 thr += f" (non-default: {g['op']} {default:g} by default)"
+            thr += calibrated_note(g)
         rows.append(
             f"<tr><td><code>{_e(name)}</code></td><td>{_e(desc.get(name, ''))}</td>"
             f"<td>{_e(g.get('worst') or '')}</td><td class='n'>{_num(g.get('value'))}</td>"

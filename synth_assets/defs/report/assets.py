@@ -123,6 +123,8 @@ def check_results(
             "items": dg.MetadataValue.json(m["items"]),
             "failures": dg.MetadataValue.json(r.failures),
         }
+        if m.get("calibrated_thresholds"):
+            meta["calibrated_thresholds"] = dg.MetadataValue.json(m["calibrated_thresholds"])
         yield dg.AssetCheckResult(
             asset_key=asset_key,
             check_name=r.name,

@@ -1,0 +1,69 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from synth_assets.core import achievable as ach
+from synth_assets.core.evaluate import NULL_TOKEN, OTHER, Col
+from synth_assets.core.profile import numeric_edges
+
+
+def _numeric_spec(x: np.ndarray, sigma: float, nbins: int) -> dict:
+    edges = numeric_edges(float(x.min()), float(x.max()), nbins, False)
+    p = np.bincount(np.clip(np.searchsorted(edges, x, "right") - 1, 0, nbins - 1), minlength=nbins)
+    return {
+        "kind": "numeric",
+        "edges": edges,
+        "atoms": [],
+        "integer": False,
+        "decimals": None,
+        "base_type": "float8",
+        "pg_type": "double precision",
+        "nullable": False,
+        "p": [*(p / p.sum()).tolist(), 0.0],
+        "sigma": sigma,
+        "measured_rows": float(x.size),
+    }
+
+
+def test_point_masses_bins_and_null_get_their_own_cells():
+    c = {"atoms": [0.0], "edges": [1.0, 2.0, 3.0]}
+    codes = ach.numeric_codes(np.array([0.0, 1.5, 2.5, 3.0, 9.0, np.nan]), c)
+    assert codes.tolist() == [0, 1, 2, 2, 2, 3]
+
+
+def test_the_ideal_score_falls_with_the_noise_and_sets_a_lower_threshold():
+    rng = np.random.default_rng(7)
+    x = rng.lognormal(3, 0.6, 1200)
+    real = pl.DataFrame({"v": x})
+    cols = [Col("v", "t", "v", "numeric", "float8")]
+
+    def ideal(sigma: float) -> dict:
+        spec = {"v": _numeric_spec(x, sigma, 12)}
+        return ach.achievable_shapes(cols, real, spec, 1200, rng, OTHER, NULL_TOKEN)
+
+    quiet, noisy = ideal(1.0), ideal(60.0)
+    assert quiet["score"] > 0.95  # binning alone costs little
+    assert noisy["score"] < quiet["score"] - 0.02  # noise of sigma 60 on 100-row bins shows
+    assert noisy["threshold"] == pytest.approx(
+        noisy["score"] - ach.MARGIN - 2 * noisy["sd"], abs=1e-12
+    )
+
+
+def test_categories_under_the_threshold_are_never_drawn_by_the_ideal_generator():
+    rng = np.random.default_rng(3)
+    values = ["a"] * 700 + ["b"] * 250 + [OTHER] * 50  # 5 % of the rows were not released
+    real = pl.DataFrame({"c": values})
+    spec = {
+        "c": {"kind": "categorical", "values": ["a", "b"], "sigma": 1.0, "measured_rows": 1000.0}
+    }
+    cols = [Col("c", "t", "c", "categorical", "text")]
+    out = ach.achievable_shapes(cols, real, spec, 1000, rng, OTHER, NULL_TOKEN)
+    assert out["columns"]["c"] == pytest.approx(0.95, abs=0.01)  # the unreleased 5 % is lost
+
+
+def test_a_spec_without_the_measurement_noise_is_not_calibrated():
+    real = pl.DataFrame({"c": ["a", "b"]})
+    spec = {"c": {"kind": "categorical", "values": ["a", "b"]}}
+    cols = [Col("c", "t", "c", "categorical", "text")]
+    rng = np.random.default_rng(0)
+    assert ach.achievable_shapes(cols, real, spec, 2, rng, OTHER, NULL_TOKEN) is None
