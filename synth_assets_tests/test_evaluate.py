@@ -526,3 +526,18 @@ def test_the_html_report_marks_a_threshold_that_is_not_the_default():
     html_text = render_html(rep)
     assert "&lt;= 0.6 (non-default: &lt;= 0.52 by default)" in html_text
     assert html_text.count("non-default") == 1
+
+
+def test_the_html_report_shows_the_ideal_generators_score_and_the_calibrated_limit():
+    rep = _full_report()
+    rep["views"]["customers"]["column_shapes"]["score"] = 0.86
+    rep["views"]["customers"]["column_shapes"]["achievable"] = {
+        "score": 0.9,
+        "sd": 0.01,
+        "threshold": 0.86,
+    }
+    rep["gates"] = {r.name: r.to_dict() for r in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
+    assert rep["gates"]["fidelity_column_shapes"]["passed"]
+    page = render_html(rep)
+    assert "0.9 ± 0.01 (limit 0.86)" in page
+    assert "calibrated to what this sample and this noise can resolve: customers 0.86" in page

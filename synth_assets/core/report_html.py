@@ -337,9 +337,17 @@ def _privacy_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _ideal(ach: dict[str, Any] | None) -> str:
+    """What a perfect generator scores from the same noisy measurements, and the limit it sets."""
+    if not ach:
+        return "not simulated"
+    return f"{_num(ach['score'], 3)} ± {_num(ach['sd'], 2)} (limit {_num(ach['threshold'], 3)})"
+
+
 def _fidelity_section(report: dict[str, Any]) -> list[str]:
     out = [
-        "<h2>Fidelity</h2><h3>Column shapes</h3><table><tr><th>table</th><th>mean</th><th>columns</th>"
+        "<h2>Fidelity</h2><h3>Column shapes</h3><table><tr><th>table</th><th>mean</th>"
+        "<th>ideal generator at this noise</th><th>columns</th>"
         "<th>pair trends (mean)</th><th>largest null-rate difference</th></tr>"
     ]
     for name, v in report["views"].items():
@@ -358,7 +366,8 @@ def _fidelity_section(report: dict[str, Any]) -> list[str]:
         )
         nr = report["null_rates"].get(v["table"], {})
         out.append(
-            f"<tr><td><code>{_e(name)}</code></td><td class='n'>{_num(cs['score'])}</td><td>{cols}</td>"
+            f"<tr><td><code>{_e(name)}</code></td><td class='n'>{_num(cs['score'])}</td>"
+            f"<td class='n'>{_ideal(cs.get('achievable'))}</td><td>{cols}</td>"
             f"<td class='n'>{_num(v.get('pair_trends', {}).get('score'))}</td>"
             f"<td>{_num(nr.get('max_diff'))} ({_e(nr.get('worst_column') or '')})</td></tr>"
         )
