@@ -1486,7 +1486,7 @@ def coarse_groups(noisy: np.ndarray, g: int, numeric: bool) -> list[int]:
 
 
 REFINE_BUCKETS = 16
-REFINE_ROUNDS = 3
+REFINE_ROUNDS = 2
 
 
 def _per_unit(ts: TableSQL) -> bool:
@@ -1559,18 +1559,16 @@ def _refine_ranges(
     sens: int,
     atoms: dict[str, dict[str, int]],
 ) -> None:
-    """Narrow each numeric range found on powers of two, in ``REFINE_ROUNDS`` rounds: a DP
-    histogram on 16 sub-buckets of the range, trimmed to its significant span, then the same
-    inside the result. Years 2003-2009 sit in [1024, 2048) and need two narrowings; without
-    them they would be drawn over 1990-2048. Each round spends its share of the ``refine``
-    weight. Rows holding a released point mass are left out: they are generated exactly, and
-    the bins serve the rest.
+    """Narrow each numeric range found on powers of two, in two rounds: a DP histogram on 16
+    sub-buckets of the range, trimmed to its significant span, then the same inside the result.
+    Years 2003-2009 sit in [1024, 2048); without this they would be drawn over 1990-2048. Each
+    round spends half of the ``refine`` weight. Rows holding a released point mass are left
+    out: they are generated exactly, and the bins serve the rest.
 
-    A range a round could not narrow is looked at again with fresh noise in the next (its
-    budget is planned either way): on 1,500 rows of years a round fails about one time in
-    six (a tail of pure noise walks the span out, or the outside cannot be told from empty),
-    so with two rounds the years stopped one narrowing short (drawn over 29-year bins) in
-    about three refreshes in ten; three rounds give two narrowings in about 85 %."""
+    A range the first round could not narrow is looked at again with fresh noise in the second
+    (its budget is planned either way): on 1,500 rows of years, a tail of pure noise walked the
+    first round's span out about one time in eight, and the years were then drawn over
+    1024-2048."""
     for level in range(REFINE_ROUNDS):
         _refine_once(conn, ts, params, cols, cms, budget, sens, level, atoms)
 
