@@ -31,8 +31,13 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/generate.py
 
+# The reports are served on 127.0.0.1:3001 (the UI links them there: browsers refuse file://).
 ui: $(VENV)/.installed
-	SYNTH_WORKDIR=$(WORKDIR) DAGSTER_HOME=$(abspath $(WORKDIR))/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	mkdir -p $(WORKDIR)/runs
+	$(BIN)/python -m http.server 3001 --bind 127.0.0.1 --directory $(WORKDIR)/runs >/dev/null 2>&1 & \
+	srv=$$!; trap 'kill $$srv' EXIT INT TERM; \
+	SYNTH_REPORT_BASE_URL=http://127.0.0.1:3001 SYNTH_WORKDIR=$(WORKDIR) \
+	DAGSTER_HOME=$(abspath $(WORKDIR))/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache

@@ -209,7 +209,7 @@ def test_report_json_and_html_are_written_beside_the_shards_and_linked_from_meta
     d = env.store.dir(env.refresh_id)
     assert Path(meta["report"].value) == d / "report" / "privacy_report.json"
     assert Path(meta["report_html"].value) == d / "report" / "index.html"
-    assert meta["report_url"].value.startswith("file://")
+    assert "report_url" not in meta  # no file:// link a browser would refuse
     assert (d / "shards").is_dir() and (d / "report" / "index.html").read_text().startswith(
         "<!doctype html>"
     )
@@ -440,3 +440,14 @@ def test_ignoring_fanout_loses_the_children_per_parent_shape(env, control_runs):
     item = "accounts.customer_id->customers"
     assert _item(env, rid, "fidelity_fanout", item) < 0.9
     assert _item(env, env.refresh_id, "fidelity_fanout", item) >= 0.9
+
+
+def test_the_report_is_linked_where_a_server_publishes_the_runs(monkeypatch):
+    from synth_assets.defs.report.assets import report_url
+
+    monkeypatch.delenv("SYNTH_REPORT_BASE_URL", raising=False)
+    assert report_url("r1") is None
+    monkeypatch.setenv("SYNTH_REPORT_BASE_URL", "http://127.0.0.1:3001/")
+    assert report_url("r20261203T100232Z-08522d") == (
+        "http://127.0.0.1:3001/r20261203T100232Z-08522d/report/index.html"
+    )

@@ -1,6 +1,8 @@
 """Inside the privacy boundary again: measure privacy and fidelity, and gate the release on them."""
 
+import os
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -85,16 +87,25 @@ def privacy_report(
         "passed": bool(report["passed"]),
         "report": dg.MetadataValue.path(str(paths["json"])),
         "report_html": dg.MetadataValue.path(str(paths["html"])),
-        "report_url": dg.MetadataValue.url(paths["html"].resolve().as_uri()),
         "report_sha256": paths["sha256"],
         "summary": dg.MetadataValue.md(markdown_summary(report)),
         "seconds": float(report["seconds"]),
         "sample_rows": config.sample_rows,
     }
+    if url := report_url(rid):
+        metadata["report_url"] = dg.MetadataValue.url(url)
     for name, g in gates.items():
         if g["value"] is not None:
             metadata[GATES_META[name]] = float(g["value"])
     return dg.MaterializeResult(metadata=metadata)
+
+
+def report_url(rid: str) -> str | None:
+    """A link the UI can open: browsers refuse ``file://`` from a web page, so the report is
+    linked only where ``SYNTH_REPORT_BASE_URL`` serves ``<workdir>/runs`` (``make ui`` starts
+    a local static server for it); otherwise the metadata holds its path."""
+    base = os.environ.get("SYNTH_REPORT_BASE_URL", "").strip()
+    return f"{base.rstrip('/')}/{quote(rid)}/report/index.html" if base else None
 
 
 GATES_META = {g.name: g.key.removesuffix("_max").removesuffix("_min") for g in GATE_SPECS}
