@@ -152,7 +152,7 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     from synth_assets.core.preflight import existing_database
 
     cfg, work = _settings(args)
-    url = existing_database(args.audit_url or cfg.audit.url or cfg.target.url, work)
+    url = existing_database(args.audit_url or cfg.audit_url(), work)
     cap = cfg.privacy.annual_epsilon_cap
     key = None
     if args.source or args.schema:

@@ -129,7 +129,7 @@ def _release_unmeasured(
 def _record_refusal(cfg: SynthConfig, workdir: Path, problems: list[str]) -> list[str]:
     """Record a preflight refusal in the audit log when its database already exists and is not
     the source (a refusal creates nothing). Returns a problem line when it could not be written."""
-    meta = cfg.audit.url or cfg.target.url
+    meta = cfg.audit_url()
     try:
         if is_source(meta, cfg, workdir):
             return []
@@ -227,7 +227,7 @@ def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -
 def refresh_locks(cfg: SynthConfig, workdir: Path) -> tuple[str, dict[str, str]]:
     """(database, {what: lock key}) of a refresh: its work directory's store and its target
     schema, held in the audit database (the target's unless ``audit.url`` is set)."""
-    meta = pg.resolve_url(cfg.audit.url or cfg.target.url, workdir)
+    meta = pg.resolve_url(cfg.audit_url(), workdir)
     root = store_for(cfg, workdir).root
     target = str(workdir / "pg") if pg.is_embedded(cfg.target.url) else pg.redact(cfg.target.url)
     return meta, {

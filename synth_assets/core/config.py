@@ -515,6 +515,11 @@ class SynthConfig(_Model):
                 raise ValueError(f"public.values[{key!r}] must be a non-empty list of values")
         return v
 
+    def audit_url(self) -> str:
+        """The database holding the budget ledger and the audit log: ``audit.url``, else the
+        target's (one rule for every caller)."""
+        return self.audit.url or self.target.url
+
     def public_tables(self) -> list[str]:
         """Tables declared public: copied verbatim, no budget."""
         return list(self.public.get("tables", []))

@@ -85,7 +85,7 @@ def preflight(
         cfg = with_overrides_file(cfg)
     except ConfigError as exc:
         problems.append(str(exc))
-    meta = cfg.audit.url or cfg.target.url
+    meta = cfg.audit_url()
     with _stop_on(problems):
         backend_from_config(cfg.secrets, workdir).check_ready()
         if spends and not is_source(meta, cfg, workdir):  # never read a ledger from the source

@@ -52,7 +52,7 @@ class SynthResource(dg.ConfigurableResource):
         from synth_assets.core import pg
 
         cfg = self.settings()
-        url = pg.resolve_url(cfg.audit.url or cfg.target.url, self.work)
+        url = pg.resolve_url(cfg.audit_url(), self.work)
         bind_audit_log(self.audit_signer(), url)
         return url
 
