@@ -451,3 +451,12 @@ def test_the_report_is_linked_where_a_server_publishes_the_runs(monkeypatch):
     assert report_url("r20261203T100232Z-08522d") == (
         "http://127.0.0.1:3001/r20261203T100232Z-08522d/report/index.html"
     )
+
+
+def test_a_report_only_metric_says_so_beside_its_passing_check(env):
+    checks = _checks(env.good)
+    ev = checks["fidelity_pair_trends"]  # no default threshold: measured and reported only
+    assert ev.passed and not _meta(ev, "gated")
+    assert ev.description == (
+        "reported, not gated: set gates.pair_trends_min in synth.yaml to gate it"
+    )

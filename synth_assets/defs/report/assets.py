@@ -141,8 +141,18 @@ def check_results(
             check_name=r.name,
             passed=r.passed,
             metadata={k: v for k, v in meta.items() if v is not None},
-            description="; ".join(r.failures) if r.failures else None,
+            description=_check_description(r),
         )
+
+
+def _check_description(r: GateResult) -> str | None:
+    """What the UI shows beside a check: the failures, or that a report-only metric (no
+    threshold) passed only because nothing gates it."""
+    if r.failures:
+        return "; ".join(r.failures)
+    if not r.metrics["gated"]:
+        return f"reported, not gated: set gates.{r.metrics['key']} in synth.yaml to gate it"
+    return None
 
 
 @dg.multi_asset_check(
