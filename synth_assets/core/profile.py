@@ -1031,11 +1031,7 @@ def _profile_table(
         q = qi(c)
         if cm.kind == "categorical":
             vals = cm.info["values"]
-            arr = (
-                "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]"
-                if vals
-                else "ARRAY[]::text[]"
-            )
+            arr = _text_array(vals)
             k = len(vals)
             add(
                 c,
@@ -1057,7 +1053,7 @@ def _profile_table(
             code = f"{k} + width_bucket({clip}, {arr})" if arr else str(k)
             atom = ""
             if k:
-                aarr = "ARRAY[" + ", ".join(_lit(v) for v in cm.info["atoms"]) + "]::text[]"
+                aarr = _text_array(cm.info["atoms"])
                 atom = f"WHEN {q}::text = ANY({aarr}) THEN array_position({aarr}, {q}::text) - 1 "
             add(c, f"CASE WHEN {q} IS NULL THEN {k + nb} {atom}ELSE {code} END")
             cm.domain = k + nb + 1  # point masses, bins, null
@@ -1073,9 +1069,7 @@ def _profile_table(
         ref = fk.ref_table
         attr = ref_attr_of[ref]
         vals = done[ref]["columns"][attr]["values"]
-        arr = (
-            "ARRAY[" + ", ".join(_lit(v) for v in vals) + "]::text[]" if vals else "ARRAY[]::text[]"
-        )
+        arr = _text_array(vals)
         k = len(vals)
         key = f"^{fk.columns[0]}"
         add(
@@ -1333,11 +1327,11 @@ def _profile_table(
             )
         if unused > 0:
             rho_each = unused / len(modelled)
-            again = [
-                k
-                for k, _, _ in modelled
-                if plan.kind in SECOND_LOOK_KINDS and k in cms and cms[k].released is not None
-            ]
+            again = (
+                [k for k, _, _ in modelled if k in cms and cms[k].released is not None]
+                if plan.kind in SECOND_LOOK_KINDS
+                else []
+            )
             if again:
                 _second_look(
                     conn,
@@ -1598,11 +1592,7 @@ def _refine_once(
         # Rows outside the range are left out, not clipped: clipped, they pile into the end
         # buckets as a peak that the span would then narrow onto.
         x = f"{qi(c)}::float8"
-        rest = (
-            f" AND NOT ({qi(c)}::text = ANY(ARRAY[{', '.join(_lit(a) for a in atoms[c])}]::text[]))"
-            if atoms.get(c)
-            else ""
-        )
+        rest = f" AND NOT ({qi(c)}::text = ANY({_text_array(atoms[c])}))" if atoms.get(c) else ""
         exprs.append(
             f"CASE WHEN {x} >= {lo!r} AND {x} <= {hi!r}{rest} "
             f"THEN width_bucket({x}, ARRAY[{inner}]::float8[]) END"
@@ -1661,10 +1651,11 @@ def _point_masses(
     delta_each: float,
     limit: int,
 ) -> dict[str, dict[str, int]]:
-    """Exact values (with their noisy counts) that hold a large share of a numeric column (0 for 80 % of rows, a price of
-    9.99, 40 hours a week), released like category values: a value appears only if its noisy
-    count clears the DP threshold, so a value held by one unit is released with probability
-    below its delta share. They are generated exactly; the rest of the column stays binned."""
+    """Exact values (with their noisy counts) that hold a large share of a numeric column (0 for
+    80 % of rows, a price of 9.99, 40 hours a week), released like category values: a value
+    appears only if its noisy count clears the DP threshold, so a value held by one unit is
+    released with probability below its delta share. They are generated exactly; the rest of
+    the column stays binned."""
     released = _released_values(conn, ts, params, cols, budget, delta_each, "point_masses")
     out: dict[str, dict[str, int]] = {}
     for c in cols:
@@ -1879,6 +1870,11 @@ def _vec(counts: dict[tuple, int], size: int) -> np.ndarray:
 
 def _lit(v: str) -> str:
     return "'" + str(v).replace("'", "''") + "'"
+
+
+def _text_array(values) -> str:
+    """A PostgreSQL text[] literal of ``values`` (``ARRAY[]::text[]`` when there are none)."""
+    return "ARRAY[" + ", ".join(_lit(v) for v in values) + "]::text[]"
 
 
 def _decimals(pg_type: str) -> int | None:
