@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from .generate import _decode_numeric
-from .spec import denoise, denoise_ordered
+from .spec import _null_fix, denoise_marginal
 
 REPLICATES = 8
 # What the generator may lose beyond the ideal one (pairs, conditioning, rounding), in score.
@@ -47,14 +47,7 @@ def _noisy_p(counts: np.ndarray, c: dict[str, Any], rng: np.random.Generator) ->
     """The measured counts scaled to the measurement's rows, fresh noise, the spec's denoising."""
     scale = float(c["measured_rows"]) / max(1.0, float(counts.sum()))
     noisy = counts * scale + rng.normal(0.0, float(c["sigma"]), counts.size)
-    if c["kind"] == "numeric":
-        lead = len(c.get("atoms") or [])
-        p = denoise_ordered(noisy, c["sigma"], lead, tuple(c.get("outer_bins", (False, False))))
-    else:
-        p = denoise(noisy, c["sigma"])
-    if not c.get("nullable", True):
-        p[-1] = 0.0
-    return p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
+    return _null_fix(denoise_marginal(noisy, c), c.get("nullable", True), None)
 
 
 def _numeric_scores(

@@ -1976,23 +1976,16 @@ def _evaluate_view(
             real = real_sample(conn, model, plans, view, n, params)
             out["rows"]["real_sample"] = real.height
             out["column_shapes"] = column_shapes(view.cols, real, synth, released)
+            real_dom = released_domain(real, view.cols, released)
+            tspec = spec["tables"].get(view.table, {}).get("columns", {})
             achievable = achievable_shapes(
-                view.cols,
-                released_domain(real, view.cols, released),
-                spec["tables"].get(view.table, {}).get("columns", {}),
-                synth.height,
-                rng,
-                OTHER,
-                NULL_TOKEN,
+                view.cols, real_dom, tspec, synth.height, rng, OTHER, NULL_TOKEN
             )
             if achievable is not None:
                 out["column_shapes"]["achievable"] = achievable
             out["pair_trends"] = pair_trends(
-                view,
-                released_domain(real, view.cols, released),
-                released_domain(synth, view.cols, released),
+                view, real_dom, released_domain(synth, view.cols, released)
             )
-            tspec = spec["tables"].get(view.table, {}).get("columns", {})
             for c in view.cols:
                 m = marginal_plot(
                     c, tspec.get(c.column), real[c.name], synth[c.name], options.min_cell

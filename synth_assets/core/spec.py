@@ -150,6 +150,16 @@ def denoise_ordered(
     return normalize(v)
 
 
+def denoise_marginal(counts: list[float] | np.ndarray, col: dict[str, Any]) -> np.ndarray:
+    """A one-way marginal's probabilities as the spec denoises it: numeric codes (point masses,
+    ordered bins, null) by :func:`denoise_ordered`, any other by :func:`denoise`. ``col`` is a
+    pack or spec column (``kind``, ``sigma``, ``atoms``, ``outer_bins``)."""
+    if col["kind"] == "numeric":
+        lead, outer = len(col.get("atoms") or []), tuple(col.get("outer_bins", (False, False)))
+        return denoise_ordered(counts, col.get("sigma"), lead, outer)
+    return denoise(counts, col.get("sigma"))
+
+
 def significant(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> bool:
     """Whether any cell of a noisy count vector clears ``k`` sigma (signal, not noise)."""
     v = np.asarray(counts, dtype=np.float64)
@@ -600,16 +610,7 @@ def _column_spec(
             atoms=[float(a) for a in m.get("atoms", [])],
             integer=m["integer"],
             decimals=m["decimals"],
-            p=_null_fix(
-                denoise_ordered(
-                    m["counts"],
-                    m.get("sigma"),
-                    len(m.get("atoms", [])),
-                    tuple(m.get("outer_bins", (False, False))),
-                ),
-                col.nullable,
-                null_override,
-            ).tolist(),
+            p=_null_fix(denoise_marginal(m["counts"], m), col.nullable, null_override).tolist(),
         )
     elif kind == "boolean":
         base.update(
