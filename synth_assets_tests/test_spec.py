@@ -267,6 +267,20 @@ def test_a_range_takes_in_a_neighbouring_bucket_that_clears_the_noise():
     assert _released_range(v, 43.0) == (10, 10)
 
 
+def test_a_range_takes_in_data_spread_thinly_apart_from_its_peak():
+    # 82 % of 2,000 rows are 0 (one bucket); the rest spread over six powers of two, ~60 rows
+    # each at sigma 24: no single bucket clears 4.5 sigma, their windows do.
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 24, 169)
+    v[84] = 1640.0
+    v[115:121] += 60.0
+    lo, hi = _released_range(v, 24.0)
+    assert lo == 84 and 118 <= hi <= 121
+    quiet = rng.normal(0, 24, 169)
+    quiet[84] = 1640.0
+    assert _released_range(quiet, 24.0) == (84, 84)  # nothing apart: the peak alone
+
+
 def test_significant_span_does_not_walk_out_on_noise_around_a_narrow_peak():
     rng = np.random.default_rng(7)
     spans = []

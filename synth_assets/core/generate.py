@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from . import copula
 from .errors import GenerationError
 from .fakes import fake_column
 from .schema import SchemaModel
@@ -96,19 +97,42 @@ def _conditional(cond: np.ndarray, parent: np.ndarray, u: np.ndarray) -> np.ndar
     return np.clip(idx, 0, k - 1)
 
 
-def _sample_tree(tspec: dict[str, Any], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Codes of every modelled column, sampled ancestrally along the table's dependency tree."""
+def _sample_tree(
+    tspec: dict[str, Any], n: int, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Codes of every modelled column, sampled ancestrally along the table's dependency tree,
+    and for numeric columns where each row sits inside its code (a fraction in [0, 1]).
+
+    A numeric child linked to its numeric parent (``tree.links``, see :mod:`.copula`) keeps the
+    group the measured pair gives it and takes its place inside that group from the parent's."""
     cols = tspec["columns"]
     tree = tspec["tree"]
+    links = tree.get("links") or {}
     codes: dict[str, np.ndarray] = {}
+    scales: dict[str, copula.ValueScale] = {}
+    positions: dict[str, np.ndarray] = {}
     for node in tree["order"]:
         par = tree["parent"][node]
         if par is None:
             codes[node] = _inverse_cdf(np.asarray(cols[node]["p"]), rng.random(n))
+        else:
+            cond = np.asarray(tree["cond"][node])
+            codes[node] = _conditional(cond, codes[par], rng.random(n))
+        c = cols[node]
+        if c["kind"] != "numeric":
             continue
-        cond = np.asarray(tree["cond"][node])
-        codes[node] = _conditional(cond, codes[par], rng.random(n))
-    return codes
+        scale = scales[node] = copula.ValueScale(c.get("atoms") or [], c["edges"], c["p"])
+        link = links.get(node)
+        bounds = scale.group_bounds(link["groups"]) if link and par in positions else None
+        if bounds is not None:
+            ppos = np.where(codes[par] == scales[par].null, np.nan, positions[par])
+            codes[node], positions[node] = copula.linked_positions(
+                scale, codes[node], bounds, link["groups"], link["rho"], ppos, rng
+            )
+        else:
+            positions[node] = scale.position(codes[node], rng.random(n))
+    within = {k: scales[k].within(codes[k], pos) for k, pos in positions.items()}
+    return codes, within
 
 
 def _decode_categorical(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
@@ -198,8 +222,14 @@ def from_text(values: list[str | None], c: dict[str, Any]) -> pl.Series:
     return s
 
 
-def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generator) -> pl.Series:
-    """Codes are point masses (exact values), then bins (drawn inside the bin), then NULL."""
+def _decode_numeric(
+    c: dict[str, Any],
+    code: np.ndarray,
+    rng: np.random.Generator,
+    within: np.ndarray | None = None,
+) -> pl.Series:
+    """Codes are point masses (exact values), then bins (drawn inside the bin, at ``within``
+    when the tree placed the rows there), then NULL."""
     edges = np.asarray(c["edges"], dtype=np.float64)
     atoms = np.asarray(c.get("atoms") or [], dtype=np.float64)
     k = atoms.size
@@ -208,7 +238,7 @@ def _decode_numeric(c: dict[str, Any], code: np.ndarray, rng: np.random.Generato
     is_atom = code < k
     b = np.clip(code - k, 0, nb - 1)
     lo, hi = edges[b], edges[b + 1]
-    u = rng.random(len(code))
+    u = rng.random(len(code)) if within is None else within
     if c["integer"] and np.allclose(np.diff(edges), 1.0):  # one bin per integer value
         vals = np.round((lo + hi) / 2)
     elif np.all(edges[:-1] < edges[1:]) and edges[-1] - edges[0] >= 10:
@@ -517,7 +547,7 @@ class ShardGenerator:
         t = self.spec["tables"][name]
         table = self.model.tables[name]
         cols: dict[str, Any] = {}
-        codes = _sample_tree(t, n, rng)
+        codes, within = _sample_tree(t, n, rng)
         parent_frame = frames.get(t["parent"]) if t["parent"] else None
         for col in table.columns:
             c = {**t["columns"][col.name], "name": col.name}
@@ -538,7 +568,7 @@ class ShardGenerator:
             elif kind == "categorical":
                 cols[col.name] = _decode_categorical(c, codes[col.name], rng)
             elif kind == "numeric":
-                cols[col.name] = _decode_numeric(c, codes[col.name], rng)
+                cols[col.name] = _decode_numeric(c, codes[col.name], rng, within.get(col.name))
             elif kind == "boolean":
                 cols[col.name] = _decode_boolean(codes[col.name])
             elif kind == "datetime":

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import copula
 from .config import BANDS, SynthConfig
 from .errors import ConfigError, DomainError, GenerationError
 from .schema import SchemaModel
@@ -378,6 +379,8 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             if (p["a"], p["b"]) in edges
         }
         cond: dict[str, list[list[float]]] = {}
+        links: dict[str, dict[str, Any]] = {}
+        pair_groups = {(p["a"], p["b"]): p.get("groups") for p in tp["pairs"]}
         for node in order:
             par = parent[node]
             if par is None:
@@ -385,11 +388,16 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             pa, pb = np.asarray(cols[par]["p"]), np.asarray(cols[node]["p"])
             if (par, node) in joints:
                 j = ipf(joints[(par, node)], pa, pb)
+                groups = pair_groups.get((par, node))
             else:
                 j = ipf(joints[(node, par)].T, pa, pb)
+                groups = pair_groups.get((node, par))
+                groups = groups[::-1] if groups else None
             rows = j.sum(axis=1, keepdims=True)
             cp = np.where(rows > 0, j / np.where(rows > 0, rows, 1), pb[None, :])
             cond[node] = cp.tolist()
+            if link := _numeric_link(cols[par], cols[node], j, groups):
+                links[node] = link
         fanout = {}
         for fkname, f in tp["fanout"].items():
             # Primary fan-out: tails matter (one spurious far bin multiplies the row count), so
@@ -413,7 +421,7 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             "parent": plan["parent"],
             "parent_fk": plan["parent_fk"],
             "columns": cols,
-            "tree": {"order": order, "parent": parent, "cond": cond},
+            "tree": {"order": order, "parent": parent, "cond": cond, "links": links},
             "fanout": fanout,
         }
         if plan["kind"] == "root":
@@ -500,6 +508,27 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
     }
     spec["content_hash"] = content_hash(spec)
     return spec
+
+
+def _numeric_link(
+    parent: dict[str, Any], child: dict[str, Any], joint: np.ndarray, groups: list | None
+) -> dict[str, Any] | None:
+    """How a numeric child sits inside its drawn group relative to its numeric parent (see
+    :mod:`.copula`): the copula's rho fitted to the released joint of the pair's groups, and the
+    child's groups; None when either column is not numeric, a column's groups are not runs of
+    values, or there is no trend."""
+    if parent["kind"] != "numeric" or child["kind"] != "numeric" or not groups:
+        return None
+    sa = copula.ValueScale(parent["atoms"], parent["edges"], parent["p"])
+    sb = copula.ValueScale(child["atoms"], child["edges"], child["p"])
+    ga, gb = np.asarray(groups[0], dtype=np.int64), np.asarray(groups[1], dtype=np.int64)
+    ba, bb = sa.group_bounds(ga), sb.group_bounds(gb)
+    if ba is None or bb is None:
+        return None
+    coarse = np.zeros((ba[0].size, bb[0].size))
+    np.add.at(coarse, (ga[:, None], gb[None, :]), np.asarray(joint, dtype=np.float64))
+    rho = copula.fit_rho(coarse, ba, bb)
+    return {"rho": rho, "groups": gb.tolist()} if abs(rho) >= copula.RHO_MIN else None
 
 
 def _table_total(tp: dict[str, Any]) -> float | None:
