@@ -24,10 +24,11 @@ def build_definitions(
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
         source_url=source_url,
     )
+    cfg = load_config(resource.config_file)
     merged = dg.Definitions.merge(
-        sampler.defs, spec_assets.defs, shards.defs, report.defs, staging.defs
+        sampler.defs, spec_assets.defs, shards.defs, report.build_defs(cfg.gates), staging.defs
     )
-    auto = automation_defs(load_config(resource.config_file), resource.meta_url)
+    auto = automation_defs(cfg, resource.meta_url)
     return dg.Definitions(
         assets=list(merged.assets or []),
         asset_checks=list(merged.asset_checks or []),

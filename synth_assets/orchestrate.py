@@ -33,9 +33,7 @@ from synth_assets.defs.resources import PACK_TAG, REFRESH_TAG
 # Step logs stay in the Dagster instance's event log (`dagster dev` shows them); the console of a
 # headless run shows the CLI's own progress lines and, on failure, one summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]
-SHARD_ASSETS = ["synthetic_shards"]
-DOWNSTREAM_ASSETS = ["privacy_report", "staging_schema"]  # run with the shards when defined
+PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]  # quarterly_refresh
 
 
 def instance_for(workdir: Path) -> dg.DagsterInstance:
@@ -271,9 +269,6 @@ def _refresh(
         "artifacts": str(store.dir(rid)),
     }
     started = time.monotonic()
-    assets = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
-    resources = defs.resources
 
     if regenerate_from:
         summary["regenerated_from"] = regenerate_from
@@ -282,14 +277,11 @@ def _refresh(
         )
     else:
         log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
-    r1 = dg.materialize(
-        [*assets, *checks],
-        selection=["calibrated_spec"] if regenerate_from else PROFILE_ASSETS,
-        instance=instance,
-        resources=resources,
-        tags=tags,
-        raise_on_error=False,
-        run_config=QUIET,
+    # The named jobs the UI shows (not an ephemeral asset job), run in process: a CLI run and
+    # a UI run of the same job read the same in the run list.
+    job1 = defs.resolve_job_def("regenerate_from_spec" if regenerate_from else "quarterly_refresh")
+    r1 = job1.execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
     )
     summary["checks"].update(_checks(r1))
     summary["stages"] = _stages(r1)
@@ -298,13 +290,8 @@ def _refresh(
         spec = read_json(store.path(rid, "spec.json"))
         keys = [shard_key(i) for i in range(spec["shards"])]
         log(f"[2/2] {rid}: generating {spec['shards']} shard(s)…")
-        known = {k.to_user_string() for a in assets for k in a.keys}
-        selection = SHARD_ASSETS + [a for a in DOWNSTREAM_ASSETS if a in known]
-        r2 = dg.materialize(
-            [*assets, *checks],
-            selection=selection,
+        r2 = defs.resolve_job_def("generate_and_load").execute_in_process(
             instance=instance,
-            resources=resources,
             tags={
                 **tags,
                 "dagster/asset_partition_range_start": keys[0],

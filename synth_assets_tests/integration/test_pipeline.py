@@ -19,6 +19,9 @@ from synth_assets.orchestrate import run_refresh
 from synth_assets_tests.conftest import make_config
 from synth_assets_tests.shop_schema import SHOP_BOUNDS, SHOP_PUBLIC
 
+# What each refresh's Dagster instance recorded (runs by job, staging metadata), by work dir.
+RECORDED: dict[Path, dict] = {}
+
 
 def _refresh(tmp_path_factory, url, **sections):
     wd = tmp_path_factory.mktemp("wd")
@@ -27,6 +30,11 @@ def _refresh(tmp_path_factory, url, **sections):
         summary = run_refresh(
             None, wd, cfg_override=make_config(url, **sections), instance=inst, log=lambda m: None
         )
+        staging = inst.get_latest_materialization_event(dg.AssetKey("staging_schema"))
+        RECORDED[wd] = {
+            "jobs": sorted(r.job_name for r in inst.get_runs()),
+            "staging": staging.asset_materialization.metadata if staging else {},
+        }
     return wd, summary
 
 
@@ -77,6 +85,22 @@ def test_summary_lists_refresh_budget_tables_checks_and_artifacts(demo_run):
     assert {"metrics_pack_no_pii", "budget_within_cap", "shards_valid"} <= set(on_disk["checks"])
     assert all(c["passed"] for c in on_disk["checks"].values())
     assert Path(on_disk["artifacts"]).is_dir()
+
+
+def test_cli_runs_are_the_named_jobs_and_the_lineage_starts_at_the_source_database(demo_run):
+    wd, summary = demo_run
+    assert RECORDED[wd]["jobs"] == ["generate_and_load", "quarterly_refresh"]
+    meta = RECORDED[wd]["staging"]
+    assert meta["dagster/row_count"].value == sum(t["rows"] for t in summary["tables"].values()) > 0
+    assert {f"columns/{t}" for t in summary["tables"]} <= set(meta)
+    defs = build_definitions(workdir=str(wd))
+    graph = defs.resolve_asset_graph()
+    head = dg.AssetKey("production_database")
+    assert graph.get(head).is_external and not graph.get(head).is_materializable
+    assert head in graph.get(dg.AssetKey("source_schema")).parent_keys
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"measure", "synthesize", "release"}
+    assert all(graph.get(k).owners for k in graph.get_all_asset_keys())
 
 
 def test_demo_shards_have_unique_keys_and_closed_foreign_keys(demo_run):

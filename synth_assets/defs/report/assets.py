@@ -20,10 +20,10 @@ from synth_assets.core.evaluate import (
 from synth_assets.core.gates import GateResult
 from synth_assets.core.report_html import write_report
 from synth_assets.core.store import read_json
+from synth_assets.defs.conventions import BOUNDARY, RELEASE, owners
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
-BOUNDARY = {"synth/privacy_boundary": "inside"}
 REPORT_JSON = "report/privacy_report.json"
 
 
@@ -37,7 +37,8 @@ class ReportConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="report",
+    group_name=RELEASE,
+    owners=owners(),
     deps=["synthetic_shards"],
     tags=BOUNDARY,
     kinds={"postgres", "html"},
@@ -155,31 +156,54 @@ def _check_description(r: GateResult) -> str | None:
     return None
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(g.name, asset="privacy_report", blocking=True, description=g.description)
-        for g in GATE_SPECS
-    ],
-    description="The release gates: each measured privacy and fidelity metric against its threshold.",
-)
-def release_gates(
-    context: dg.AssetCheckExecutionContext, synth: SynthResource
-) -> Iterator[dg.AssetCheckResult]:
-    rid = refresh_of_run(context, "privacy_report")
-    report = read_json(synth.store().path(rid, REPORT_JSON))
-    results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
-    passed = all(r.passed for r in results)
-    synth.audit(
-        context.op_execution_context,  # a check context has no run_id of its own
-        "gates",
-        rid,
-        {"passed": passed, "gates": _gate_digest({r.name: r.to_dict() for r in results})},
+def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefinition:
+    """The release gates as asset checks. A gate with a threshold (its default or synth.yaml's
+    ``gates:``) blocks everything downstream when it fails; a report-only metric (no threshold)
+    is a non-blocking check, so the UI never shows it as a passed blocking gate."""
+    thresholds = gate_thresholds(gates_cfg)
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                g.name,
+                asset="privacy_report",
+                blocking=thresholds[g.name] is not None,
+                description=g.description,
+            )
+            for g in GATE_SPECS
+        ],
+        name="release_gates",
+        description="The release gates: each measured privacy and fidelity metric against its "
+        "threshold.",
     )
-    yield from check_results(results, dg.AssetKey("privacy_report"), rid)
-    if not passed:
-        # The blocking checks already stop everything downstream; failing the step as well puts
-        # every failing metric, its value and threshold in the run's one error message.
-        raise GateFailed(f"refresh {rid}: {gate_message(results)}")
+    def release_gates(
+        context: dg.AssetCheckExecutionContext, synth: SynthResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        rid = refresh_of_run(context, "privacy_report")
+        report = read_json(synth.store().path(rid, REPORT_JSON))
+        results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
+        passed = all(r.passed for r in results)
+        synth.audit(
+            context.op_execution_context,  # a check context has no run_id of its own
+            "gates",
+            rid,
+            {"passed": passed, "gates": _gate_digest({r.name: r.to_dict() for r in results})},
+        )
+        yield from check_results(results, dg.AssetKey("privacy_report"), rid)
+        if not passed:
+            # The blocking checks already stop everything downstream; failing the step as well
+            # puts every failing metric, its value and threshold in the run's one error message.
+            raise GateFailed(f"refresh {rid}: {gate_message(results)}")
+
+    return release_gates
 
 
-defs = dg.Definitions(assets=[privacy_report], asset_checks=[release_gates])
+release_gates = gate_checks()
+
+
+def build_defs(gates_cfg: dict[str, float] | None) -> dg.Definitions:
+    """The report asset and its gate checks for one configuration's thresholds."""
+    return dg.Definitions(assets=[privacy_report], asset_checks=[gate_checks(gates_cfg)])
+
+
+defs = build_defs(None)

@@ -12,15 +12,22 @@ from synth_assets.core.profile import profile_source
 from synth_assets.core.roles import infer_roles
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
+from synth_assets.defs.conventions import (
+    BOUNDARY,
+    MEASURE,
+    owners,
+    production_database,
+    table_schemas,
+)
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
 
-BOUNDARY = {"synth/privacy_boundary": "inside"}
-
 
 @dg.asset(
-    group_name="sampler",
+    group_name=MEASURE,
+    deps=[production_database],
     tags=BOUNDARY,
+    owners=owners(),
     kinds={"postgres"},
     description="Tables, keys, constraints and a role per column, read from the source catalog. "
     "Sampled values used for role inference never leave the boundary.",
@@ -71,14 +78,16 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
             "roles": dg.MetadataValue.json(dict(by_role)),
             "budget_spent_before": float(reservation.get("spent_before", 0.0)),
             "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
+            **table_schemas(model),
         }
     )
 
 
 @dg.asset(
-    group_name="sampler",
+    group_name=MEASURE,
     deps=[source_schema],
     tags=BOUNDARY,
+    owners=owners(),
     kinds={"postgres"},
     description="The metrics pack: DP aggregates of the source (OpenDP, zCDP) and the budget ledger.",
 )
@@ -167,5 +176,6 @@ def budget_within_cap(
 
 
 defs = dg.Definitions(
-    assets=[source_schema, production_shape], asset_checks=[metrics_pack_no_pii, budget_within_cap]
+    assets=[production_database, source_schema, production_shape],
+    asset_checks=[metrics_pack_no_pii, budget_within_cap],
 )

@@ -12,13 +12,15 @@ from synth_assets.core.gates import check_shards
 from synth_assets.core.generate import die_with_parent, generate_shard_file, usable_cpus
 from synth_assets.core.secrets import seed_commitment
 from synth_assets.core.store import read_json, write_json_atomic
+from synth_assets.defs.conventions import SYNTHESIZE, owners
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SHARDS, SynthResource
 from synth_assets.defs.spec.assets import calibrated_spec
 
 
 @dg.asset(
-    group_name="shards",
+    group_name=SYNTHESIZE,
+    owners=owners(),
     deps=[calibrated_spec],
     partitions_def=SHARDS,
     backfill_policy=dg.BackfillPolicy.single_run(),

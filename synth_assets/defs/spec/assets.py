@@ -8,13 +8,15 @@ from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import new_master_seed, seed_commitment
 from synth_assets.core.spec import calibrate
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
+from synth_assets.defs.conventions import SYNTHESIZE, owners
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import PACK_TAG, SHARDS, SynthResource
 from synth_assets.defs.sampler.assets import production_shape
 
 
 @dg.asset(
-    group_name="spec",
+    group_name=SYNTHESIZE,
+    owners=owners(),
     deps=[production_shape],
     kinds={"json"},
     description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "

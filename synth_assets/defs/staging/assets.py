@@ -10,7 +10,9 @@ from synth_assets.core.errors import ConfigError
 from synth_assets.core.generate import usable_cpus
 from synth_assets.core.load import check_staging, load_refresh, teardown
 from synth_assets.core.load import emergency_teardown as emergency_teardown_core
-from synth_assets.core.store import write_json_atomic
+from synth_assets.core.schema import SchemaModel
+from synth_assets.core.store import read_json, write_json_atomic
+from synth_assets.defs.conventions import RELEASE, owners, table_schemas
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -23,7 +25,8 @@ def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
 
 
 @dg.asset(
-    group_name="staging",
+    group_name=RELEASE,
+    owners=owners(),
     deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
     kinds={"postgres"},
     # Automation never loads data whose gates did not pass (the asset re-checks the report too).
@@ -73,10 +76,14 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
             "load_id": res.load_id,
             "rows": dg.MetadataValue.json(res.rows),
             "total_rows": res.total_rows,
+            "dagster/row_count": res.total_rows,
             "seconds": round(res.seconds, 2),
             "rows_per_second": round(res.rows_per_second),
             "replaced_previous": res.replaced_previous,
             "connect": dg.MetadataValue.md(f"`{res.connect_hint}`"),
+            **table_schemas(
+                SchemaModel.from_dict(read_json(store.path(rid, "spec.json"))["schema"])
+            ),
         }
     )
 

@@ -1,0 +1,62 @@
+"""What every asset shares in the Dagster UI: groups that read as the pipeline's three domains,
+owners, and the source database as the external asset at the head of the lineage."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from synth_assets.core.schema import SchemaModel
+
+# Inside the privacy boundary: the source, its reflected schema, its DP aggregates.
+MEASURE = "measure"
+# Post-processing of DP output (no budget): the spec and the synthetic shards.
+SYNTHESIZE = "synthesize"
+# The gates and what they release: the privacy report, the staging schema.
+RELEASE = "release"
+
+BOUNDARY = {"synth/privacy_boundary": "inside"}
+
+
+def owners() -> list[str]:
+    """Owners shown on every asset: ``SYNTH_OWNERS`` (comma-separated e-mails or ``team:``
+    names), else the team that runs the pipeline."""
+    raw = os.environ.get("SYNTH_OWNERS", "team:data-platform")
+    return [o.strip() for o in raw.split(",") if o.strip()]
+
+
+production_database = dg.AssetSpec(
+    "production_database",
+    group_name=MEASURE,
+    kinds={"postgres"},
+    tags=BOUNDARY,
+    owners=owners(),
+    description="The source database (source.url and source.schema in synth.yaml). Read inside "
+    "the privacy boundary with a read-only role, never written; every refresh starts here.",
+)
+
+
+def table_schemas(model: SchemaModel) -> dict[str, dg.MetadataValue]:
+    """Dagster's column schema of every table (names, types, NOT NULL, keys), one entry each:
+    the assets hold whole schemas, and ``dagster/column_schema`` describes one table."""
+    out: dict[str, dg.MetadataValue] = {}
+    for t in model.tables.values():
+        single = {tuple(u)[0] for u in t.unique_sets if len(tuple(u)) == 1}
+        refs = {fk.columns[0]: f"{fk.ref_table}.{fk.ref_columns[0]}" for fk in t.foreign_keys}
+        cols = []
+        for c in t.columns:
+            other = ["primary key"] if c.name in t.primary_key else []
+            if c.name in refs:
+                other.append(f"references {refs[c.name]}")
+            cols.append(
+                dg.TableColumn(
+                    name=c.name,
+                    type=c.pg_type,
+                    constraints=dg.TableColumnConstraints(
+                        nullable=c.nullable, unique=c.name in single, other=other
+                    ),
+                )
+            )
+        out[f"columns/{t.name}"] = dg.MetadataValue.table_schema(dg.TableSchema(columns=cols))
+    return out
