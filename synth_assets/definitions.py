@@ -7,6 +7,7 @@ import dagster as dg
 from .core.config import default_config_path, load_config
 from .core.generate import usable_cpus
 from .defs.automation.jobs import automation_defs
+from .defs.progress import progress_logger
 from .defs.report import assets as report
 from .defs.resources import SynthResource
 from .defs.sampler import assets as sampler
@@ -36,6 +37,7 @@ def build_definitions(
         schedules=list(auto.schedules or []),
         sensors=list(auto.sensors or []),
         resources={"synth": resource},
+        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
         executor=dg.multiprocess_executor.configured({"max_concurrent": usable_cpus()}),
     )
 

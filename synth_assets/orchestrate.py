@@ -28,11 +28,14 @@ from synth_assets.core.store import (
     write_private,
 )
 from synth_assets.definitions import build_definitions
+from synth_assets.defs.progress import forward_progress
 from synth_assets.defs.resources import PACK_TAG, REFRESH_TAG
 
 # Step logs stay in the Dagster instance's event log (`dagster dev` shows them); the console of a
 # headless run shows the CLI's own progress lines and, on failure, one summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# The CLI's jobs: Dagster's console quiet, the steps' progress forwarded (defs/progress.py).
+REPORTING = {"loggers": {**QUIET["loggers"], "progress": {}}}
 PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]  # quarterly_refresh
 
 
@@ -280,9 +283,10 @@ def _refresh(
     # The named jobs the UI shows (not an ephemeral asset job), run in process: a CLI run and
     # a UI run of the same job read the same in the run list.
     job1 = defs.resolve_job_def("regenerate_from_spec" if regenerate_from else "quarterly_refresh")
-    r1 = job1.execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
-    )
+    with forward_progress(log):
+        r1 = job1.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=REPORTING
+        )
     summary["checks"].update(_checks(r1))
     summary["stages"] = _stages(r1)
     ok = r1.success and all(c["passed"] for c in summary["checks"].values())
@@ -290,16 +294,17 @@ def _refresh(
         spec = read_json(store.path(rid, "spec.json"))
         keys = [shard_key(i) for i in range(spec["shards"])]
         log(f"[2/2] {rid}: generating {spec['shards']} shard(s)…")
-        r2 = defs.resolve_job_def("generate_and_load").execute_in_process(
-            instance=instance,
-            tags={
-                **tags,
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-            raise_on_error=False,
-            run_config=QUIET,
-        )
+        with forward_progress(log):
+            r2 = defs.resolve_job_def("generate_and_load").execute_in_process(
+                instance=instance,
+                tags={
+                    **tags,
+                    "dagster/asset_partition_range_start": keys[0],
+                    "dagster/asset_partition_range_end": keys[-1],
+                },
+                raise_on_error=False,
+                run_config=REPORTING,
+            )
         summary["checks"].update(_checks(r2))
         summary["stages"].update(_stages(r2))
         ok = r2.success and all(c["passed"] for c in summary["checks"].values())
