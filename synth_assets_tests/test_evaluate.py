@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -499,7 +500,10 @@ def test_html_report_is_one_self_contained_escaped_page():
     page = render_html(json_safe(_full_report()))
     assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
     assert "<script" not in page and "&lt;script&gt;" in page
-    assert "src=" not in page and "href=" not in page  # nothing fetched from anywhere
+    assert "src=" not in page  # nothing fetched from anywhere
+    links = re.findall(r"href='([^']*)'", page)
+    assert links and all(h.startswith("#") for h in links)  # only the contents' in-page anchors
+    assert page.count("href=") == len(links)
 
 
 def test_written_json_is_strict_json(tmp_path):

@@ -195,6 +195,29 @@ GATE_SPECS: tuple[GateSpec, ...] = (
 GATES_BY_NAME = {g.name: g for g in GATE_SPECS}
 
 
+def privacy_guarantee(pack: dict[str, Any]) -> dict[str, Any]:
+    """What the refresh's DP measurements promise, from its metrics pack: epsilon and delta
+    spent per unit, the unit, each table's contribution bound, and the reference tables' own
+    budget (their unit is one reference row)."""
+    led, priv = pack["ledger"], pack["privacy"]
+    out: dict[str, Any] = {
+        "epsilon": round(float(led["epsilon_spent"]), 4),
+        "delta": float(led["delta"]),
+        "unit_table": priv["unit_table"],
+        "rows_per_unit": dict(priv.get("rows_per_unit", {})),
+        "accounting": led.get("accounting"),
+    }
+    ref = pack.get("reference_ledger") or {}
+    refs = [t for t, pl in pack.get("plan", {}).items() if pl.get("kind") == "reference"]
+    if ref and float(ref.get("epsilon_spent", 0.0)) > 0:
+        out["reference"] = {
+            "epsilon": round(float(ref["epsilon_spent"]), 4),
+            "delta": float(ref["delta"]),
+            "tables": refs,
+        }
+    return out
+
+
 def gate_thresholds(gates_cfg: dict[str, float] | None) -> dict[str, float | None]:
     """Threshold of every evaluator gate: ``gates:`` in synth.yaml overrides the strict defaults."""
     cfg = dict(gates_cfg or {})
@@ -1776,9 +1799,16 @@ def markdown_summary(report: dict[str, Any]) -> str:
         if failing
         else "**PASSED**: every gated check passed"
     )
-    lines = [
-        head,
-        "",
+    lines = [head, ""]
+    if dp_promise := report.get("guarantee"):
+        ref = dp_promise.get("reference")
+        lines += [
+            f"Privacy: epsilon {dp_promise['epsilon']:g}, delta {dp_promise['delta']:.0e} per "
+            f"`{dp_promise['unit_table']}` unit"
+            + (f"; reference tables epsilon {ref['epsilon']:g} per row" if ref else ""),
+            "",
+        ]
+    lines += [
         "| gate | result | value | threshold | worst item |",
         "|---|---|---|---|---|",
     ]
@@ -1847,6 +1877,7 @@ def evaluate_refresh(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "unit_table": pack["privacy"]["unit_table"],
         "holdout_fraction": pack["privacy"]["holdout_fraction"],
+        "guarantee": privacy_guarantee(pack),
         "options": {
             "sample_rows": n,
             "reference_rows": options.reference_rows,

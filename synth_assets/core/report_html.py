@@ -198,6 +198,7 @@ th{background:#f5f5f5;text-align:left}td.n{text-align:right;font-variant-numeric
 .pass{color:#17773a;font-weight:600}.fail{color:#b3261e;font-weight:700}.muted{color:#777}
 .grid{display:flex;flex-wrap:wrap;gap:12px}.verdict{font-size:18px;padding:8px 12px;display:inline-block}
 .ok{background:#e6f4ea}.bad{background:#fce8e6}code{background:#f5f5f5;padding:1px 4px}
+.guarantee{background:#eef3fb;padding:8px 12px}.toc{margin:8px 0;font-size:14px}
 """
 
 
@@ -218,12 +219,119 @@ def render_html(report: dict[str, Any]) -> str:
     ]
     if not ok:
         out.append(f"<p class='fail'>{_e(report.get('message'))}</p>")
+    out += _guarantee(report.get("guarantee"))
+    out.append(
+        "<nav class='toc'>Contents: "
+        + " · ".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t in SECTIONS)
+        + "</nav>"
+    )
+    out += _glance_section(report)
     out += _gates_section(report)
     out += _privacy_section(report)
     out += _fidelity_section(report)
     out += _plots_section(report)
     out.append("</body></html>")
-    return "".join(out)
+    html = "".join(out)
+    for anchor, title in SECTIONS:  # every section's heading is a link target of the contents
+        html = html.replace(f"<h2>{title}", f"<h2 id='{anchor}'>{title}", 1)
+    return html
+
+
+SECTIONS = (
+    ("glance", "Scores at a glance"),
+    ("gates", "Release gates"),
+    ("privacy", "Privacy"),
+    ("fidelity", "Fidelity"),
+    ("plots", "Plots"),
+)
+PROPERTIES = ("column shapes", "pair trends", "inter-table trends", "cardinality", "temporal")
+
+
+def _guarantee(g: dict[str, Any] | None) -> list[str]:
+    """The privacy guarantee in one paragraph: epsilon, delta, unit, contribution bounds."""
+    if not g:
+        return []
+    bounds = ", ".join(
+        f"{n} <code>{_e(t)}</code>" for t, n in sorted(g.get("rows_per_unit", {}).items()) if n > 1
+    )
+    text = (
+        f"<b>Privacy guarantee</b>: ({_num(g['epsilon'], 3)}, {g['delta']:.0e})-differential "
+        f"privacy per unit, the unit being one <code>{_e(g['unit_table'])}</code> row with every "
+        "row that references it"
+        + (f"; each unit contributes at most {bounds} rows" if bounds else "")
+        + "."
+    )
+    if ref := g.get("reference"):
+        tables = ", ".join(f"<code>{_e(t)}</code>" for t in ref["tables"])
+        text += (
+            f" Reference tables ({tables}): ({_num(ref['epsilon'], 3)}, {ref['delta']:.0e})"
+            "-differential privacy per reference row, a separate unit."
+        )
+    return [f"<p class='guarantee'>{text}</p>"]
+
+
+def glance_scores(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per table, a score per property (SDMetrics' quality report reads the same way): column
+    shapes, pair trends inside the table, pair trends across each join to its parent,
+    cardinality (fan-out KS complement per foreign key) and temporal (hour-of-week
+    correlation); ``overall`` is their mean, and the ``(database)`` row the mean of tables."""
+    raw: dict[str, dict[str, list[float]]] = {}
+
+    def add(table: str, prop: str, value: Any) -> None:
+        if value is not None and math.isfinite(float(value)):
+            raw.setdefault(table, {}).setdefault(prop, []).append(float(value))
+
+    for v in report.get("views", {}).values():
+        t = v.get("table")
+        if v.get("parent"):
+            add(t, "inter-table trends", (v.get("pair_trends") or {}).get("score"))
+            continue
+        add(t, "column shapes", (v.get("column_shapes") or {}).get("score"))
+        add(t, "pair trends", (v.get("pair_trends") or {}).get("score"))
+    for k, f in report.get("fanout", {}).items():
+        add(k.split(".")[0], "cardinality", f.get("value"))
+    for k, tm in report.get("temporal", {}).items():
+        add(k.split(".")[0], "temporal", tm.get("hour_of_week_corr"))
+    out: dict[str, dict[str, float]] = {}
+    for t, props in raw.items():
+        row = {p: sum(xs) / len(xs) for p, xs in props.items()}
+        row["overall"] = sum(row.values()) / len(row)
+        out[t] = row
+    if out:
+        db: dict[str, float] = {}
+        for prop in (*PROPERTIES, "overall"):
+            xs = [r[prop] for r in out.values() if prop in r]
+            if xs:
+                db[prop] = sum(xs) / len(xs)
+        out["(database)"] = db
+    return out
+
+
+def _glance_section(report: dict[str, Any]) -> list[str]:
+    scores = glance_scores(report)
+    gates = report.get("gates", {})
+    fam = {f: [g for g in gates.values() if g.get("family") == f] for f in ("privacy", "fidelity")}
+    counts = "; ".join(
+        f"{f} gates: {sum(1 for g in gs if g.get('passed'))} of {len(gs)} passed"
+        for f, gs in fam.items()
+        if gs
+    )
+    out = [
+        "<h2>Scores at a glance</h2>",
+        f"<p>{_e(counts)}. Fidelity scores are 0-1 (1 = the synthetic data matches the real "
+        "sample); each is detailed below.</p>",
+        "<table><tr><th>table</th><th>overall</th>"
+        + "".join(f"<th>{_e(p)}</th>" for p in PROPERTIES)
+        + "</tr>",
+    ]
+    for t, row in scores.items():
+        cells = "".join(f"<td class='n'>{_num(row.get(p), 3)}</td>" for p in PROPERTIES)
+        name = _e(t) if t.startswith("(") else f"<code>{_e(t)}</code>"
+        out.append(
+            f"<tr><td>{name}</td><td class='n'><b>{_num(row.get('overall'), 3)}</b></td>{cells}</tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def _gate_default(name: str) -> float | None:

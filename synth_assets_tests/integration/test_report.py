@@ -14,6 +14,7 @@ import yaml
 from synth_assets.core import pg
 from synth_assets.core.evaluate import GATE_SPECS, EvaluationError, evaluate_refresh
 from synth_assets.core.generate import generate_shard, shard_key
+from synth_assets.core.report_html import SECTIONS, glance_scores
 from synth_assets.core.secrets import init_local_secrets
 from synth_assets.core.store import RefreshStore, new_refresh_id, read_json
 from synth_assets.definitions import build_definitions
@@ -32,6 +33,7 @@ RUN_CONFIG = {
     "ops": {"privacy_report": {"config": {"sample_rows": 4000, "reference_rows": 16000}}},
 }
 ALL_GATES = [g.name for g in GATE_SPECS]
+SECTION_IDS = [a for a, _ in SECTIONS]
 
 
 @dg.asset(
@@ -221,10 +223,35 @@ def test_report_json_and_html_are_written_beside_the_shards_and_linked_from_meta
     )
     md = meta["summary"].value
     assert all(f"| {g} |" in md for g in ALL_GATES)
+    assert "Privacy: epsilon " in md and " per `customers` unit; reference tables epsilon " in md
     rep = _report(env, env.refresh_id)
     assert rep["refresh_id"] == env.refresh_id and set(rep["gates"]) == set(ALL_GATES)
     for name, g in rep["gates"].items():
         assert {"value", "threshold", "passed", "failures"} <= set(g), name
+    # the guarantee, the contents and the scores at a glance head the page
+    g = rep["guarantee"]
+    led = json.loads(env.store.path(env.refresh_id, "metrics_pack.json").read_text())["ledger"]
+    assert g["epsilon"] == round(led["epsilon_spent"], 4) > 0 and g["delta"] == led["delta"]
+    assert g["unit_table"] == "customers" and g["rows_per_unit"]["transactions"] >= 1
+    assert g["reference"]["tables"] == ["merchants"] and g["reference"]["epsilon"] > 0
+    html = (d / "report" / "index.html").read_text()
+    assert html.index("Privacy guarantee") < html.index("<h2 id='glance'>Scores at a glance")
+    assert all(f"href='#{a}'" in html and f"<h2 id='{a}'>" in html for a in SECTION_IDS)
+    scores = glance_scores(rep)
+    assert set(scores) == {
+        "customers",
+        "accounts",
+        "cards",
+        "transactions",
+        "merchants",
+        "(database)",
+    }
+    db = scores["(database)"]
+    assert 0 < db["overall"] <= 1 and {"column shapes", "cardinality", "temporal"} <= set(db)
+    assert (
+        scores["transactions"]["inter-table trends"]
+        == rep["views"]["transactions+accounts"]["pair_trends"]["score"]
+    )
     view = rep["views"]["transactions+accounts"]
     assert {"dcr_share", "nndr", "mia", "exact_match"} <= set(view["privacy"])
     assert view["privacy"]["dcr_share"]["baseline"] == 0.5 and "pair_trends" in view
