@@ -101,6 +101,8 @@ def test_cli_runs_are_the_named_jobs_and_the_lineage_starts_at_the_source_databa
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"measure", "synthesize", "release"}
     assert all(graph.get(k).owners for k in graph.get_all_asset_keys())
+    fresh = graph.get(dg.AssetKey("staging_schema")).freshness_policy
+    assert fresh.fail_window.to_timedelta().days == 99  # a quarter and a week
 
 
 def test_demo_shards_have_unique_keys_and_closed_foreign_keys(demo_run):

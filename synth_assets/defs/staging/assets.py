@@ -1,6 +1,7 @@
 """Staging load: the gated refresh goes into an isolated schema; teardown jobs remove it."""
 
 import time
+from datetime import timedelta
 
 import dagster as dg
 
@@ -27,6 +28,11 @@ def _actor(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
 @dg.asset(
     group_name=RELEASE,
     owners=owners(),
+    # The quarterly cadence: a staging copy older than a quarter and a week is stale in the UI
+    # (warned after 92 days), whether or not the staleness sensor is switched on.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=99), warn_window=timedelta(days=92)
+    ),
     deps=[dg.AssetKey("synthetic_shards"), dg.AssetKey("privacy_report")],
     kinds={"postgres"},
     # Automation never loads data whose gates did not pass (the asset re-checks the report too).
