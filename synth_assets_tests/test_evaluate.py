@@ -441,7 +441,13 @@ def _full_report() -> dict:
     rep["views"]["customers"]["privacy"].update(
         {
             "dcr_share": {"value": 0.51, "groups": {"all": 0.51}},
-            "nndr": {"value": 0.9},
+            "nndr": {
+                "value": 0.9,
+                "histogram": ev.distance_histogram(
+                    np.array([0.5, 0.9]), np.array([0.6, 0.8]), edges=np.linspace(0, 1, 5)
+                ),
+            },
+            "dcr": {"histogram": ev.distance_histogram(np.array([0.1, 0.3]), np.array([0.2, 0.4]))},
             "mia": {"auc": 0.5, "tpr_at_1pct_fpr": float("nan")},
             "exact_match": {"excess": 0.0, "holdout": 0.0},
         }
@@ -451,6 +457,13 @@ def _full_report() -> dict:
     )
     rep["views"]["customers"]["column_shapes"]["columns"] = {
         "segment": {"metric": "tv_complement", "score": 0.9}
+    }
+    rep["views"]["customers"]["pair_trends"] = {
+        "score": 0.9,
+        "pairs": {
+            "age~income": {"score": 0.95, "real": 0.5, "synthetic": 0.4},
+            "age~segment": {"score": 0.85},
+        },
     }
     rep["temporal"]["customers.created_at"].update(
         {
@@ -496,10 +509,22 @@ def _full_report() -> dict:
     return rep
 
 
+def test_distance_histograms_share_the_holdouts_quantile_bins():
+    rng = np.random.default_rng(3)
+    hold = rng.exponential(1.0, 2000)
+    h = ev.distance_histogram(hold * 0.5, hold)  # synthetic rows twice as close: memorised
+    assert len(h["edges"]) == 21 and abs(sum(h["holdout"]) - 1) < 1e-9
+    np.testing.assert_allclose(h["holdout"], 0.05, atol=0.002)  # quantile bins of the holdout
+    assert sum(h["synthetic"][:5]) > 0.4  # piled in the closest bins
+    assert ev.distance_histogram(np.array([]), np.array([]))["edges"] == []
+
+
 def test_html_report_is_one_self_contained_escaped_page():
     page = render_html(json_safe(_full_report()))
     assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
     assert "<script" not in page and "&lt;script&gt;" in page
+    assert "customers: pair trend scores" in page and "customers: Spearman, real" in page
+    assert "customers: DCR (share of rows)" in page and "customers: NNDR (share of rows)" in page
     assert "src=" not in page  # nothing fetched from anywhere
     links = re.findall(r"href='([^']*)'", page)
     assert links and all(h.startswith("#") for h in links)  # only the contents' in-page anchors

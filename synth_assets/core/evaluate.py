@@ -893,6 +893,33 @@ def nndr(d: np.ndarray) -> np.ndarray:
     return np.clip(r, 0.0, 1.0)
 
 
+def distance_histogram(
+    synthetic: np.ndarray, holdout: np.ndarray, edges: np.ndarray | None = None, bins: int = 20
+) -> dict[str, list]:
+    """Shares of synthetic and of holdout rows per distance bin (to their closest training
+    rows), for the report's distribution plots. Bins are the holdout's quantiles unless given:
+    a synthetic distribution piled in the first bins is one that sits closer to the training
+    rows than unseen real rows do. Aggregates only."""
+    s = np.asarray(synthetic, dtype=np.float64)
+    h = np.asarray(holdout, dtype=np.float64)
+    s, h = s[np.isfinite(s)], h[np.isfinite(h)]
+    if edges is None:
+        if not h.size:
+            return {"edges": [], "synthetic": [], "holdout": []}
+        edges = np.unique(np.quantile(h, np.linspace(0.0, 1.0, bins + 1)))
+    e = np.asarray(edges, dtype=np.float64)
+    if e.size < 2:
+        e = np.array([e[0] if e.size else 0.0, (e[0] if e.size else 0.0) + 1.0])
+
+    def shares(x: np.ndarray) -> list[float]:
+        if not x.size:
+            return [0.0] * (e.size - 1)
+        idx = np.clip(np.searchsorted(e, x, side="right") - 1, 0, e.size - 2)
+        return (np.bincount(idx, minlength=e.size - 1) / x.size).tolist()
+
+    return {"edges": e.tolist(), "synthetic": shares(s), "holdout": shares(h)}
+
+
 def nndr_ratio(
     synthetic: np.ndarray, holdout: np.ndarray, percentile: float = 5.0, eps: float = 1e-3
 ) -> tuple[float, float, float]:
@@ -1039,7 +1066,11 @@ def privacy_metrics(
     out["dcr"] = {
         "synthetic_to_training_median": float(np.median(ds[:, 0]) / scale) if ds.size else None,
         "holdout_to_training_median": float(np.median(dho[:, 0]) / scale) if dho.size else None,
+        "histogram": distance_histogram(ds[:, 0] / scale, dho[:, 0] / scale),
     }
+    out["nndr"]["histogram"] = distance_histogram(
+        nndr(ds), nndr(dho), edges=np.linspace(0.0, 1.0, 21)
+    )
     out["mia"] = {
         **membership_inference(done["mia_members"][:, 0], done["mia_nonmembers"][:, 0]),
         "members": int(done["mia_members"].shape[0]),

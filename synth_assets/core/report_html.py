@@ -109,6 +109,68 @@ def svg_bars(
     return "".join(parts)
 
 
+def svg_heatmap(
+    title: str, labels: list[str], cells: list[list[float | None]], lo: float = 0.0, hi: float = 1.0
+) -> str:
+    """A square matrix as coloured cells (white at ``lo`` to blue at ``hi``; grey: not
+    measured), the value in each cell when there are few."""
+    n = max(1, len(labels))
+    size = max(14, min(44, 420 // n))
+    left, top = 120, 30
+    width, height = left + n * size + 10, top + n * size + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{_e(title)}"><text x="4" y="14" font-size="12" font-weight="600">'
+        f"{_e(title)}</text>"
+    ]
+    for i, lab in enumerate(labels):
+        y = top + i * size + size / 2 + 3
+        parts.append(
+            f'<text x="{left - 4}" y="{y:.1f}" font-size="9" text-anchor="end">{_e(lab[:18])}</text>'
+        )
+        for j in range(n):
+            v = cells[i][j] if i < len(cells) and j < len(cells[i]) else None
+            x, yy = left + j * size, top + i * size
+            if v is None:
+                fill, tip = "#eee", "not measured"
+            else:
+                t = min(1.0, max(0.0, (v - lo) / (hi - lo))) if hi > lo else 0.0
+                r, g, b = (int(255 - t * (255 - c)) for c in (31, 95, 168))
+                fill, tip = f"rgb({r},{g},{b})", f"{v:.3f}"
+            parts.append(
+                f'<rect x="{x}" y="{yy}" width="{size - 1}" height="{size - 1}" fill="{fill}">'
+                f"<title>{_e(labels[i])} x {_e(labels[j])}: {tip}</title></rect>"
+            )
+            if v is not None and size >= 28:
+                parts.append(
+                    f'<text x="{x + size / 2:.1f}" y="{yy + size / 2 + 3:.1f}" font-size="8" '
+                    f'text-anchor="middle">{v:.2f}</text>'
+                )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _pair_matrix(
+    pairs: dict[str, dict[str, Any]], key: str
+) -> tuple[list[str], list[list[float | None]]]:
+    """Columns and the symmetric matrix of one field of a view's pair results ("a~b" keys)."""
+    cols: list[str] = []
+    for k in pairs:
+        for c in k.split("~", 1):
+            if c not in cols:
+                cols.append(c)
+    at = {c: i for i, c in enumerate(cols)}
+    m: list[list[float | None]] = [[None] * len(cols) for _ in cols]
+    for k, v in pairs.items():
+        a, b = k.split("~", 1)
+        if v.get(key) is not None:
+            m[at[a]][at[b]] = m[at[b]][at[a]] = float(v[key])
+    for i in range(len(cols)):
+        if key != "score":
+            m[i][i] = 1.0
+    return cols, m
+
+
 def svg_lines(
     title: str,
     real: list[float | None],
@@ -544,6 +606,35 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
                 f["plot"]["synthetic"],
             )
         )
+    out.append(
+        "</div><h3>Pair trends (1 = the same association in real and synthetic rows)</h3>"
+        "<div class='grid'>"
+    )
+    for name, v in report["views"].items():
+        pairs = (v.get("pair_trends") or {}).get("pairs") or {}
+        if len(pairs) >= 1 and not v.get("parent"):
+            cols, m = _pair_matrix(pairs, "score")
+            out.append(svg_heatmap(f"{name}: pair trend scores", cols, m))
+            num = {k: x for k, x in pairs.items() if "real" in x}
+            if num:
+                cols, real = _pair_matrix(num, "real")
+                _, syn = _pair_matrix(num, "synthetic")
+                out.append(svg_heatmap(f"{name}: Spearman, real", cols, real, -1.0, 1.0))
+                out.append(svg_heatmap(f"{name}: Spearman, synthetic", cols, syn, -1.0, 1.0))
+    out.append(
+        "</div><h3>Distance to the closest training row (real = unseen holdout rows)</h3>"
+        "<div class='grid'>"
+    )
+    for name, v in report["views"].items():
+        pv = v.get("privacy") or {}
+        for label, part in (("DCR", pv.get("dcr")), ("NNDR", pv.get("nndr"))):
+            h = (part or {}).get("histogram")
+            if not h or not h.get("edges"):
+                continue
+            labels = [f"{a:.3g}" for a in h["edges"][:-1]]
+            out.append(
+                svg_bars(f"{name}: {label} (share of rows)", labels, h["holdout"], h["synthetic"])
+            )
     out.append("</div><h3>Marginals</h3><div class='grid'>")
     for k, m in report["marginals"].items():
         out.append(svg_bars(f"{k} ({m['kind']})", m["labels"], m["real"], m["synthetic"]))
