@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import psycopg
 
+from .fakes import is_luhn_valid
 from .roles import SYNTHESIZED_ROLES, qi
 from .schema import SchemaModel
 
@@ -65,16 +66,6 @@ def _strings(obj: Any, skip: frozenset[str] = frozenset({"schema"})) -> set[str]
     return out
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def pii_shaped(strings: set[str] | list[str]) -> list[str]:
     """One finding per PII-shaped match (e-mail, IBAN, SSN, Luhn-valid card, phone)."""
     failures = []
@@ -82,7 +73,7 @@ def pii_shaped(strings: set[str] | list[str]) -> list[str]:
         for kind, pat in PII_PATTERNS.items():
             for match in pat.findall(s):
                 digits = re.sub(r"\D", "", match)
-                if kind == "card" and not (13 <= len(digits) <= 19 and _luhn_ok(digits)):
+                if kind == "card" and not (13 <= len(digits) <= 19 and is_luhn_valid(digits)):
                     continue
                 if kind == "phone" and len(digits) < 9:
                     continue

@@ -51,7 +51,9 @@ from psycopg import sql
 
 from .audit import append_event, default_actor, ensure_audit_schema, record_event
 from .errors import SynthError
+from .manifest import sha256_file
 from .pg import connect, database_identity, redact
+from .roles import qi
 from .schema import Column, SchemaModel
 from .spec import content_hash
 from .store import check_refresh_id, read_json
@@ -211,14 +213,6 @@ class LoadInputs:
         return {t: {f.path.name: f.sha256 for f in fs} for t, fs in self.files.items()}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True) -> LoadInputs:
     """Verify the report, the spec hash and every shard file's hash; list files per table."""
     check_refresh_id(refresh_id)
@@ -259,7 +253,7 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
             for f in fs:
                 if not f.path.is_file():
                     raise LoadRefused(f"shard file {f.path} is missing")
-                if _sha256(f.path) != f.sha256:
+                if sha256_file(f.path) != f.sha256:
                     raise LoadRefused(
                         f"shard file {f.path} does not match the SHA-256 in its manifest: "
                         "it was modified after generation; regenerate the shards"
@@ -709,11 +703,6 @@ def _all_null_columns(files: list[ShardFile], columns: list[str]) -> set[str]:
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
-def quote_ident(name: str) -> str:
-    """A double-quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _closing_quote(text: str, i: int) -> int:
     """Index of the quote closing the literal or identifier opened at ``i`` (doubled quotes escape)."""
     q, j, n = text[i], i + 1, len(text)
@@ -731,7 +720,7 @@ def requalify(text: str, source: str, target: str) -> str:
     """Replace schema qualifiers ``source.`` (bare or quoted, outside literals) by ``"target".``."""
     out: list[str] = []
     i, n = 0, len(text)
-    q_source, q_target = quote_ident(source), quote_ident(target)
+    q_source, q_target = qi(source), qi(target)
     while i < n:
         ch = text[i]
         if ch == "'":
@@ -792,7 +781,7 @@ def _table_ddl(
     model: SchemaModel, inputs: LoadInputs, next_schema: str, ddl_types: dict[str, dict[str, str]]
 ) -> dict[str, TablePlan]:
     src = model.schema
-    qt = quote_ident(next_schema)
+    qt = qi(next_schema)
     plans: dict[str, TablePlan] = {}
     for tname in inputs.order:
         table = model.tables[tname]
@@ -812,18 +801,18 @@ def _table_ddl(
             for c in cols
         ]
         tp = TablePlan(tname, cols, files)
-        qtab = f"{qt}.{quote_ident(tname)}"
+        qtab = f"{qt}.{qi(tname)}"
         for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
             definition = requalify(con.definition, src, next_schema)
             m = _SIMPLE_KEY.match(definition) if con.kind in ("p", "u") else None
             if m:
                 nulls = " NULLS NOT DISTINCT" if m.group(2) else ""
                 tp.key_indexes.append(
-                    f"CREATE UNIQUE INDEX {quote_ident(con.name)} ON {qtab} ({m.group(3)}){nulls}"
+                    f"CREATE UNIQUE INDEX {qi(con.name)} ON {qtab} ({m.group(3)}){nulls}"
                 )
                 tp.alter.append(
-                    f"ADD CONSTRAINT {quote_ident(con.name)} {m.group(1)} USING INDEX "
-                    f"{quote_ident(con.name)}{m.group(4)}"
+                    f"ADD CONSTRAINT {qi(con.name)} {m.group(1)} USING INDEX "
+                    f"{qi(con.name)}{m.group(4)}"
                 )
             elif con.kind == "c":
                 # Added NOT VALID, then validated separately: synthetic rows can break a
@@ -833,17 +822,15 @@ def _table_ddl(
                     if definition.rstrip().endswith("NOT VALID")
                     else f"{definition} NOT VALID"
                 )
-                tp.alter.append(f"ADD CONSTRAINT {quote_ident(con.name)} {clause}")
+                tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {clause}")
                 if not con.definition.rstrip().endswith("NOT VALID"):
                     tp.checks.append((con.name, definition))
             else:
-                tp.alter.append(f"ADD CONSTRAINT {quote_ident(con.name)} {definition}")
+                tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {definition}")
         for c in table.columns:  # identity columns are identities again, after the COPY
             if c.identity and not c.nullable:
                 how = "ALWAYS" if c.identity_always else "BY DEFAULT"
-                tp.alter.append(
-                    f"ALTER COLUMN {quote_ident(c.name)} ADD GENERATED {how} AS IDENTITY"
-                )
+                tp.alter.append(f"ALTER COLUMN {qi(c.name)} ADD GENERATED {how} AS IDENTITY")
                 tp.identity.append(c.name)
         for iname, idef in table.indexes:
             tp.indexes.append((iname, requalify(idef, src, next_schema)))
@@ -852,7 +839,7 @@ def _table_ddl(
                 (
                     fk.name,
                     fk.ref_table,
-                    f"ADD CONSTRAINT {quote_ident(fk.name)} {requalify(fk.definition, src, next_schema)}",
+                    f"ADD CONSTRAINT {qi(fk.name)} {requalify(fk.definition, src, next_schema)}",
                 )
             )
         plans[tname] = tp
@@ -886,11 +873,11 @@ def _resolve_types(
                         f"two enum types named {c.base_type} with different labels: cannot "
                         "recreate both in one staging schema"
                     )
-                out[t.name][c.name] = f"{quote_ident(next_schema)}.{quote_ident(c.base_type)}"
+                out[t.name][c.name] = f"{qi(next_schema)}.{qi(c.base_type)}"
             elif exists(c.pg_type):
                 out[t.name][c.name] = c.pg_type
-            elif exists(quote_ident(c.base_type)):
-                out[t.name][c.name] = quote_ident(c.base_type)
+            elif exists(qi(c.base_type)):
+                out[t.name][c.name] = qi(c.base_type)
             else:
                 raise LoadRefused(
                     f"{t.name}.{c.name} has type {c.pg_type}, which does not exist in the target database "
@@ -1361,7 +1348,7 @@ def _build_tasks(
     repaired: dict[str, int],
 ) -> list[_Task]:
     tasks: list[_Task] = []
-    qt = quote_ident(next_schema)
+    qt = qi(next_schema)
     for tp in plans.values():
         big = -float(tp.rows)
         tab = frozenset({tp.name})
@@ -1399,11 +1386,11 @@ def _build_tasks(
                 )
             )
         if tp.alter:
-            qtab = f"{qt}.{quote_ident(tp.name)}"
+            qtab = f"{qt}.{qi(tp.name)}"
             stmts = [f"ALTER TABLE {qtab} " + ", ".join(tp.alter)] + [
                 # the next value an application inserts follows the synthetic rows
                 f"SELECT setval(pg_get_serial_sequence('{qtab.replace(chr(39), chr(39) * 2)}', "
-                f"'{col.replace(chr(39), chr(39) * 2)}'), coalesce(max({quote_ident(col)}), 0) + 1, "
+                f"'{col.replace(chr(39), chr(39) * 2)}'), coalesce(max({qi(col)}), 0) + 1, "
                 f"false) FROM {qtab}"
                 for col in tp.identity
             ]
@@ -1444,7 +1431,7 @@ def _build_tasks(
         fk_keys = []
         for name, ref, clause in tp.fks:
             key = f"fk:{tp.name}:{name}"
-            stmt = f"ALTER TABLE {qt}.{quote_ident(tp.name)} {clause}"
+            stmt = f"ALTER TABLE {qt}.{qi(tp.name)} {clause}"
             tasks.append(
                 _Task(
                     key,
@@ -1464,7 +1451,7 @@ def _build_tasks(
         tasks.append(
             _Task(
                 f"analyze:{tp.name}",
-                _exec(f"ANALYZE {qt}.{quote_ident(tp.name)}"),
+                _exec(f"ANALYZE {qt}.{qi(tp.name)}"),
                 frozenset({tp.name}),
                 True,
                 frozenset({f"constraints:{tp.name}", *touching, *indexes}),
@@ -1495,7 +1482,7 @@ def _verify(
         for r in conn.execute(
             "SELECT c.relname, k.conname, k.contype, k.convalidated FROM pg_constraint k "
             "JOIN pg_class c ON c.oid = k.conrelid WHERE k.connamespace = %s::regnamespace",
-            (quote_ident(next_schema),),
+            (qi(next_schema),),
         )
     }
     idx = {
@@ -2064,12 +2051,12 @@ def check_staging(
             for r in conn.execute(
                 "SELECT conname FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f' "
                 "AND NOT convalidated",
-                (quote_ident(schema),),
+                (qi(schema),),
             )
         ]
         failures += [f"foreign key {n} is not validated" for n in bad]
         metrics["foreign_keys"] = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f'",
-            (quote_ident(schema),),
+            (qi(schema),),
         ).fetchone()[0]
     return not failures, metrics, failures

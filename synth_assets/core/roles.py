@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import psycopg
 
 from .errors import ConfigError
+from .fakes import is_luhn_valid
 from .schema import Column, SchemaModel, Table
 
 PII_ROLES = frozenset(
@@ -74,17 +75,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 
 
 def _luhn(s: str) -> bool:
-    digits = [int(c) for c in s if c.isdigit()]
-    if not 13 <= len(digits) <= 19 or len(digits) != len(s.replace(" ", "").replace("-", "")):
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """A card-shaped value: 13-19 digits (spaces and hyphens allowed) that pass Luhn."""
+    compact = s.replace(" ", "").replace("-", "")
+    return 13 <= len(compact) <= 19 and is_luhn_valid(compact)
 
 
 def role_from_name(table: Table, col: Column) -> str | None:
