@@ -5,7 +5,6 @@ import os
 import dagster as dg
 
 from .core.config import default_config_path, load_config
-from .core.generate import usable_cpus
 from .defs.automation.jobs import automation_defs
 from .defs.progress import progress_logger
 from .defs.report import assets as report
@@ -38,7 +37,10 @@ def build_definitions(
         sensors=list(auto.sensors or []),
         resources={"synth": resource},
         loggers={"console": dg.colored_console_logger, "progress": progress_logger},
-        executor=dg.multiprocess_executor.configured({"max_concurrent": usable_cpus()}),
+        # Steps run in the run's own process: they form one chain (nothing to overlap), and the
+        # one heavy step, the shards, spreads over the cores with its own worker pool. A process
+        # per step cost 8-12 s each on 2 cores, so a UI run took 2 min where the CLI took 32 s.
+        executor=dg.in_process_executor,
     )
 
 
