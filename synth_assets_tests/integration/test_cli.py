@@ -238,3 +238,12 @@ def test_recovery_after_a_failed_gate_regenerates_at_zero_budget(tmp_path, demo_
     assert read_json(rdir / "spec.json")["pack_refresh_id"] == blocked
     assert read_json(rdir / "load.json")["refresh_id"] == rid
     assert all(c["passed"] for c in summary["checks"].values())
+    # the same named Dagster jobs the UI's "regenerate_from_spec" runs, recorded in the instance
+    import dagster as dg
+
+    from synth_assets.defs.resources import REFRESH_TAG
+    from synth_assets.orchestrate import instance_for
+
+    runs = instance_for(wd).get_runs(filters=dg.RunsFilter(tags={REFRESH_TAG: rid}))
+    assert sorted(r.job_name for r in runs) == ["generate_and_load", "regenerate_from_spec"]
+    assert all(r.is_success for r in runs)
