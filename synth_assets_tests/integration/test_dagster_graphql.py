@@ -13,15 +13,20 @@ from dagster_graphql.test.utils import (  # noqa: E402
 )
 
 from synth_assets.core.evaluate import GATE_SPECS  # noqa: E402
+from synth_assets.core.secrets import init_local_secrets  # noqa: E402
+from synth_assets.orchestrate import run_refresh  # noqa: E402
+from synth_assets_tests.conftest import make_config  # noqa: E402
 
 QUERY = """{ assetNodes { assetKey { path } groupName isExecutable
   owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
   dependencyKeys { path }
-  assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
+  assetChecksOrError { ... on AssetChecks { checks { name blocking
+    executionForLatestMaterialization { status
+      evaluation { success metadataEntries { label } } } } } } } }"""
 
 
 def test_the_ui_sees_the_source_at_the_head_three_domains_owners_and_blocking_gates(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, demo_url
 ):
     monkeypatch.setenv("SYNTH_WORKDIR", str(tmp_path / "wd"))
     monkeypatch.setenv("SYNTH_OWNERS", "team:privacy-eng,dpo@example.com")
@@ -31,7 +36,13 @@ def test_the_ui_sees_the_source_at_the_head_three_domains_owners_and_blocking_ga
         "      attribute: defs\n"
     )
     (tmp_path / "home").mkdir()
+    wd = tmp_path / "wd"
+    init_local_secrets(wd / "secrets")
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as inst:
+        # one refresh recorded in the instance, so the checks have executions to show
+        summary = run_refresh(
+            None, wd, cfg_override=make_config(demo_url), instance=inst, log=lambda m: None
+        )
         with define_out_of_process_context(str(ws), None, inst) as ctx:
             res = execute_dagster_graphql(ctx, QUERY)
     assert not res.errors, res.errors
@@ -58,3 +69,10 @@ def test_the_ui_sees_the_source_at_the_head_three_domains_owners_and_blocking_ga
     }
     # the repo's synth.yaml: every gate with a threshold blocks, a report-only metric does not
     assert checks == {g.name: g.default is not None for g in GATE_SPECS}
+    # each gate's latest execution carries its verdict, value, threshold and config key
+    assert summary["passed"]
+    for c in nodes["privacy_report"]["assetChecksOrError"]["checks"]:
+        ex = c["executionForLatestMaterialization"]
+        assert ex["status"] == "SUCCEEDED" and ex["evaluation"]["success"], c["name"]
+        labels = {m["label"] for m in ex["evaluation"]["metadataEntries"]}
+        assert {"refresh_id", "value", "config_key", "gated"} <= labels, c["name"]
