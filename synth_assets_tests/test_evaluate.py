@@ -524,7 +524,11 @@ def test_html_report_is_one_self_contained_escaped_page():
     assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
     assert "<script" not in page and "&lt;script&gt;" in page
     assert "customers: pair trend scores" in page and "customers: Spearman, real" in page
-    assert "customers: DCR (share of rows)" in page and "customers: NNDR (share of rows)" in page
+    assert "customers: DCR (share of rows): DCR share 0.51" in page
+    assert "customers: NNDR (share of rows): NNDR ratio 0.9" in page
+    assert "customers: pair trend scores (mean 0.9" in page
+    assert "customers.segment (categorical): score 0.9" in page  # a score on each plot
+    assert "(share of parents): KS complement " in page and "correlation " in page
     assert "src=" not in page  # nothing fetched from anywhere
     links = re.findall(r"href='([^']*)'", page)
     assert links and all(h.startswith("#") for h in links)  # only the contents' in-page anchors

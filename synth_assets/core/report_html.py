@@ -582,13 +582,17 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
     for k, t in report["temporal"].items():
         out.append(
             svg_lines(
-                f"{k} (share per hour of week)", t["plot"]["real"], t["plot"]["synthetic"], ticks
+                f"{k} (share per hour of week): correlation {_num(t['hour_of_week_corr'], 3)}",
+                t["plot"]["real"],
+                t["plot"]["synthetic"],
+                ticks,
             )
         )
         lags = [(i, str(i + 1)) for i in range(0, len(t["acf_real"]), 2)]
         out.append(
             svg_lines(
-                f"{k} daily-count autocorrelation, lags 1..14",
+                f"{k} daily-count autocorrelation, lags 1..14: largest difference "
+                f"{_num(t.get('acf_max_diff'), 3)}",
                 t["acf_real"],
                 t["acf_synthetic"],
                 lags,
@@ -600,7 +604,7 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
     for k, f in report["fanout"].items():
         out.append(
             svg_bars(
-                f"{k} (share of parents)",
+                f"{k} (share of parents): KS complement {_num(f.get('value'), 3)}",
                 f["plot"]["labels"],
                 f["plot"]["real"],
                 f["plot"]["synthetic"],
@@ -614,7 +618,8 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
         pairs = (v.get("pair_trends") or {}).get("pairs") or {}
         if len(pairs) >= 1 and not v.get("parent"):
             cols, m = _pair_matrix(pairs, "score")
-            out.append(svg_heatmap(f"{name}: pair trend scores", cols, m))
+            mean = _num((v.get("pair_trends") or {}).get("score"), 3)
+            out.append(svg_heatmap(f"{name}: pair trend scores (mean {mean})", cols, m))
             num = {k: x for k, x in pairs.items() if "real" in x}
             if num:
                 cols, real = _pair_matrix(num, "real")
@@ -627,16 +632,22 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
     )
     for name, v in report["views"].items():
         pv = v.get("privacy") or {}
+        scores = {
+            "DCR": f"DCR share {_num((pv.get('dcr_share') or {}).get('value'), 3)}",
+            "NNDR": f"NNDR ratio {_num((pv.get('nndr') or {}).get('value'), 3)}",
+        }
         for label, part in (("DCR", pv.get("dcr")), ("NNDR", pv.get("nndr"))):
             h = (part or {}).get("histogram")
             if not h or not h.get("edges"):
                 continue
             labels = [f"{a:.3g}" for a in h["edges"][:-1]]
-            out.append(
-                svg_bars(f"{name}: {label} (share of rows)", labels, h["holdout"], h["synthetic"])
-            )
+            title = f"{name}: {label} (share of rows): {scores[label]}"
+            out.append(svg_bars(title, labels, h["holdout"], h["synthetic"]))
     out.append("</div><h3>Marginals</h3><div class='grid'>")
     for k, m in report["marginals"].items():
-        out.append(svg_bars(f"{k} ({m['kind']})", m["labels"], m["real"], m["synthetic"]))
+        table, _, col = k.partition(".")
+        cs = ((report["views"].get(table) or {}).get("column_shapes") or {}).get("columns", {})
+        score = f": score {_num(cs[col]['score'], 3)}" if col in cs else ""
+        out.append(svg_bars(f"{k} ({m['kind']}){score}", m["labels"], m["real"], m["synthetic"]))
     out.append("</div>")
     return out

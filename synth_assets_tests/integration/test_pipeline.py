@@ -30,10 +30,14 @@ def _refresh(tmp_path_factory, url, **sections):
         summary = run_refresh(
             None, wd, cfg_override=make_config(url, **sections), instance=inst, log=lambda m: None
         )
-        staging = inst.get_latest_materialization_event(dg.AssetKey("staging_schema"))
+        meta = {}
+        for name in ("source_schema", "production_shape", "staging_schema"):
+            ev = inst.get_latest_materialization_event(dg.AssetKey(name))
+            meta[name] = ev.asset_materialization.metadata if ev else {}
         RECORDED[wd] = {
             "jobs": sorted(r.job_name for r in inst.get_runs()),
-            "staging": staging.asset_materialization.metadata if staging else {},
+            "staging": meta["staging_schema"],
+            "meta": meta,
         }
     return wd, summary
 
@@ -101,6 +105,14 @@ def test_cli_runs_are_the_named_jobs_and_the_lineage_starts_at_the_source_databa
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"measure", "synthesize", "release"}
     assert all(graph.get(k).owners for k in graph.get_all_asset_keys())
+    # the budget in plain sight on the assets: rounded epsilon, the unit, the reference tables'
+    # own epsilon, what the source has left this year
+    shape, schema = RECORDED[wd]["meta"]["production_shape"], RECORDED[wd]["meta"]["source_schema"]
+    eps = shape["epsilon_spent"].value
+    assert eps == round(eps, 4) and 0 < eps and "customers row" in shape["privacy_unit"].value
+    assert shape["reference_epsilon_spent"].value > 0
+    assert shape["reference_unit"].value == "one row of merchants"
+    assert schema["annual_epsilon_remaining"].value >= 0
     fresh = graph.get(dg.AssetKey("staging_schema")).freshness_policy
     assert fresh.fail_window.to_timedelta().days == 99  # a quarter and a week
 

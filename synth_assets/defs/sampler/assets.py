@@ -76,8 +76,18 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
             "path": dg.MetadataValue.path(str(path)),
             "tables": len(model.tables),
             "roles": dg.MetadataValue.json(dict(by_role)),
-            "budget_spent_before": float(reservation.get("spent_before", 0.0)),
+            "budget_spent_before": round(float(reservation.get("spent_before", 0.0)), 4),
             "annual_epsilon_cap": cfg.privacy.annual_epsilon_cap,
+            # what the source has left this year once this refresh's reservation is counted
+            "annual_epsilon_remaining": round(
+                max(
+                    0.0,
+                    cfg.privacy.annual_epsilon_cap
+                    - float(reservation.get("spent_before", 0.0))
+                    - cfg.privacy.epsilon,
+                ),
+                4,
+            ),
             **table_schemas(model),
         }
     )
@@ -116,14 +126,32 @@ def production_shape(
             "refresh_id": rid,
             "path": dg.MetadataValue.path(str(path)),
             "sha256": digest,
-            "epsilon_spent": float(led["epsilon_spent"]),
+            # rounded for reading (zCDP -> (epsilon, delta) conversion leaves 0.9999999999999472);
+            # the ledger in the pack keeps the exact figures
+            "epsilon_spent": round(float(led["epsilon_spent"]), 4),
             "delta": float(led["delta"]),
             "rho_spent": float(led["rho_spent"]),
+            "privacy_unit": f"one {pack['privacy']['unit_table']} row with every row that "
+            "references it",
+            "rows_per_unit": dg.MetadataValue.json(pack["privacy"].get("rows_per_unit", {})),
             "measurements": len(led["entries"]),
             "unit_table": pack["privacy"]["unit_table"],
+            **_reference_budget(pack),
             "seconds": pack["seconds"],
         }
     )
+
+
+def _reference_budget(pack: dict) -> dict:
+    """The reference tables' own epsilon (their unit is one reference row), when they have one."""
+    ref = pack.get("reference_ledger") or {}
+    if float(ref.get("epsilon_spent", 0.0)) <= 0:
+        return {}
+    tables = [t for t, p in pack.get("plan", {}).items() if p.get("kind") == "reference"]
+    return {
+        "reference_epsilon_spent": round(float(ref["epsilon_spent"]), 4),
+        "reference_unit": f"one row of {', '.join(tables)}",
+    }
 
 
 def _pack(context, synth: SynthResource) -> dict:
