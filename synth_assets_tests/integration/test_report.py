@@ -490,6 +490,8 @@ def test_a_report_only_metric_says_so_beside_its_passing_check(env):
     checks = _checks(env.good)
     ev = checks["fidelity_pair_trends"]  # no default threshold: measured and reported only
     assert ev.passed and not _meta(ev, "gated")
+    assert ev.severity == dg.AssetCheckSeverity.WARN  # never an error that could block
+    assert checks["privacy_dcr_share"].severity == dg.AssetCheckSeverity.ERROR
     assert ev.description == (
         "reported, not gated: set gates.pair_trends_min in synth.yaml to gate it"
     )

@@ -143,6 +143,8 @@ def check_results(
             passed=r.passed,
             metadata={k: v for k, v in meta.items() if v is not None},
             description=_check_description(r),
+            # a report-only metric is a warning at most, never an error that could block
+            severity=dg.AssetCheckSeverity.ERROR if m["gated"] else dg.AssetCheckSeverity.WARN,
         )
 
 
