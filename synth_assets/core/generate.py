@@ -108,6 +108,9 @@ def _sample_tree(
     cols = tspec["columns"]
     tree = tspec["tree"]
     links = tree.get("links") or {}
+    # Only linked columns and their parents need a place inside their codes; every other
+    # numeric column draws its own inside its bin when decoded.
+    placed = set(links) | {tree["parent"][k] for k in links}
     codes: dict[str, np.ndarray] = {}
     scales: dict[str, copula.ValueScale] = {}
     positions: dict[str, np.ndarray] = {}
@@ -119,7 +122,7 @@ def _sample_tree(
             cond = np.asarray(tree["cond"][node])
             codes[node] = _conditional(cond, codes[par], rng.random(n))
         c = cols[node]
-        if c["kind"] != "numeric":
+        if c["kind"] != "numeric" or node not in placed:
             continue
         scale = scales[node] = copula.ValueScale(c.get("atoms") or [], c["edges"], c["p"])
         link = links.get(node)
