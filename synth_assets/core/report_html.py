@@ -293,12 +293,10 @@ def render_html(report: dict[str, Any]) -> str:
     out += _fidelity_section(report)
     out += _plots_section(report)
     out.append("</body></html>")
-    html = "".join(out)
-    for anchor, title in SECTIONS:  # every section's heading is a link target of the contents
-        html = html.replace(f"<h2>{title}", f"<h2 id='{anchor}'>{title}", 1)
-    return html
+    return "".join(out)
 
 
+# The contents: each section's heading carries its anchor.
 SECTIONS = (
     ("glance", "Scores at a glance"),
     ("gates", "Release gates"),
@@ -379,7 +377,7 @@ def _glance_section(report: dict[str, Any]) -> list[str]:
         if gs
     )
     out = [
-        "<h2>Scores at a glance</h2>",
+        "<h2 id='glance'>Scores at a glance</h2>",
         f"<p>{_e(counts)}. Fidelity scores are 0-1 (1 = the synthetic data matches the real "
         "sample); each is detailed below.</p>",
         "<table><tr><th>table</th><th>overall</th>"
@@ -406,7 +404,7 @@ def _gate_default(name: str) -> float | None:
 def _gates_section(report: dict[str, Any]) -> list[str]:
     desc = report.get("gate_descriptions", {})
     rows = [
-        "<h2>Release gates</h2><table><tr><th>gate</th><th>what it measures</th><th>worst item</th>"
+        "<h2 id='gates'>Release gates</h2><table><tr><th>gate</th><th>what it measures</th><th>worst item</th>"
         "<th>value</th><th>threshold</th><th>result</th></tr>"
     ]
     for name, g in report["gates"].items():
@@ -435,7 +433,7 @@ def _gates_section(report: dict[str, Any]) -> list[str]:
 
 def _privacy_section(report: dict[str, Any]) -> list[str]:
     out = [
-        "<h2>Privacy (synthetic vs training, against the holdout baseline)</h2>",
+        "<h2 id='privacy'>Privacy (synthetic vs training, against the holdout baseline)</h2>",
         "<table><tr><th>table / join</th><th>units per side</th><th>rows train / holdout / synthetic</th>"
         "<th>DCR share (worst group)</th><th>DCR share by group</th><th>NNDR p-low synthetic / holdout</th>"
         "<th>NNDR ratio</th><th>MIA AUC</th><th>MIA TPR @1% FPR</th><th>exact match synthetic / holdout</th>"
@@ -516,7 +514,7 @@ def _ideal(ach: dict[str, Any] | None) -> str:
 
 def _fidelity_section(report: dict[str, Any]) -> list[str]:
     out = [
-        "<h2>Fidelity</h2><h3>Column shapes</h3><table><tr><th>table</th><th>mean</th>"
+        "<h2 id='fidelity'>Fidelity</h2><h3>Column shapes</h3><table><tr><th>table</th><th>mean</th>"
         "<th>ideal generator at this noise</th><th>columns</th>"
         "<th>pair trends (mean)</th><th>largest null-rate difference</th></tr>"
     ]
@@ -577,7 +575,7 @@ def _fidelity_section(report: dict[str, Any]) -> list[str]:
 
 
 def _plots_section(report: dict[str, Any]) -> list[str]:
-    out = ["<h2>Plots</h2><h3>Hour-of-week profiles</h3><div class='grid'>"]
+    out = ["<h2 id='plots'>Plots</h2><h3>Hour-of-week profiles</h3><div class='grid'>"]
     ticks = [(d * 24, DOW[d]) for d in range(7)]
     for k, t in report["temporal"].items():
         out.append(

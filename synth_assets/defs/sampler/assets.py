@@ -6,6 +6,7 @@ import dagster as dg
 
 from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
+from synth_assets.core.evaluate import privacy_guarantee
 from synth_assets.core.gates import check_budget, check_metrics_pack
 from synth_assets.core.preflight import preflight
 from synth_assets.core.profile import profile_source
@@ -121,37 +122,32 @@ def production_shape(
     led = pack["ledger"]
     budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
+    guarantee = privacy_guarantee(pack)
     return dg.MaterializeResult(
         metadata={
             "refresh_id": rid,
             "path": dg.MetadataValue.path(str(path)),
             "sha256": digest,
-            # rounded for reading (zCDP -> (epsilon, delta) conversion leaves 0.9999999999999472);
-            # the ledger in the pack keeps the exact figures
-            "epsilon_spent": round(float(led["epsilon_spent"]), 4),
-            "delta": float(led["delta"]),
+            # the guarantee as the report states it (epsilon rounded for reading: the zCDP ->
+            # (epsilon, delta) conversion leaves 0.9999999999999472; the pack keeps the exact ledger)
+            "epsilon_spent": guarantee["epsilon"],
+            "delta": guarantee["delta"],
             "rho_spent": float(led["rho_spent"]),
-            "privacy_unit": f"one {pack['privacy']['unit_table']} row with every row that "
-            "references it",
-            "rows_per_unit": dg.MetadataValue.json(pack["privacy"].get("rows_per_unit", {})),
+            "privacy_unit": f"one {guarantee['unit_table']} row with every row that references it",
+            "rows_per_unit": dg.MetadataValue.json(guarantee["rows_per_unit"]),
             "measurements": len(led["entries"]),
-            "unit_table": pack["privacy"]["unit_table"],
-            **_reference_budget(pack),
+            "unit_table": guarantee["unit_table"],
+            **(
+                {
+                    "reference_epsilon_spent": ref["epsilon"],
+                    "reference_unit": f"one row of {', '.join(ref['tables'])}",
+                }
+                if (ref := guarantee.get("reference"))
+                else {}
+            ),
             "seconds": pack["seconds"],
         }
     )
-
-
-def _reference_budget(pack: dict) -> dict:
-    """The reference tables' own epsilon (their unit is one reference row), when they have one."""
-    ref = pack.get("reference_ledger") or {}
-    if float(ref.get("epsilon_spent", 0.0)) <= 0:
-        return {}
-    tables = [t for t, p in pack.get("plan", {}).items() if p.get("kind") == "reference"]
-    return {
-        "reference_epsilon_spent": round(float(ref["epsilon_spent"]), 4),
-        "reference_unit": f"one row of {', '.join(tables)}",
-    }
 
 
 def _pack(context, synth: SynthResource) -> dict:
