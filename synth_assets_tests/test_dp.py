@@ -47,6 +47,21 @@ def test_a_value_held_by_one_unit_is_not_released():
     assert acc.entries[-1].delta <= acc.delta_threshold
 
 
+def test_the_null_key_and_an_empty_string_come_back_as_themselves():
+    """OpenDP reads keys as C strings: the NULL key "\x00null" came back as "", so a nullable
+    column's NULLs were generated as empty strings (and merged with a real "")."""
+    from synth_assets.core.profile import NULL_KEY
+
+    acc = dp.Accountant(1.0, 1e-6)
+    counts = {NULL_KEY: 100_000, "": 50_000, "a": 80_000}
+    released = dp.noisy_category_counts(
+        acc, "c", counts, 1, acc.rho_budget / 2, acc.delta_threshold
+    )
+    assert set(released) == set(counts)
+    for k, v in counts.items():  # sigma is about 1.4 here; 1,000 is hundreds of sigmas
+        assert abs(released[k] - v) < 1_000
+
+
 def test_selection_prefers_the_clearly_best_score():
     acc = dp.Accountant(10.0, 1e-6)
     picks = [

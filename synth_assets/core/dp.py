@@ -185,10 +185,19 @@ def noisy_category_counts(
         ),
         rho,
     )
-    clean = {str(k): int(min(v, 2**31 - 1)) for k, v in counts.items() if v > 0}
+    # Keys cross into OpenDP as C strings, which end at the first NUL: the NULL key "\x00null"
+    # came back as "" (a NULL released as an empty string, merged with a real ""). A key with
+    # a NUL crosses as the hex of its bytes, tagged apart from every other key.
+    names: dict[str, str] = {}
+    clean: dict[str, int] = {}
+    for k, v in counts.items():
+        if v > 0:
+            k = str(k)
+            e = "=" + k if "\x00" not in k else "!" + k.encode().hex()
+            names[e], clean[e] = k, int(min(v, 2**31 - 1))
     if not clean:
         return {}
-    return {k: int(v) for k, v in meas(clean).items()}
+    return {names[e]: int(v) for e, v in meas(clean).items()}
 
 
 def _least_threshold(dom, metric, scale: float, d_in: tuple, delta: float, floor: int) -> int:
