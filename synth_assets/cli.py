@@ -131,6 +131,12 @@ def _print_summary(summary: dict) -> None:
         print("  stages: " + ", ".join(f"{label} {v:.1f}s" for label, v in named))
     for t, v in summary["tables"].items():
         print(f"  {t}: {v['rows']:,} rows")
+    if summary.get("not_modelled"):
+        print(
+            "  not modelled, loaded as NULL (or the type's empty value where NOT NULL): "
+            + ", ".join(summary["not_modelled"])
+            + " (give a column a role in synth.yaml columns: to model it)"
+        )
     for name, c in summary["checks"].items():
         print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
     report = Path(summary["artifacts"]) / "report" / "index.html"

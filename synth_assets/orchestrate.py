@@ -337,6 +337,14 @@ def _refresh(
     if spec_path.exists():
         spec = read_json(spec_path)
         summary["spec_hash"] = spec["content_hash"]
+        # Said, not silent: columns of a type no model covers load as NULL (NOT NULL ones were
+        # refused at preflight unless the type has an empty value of its own, e.g. tsvector).
+        summary["not_modelled"] = [
+            f"{t}.{c} ({col['pg_type']})"
+            for t, e in spec["tables"].items()
+            for c, col in e.get("columns", {}).items()
+            if col.get("kind") == "ignore" and not col.get("generated")
+        ]
         gen = read_json(store.path(rid, "generation.json"))
         summary["seed_commitment"] = gen["seed_commitment"]
     for c in summary["checks"].values():

@@ -26,7 +26,7 @@ CREATE TABLE {s}.orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES
 """
 SCHEMAS = {
     "pf_ok": CUSTOMERS,
-    "pf_interval": CUSTOMERS + "ALTER TABLE {s}.orders ADD COLUMN took interval NOT NULL;",
+    "pf_inet": CUSTOMERS + "ALTER TABLE {s}.orders ADD COLUMN peer inet NOT NULL;",
     "pf_nokey": "CREATE TABLE {s}.events (who text NOT NULL, at timestamptz NOT NULL);",
     "pf_selfref": CUSTOMERS
     + "CREATE TABLE {s}.staff (id int PRIMARY KEY, boss int NOT NULL REFERENCES {s}.staff);",
@@ -264,8 +264,8 @@ def test_the_live_check_recognises_one_database_however_it_is_spelled(src, meta_
 
 
 def test_a_not_null_column_the_generator_cannot_fill_is_named(refuse, src):
-    err = refuse(_config(src, "pf_interval"), schema="pf_interval")
-    assert "orders.took is NOT NULL of type interval, which the generator cannot fill" in err
+    err = refuse(_config(src, "pf_inet"), schema="pf_inet")
+    assert "orders.peer is NOT NULL of type inet, which the generator cannot fill" in err
 
 
 def test_a_schema_without_a_single_column_key_is_refused(refuse, src):

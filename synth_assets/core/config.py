@@ -33,6 +33,7 @@ ROLE_NAMES = (
     "city",
     "company_name",
     "free_text",
+    "binary",
     "categorical",
     "numeric",
     "datetime",

@@ -44,7 +44,7 @@ from .errors import ConfigError, SynthError
 from .gates import GateResult, calibrated_note
 from .plan import TablePlan, build_plan
 from .profile import _unit_from, fanout_bins, holdout_key, holdout_sql
-from .roles import DATETIME_TYPES, INTEGER_TYPES, qi
+from .roles import DATETIME_TYPES, EPOCH_TYPES, INTEGER_TYPES, JSON_TYPES, json_shape_sql, qi
 from .schema import ForeignKey, SchemaModel
 from .secrets import keyed_hash
 from .store import check_refresh_id
@@ -400,7 +400,11 @@ def _sql_value(alias: str, col: Col) -> str:
     """SQL expression of a column as the evaluator reads it (numbers as float8, epochs, text)."""
     q = f"{alias}.{qi(col.column)}"
     if col.kind == "numeric":
-        return f"{q}::float8"
+        return (
+            f"extract(epoch from {q})::float8" if col.base_type in EPOCH_TYPES else f"{q}::float8"
+        )
+    if col.base_type in JSON_TYPES:  # compared by shape, as it was measured and generated
+        return json_shape_sql(q)
     if col.kind == "datetime":
         return (
             f"extract(epoch from {q}::timestamp)::float8"

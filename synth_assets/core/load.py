@@ -288,10 +288,15 @@ _DIRECT = {
     "date",
     "timestamp",
     "timestamptz",
+    "time",
+    "timetz",
+    "interval",
+    "bytea",
     "uuid",
     "text",
     "jsonb",
 }
+_SECONDS = frozenset({"time", "timetz", "interval"})  # generated as float seconds
 _NUMERIC_SCALE = re.compile(r"^numeric\((\d+)(?:,\s*(-?\d+))?\)$")
 _SEP = pa.scalar(b"", pa.large_binary())
 
@@ -331,6 +336,10 @@ def _compatible(kind: str, t: pa.DataType) -> bool:
         return pa.types.is_date(t) or pa.types.is_timestamp(t)
     if kind in ("timestamp", "timestamptz"):
         return pa.types.is_timestamp(t) or pa.types.is_date(t)
+    if kind in _SECONDS:
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+    if kind == "bytea":
+        return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
     if kind in ("uuid", "jsonb"):
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
     return kind == "text"
@@ -528,6 +537,30 @@ def _to_us(a: pa.Array) -> np.ndarray:
     return v
 
 
+DAY_US = 86_400_000_000
+
+
+def _seconds_block(kind: str, seconds: np.ndarray, where: str) -> np.ndarray:
+    """time (int64 microseconds), timetz (that and an int32 zone, UTC) or interval (int64
+    microseconds, int32 days, int32 months) in binary COPY layout, from seconds."""
+    us = np.round(np.nan_to_num(seconds) * 1e6).astype(np.int64)
+    if kind == "interval":
+        days = (us // DAY_US).astype(np.int32)  # whole days in the days field, as '1 day 02:00'
+        return np.hstack(
+            [
+                _be(us - days.astype(np.int64) * DAY_US, "<i8"),
+                _be(days, "<i4"),
+                _be(np.zeros_like(days), "<i4"),
+            ]
+        )
+    if len(us) and (us.min() < 0 or us.max() > DAY_US):
+        raise LoadError(f"{where}: a time of day outside 00:00-24:00 ({us.min() / 1e6:g} s)")
+    block = _be(us, "<i8")
+    return (
+        np.hstack([block, _be(np.zeros(len(us), np.int32), "<i4")]) if kind == "timetz" else block
+    )
+
+
 def _text_array(a: pa.Array) -> pa.Array:
     t = a.type
     if not (
@@ -636,6 +669,8 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
             )
         elif p.kind in ("timestamp", "timestamptz"):
             fixed = _be(_to_us(a) - PG_EPOCH_US, "<i8")
+        elif p.kind in _SECONDS:
+            fixed = _seconds_block(p.kind, _float_values(a), loc)
         if fixed is not None:
             w = fixed.shape[1]
             if null is None:
@@ -644,6 +679,12 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
             else:
                 row.add_fixed(_lengths_hdr(np.where(null, -1, w)))
                 row.add_array(_with_validity(_binary_from_fixed(fixed), null))
+            continue
+        if p.kind == "bytea":
+            val = a.cast(pa.large_binary())
+            lengths = pc.binary_length(val).fill_null(-1).to_numpy(zero_copy_only=False)
+            row.add_fixed(_lengths_hdr(lengths))
+            row.add_array(val)
             continue
         if p.kind == "uuid":
             s = pl.from_arrow(a).cast(pl.Utf8).str.replace_all("-", "", literal=True)

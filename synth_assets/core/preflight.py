@@ -40,6 +40,7 @@ from .config import SynthConfig, with_overrides_file
 from .errors import ConfigError, GenerationError, SynthError
 from .roles import (
     DATETIME_TYPES,
+    EPOCH_TYPES,
     NUMERIC_TYPES,
     SYNTHESIZED_ROLES,
     TEXT_TYPES,
@@ -415,8 +416,13 @@ def _role_type_problems(cfg: SynthConfig, model: SchemaModel) -> dict[str, str]:
         if found is None:
             continue
         c = found[1]
-        if role == "numeric" and c.base_type not in NUMERIC_TYPES:
-            out[key] = f"columns: {key!r} = numeric needs a numeric column; {key} is {c.pg_type}"
+        if role == "numeric" and c.base_type not in NUMERIC_TYPES | EPOCH_TYPES:
+            out[key] = (
+                f"columns: {key!r} = numeric needs a number, time or interval column; {key} is "
+                f"{c.pg_type}"
+            )
+        elif role == "binary" and c.base_type != "bytea":
+            out[key] = f"columns: {key!r} = binary needs a bytea column; {key} is {c.pg_type}"
         elif role == "datetime" and c.base_type not in DATETIME_TYPES:
             out[key] = (
                 f"columns: {key!r} = datetime needs a date or timestamp column; {key} is {c.pg_type}"

@@ -23,7 +23,16 @@ from .config import SynthConfig
 from .copula import value_order
 from .errors import ConfigError
 from .plan import TablePlan, build_plan
-from .roles import DATETIME_TYPES, INTEGER_TYPES, SYNTHESIZED_ROLES, qi
+from .roles import (
+    DATETIME_TYPES,
+    EPOCH_TYPES,
+    INTEGER_TYPES,
+    JSON_TYPES,
+    LENGTH_ROLES,
+    SYNTHESIZED_ROLES,
+    json_shape_sql,
+    qi,
+)
 from .schema import SchemaModel, Table
 from .secrets import keyed_hash
 from .spec import check_rules
@@ -216,6 +225,8 @@ def _text_sql(x: str, base_type: str) -> str:
         return f"to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
     if base_type == "timestamp":
         return f"to_char({x}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    if base_type in EPOCH_TYPES:  # modelled (and generated) as seconds
+        return f"extract(epoch from {x})::float8::text"
     return f"{x}::text"
 
 
@@ -232,14 +243,27 @@ def word_count_sql(x: str) -> str:
     return f"CASE WHEN {b} = '' THEN 0 ELSE length({b}) - length(replace({b}, ' ', '')) + 1 END"
 
 
+def byte_length_bucket_sql(x: str) -> str:
+    """A bytea value's length as floor(log2(octets + 1)): bucket b holds 2^b - 1 .. 2^(b+1) - 2."""
+    return f"floor(log(2, octet_length({x}) + 1))::int"
+
+
 def _measured_column(t: Table, col: str, role: str, alias: str = "t") -> str:
-    """What the measured-rows CTE keeps of a column: PII and free text are reduced at the source
-    to what is measured (presence, word count), so their values never even reach a temp table."""
+    """What the measured-rows CTE keeps of a column: PII, free text and binary values are
+    reduced at the source to what is measured (presence, word count, length bucket), so their
+    values never even reach a temp table; times and durations become seconds, JSON its shape."""
     q = f"{alias}.{qi(col)}"
     if role == "free_text":
         return f"CASE WHEN {q} IS NULL THEN NULL ELSE {word_count_sql(q)} END AS {qi(col)}"
+    if role == "binary":
+        return f"CASE WHEN {q} IS NULL THEN NULL ELSE {byte_length_bucket_sql(q)} END AS {qi(col)}"
     if role in SYNTHESIZED_ROLES and t.fk_for(col) is None:
         return f"CASE WHEN {q} IS NULL THEN NULL ELSE 1 END AS {qi(col)}"
+    base = next((c.base_type for c in t.columns if c.name == col), "")
+    if role == "numeric" and base in EPOCH_TYPES:
+        return f"extract(epoch from {q})::float8 AS {qi(col)}"
+    if role == "categorical" and base in JSON_TYPES:
+        return f"{json_shape_sql(q)} AS {qi(col)}"
     return q
 
 
@@ -710,7 +734,7 @@ def profile_source(
                     counts["one_way"] += WEIGHT["nulls"]  # null rate
             elif r in SYNTHESIZED_ROLES:
                 cms[c.name] = ColumnModel(c.name, r, "synth")
-                counts["one_way"] += WEIGHT["length"] if r == "free_text" else WEIGHT["nulls"]
+                counts["one_way"] += WEIGHT["length"] if r in LENGTH_ROLES else WEIGHT["nulls"]
             elif r == "categorical":
                 cms[c.name] = ColumnModel(c.name, r, "categorical")
                 counts["one_way"] += 1
@@ -1110,7 +1134,7 @@ def _profile_table(
     ]
     for c in synth_cols:
         q = qi(c)
-        if cms[c].role == "free_text":
+        if cms[c].role in LENGTH_ROLES:
             add(c, f"CASE WHEN {q} IS NULL THEN 0 ELSE least({TEXT_LENGTH_BINS - 1}, {q}) + 1 END")
         else:
             add(c, f"CASE WHEN {q} IS NULL THEN 1 ELSE 0 END")
@@ -1188,7 +1212,7 @@ def _profile_table(
         out["columns"][key]["sigma"] = sig[key]
     for c in synth_cols:
         cm = cms[c]
-        if cm.role == "free_text":
+        if cm.role in LENGTH_ROLES:
             vec = _vec(one[c], TEXT_LENGTH_BINS + 1)
             noisy = dp.noisy_counts(
                 acc,
@@ -1202,7 +1226,10 @@ def _profile_table(
             out["columns"][c] = {
                 "kind": "synth",
                 "role": cm.role,
-                "null_and_words": noisy.tolist(),
+                # free text: words; binary: log2 length buckets (byte_length_bucket_sql)
+                "null_and_words" if cm.role == "free_text" else "null_and_log2_bytes": (
+                    noisy.tolist()
+                ),
                 "sigma": acc.entries[-1].scale,
             }
         else:

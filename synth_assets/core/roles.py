@@ -32,13 +32,45 @@ PII_ROLES = frozenset(
         "company_name",
     }
 )
-SYNTHESIZED_ROLES = PII_ROLES | {"free_text"}  # never measured beyond null rates and lengths
+# Never measured beyond null rates and lengths ("binary": bytea, its octet lengths only).
+SYNTHESIZED_ROLES = PII_ROLES | {"free_text", "binary"}
+LENGTH_ROLES = frozenset({"free_text", "binary"})  # measured as a null rate and a length histogram
 MODELLED_ROLES = frozenset({"categorical", "numeric", "boolean"})
 
 NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "money", "oid"})
 INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
 DATETIME_TYPES = frozenset({"timestamp", "timestamptz", "date"})
 TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
+# Times of day and durations are modelled as numbers: their seconds (extract(epoch from ...)).
+EPOCH_TYPES = frozenset({"time", "timetz", "interval"})
+JSON_TYPES = frozenset({"json", "jsonb"})  # modelled as categories of their shape (json_shape_sql)
+
+
+def is_array(base_type: str) -> bool:
+    """PostgreSQL names an array type after its element type with a leading underscore."""
+    return base_type.startswith("_")
+
+
+def json_shape_sql(x: str) -> str:
+    """A JSON value's shape: an object keeps its top-level keys with each value replaced by its
+    type's empty value (0, "", false, [], {}, null); any other value becomes that empty value.
+    Keys are released only when a whole shape clears the DP threshold like any category; no
+    value ever does."""
+    j = f"({x})::jsonb"
+
+    def empty(v: str) -> str:
+        return (
+            f"CASE jsonb_typeof({v}) WHEN 'object' THEN '{{}}'::jsonb WHEN 'array' THEN "
+            "'[]'::jsonb WHEN 'string' THEN '\"\"'::jsonb WHEN 'number' THEN '0'::jsonb "
+            "WHEN 'boolean' THEN 'false'::jsonb ELSE 'null'::jsonb END"
+        )
+
+    obj = f"(SELECT coalesce(jsonb_object_agg(e.k, {empty('e.v')}), '{{}}'::jsonb) FROM jsonb_each({j}) AS e(k, v))"
+    return (
+        f"CASE WHEN {x} IS NULL THEN NULL WHEN jsonb_typeof({j}) = 'object' THEN {obj}::text "
+        f"ELSE ({empty(j)})::text END"
+    )
+
 
 _NAME_RULES: list[tuple[str, str]] = [
     (r"(^|_)e?mail(_?address)?$", "email"),
@@ -135,6 +167,12 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
     by_name = role_from_name(table, col)
     if t in DATETIME_TYPES:
         return "birth_date" if by_name == "birth_date" else "datetime"
+    if t in EPOCH_TYPES:
+        return "numeric"
+    if t in JSON_TYPES or is_array(t):
+        return "categorical"  # JSON by its shape, an array by its whole value
+    if t == "bytea":
+        return "binary"
     if col.enum_labels:
         return "categorical"
     if t == "uuid":

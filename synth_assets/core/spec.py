@@ -670,11 +670,17 @@ def _column_spec(
     elif kind == "public":
         pass  # copied verbatim (public.tables)
     elif kind in ("synth", "fk"):
-        if "null_and_words" in m:
-            v = np.clip(np.asarray(m["null_and_words"], dtype=np.float64), 0, None)
+        lengths = next((k for k in ("null_and_words", "null_and_log2_bytes") if k in m), None)
+        if lengths is not None:
+            v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
             null_p = v[0] / v.sum() if v.sum() > 0 else 0.0
-            words = normalize(v[1:]) if v[1:].sum() > 0 else None
-            base["words_p"] = words.tolist() if words is not None else None
+            if lengths == "null_and_words":
+                p = normalize(v[1:]) if v[1:].sum() > 0 else None
+                base["words_p"] = p.tolist() if p is not None else None
+            else:  # a length 2^30 times too long is a memory fault: keep only the body's runs
+                raw = np.append(np.asarray(m[lengths], dtype=np.float64)[1:], 0.0)
+                p = denoise_ordered(raw, m.get("sigma"))[:-1] if v[1:].sum() > 0 else None
+                base["log2_bytes_p"] = normalize(p).tolist() if p is not None else None
         elif "present_null" in m:
             v = np.clip(np.asarray(m["present_null"], dtype=np.float64), 0, None)
             null_p = v[1] / v.sum() if v.sum() > 0 else 0.0
