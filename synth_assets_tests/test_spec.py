@@ -338,3 +338,190 @@ def test_a_second_look_adds_the_values_the_first_missed_and_averages_the_rest():
     assert entry["values"] == ["a", "b", "c"]
     assert entry["counts"] == pytest.approx([680.0, 150.0, 130.0, 0.0, 40.0])  # values, other, null
     assert entry["sigma"] == pytest.approx(20.0 / math.sqrt(2))
+
+
+# ---- table sizes (issue 11 §4) ------------------------------------------------------------------
+
+SIGMA = 25.0
+# The accounts-per-customer fan-out of a 2,700-training-unit source: mean 2 (bins 0..15, then
+# 16-31, 32-63, ... 2048-4095).
+BODY = [0, 900, 1200, 450, 150] + [0] * 19
+# Noise the existing denoising keeps: a pooled tail clearing 3.5 sigma at 32-63 ("fan-out 50"),
+# and the cards fan-out a 1,500-customer demo refresh released (2-sigma bins at 512-4095).
+AT_FIFTY = BODY[:17] + [260] + [0] * 6
+DEMO_CARDS = [274, 672, 267, 31, -16, 11, 9, -3, 27, 13, -10, 5, 1, 5, -45, -27, -34, 48, 49, -11]
+DEMO_CARDS += [6, 60, 50, 48]
+
+
+def _size_pack(fanout: list[float], units: float = 2700.0, m: int = 4) -> dict:
+    """A hand-made metrics pack: customers (the unit) -> accounts, one categorical each."""
+    from synth_assets.core.profile import fanout_bins
+    from synth_assets.core.schema import Column, ForeignKey, SchemaModel, Table
+
+    def col(name: str, base: str = "text") -> Column:
+        return Column(name, base, base, False)
+
+    fk = ForeignKey("acc_fk", ("customer_id",), "customers", ("id",), "FOREIGN KEY")
+    model = SchemaModel(
+        "s",
+        {
+            "customers": Table("customers", [col("id", "int8"), col("tier")], ("id",)),
+            "accounts": Table(
+                "accounts",
+                [col("id", "int8"), col("customer_id", "int8"), col("kind")],
+                ("id",),
+                [fk],
+            ),
+        },
+    )
+    bins = fanout_bins(4096)
+    rows = float(np.dot(np.clip(fanout, 0, None)[:16], np.arange(16)))  # body rows, clip ignored
+
+    def cat(total: float) -> dict:
+        return {
+            "kind": "categorical",
+            "role": "categorical",
+            "values": ["a", "b"],
+            "counts": [total * 0.6, total * 0.4, 0.0, 0.0],
+            "sigma": SIGMA,
+        }
+
+    keys = {"id": {"kind": "key", "role": "key"}}
+    plan = {"kind": "child", "parent": "customers", "parent_fk": "acc_fk", "path": ["acc_fk"]}
+    return {
+        "refresh_id": "r-size",
+        "schema": model.to_dict(),
+        "roles": {},
+        "order": ["customers", "accounts"],
+        "plan": {
+            "customers": {"kind": "root", "parent": None, "parent_fk": None, "path": []},
+            "accounts": plan,
+        },
+        "privacy": {"unit_table": "customers", "holdout_fraction": 0.1},
+        "ledger": {"epsilon_target": 1.0, "epsilon_spent": 1.0, "delta": 1e-6},
+        "tables": {
+            "customers": {
+                "kind": "root",
+                "rows_per_unit": 1,
+                "rows": int(units),
+                "rows_total_estimate": int(round(units / 0.9)),
+                "columns": {**keys, "tier": cat(units)},
+                "pairs": [],
+                "fanout": {},
+            },
+            "accounts": {
+                "kind": "child",
+                "rows_per_unit": m,
+                "columns": {
+                    **keys,
+                    "customer_id": {"kind": "fk", "role": "foreign_key"},
+                    "kind": cat(rows),
+                },
+                "pairs": [],
+                "fanout": {
+                    "acc_fk": {
+                        "parent": "customers",
+                        "column": "customer_id",
+                        "primary": True,
+                        "bins": bins,
+                        "counts": [float(x) for x in fanout],
+                        "max": 4096,
+                        "sigma": SIGMA,
+                        "parents_per_unit": 1,
+                    }
+                },
+            },
+        },
+    }
+
+
+def _size_spec(fanout: list[float], **generation) -> dict:
+    from synth_assets.core.config import parse_config
+    from synth_assets.core.spec import calibrate
+
+    cfg = parse_config({"source": {"url": "postgresql://h/db"}, "generation": generation})
+    return calibrate(_size_pack(fanout), cfg)
+
+
+@pytest.mark.parametrize("fanout", [AT_FIFTY, DEMO_CARDS], ids=["noise-at-fifty", "demo-cards"])
+def test_a_fanout_inflated_by_tail_noise_is_tilted_back_within_the_size_bound(fanout):
+    from synth_assets.core.spec import SIZE_FACTOR
+
+    pack = _size_pack(fanout)
+    tp = pack["tables"]["accounts"]
+    source = sum(tp["columns"]["kind"]["counts"]) / 0.9  # its marginal's rows, all units
+    spec = _size_spec(fanout)
+    size = spec["tables"]["accounts"]["size"]
+    got = spec["expected_rows"]["accounts"]
+    # Without calibration the denoised fan-out asks for 3x-40x the accounts the source released.
+    assert size["expected_before"] > 1.5 * SIZE_FACTOR * source
+    assert size["calibrated"] and size["tilt"] > 0
+    assert size["source_noisy"] == pytest.approx(source)
+    assert source / SIZE_FACTOR <= got <= SIZE_FACTOR * max(source, 4 * size["source_sd"])
+    p = np.asarray(spec["tables"]["accounts"]["fanout"]["acc_fk"]["p"])
+    assert p.sum() == pytest.approx(1.0) and p[17:].sum() < 0.01  # the noisy tail lost its mass
+
+
+def test_a_fanout_within_the_size_bound_is_left_bit_for_bit():
+    spec = _size_spec(BODY)
+    f = spec["tables"]["accounts"]["fanout"]["acc_fk"]
+    assert f["p"] == denoise_fanout(BODY, SIGMA).tolist()
+    size = spec["tables"]["accounts"]["size"]
+    assert not size["calibrated"] and size["tilt"] is None
+    assert size["expected_before"] == size["expected"]
+    assert size["low"] <= spec["expected_rows"]["accounts"] <= size["high"]
+    assert spec["size_factor"] == 2.0
+
+
+def test_the_size_bound_follows_the_scale_and_the_band():
+    from synth_assets.core.config import BANDS
+
+    half = _size_spec(AT_FIFTY, scale=0.5)
+    one = _size_spec(AT_FIFTY)
+    a, b = half["tables"]["accounts"]["size"], one["tables"]["accounts"]["size"]
+    assert a["scale"] == pytest.approx(0.5, rel=1e-3) and b["scale"] == pytest.approx(1.0)
+    assert a["high"] == pytest.approx(b["high"] / 2, rel=1e-3)
+    assert a["low"] <= half["expected_rows"]["accounts"] <= a["high"]
+    band = _size_spec(AT_FIFTY, band="dev")
+    s = band["tables"]["accounts"]["size"]
+    root = band["tables"]["customers"]["size"]
+    # The band sizes the calibrated largest table, not the inflated one, and the bound follows it.
+    assert band["expected_rows"]["accounts"] == pytest.approx(BANDS["dev"], rel=1e-3)
+    assert s["scale"] == pytest.approx(root["scale"]) and s["scale"] > 100
+    assert s["low"] <= band["expected_rows"]["accounts"] <= s["high"]
+    assert band["tables"]["customers"]["rows"] == pytest.approx(
+        root["scale"] * root["source_noisy"], rel=1e-3
+    )
+
+
+def test_a_tilt_keeps_the_shape_inside_the_support_and_reaches_the_mean():
+    from synth_assets.core.spec import tilt_fanout
+
+    p = np.array([0.1, 0.5, 0.3, 0.0, 0.1])
+    mids = np.array([0.0, 1.0, 2.0, 3.0, 50.0])
+    q, lam = tilt_fanout(p, mids, 2.0)
+    assert float(q @ mids) == pytest.approx(2.0, rel=1e-6) and lam > 0
+    assert q[3] == 0.0  # no mass where there was none
+    assert q[2] / q[1] == pytest.approx(p[2] / p[1] * math.exp(-lam))
+    up, lam_up = tilt_fanout(np.array([0.5, 0.5]), np.array([1.0, 3.0]), 2.5)
+    assert lam_up < 0 and float(up @ [1.0, 3.0]) == pytest.approx(2.5, rel=1e-6)
+
+
+def test_a_count_within_its_noise_never_trips_the_size_bound():
+    from synth_assets.core.spec import size_bounds
+
+    low, high = size_bounds(30.0, 40.0, 1.0)  # 30 noisy rows, noise 40: says nothing
+    assert low == 0.0 and high == pytest.approx(2 * 4 * 40.0)
+    low, high = size_bounds(6000.0, 40.0, 3.0)
+    assert (low, high) == (pytest.approx(9000.0), pytest.approx(36000.0))
+
+
+def test_the_tail_a_child_count_relies_on_stops_at_an_empty_octave():
+    from synth_assets.core.profile import fanout_bins
+    from synth_assets.core.spec import tail_support
+
+    bins = fanout_bins(4096)
+    assert tail_support(DEMO_CARDS, bins, SIGMA) == 3  # the far 2-sigma bins are not reached
+    real = [110, 111, 120, 122, 46, 77, 74, 60, 1, -12, 72, 50, 6, 32, 45, 41, 248, 135, 62, 26]
+    real += [2, 11, -7, 7]  # transactions per account of the same refresh: a real heavy tail
+    assert bins[tail_support(real, bins, SIGMA)] == 64

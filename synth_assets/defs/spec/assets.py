@@ -89,6 +89,14 @@ def calibrated_spec(
             "seed_commitment": commitment,
             "shards": spec["shards"],
             "expected_rows": dg.MetadataValue.json(spec["expected_rows"]),
+            # tables whose fan-out left the size bound and was tilted back (spec "size")
+            "size_calibrated": dg.MetadataValue.json(
+                {
+                    t: {k: e["size"][k] for k in ("source_noisy", "expected_before", "expected")}
+                    for t, e in spec["tables"].items()
+                    if e.get("size", {}).get("calibrated")
+                }
+            ),
         }
     )
 
