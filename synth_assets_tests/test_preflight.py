@@ -364,3 +364,22 @@ def test_the_demo_configuration_passes_preflight(workdir, demo_url):
     data["target"]["url"] = SESSION["target"]
     model = preflight(parse_config(data, "synth.yaml"), workdir)
     assert {"customers", "accounts", "merchants"} <= set(model.tables)
+
+
+# --- a Kubernetes deployment --------------------------------------------------------------------
+
+
+def test_a_kubernetes_deployment_refuses_what_one_pod_would_keep_to_itself(
+    refuse, src, monkeypatch
+):
+    """Each pod would start its own empty embedded database: the annual cap would never bind
+    and the audit chain would restart in every pod."""
+    monkeypatch.setenv("SYNTH_DEPLOYMENT", "kubernetes")
+    err = refuse(_config(src, audit={"url": "embedded:///pf_audit"}))
+    assert "audit.url embedded:///pf_audit is an embedded database" in err
+    assert "set SYNTH_AUDIT_URL from a Secret" in err
+    assert "secrets.backend is local" in err
+    assert "artifacts.store is not an s3:// location" in err
+    monkeypatch.delenv("SYNTH_DEPLOYMENT")
+    err = refuse(_config(src, audit={"url": "embedded:///pf_audit"}, privacy={"epsilon": -1}))
+    assert "embedded database" not in err  # local: embedded databases are the default

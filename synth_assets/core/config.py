@@ -681,16 +681,56 @@ def default_config_path() -> str | None:
     return "synth.yaml" if Path("synth.yaml").is_file() else None
 
 
+# Database URLs from the environment (a Kubernetes Secret, a CI variable): each overrides the
+# URL in synth.yaml, so a password never has to be written in a file or a ConfigMap.
+URL_ENV = {
+    "SYNTH_SOURCE_URL": ("source", "url"),
+    "SYNTH_TARGET_URL": ("target", "url"),
+    "SYNTH_AUDIT_URL": ("audit", "url"),
+}
+DEPLOYMENTS = ("local", "kubernetes")
+
+
+def deployment() -> str:
+    """Where this process runs, from ``$SYNTH_DEPLOYMENT``: ``local`` (the default: one machine,
+    embedded databases allowed) or ``kubernetes`` (steps in their own pods: preflight refuses
+    anything a pod would keep to itself, and Dagster runs steps with the k8s_job_executor)."""
+    v = os.environ.get("SYNTH_DEPLOYMENT", "").strip() or "local"
+    if v not in DEPLOYMENTS:
+        raise ConfigError(
+            f"SYNTH_DEPLOYMENT={v!r} is not a deployment: use one of {', '.join(DEPLOYMENTS)} "
+            "(unset means local)"
+        )
+    return v
+
+
+def with_env_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the database URLs the environment sets (``URL_ENV``) put in place."""
+    out = dict(data)
+    for env, (section, key) in URL_ENV.items():
+        url = os.environ.get(env, "").strip()
+        if url:
+            block = out.get(section)
+            out[section] = {**(block if isinstance(block, dict) else {}), key: url}
+    return out
+
+
 def load_config(path: str | Path | None) -> SynthConfig:
-    """Read and validate ``synth.yaml``; ``None`` gives the defaults."""
+    """Read and validate ``synth.yaml`` (``None``: the defaults), with the database URLs that
+    the environment sets (``URL_ENV``) in place of the file's."""
     if path is None:
-        return SynthConfig()
+        return parse_config(with_env_urls({}), "the defaults and the environment")
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
             f"config file {p} does not exist: pass --config with the path of your synth.yaml"
         )
-    return parse_config(read_yaml(p), str(p))
+    data = read_yaml(p)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return parse_config(data, str(p))  # refused there, naming the file
+    return parse_config(with_env_urls(data), str(p))
 
 
 def is_identifier(name: str) -> bool:

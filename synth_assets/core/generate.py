@@ -9,6 +9,7 @@ from its own ``SeedSequence`` child; nothing touches a global RNG.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -782,12 +783,33 @@ def shard_path(root: Path, table: str, shard: int) -> Path:
     return Path(root) / "shards" / table / f"part-{shard_key(shard)}.parquet"
 
 
-def usable_cpus() -> int:
-    """CPUs this process may use (affinity / container limits), not the node's count."""
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """CPUs the container's CFS quota allows (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``),
+    rounded up; None when there is no quota. A pod limited to 1 CPU on a 32-core node sees 32
+    CPUs through affinity, and 32 workers under a 1 GiB limit would be killed."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        if quota == "max":
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a container's CPU quota."""
+    try:
+        n = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return min(n, limit) if limit else n
 
 
 def die_with_parent(parent_pid: int) -> None:

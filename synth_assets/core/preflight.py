@@ -36,7 +36,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from . import budget, pg
-from .config import SynthConfig, with_overrides_file
+from .config import SynthConfig, deployment, with_overrides_file
 from .errors import ConfigError, GenerationError, SynthError
 from .roles import (
     DATETIME_TYPES,
@@ -81,7 +81,11 @@ def preflight(
     regeneration from an existing metrics pack) skips the annual budget: it spends nothing.
     """
     workdir = Path(workdir).expanduser().resolve()
-    problems = url_problems(cfg, workdir)
+    try:
+        problems = deployment_problems(cfg, deployment())
+    except ConfigError as exc:
+        problems = [str(exc)]
+    problems += url_problems(cfg, workdir)
     try:
         cfg = with_overrides_file(cfg)
     except ConfigError as exc:
@@ -179,6 +183,37 @@ def is_source(url: str, cfg: SynthConfig, workdir: Path) -> bool:
         return same_address(url, cfg.source.url, workdir)
     except SynthError:
         return False  # an unparsable URL is reported by url_problems
+
+
+def deployment_problems(cfg: SynthConfig, where: str) -> list[str]:
+    """What a deployment whose steps run in separate pods cannot keep: each pod would start its
+    own empty embedded database (the annual epsilon cap would never bind, the audit chain would
+    restart in every pod), its own local key file and its own local artifacts. Refused, never
+    a fallback."""
+    if where != "kubernetes":
+        return []
+    fix = "point it at a shared PostgreSQL (or set {env} from a Secret)"
+    out = [
+        f"{key} {url} is an embedded database, which a Kubernetes deployment cannot share "
+        f"between pods: {fix.format(env=env)}"
+        for key, url, env in (
+            ("source.url", cfg.source.url, "SYNTH_SOURCE_URL"),
+            ("target.url", cfg.target.url, "SYNTH_TARGET_URL"),
+            ("audit.url", cfg.audit.url, "SYNTH_AUDIT_URL"),  # unset: the target's, said above
+        )
+        if url is not None and pg.is_embedded(url)
+    ]
+    if cfg.secrets.backend != "vault":
+        out.append(
+            "secrets.backend is local: in a Kubernetes deployment every pod would need the same "
+            "key file; use secrets: {backend: vault} (deploy/vault.md)"
+        )
+    if not cfg.artifacts.is_s3:
+        out.append(
+            "artifacts.store is not an s3:// location: in a Kubernetes deployment the steps share "
+            "nothing but the artifact store and PostgreSQL; set artifacts.store: s3://bucket/prefix"
+        )
+    return out
 
 
 def url_problems(cfg: SynthConfig, workdir: Path) -> list[str]:
