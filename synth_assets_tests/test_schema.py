@@ -58,6 +58,7 @@ def test_a_domain_column_is_its_base_type_with_every_level_of_its_domains(pg_wor
         ("dom", "code", False, None),
     ]
     assert [n for n, _ in code.domain_checks] == ["short_check", "code_check"]
+    assert code.declared_type == "dom.short_code"  # what the UI's column schema shows
     # a NOT NULL domain: NOT NULL for generation, declared nullable as in the source
     assert (code.nullable, code.declared_nullable) == (False, True)
     assert (plain.nullable, plain.declared_nullable) == (False, False)

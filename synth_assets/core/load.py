@@ -1361,14 +1361,15 @@ def _domain_violation(tp: TablePlan, exc: psycopg.Error) -> LoadError | None:
     typed = [c for c in tp.typed_by_domain if any(d.name == domain for d in c.domains)]
     if not domain or not typed:
         return None
-    m = _COPY_COLUMN.match((exc.diag.context or "").splitlines()[0] if exc.diag.context else "")
+    context = (exc.diag.context or "").splitlines()  # "COPY t, line 3, column y" names it
+    m = _COPY_COLUMN.match(context[0]) if context else None
     named = [c for c in typed if m and c.name == m.group(1)] or typed
     where = " or ".join(f"{tp.name}.{c.name}" for c in named)
     if con is None:
         return LoadError(
             f"{where}: a generated row is NULL, which domain {domain} (NOT NULL) refuses; staging "
-            "keeps the domain, so nothing was loaded: report this, the generator should not "
-            "write NULL there"
+            "keeps the domain, so nothing was loaded (the generator treats the column as NOT "
+            "NULL: this is a bug to report)"
         )
     definition = next((d for c in named for n, d in c.domain_checks if n == con), "")
     return LoadError(

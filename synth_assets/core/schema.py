@@ -47,6 +47,11 @@ class Column:
     declared_nullable: bool | None = None
 
     @property
+    def declared_type(self) -> str:
+        """The type the column is declared with: its domain (schema-qualified), else ``pg_type``."""
+        return f"{self.domains[0].schema}.{self.domains[0].name}" if self.domains else self.pg_type
+
+    @property
     def domain_checks(self) -> list[tuple[str, str]]:
         """(constraint name, definition) of every CHECK of every domain level of the column."""
         return [chk for d in self.domains for chk in d.checks]
