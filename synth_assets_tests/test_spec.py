@@ -17,8 +17,10 @@ from synth_assets.core.profile import (
     pair_resolution,
     with_outer_bins,
 )
+from synth_assets.core.schema import Column, Constraint, Domain, Table
 from synth_assets.core.spec import (
     _null_fix,
+    check_rules,
     content_hash,
     denoise,
     denoise_fanout,
@@ -525,3 +527,30 @@ def test_the_tail_a_child_count_relies_on_stops_at_an_empty_octave():
     real = [110, 111, 120, 122, 46, 77, 74, 60, 1, -12, 72, 50, 6, 32, 45, 41, 248, 135, 62, 26]
     real += [2, 11, -7, 7]  # transactions per account of the same refresh: a real heavy tail
     assert bins[tail_support(real, bins, SIGMA)] == 64
+
+
+def _domain_table(*checks: str, own: str | None = None) -> Table:
+    dom = Domain("src", "d", checks=tuple((f"c{i}", c) for i, c in enumerate(checks)))
+    cons = [Constraint("own", "c", ("x",), own)] if own else []
+    return Table("t", [Column("x", "integer", "int4", True, domains=(dom,))], constraints=cons)
+
+
+def test_a_domain_check_bounds_the_column_like_its_own_check():
+    t = _domain_table("CHECK (((VALUE >= 1901) AND (VALUE <= 2155)))", own="CHECK ((x <> 2000))")
+    assert check_rules(t, "x") == {
+        "min": 1901.0,
+        "min_strict": False,
+        "max": 2155.0,
+        "max_strict": False,
+        "exclude": [2000.0],
+    }
+    lists = _domain_table("CHECK (((VALUE)::text = ANY (ARRAY['a'::text, 'b'::text])))")
+    assert check_rules(lists, "x") == {"allowed": ["a", "b"]}
+
+
+def test_a_check_whose_terms_are_optional_or_negated_bounds_nothing():
+    assert check_rules(_domain_table("CHECK (((VALUE < 0) OR (VALUE > 10)))"), "x") == {}
+    assert check_rules(_domain_table("CHECK ((NOT ((VALUE > 1) AND (VALUE < 5))))"), "x") == {}
+    # the tightest bound wins, strict where a CHECK says so at it
+    t = _domain_table("CHECK ((VALUE > 0))", "CHECK (((VALUE IS NOT NULL) AND (VALUE >= 0)))")
+    assert check_rules(t, "x") == {"min": 0.0, "min_strict": True}

@@ -9,7 +9,8 @@ The load is fail-closed and atomic for readers:
    and must not carry a production marker (:func:`production_marker`); the schema name must be
    a safe identifier and any existing ``<name>``/``__next``/``__prev`` must have been created by
    this tool.
-2. ``<name>__next`` is built from scratch: enum types, tables (NOT NULL declared up front: it
+2. ``<name>__next`` is built from scratch: enum types and domains (with their NOT NULL, DEFAULT
+   and CHECKs, so every COPY'd row is checked against them), tables (NOT NULL declared up front: it
    costs nothing during COPY), one binary COPY stream per table (``FREEZE``, in the transaction
    that created the table), then primary keys, unique constraints, CHECKs and indexes, then
    foreign keys, as reflected from the source and re-qualified to ``<name>__next``. Independent
@@ -54,7 +55,7 @@ from .errors import SynthError
 from .manifest import sha256_file
 from .pg import connect, database_identity, redact
 from .roles import qi
-from .schema import Column, SchemaModel
+from .schema import Column, Domain, SchemaModel
 from .spec import content_hash
 from .store import check_refresh_id, read_json
 
@@ -312,6 +313,14 @@ class ColumnPlan:
     scale: int | None = None
     cast_to: str | None = None
     generated: str | None = None  # kind "generated": PostgreSQL computes it from this expression
+    # The column's own NOT NULL where it is weaker than ``nullable`` (a NOT NULL domain makes a
+    # column declared nullable NOT NULL in effect); None: NOT NULL exactly when not nullable.
+    own_not_null: bool | None = None
+
+    @property
+    def declare_not_null(self) -> bool:
+        """Whether the column's DDL says NOT NULL (as the source column did)."""
+        return not self.nullable if self.own_not_null is None else self.own_not_null
 
 
 def _base_kind(col: Column) -> str:
@@ -379,6 +388,8 @@ def plan_columns(
             plans.append(ColumnPlan(col.name, kind, ddl, col.nullable, scale))
         else:
             plans.append(ColumnPlan(col.name, "cast", "text", col.nullable, None, ddl))
+        if col.declared_nullable is not None:
+            plans[-1] = dataclasses.replace(plans[-1], own_not_null=not col.declared_nullable)
     return plans
 
 
@@ -812,6 +823,7 @@ class TablePlan:
     indexes: list[tuple[str, str]] = field(default_factory=list)
     fks: list[tuple[str, str, str]] = field(default_factory=list)  # (name, ref table, clause)
     identity: list[str] = field(default_factory=list)  # columns whose sequence starts after max
+    typed_by_domain: list[Column] = field(default_factory=list)  # to name a broken domain CHECK
 
     @property
     def rows(self) -> int:
@@ -841,7 +853,7 @@ def _table_ddl(
             else c
             for c in cols
         ]
-        tp = TablePlan(tname, cols, files)
+        tp = TablePlan(tname, cols, files, typed_by_domain=[c for c in table.columns if c.domains])
         qtab = f"{qt}.{qi(tname)}"
         for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
             definition = requalify(con.definition, src, next_schema)
@@ -889,9 +901,11 @@ def _table_ddl(
 
 def _resolve_types(
     conn: psycopg.Connection, model: SchemaModel, next_schema: str
-) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
-    """DDL type of every column in the target, and the enum types to create in ``next_schema``."""
+) -> tuple[dict[str, dict[str, str]], list[sql.Composable]]:
+    """DDL type of every column in the target, and the statements that create the types of the
+    source in ``next_schema`` first: its enums, then its domains (inner levels first)."""
     enums: dict[str, tuple[str, ...]] = {}
+    domains: dict[str, tuple[Domain, str]] = {}  # name -> (level, the DDL type it is over)
     out: dict[str, dict[str, str]] = {}
     cache: dict[str, bool] = {}
 
@@ -914,17 +928,75 @@ def _resolve_types(
                         f"two enum types named {c.base_type} with different labels: cannot "
                         "recreate both in one staging schema"
                     )
-                out[t.name][c.name] = f"{qi(next_schema)}.{qi(c.base_type)}"
+                ddl = f"{qi(next_schema)}.{qi(c.base_type)}"
             elif exists(c.pg_type):
-                out[t.name][c.name] = c.pg_type
+                ddl = c.pg_type
             elif exists(qi(c.base_type)):
-                out[t.name][c.name] = qi(c.base_type)
+                ddl = qi(c.base_type)
             else:
                 raise LoadRefused(
                     f"{t.name}.{c.name} has type {c.pg_type}, which does not exist in the target database "
                     "(an extension or a type of the source schema): create it in the target first"
                 )
-    return out, enums
+            out[t.name][c.name] = _add_domains(domains, c, ddl, next_schema, f"{t.name}.{c.name}")
+    clash = sorted(set(enums) & set(domains))
+    if clash:
+        raise LoadRefused(
+            f"an enum and a domain are both named {', '.join(clash)}: cannot recreate both in one "
+            "staging schema"
+        )
+    return out, _type_statements(model.schema, next_schema, enums, domains)
+
+
+def _add_domains(
+    domains: dict[str, tuple[Domain, str]], c: Column, ddl: str, next_schema: str, where: str
+) -> str:
+    """Register the column's domains (recreated in ``next_schema``, like enums, whatever schema
+    they come from) over its base DDL type ``ddl``; the column's DDL type (its outer domain)."""
+    for level in reversed(c.domains):
+        prev = domains.setdefault(level.name, (level, ddl))
+        if dataclasses.replace(prev[0], schema="") != dataclasses.replace(level, schema="") or (
+            prev[1] != ddl
+        ):
+            raise LoadRefused(
+                f"two domains named {level.name} ({prev[0].schema}.{level.name} and "
+                f"{level.schema}.{level.name}, used by {where}) differ: cannot recreate both in "
+                "one staging schema"
+            )
+        ddl = f"{qi(next_schema)}.{qi(level.name)}"
+    return ddl
+
+
+def _type_statements(
+    src: str,
+    next_schema: str,
+    enums: dict[str, tuple[str, ...]],
+    domains: dict[str, tuple[Domain, str]],
+) -> list[sql.Composable]:
+    """CREATE TYPE for the enums and CREATE DOMAIN (with NOT NULL, DEFAULT and every CHECK) for
+    the domains: staging enforces a domain's CHECK on every row, as the source did."""
+    out: list[sql.Composable] = [
+        sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+            sql.Identifier(next_schema, typname), sql.SQL(", ").join(map(sql.Literal, labels))
+        )
+        for typname, labels in enums.items()
+    ]
+    for name, (level, over) in domains.items():
+        qname = f"{qi(next_schema)}.{qi(name)}"
+        parts = [f"CREATE DOMAIN {qname} AS {over}"]
+        if level.default is not None:
+            parts.append(f"DEFAULT {requalify(level.default, src, next_schema)}")
+        if level.not_null:
+            parts.append("NOT NULL")
+        later = []
+        for cname, definition in level.checks:
+            clause = f"CONSTRAINT {qi(cname)} {requalify(definition, src, next_schema)}"
+            if definition.rstrip().endswith("NOT VALID"):  # as in the source: still enforced
+                later.append(f"ALTER DOMAIN {qname} ADD {clause}")  # on new rows, COPY's too
+            else:
+                parts.append(clause)
+        out += [sql.SQL(" ".join(parts))] + [sql.SQL(stmt) for stmt in later]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1247,7 +1319,7 @@ def _copy_task(
                 sql.Identifier(c.name),
                 sql.SQL(c.ddl_type),
                 sql.SQL(f" GENERATED ALWAYS AS ({c.generated}) STORED" if c.generated else ""),
-                sql.SQL("" if c.nullable else " NOT NULL"),
+                sql.SQL(" NOT NULL" if c.declare_not_null else ""),
             )
             for c in tp.columns
         ]
@@ -1255,45 +1327,99 @@ def _copy_task(
         stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY, FREEZE)").format(
             qtab, sql.SQL(", ").join(map(sql.Identifier, cols))
         )
-        done = 0
-        total = tp.rows
-        with conn.cursor() as cur:
-            with cur.copy(stmt) as cp:
-                cp.write(COPY_SIGNATURE)
-                for f in tp.files:
-                    in_file = 0
-                    for batch in iter_batches(f.path, cols, batch_rows):
-                        if abort.is_set():
-                            raise _Aborted()
-                        cp.write(encode_batch(batch, copied_cols, tp.name))
-                        in_file += batch.num_rows
-                        done += batch.num_rows
-                        if progress is not None:
-                            progress(tp.name, done, total)
-                    if in_file != f.rows:
-                        raise LoadError(
-                            f"{f.path} holds {in_file} rows, its manifest says {f.rows}"
-                        )
-                cp.write(COPY_TRAILER)
-            copied[tp.name] = cur.rowcount
-        casts = [c for c in tp.columns if c.kind == "cast"]
-        if casts:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} {}").format(
-                    qtab,
-                    sql.SQL(", ").join(
-                        sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                            sql.Identifier(c.name),
-                            sql.SQL(c.cast_to or "text"),
-                            sql.Identifier(c.name),
-                            sql.SQL(c.cast_to or "text"),
-                        )
-                        for c in casts
-                    ),
-                )
-            )
+        try:
+            _copy_rows(conn, tp, stmt, cols, copied_cols, batch_rows, progress, abort, copied)
+            _cast_columns(conn, qtab, [c for c in tp.columns if c.kind == "cast"])
+        except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
+            broken = _domain_violation(tp, exc)
+            if broken is None:
+                raise
+            raise broken from exc
 
     return run
+
+
+def _copy_rows(
+    conn: psycopg.Connection,
+    tp: TablePlan,
+    stmt: sql.Composable,
+    cols: list[str],
+    copied_cols: list[ColumnPlan],
+    batch_rows: int,
+    progress: Progress | None,
+    abort: threading.Event,
+    copied: dict[str, int],
+) -> None:
+    """Stream every shard of the table through one binary COPY."""
+    done = 0
+    total = tp.rows
+    with conn.cursor() as cur:
+        with cur.copy(stmt) as cp:
+            cp.write(COPY_SIGNATURE)
+            for f in tp.files:
+                in_file = 0
+                for batch in iter_batches(f.path, cols, batch_rows):
+                    if abort.is_set():
+                        raise _Aborted()
+                    cp.write(encode_batch(batch, copied_cols, tp.name))
+                    in_file += batch.num_rows
+                    done += batch.num_rows
+                    if progress is not None:
+                        progress(tp.name, done, total)
+                if in_file != f.rows:
+                    raise LoadError(f"{f.path} holds {in_file} rows, its manifest says {f.rows}")
+            cp.write(COPY_TRAILER)
+        copied[tp.name] = cur.rowcount
+
+
+def _cast_columns(conn: psycopg.Connection, qtab: sql.Identifier, casts: list[ColumnPlan]) -> None:
+    """Give the columns loaded as text their type (a domain's CHECKs are checked here)."""
+    if not casts:
+        return
+    conn.execute(
+        sql.SQL("ALTER TABLE {} {}").format(
+            qtab,
+            sql.SQL(", ").join(
+                sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                    sql.Identifier(c.name),
+                    sql.SQL(c.cast_to or "text"),
+                    sql.Identifier(c.name),
+                    sql.SQL(c.cast_to or "text"),
+                )
+                for c in casts
+            ),
+        )
+    )
+
+
+_COPY_COLUMN = re.compile(r"^COPY .*?, line \d+, column (.+?)(?::.*)?$")
+
+
+def _domain_violation(tp: TablePlan, exc: psycopg.Error) -> LoadError | None:
+    """A generated row broke a domain's CHECK (or NOT NULL) while loading ``tp``: the error that
+    names the table, the column and the constraint; None when no domain of ``tp`` raised it."""
+    domain, con = exc.diag.datatype_name, exc.diag.constraint_name
+    typed = [c for c in tp.typed_by_domain if any(d.name == domain for d in c.domains)]
+    if not domain or not typed:
+        return None
+    context = (exc.diag.context or "").splitlines()  # "COPY t, line 3, column y" names it
+    m = _COPY_COLUMN.match(context[0]) if context else None
+    named = [c for c in typed if m and c.name == m.group(1)] or typed
+    where = " or ".join(f"{tp.name}.{c.name}" for c in named)
+    if con is None:
+        return LoadError(
+            f"{where}: a generated row is NULL, which domain {domain} (NOT NULL) refuses; staging "
+            "keeps the domain, so nothing was loaded (the generator treats the column as NOT "
+            "NULL: this is a bug to report)"
+        )
+    definition = next((d for c in named for n, d in c.domain_checks if n == con), "")
+    return LoadError(
+        f"{where}: generated values break constraint {con} of domain {domain} ({definition}); "
+        "staging keeps the domain's CHECKs, so nothing was loaded. The generator keeps the "
+        "bounds, exclusions and value lists a CHECK states, not other conditions: give the "
+        "column a role or values that satisfy it (columns:, overrides.categorical, "
+        "public.values), or exclude the table (source.exclude)"
+    )
 
 
 def _exec_all(statements: list[str]) -> Callable[[psycopg.Connection], None]:
@@ -1532,6 +1658,7 @@ def _verify(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (next_schema,)
         )
     }
+    problems += _domain_problems(conn, next_schema, inputs.model)
     for t, table in inputs.model.tables.items():
         for con in table.constraints:
             if (t, con.name) not in cons:
@@ -1561,6 +1688,40 @@ def _verify(
                     problems.append(f"{t}.{col}: {orphans} value(s) have no row in {fk.ref_table}")
     if problems:
         raise LoadError("the loaded schema does not verify: " + "; ".join(problems[:10]))
+
+
+def _domain_problems(conn: psycopg.Connection, next_schema: str, model: SchemaModel) -> list[str]:
+    """Columns typed with a domain in the source that are not typed with it in staging, or
+    whose domain lacks one of its CHECKs there (a domain is never dropped silently)."""
+    if not any(c.domains for t in model.tables.values() for c in t.columns):
+        return []
+    typed = {
+        (r[0], r[1]): r[2]
+        for r in conn.execute(
+            "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE c.relnamespace = %(s)s::regnamespace AND t.typnamespace = %(s)s::regnamespace "
+            "AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'd'",
+            {"s": qi(next_schema)},
+        )
+    }
+    checks = {
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT t.typname, k.conname FROM pg_constraint k JOIN pg_type t ON t.oid = k.contypid "
+            "WHERE t.typnamespace = %s::regnamespace",
+            (qi(next_schema),),
+        )
+    }
+    problems = []
+    for t, table in model.tables.items():
+        for c in table.columns:
+            if c.domains and typed.get((t, c.name)) != c.domains[0].name:
+                problems.append(f"{t}.{c.name} is not of domain {c.domains[0].name} after the load")
+            missing = [n for d in c.domains for n, _ in d.checks if (d.name, n) not in checks]
+            if missing:
+                problems.append(f"{t}.{c.name}: domain CHECK(s) {', '.join(missing)} missing")
+    return problems
 
 
 def load_refresh(
@@ -1604,7 +1765,7 @@ def load_refresh(
                 f"schema(s) {', '.join(foreign)} exist in the target but were not created by synth_assets: "
                 "refusing to replace them; choose another target.schema or remove them yourself"
             )
-        ddl_types, enums = _resolve_types(main, inputs.model, next_s)
+        ddl_types, type_ddl = _resolve_types(main, inputs.model, next_s)
         locked = bool(
             main.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(schema),)).fetchone()[0]
         )
@@ -1645,7 +1806,7 @@ def load_refresh(
                 schema,
                 load_id,
                 ddl_types,
-                enums,
+                type_ddl,
                 durations,
                 actor=actor,
                 run_id=run_id,
@@ -1753,7 +1914,7 @@ def _load(
     schema: str,
     load_id: int,
     ddl_types: dict[str, dict[str, str]],
-    enums: dict[str, tuple[str, ...]],
+    type_ddl: list[sql.Composable],
     durations: dict[str, Any],
     *,
     actor: str,
@@ -1782,12 +1943,8 @@ def _load(
             "INSERT INTO synth_meta.managed_schemas (schema_name, load_id, refresh_id) VALUES (%s, %s, %s)",
             (next_s, load_id, rid),
         )
-        for typname, labels in enums.items():
-            main.execute(
-                sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
-                    sql.Identifier(next_s, typname), sql.SQL(", ").join(map(sql.Literal, labels))
-                )
-            )
+        for statement in type_ddl:  # the source's enums and domains
+            main.execute(statement)
     main.commit()
     plans = _table_ddl(inputs.model, inputs, next_s, ddl_types)
     durations["prepare"] = round(time.perf_counter() - t0, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,11 +12,25 @@ from .errors import SchemaError
 
 
 @dataclass(frozen=True)
+class Domain:
+    """One level of a DOMAIN a column is typed with: staging recreates it, so that its CHECKs
+    and NOT NULL hold there too, and the generator reads its CHECKs like a column's own."""
+
+    schema: str
+    name: str
+    not_null: bool = False
+    default: str | None = None  # pg_type.typdefault, the expression as text
+    checks: tuple[tuple[str, str], ...] = ()  # (constraint name, pg_get_constraintdef)
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
-    pg_type: str  # format_type(), e.g. "numeric(12,2)", "timestamp with time zone"
-    base_type: str  # typname of the base type, e.g. "numeric", "timestamptz", "text"
-    nullable: bool
+    # format_type(), e.g. "numeric(12,2)", "timestamp with time zone"; for a domain column, the
+    # type under its domains (with the domain's typmod), since that is what values are stored as
+    pg_type: str
+    base_type: str  # typname of the base type (under every domain), e.g. "numeric", "text"
+    nullable: bool  # False also when a domain of the column is NOT NULL
     max_length: int | None = None
     enum_labels: tuple[str, ...] | None = None  # schema-level values of an enum type
     has_default: bool = False
@@ -24,6 +39,22 @@ class Column:
     # GENERATED ALWAYS AS (expr) STORED: the expression; PostgreSQL computes the value, so the
     # column is neither measured nor generated, and the loader recreates it as generated.
     generated: str | None = None
+    # The column's domains, the declared one first and the one over ``pg_type`` last (a domain
+    # over a domain has two); empty for a column of a plain type.
+    domains: tuple[Domain, ...] = ()
+    # The column's own NOT NULL (None: as ``nullable``): it differs only when a NOT NULL domain
+    # makes a column declared nullable NOT NULL in effect; the loader declares the column as it was.
+    declared_nullable: bool | None = None
+
+    @property
+    def declared_type(self) -> str:
+        """The type the column is declared with: its domain (schema-qualified), else ``pg_type``."""
+        return f"{self.domains[0].schema}.{self.domains[0].name}" if self.domains else self.pg_type
+
+    @property
+    def domain_checks(self) -> list[tuple[str, str]]:
+        """(constraint name, definition) of every CHECK of every domain level of the column."""
+        return [chk for d in self.domains for chk in d.checks]
 
 
 @dataclass(frozen=True)
@@ -51,6 +82,16 @@ class Table:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     constraints: list[Constraint] = field(default_factory=list)
     indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX ...)
+
+    def column_checks(self, name: str) -> list[str]:
+        """Definitions of the CHECKs on column ``name`` alone: the table's single-column CHECKs,
+        then its domains' CHECKs written about the column (so one parser reads both)."""
+        own = [
+            c.definition for c in self.constraints if c.kind == "c" and tuple(c.columns) == (name,)
+        ]
+        col = next((c for c in self.columns if c.name == name), None)
+        doms = [value_as_column(d, name) for _, d in col.domain_checks] if col else []
+        return own + doms
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -92,6 +133,7 @@ class SchemaModel:
                             "enum_labels": tuple(c["enum_labels"])
                             if c.get("enum_labels")
                             else None,
+                            "domains": tuple(_domain(d) for d in c.get("domains") or ()),
                         }
                     )
                     for c in t["columns"]
@@ -172,25 +214,69 @@ class SchemaModel:
         return order, deferred
 
 
+_VALUE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\bVALUE\b")
+_BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
+
+
+def value_as_column(definition: str, column: str) -> str:
+    """A domain CHECK as the same CHECK on ``column``: VALUE (outside literals and quoted
+    names) becomes the column name, printed as pg_get_constraintdef prints a column."""
+    name = column if _BARE.match(column) else '"' + column.replace('"', '""') + '"'
+    return _VALUE.sub(lambda m: name if m.group(0) == "VALUE" else m.group(0), definition)
+
+
+def _domain(d: dict[str, Any]) -> Domain:
+    return Domain(
+        d["schema"],
+        d["name"],
+        bool(d.get("not_null")),
+        d.get("default"),
+        tuple((n, definition) for n, definition in d.get("checks") or ()),
+    )
+
+
+# A domain column is described by the type under all its domains (``walk`` follows a domain
+# over a domain down to it; the typmod is the first one set, as PostgreSQL resolves it).
 _COLUMNS_SQL = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-       coalesce(bt.typname, t.typname), NOT a.attnotnull,
-       CASE WHEN a.atttypmod > 4 AND coalesce(bt.typname, t.typname) IN ('varchar','bpchar')
-            THEN a.atttypmod - 4 END,
-       CASE WHEN t.typtype = 'e' THEN
-            (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+WITH RECURSIVE walk(top, cur, typmod) AS (
+  SELECT d.oid, d.typbasetype, d.typtypmod FROM pg_type d WHERE d.typtype = 'd'
+  UNION ALL
+  SELECT w.top, d.typbasetype, CASE WHEN w.typmod = -1 THEN d.typtypmod ELSE w.typmod END
+  FROM walk w JOIN pg_type d ON d.oid = w.cur WHERE d.typtype = 'd'
+), under AS (
+  SELECT w.top, w.cur, w.typmod FROM walk w JOIN pg_type b ON b.oid = w.cur WHERE b.typtype <> 'd'
+)
+SELECT c.relname, a.attname,
+       format_type(coalesce(u.cur, a.atttypid), coalesce(u.typmod, a.atttypmod)),
+       bt.typname, NOT a.attnotnull,
+       CASE WHEN coalesce(u.typmod, a.atttypmod) > 4 AND bt.typname IN ('varchar','bpchar')
+            THEN coalesce(u.typmod, a.atttypmod) - 4 END,
+       CASE WHEN bt.typtype = 'e' THEN
+            (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = bt.oid)
        END,
        a.atthasdef, a.attidentity::text,
-       CASE WHEN a.attgenerated = 's' THEN pg_get_expr(ad.adbin, ad.adrelid) END
+       CASE WHEN a.attgenerated = 's' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+       CASE WHEN t.typtype = 'd' THEN t.oid END
 FROM pg_attribute a
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN under u ON u.top = t.oid
+JOIN pg_type bt ON bt.oid = coalesce(u.cur, t.oid)
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
   AND NOT c.relispartition
 ORDER BY c.relname, a.attnum
+"""
+
+# Every domain of the database (few): its level's NOT NULL, DEFAULT and CHECKs, and the type it
+# is over (another domain when nested).
+_DOMAINS_SQL = """
+SELECT d.oid, n.nspname, d.typname, d.typbasetype, d.typnotnull, d.typdefault,
+       ARRAY(SELECT ARRAY[con.conname::text, pg_get_constraintdef(con.oid)] FROM pg_constraint con
+             WHERE con.contypid = d.oid AND con.contype = 'c' ORDER BY con.conname)
+FROM pg_type d JOIN pg_namespace n ON n.oid = d.typnamespace
+WHERE d.typtype = 'd'
 """
 
 _CONSTRAINTS_SQL = """
@@ -222,6 +308,24 @@ ORDER BY c.relname, i.relname
 """
 
 
+def _domains(conn: psycopg.Connection) -> dict[int, tuple[Domain, int]]:
+    """Every domain of the database by oid, with the oid of the type it is over."""
+    out = {}
+    for oid, nsp, name, over, not_null, default, checks in conn.execute(_DOMAINS_SQL):
+        level = Domain(nsp, name, bool(not_null), default, tuple((c[0], c[1]) for c in checks))
+        out[int(oid)] = (level, int(over))
+    return out
+
+
+def _domain_chain(domains: dict[int, tuple[Domain, int]], oid: int | None) -> tuple[Domain, ...]:
+    """A column's domains from the declared one down to the one over a plain type."""
+    chain: list[Domain] = []
+    while oid is not None and oid in domains and len(chain) < 64:
+        level, oid = domains[oid]
+        chain.append(level)
+    return tuple(chain)
+
+
 def reflect(
     conn: psycopg.Connection,
     schema: str = "public",
@@ -236,20 +340,24 @@ def reflect(
             f"schema {schema!r} has no tables (or the user cannot see them): check source.schema "
             "and that the source user has USAGE on the schema"
         )
+    domains = _domains(conn) if any(r[-1] is not None for r in rows) else {}
     cols: dict[str, list[Column]] = {}
-    for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident, generated in rows:
+    for rel, att, fmt, base, nullable, maxlen, enum, hasdef, ident, generated, dom in rows:
+        chain = _domain_chain(domains, dom)
         cols.setdefault(rel, []).append(
             Column(
                 att,
                 fmt,
                 base,
-                bool(nullable),
+                bool(nullable) and not any(d.not_null for d in chain),
                 maxlen,
                 tuple(enum) if enum else None,
                 bool(hasdef),
                 bool(ident),
                 ident == "a",
                 generated,
+                chain,
+                bool(nullable) if chain else None,
             )
         )
     all_names = set(cols)

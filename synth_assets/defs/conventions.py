@@ -52,7 +52,7 @@ def table_schemas(model: SchemaModel) -> dict[str, dg.MetadataValue]:
             cols.append(
                 dg.TableColumn(
                     name=c.name,
-                    type=c.pg_type,
+                    type=c.declared_type,
                     constraints=dg.TableColumnConstraints(
                         nullable=c.nullable, unique=c.name in single, other=other
                     ),

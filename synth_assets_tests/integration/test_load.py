@@ -252,6 +252,27 @@ def test_requalify_rewrites_schema_qualifiers_but_not_literals():
     )
 
 
+def test_domains_are_recreated_inner_level_first_and_same_named_different_ones_refused():
+    from synth_assets.core.load import _add_domains, _type_statements
+    from synth_assets.core.schema import Column, Domain
+
+    pos = Domain("shop", "pos", checks=(("pos_c", "CHECK ((VALUE > 0)) NOT VALID"),))
+    qty = Domain("shop", "qty", True, "1", (("qty_c", "CHECK ((VALUE <= 'shop.x'::shop.big))"),))
+    domains: dict = {}
+    col = Column("n", "integer", "int4", False, domains=(qty, pos))
+    assert _add_domains(domains, col, "integer", "s__next", "t.n") == '"s__next"."qty"'
+    stmts = [s.as_string() for s in _type_statements("shop", "s__next", {}, domains)]
+    assert stmts == [
+        'CREATE DOMAIN "s__next"."pos" AS integer',
+        'ALTER DOMAIN "s__next"."pos" ADD CONSTRAINT "pos_c" CHECK ((VALUE > 0)) NOT VALID',
+        'CREATE DOMAIN "s__next"."qty" AS "s__next"."pos" DEFAULT 1 NOT NULL '
+        'CONSTRAINT "qty_c" CHECK ((VALUE <= \'shop.x\'::"s__next".big))',
+    ]
+    other = Column("m", "integer", "int4", True, domains=(Domain("public", "pos"),))
+    with pytest.raises(LoadRefused, match="two domains named pos.*shop.pos and public.pos"):
+        _add_domains(domains, other, "integer", "s__next", "t.m")
+
+
 def test_teardown_removes_exactly_the_schemas_the_tool_created(demo_refresh, demo_url, target):
     rdir, rid = demo_refresh
     load_refresh(rdir, rid, target, "synth", source_url=demo_url)

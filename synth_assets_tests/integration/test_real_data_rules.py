@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import polars as pl
+import psycopg
 import pytest
 from scipy.stats import ks_2samp
 
@@ -481,3 +482,87 @@ def test_generated_and_identity_columns_are_what_they_were(pg_workdir, tmp_path)
         ).fetchone()
         conn.rollback()
     assert kind == "d" and new_id[0] > top and float(new_id[1]) == 7.0
+
+
+DOMAINS = """
+DROP DOMAIN IF EXISTS public.email CASCADE;
+CREATE DOMAIN public.email AS text CONSTRAINT email_check CHECK (VALUE ~ '@');
+CREATE DOMAIN src.year AS integer CONSTRAINT year_check CHECK (VALUE >= 1901 AND VALUE <= 2155);
+CREATE DOMAIN src.grade AS varchar(5) CONSTRAINT grade_check CHECK (VALUE IN ('G', 'PG', 'R'));
+CREATE DOMAIN src.positive AS smallint CONSTRAINT positive_check CHECK (VALUE > 0);
+CREATE DOMAIN src.minutes AS src.positive NOT NULL DEFAULT 90
+  CONSTRAINT minutes_check CHECK (VALUE <= 300);
+CREATE TABLE src.film (id int PRIMARY KEY, release_year src.year, rating src.grade NOT NULL,
+                       contact email NOT NULL, length src.minutes);
+INSERT INTO src.film SELECT g, 1990 + g % 31, (ARRAY['G', 'PG', 'R'])[1 + g % 3],
+  'owner' || g || '@example.org', 46 + (g * 7) % 140 FROM generate_series(1, 600) g;
+"""
+
+
+def test_domain_columns_keep_their_domain_and_its_checks_in_staging(pg_workdir, tmp_path):
+    """A domain column was created with its base type: staging lost the domain's CHECK and NOT
+    NULL. Now the domain (a nested one too, and one of schema public) is recreated in staging,
+    the column uses it, and the generator keeps its bounds, list and NOT NULL."""
+    cfg, summary = _refreshed(
+        pg_workdir, tmp_path, "rd_domains", DOMAINS, target={"schema": "domain_copy"}
+    )
+    assert summary["passed"], summary.get("error")
+    with pg.connect(cfg.target.url) as conn:
+        typed = dict(
+            conn.execute(
+                "SELECT column_name, domain_schema || '.' || domain_name "
+                "FROM information_schema.columns "
+                "WHERE table_schema = 'domain_copy' AND table_name = 'film'"
+            ).fetchall()
+        )
+        checks = dict(
+            conn.execute(
+                "SELECT k.conname, t.typname FROM pg_constraint k JOIN pg_type t "
+                "ON t.oid = k.contypid WHERE t.typnamespace = 'domain_copy'::regnamespace "
+                "AND k.contype = 'c' AND k.convalidated"
+            ).fetchall()
+        )
+        minutes = conn.execute(
+            "SELECT t.typnotnull, b.typname, a.attnotnull FROM pg_type t "
+            "JOIN pg_type b ON b.oid = t.typbasetype JOIN pg_attribute a "
+            "ON a.atttypid = t.oid AND a.attrelid = 'domain_copy.film'::regclass "
+            "WHERE t.oid = 'domain_copy.minutes'::regtype"
+        ).fetchone()
+        broken, rows = conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT (release_year BETWEEN 1901 AND 2155 "
+            "AND rating IN ('G', 'PG', 'R') AND contact ~ '@' AND length BETWEEN 1 AND 300) "
+            "OR length IS NULL), count(*) FROM domain_copy.film"
+        ).fetchone()
+        with pytest.raises(psycopg.errors.CheckViolation, match="year_check"):
+            conn.execute("INSERT INTO domain_copy.film VALUES (0, 1800, 'G', 'a@b', 90)")
+    assert typed == {
+        "id": None,
+        "release_year": "domain_copy.year",
+        "rating": "domain_copy.grade",
+        "contact": "domain_copy.email",
+        "length": "domain_copy.minutes",
+    }
+    assert checks == {
+        "year_check": "year",
+        "grade_check": "grade",
+        "email_check": "email",
+        "positive_check": "positive",
+        "minutes_check": "minutes",
+    }
+    # NOT NULL as the source has it: on the domain, not on the column
+    assert minutes == (True, "positive", False)
+    assert rows > 0 and broken == 0
+
+
+def test_a_domain_check_the_generator_cannot_keep_stops_the_load_naming_it(pg_workdir, tmp_path):
+    """Staging never loads without a domain's CHECK: rows that break it stop the load with the
+    table, the column and the constraint (the generator keeps bounds and lists, not this)."""
+    from synth_assets.core.errors import RunFailed
+
+    ddl = """
+    CREATE DOMAIN src.serial_no AS integer CONSTRAINT serial_check CHECK (VALUE % 1000 = 7);
+    CREATE TABLE src.lot (id int PRIMARY KEY, serial src.serial_no NOT NULL);
+    INSERT INTO src.lot SELECT g, 7 + 1000 * (g % 300) FROM generate_series(1, 600) g;
+    """
+    with pytest.raises(RunFailed, match=r"(?s)lot\.serial.*serial_check.*serial_no"):
+        _refreshed(pg_workdir, tmp_path, "rd_domain_broken", ddl, target={"schema": "lot_copy"})
