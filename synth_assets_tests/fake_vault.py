@@ -3,7 +3,8 @@
 It speaks the subset of Vault's HTTP API that hvac uses here, with Vault's status codes and
 error bodies: KV v2 read/write with versions, metadata and check-and-set; the UI mounts
 endpoint hvac-based clients use for engine detection; ``sys/seal-status`` and ``sys/health``;
-``sys/capabilities-self``; AppRole login; 403 for an unknown token or a missing capability
+``sys/capabilities-self``; AppRole login; Kubernetes login (a role, the JWT it accepts, the
+policy of the token it returns); 403 for an unknown token or a missing capability
 (and, as Vault does, for an unknown mount); 404 for a missing path; 503 while sealed.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,10 @@ class FakeVault:
         default_factory=dict
     )  # token -> glob -> caps
     approles: dict[str, tuple[str, dict[str, frozenset[str]]]] = field(default_factory=dict)
+    # (mount, role) -> (does this JWT pass?, policy of the login token)
+    k8s_roles: dict[tuple[str, str], tuple[Callable[[str], bool], dict[str, frozenset[str]]]] = (
+        field(default_factory=dict)
+    )
     fail_next: list[int] = field(default_factory=list)  # statuses for the next requests (transient)
     log: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
     headers_seen: list[dict[str, str]] = field(default_factory=list)
@@ -76,6 +82,17 @@ class FakeVault:
         role_id, secret_id = secrets.token_hex(8), secrets.token_hex(16)
         self.approles[role_id] = (secret_id, {k: frozenset(v) for k, v in policy.items()})
         return role_id, secret_id
+
+    def add_kubernetes_role(
+        self,
+        role: str,
+        jwt: str | Callable[[str], bool],
+        policy: dict[str, set[str] | frozenset[str]],
+        mount: str = "kubernetes",
+    ) -> None:
+        """A Kubernetes auth role at auth/``mount`` that accepts ``jwt`` (or a JWT ``jwt`` approves)."""
+        accepts = jwt if callable(jwt) else (lambda given, expected=jwt: given == expected)
+        self.k8s_roles[(mount, role)] = (accepts, {k: frozenset(v) for k, v in policy.items()})
 
     def put(self, mount: str, path: str, data: dict[str, Any]) -> int:
         """Write a KV v2 version directly (what `vault kv put` would do); returns the version."""
@@ -182,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(503, "Vault is sealed")
         if path == "/v1/auth/approle/login" and method == "POST":
             return self._approle(body)
+        auth_mount = path.removeprefix("/v1/auth/").removesuffix("/login")
+        if method == "POST" and any(m == auth_mount for m, _ in v.k8s_roles):
+            return self._kubernetes(auth_mount, body)
         token = self.headers.get("X-Vault-Token")
         if not v.known_token(token):
             return self._error(403, "permission denied")
@@ -219,7 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
         entry = v.approles.get(str(body.get("role_id")))
         if entry is None or entry[0] != body.get("secret_id"):
             return self._error(400, "invalid role or secret ID")
-        token = v.add_token(entry[1])
+        return self._login(entry[1])
+
+    def _login(self, policy: dict[str, frozenset[str]]) -> None:
+        token = self.vault.add_token(policy)
         return self._send(
             200,
             {
@@ -232,6 +255,15 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             },
         )
+
+    def _kubernetes(self, mount: str, body: dict[str, Any]) -> None:
+        for name in ("role", "jwt"):
+            if not body.get(name):
+                return self._error(400, f"missing {name}")
+        entry = self.vault.k8s_roles.get((mount, str(body["role"])))
+        if entry is None or not entry[0](str(body["jwt"])):
+            return self._error(403, "permission denied")
+        return self._login(entry[1])
 
     def _ui_mount(self, name: str, token: str | None) -> None:
         v = self.vault

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from synth_assets.core.config import VaultConfig, parse_config
+from synth_assets.core.config import K8S_TOKEN_FILE, VaultConfig, parse_config
 from synth_assets.core.errors import ConfigError, SecretsError
 from synth_assets.core.secrets import (
     KeyVersionUnavailable,
@@ -152,7 +152,18 @@ def test_vault_address_comes_from_config_or_vault_addr(vault, token):
         VaultSecrets(VaultConfig(), env={"VAULT_TOKEN": token})
 
 
-@pytest.mark.parametrize("key", ["token", "role_id", "secret_id"])
+def test_vault_namespace_comes_from_config_or_vault_namespace(vault, cfg, token):
+    env = {"VAULT_TOKEN": token, "VAULT_NAMESPACE": "team-env"}
+    for c, expected in (
+        (cfg, "team-env"),
+        (cfg.model_copy(update={"namespace": "team-cfg"}), "team-cfg"),
+    ):
+        n = len(vault.headers_seen)
+        assert VaultSecrets(c, env=env).hmac_key().version == "1"
+        assert {h.get("x-vault-namespace") for h in vault.headers_seen[n:]} == {expected}
+
+
+@pytest.mark.parametrize("key", ["token", "role_id", "secret_id", "jwt"])
 def test_credentials_in_the_config_file_are_refused(key):
     with pytest.raises(ConfigError, match="must not be written in a config file"):
         parse_config(
@@ -313,3 +324,196 @@ def test_credentials_never_reach_error_messages_or_logs(vault, cfg, caplog):
     text = "\n".join(messages) + caplog.text
     for secret in (secret_id, vault.root_token, *vault.policies):
         assert secret not in text
+
+
+# ---- Kubernetes auth ------------------------------------------------------------------------
+
+K8S_ROLE = "synth-assets"
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c3ludGg6c3ludGgifQ.c2lnbmF0dXJl"
+
+
+@pytest.fixture
+def k8s(vault, cfg, tmp_path) -> tuple[VaultConfig, dict[str, str]]:
+    """A role bound to the pod's service account, and the env pointing at its token file."""
+    vault.add_kubernetes_role(K8S_ROLE, JWT, SYNTH_POLICY)
+    token_file = tmp_path / "token"
+    token_file.write_text(JWT + "\n")
+    c = cfg.model_copy(update={"auth": "kubernetes", "kubernetes_role": K8S_ROLE})
+    return c, {"SYNTH_VAULT_K8S_TOKEN_FILE": str(token_file)}
+
+
+def test_kubernetes_login_reads_the_key_and_seals_a_seed_as_the_token_path_does(vault, k8s, cfg):
+    c, env = k8s
+    b = VaultSecrets(c, env=env)
+    assert b.hmac_key() == backend(cfg, vault.root_token).hmac_key()
+    seed = new_master_seed()
+    assert b.seal_seed(RID, seed) == "1"
+    assert b.unseal_seed(RID).value == seed
+    with pytest.raises(SecretsError, match="never overwritten"):
+        b.seal_seed(RID, new_master_seed())
+    b.check_ready()
+    assert vault.log.count(("POST", "/v1/auth/kubernetes/login")) == 1  # once per backend object
+    assert b.describe()["auth"] == "kubernetes"
+
+
+def test_kubernetes_login_uses_the_configured_mount_namespace_and_retries(vault, k8s):
+    c, env = k8s
+    vault.add_kubernetes_role(K8S_ROLE, JWT, SYNTH_POLICY, mount="k8s-prod")
+    c = c.model_copy(update={"kubernetes_mount": "k8s-prod", "namespace": "team", "retries": 2})
+    vault.fail_next = [502, 429]
+    slept: list[float] = []
+    n = len(vault.log)
+    b = VaultSecrets(c.model_copy(update={"backoff_seconds": 0.5}), env=env, sleep=slept.append)
+    assert b.hmac_key().version == "1"
+    assert vault.log[n : n + 3] == [("POST", "/v1/auth/k8s-prod/login")] * 3
+    assert slept == [0.5, 1.0]
+    assert {h.get("x-vault-namespace") for h in vault.headers_seen[n:]} == {"team"}
+
+
+def test_kubernetes_login_accepts_whatever_jwt_the_fake_validator_approves(vault, k8s):
+    c, env = k8s
+    vault.add_kubernetes_role("by-claim", lambda jwt: jwt.startswith("eyJ"), SYNTH_POLICY)
+    assert VaultSecrets(c.model_copy(update={"kubernetes_role": "by-claim"}), env=env).hmac_key()
+
+
+@pytest.mark.parametrize("wrong", ["role", "jwt"])
+def test_kubernetes_login_refused_names_the_role_and_the_fix(vault, k8s, tmp_path, wrong):
+    c, env = k8s
+    if wrong == "role":
+        c = c.model_copy(update={"kubernetes_role": "other-app"})
+    else:
+        (tmp_path / "token").write_text(JWT[:-4] + "AAAA")
+    role = c.kubernetes_role
+    with pytest.raises(
+        SecretsError,
+        match=f"permission denied .* the role {role} does not bind this service account: "
+        f".*auth/kubernetes/role/{role}",
+    ) as err:
+        VaultSecrets(c, env=env, sleep=lambda s: None).hmac_key()
+    assert JWT not in str(err.value) and JWT[:-4] not in str(err.value)
+
+
+def test_kubernetes_login_at_a_mount_without_the_method_names_the_mount_setting(vault, k8s):
+    c, env = k8s
+    # Vault answers 403, not 404, to a login at a path where nothing is mounted.
+    with pytest.raises(
+        SecretsError, match="permission denied .*auth/elsewhere.*secrets.vault.kubernetes_mount"
+    ):
+        VaultSecrets(c.model_copy(update={"kubernetes_mount": "elsewhere"}), env=env).hmac_key()
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text(" \n"), "is empty"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"\xff\xfe"), "cannot be read"),
+    ],
+)
+def test_an_unusable_token_file_is_refused_before_any_request(vault, k8s, tmp_path, make, problem):
+    c, _ = k8s
+    path = tmp_path / "absent" if problem == "does not exist" else tmp_path / "sa-token"
+    make(path)
+    # Working token and AppRole credentials in the environment: never a fallback to them.
+    role_id, secret_id = vault.add_approle(SYNTH_POLICY)
+    env = {
+        "SYNTH_VAULT_K8S_TOKEN_FILE": str(path),
+        "VAULT_TOKEN": vault.root_token,
+        "VAULT_ROLE_ID": role_id,
+        "VAULT_SECRET_ID": secret_id,
+    }
+    n = len(vault.log)
+    with pytest.raises(
+        SecretsError,
+        match=f"token file {path} {problem} .*not running in a pod with a service account\\? "
+        "mount one or use auth: token",
+    ):
+        VaultSecrets(c, env=env).hmac_key()
+    assert vault.log[n:] == []
+
+
+def test_the_token_file_defaults_to_the_pods_service_account_mount(monkeypatch, k8s):
+    c, _ = k8s
+    monkeypatch.setattr(
+        "synth_assets.core.vault.K8S_TOKEN_FILE", "/nonexistent/serviceaccount/token"
+    )
+    with pytest.raises(SecretsError, match="/nonexistent/serviceaccount/token does not exist"):
+        VaultSecrets(c, env={}).hmac_key()
+    assert K8S_TOKEN_FILE == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def test_kubernetes_without_a_vault_address_is_refused(k8s):
+    c, env = k8s
+    with pytest.raises(SecretsError, match="no Vault address is set.*export VAULT_ADDR"):
+        VaultSecrets(c.model_copy(update={"url": None}), env=env)
+
+
+def test_the_service_account_jwt_never_reaches_messages_or_logs(vault, k8s, tmp_path, caplog):
+    c, env = k8s
+    caplog.set_level(logging.DEBUG)
+    messages = []
+    attempts = [
+        (c.model_copy(update={"kubernetes_role": "other-app"}), []),  # refused login
+        (c.model_copy(update={"retries": 1}), [500, 500]),  # failing Vault
+        (c.model_copy(update={"kubernetes_mount": "elsewhere"}), []),  # no such mount
+        (c, []),  # a good login, then sealed
+    ]
+    for conf, failures in attempts:
+        vault.fail_next = list(failures)
+        try:
+            VaultSecrets(conf, env=env, sleep=lambda s: None).hmac_key()
+            vault.sealed = True
+            VaultSecrets(conf, env=env, sleep=lambda s: None).hmac_key()
+        except SecretsError as exc:
+            messages.append(str(exc))
+    vault.sealed = False
+    assert len(messages) == 4 and "/v1/auth/kubernetes/login" in caplog.text  # logs were captured
+    text = "\n".join(messages) + caplog.text
+    for secret in (JWT, *JWT.split("."), vault.root_token, *vault.policies):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("vault_cfg", "message"),
+    [
+        ({"auth": "kubernetes"}, "auth is kubernetes but secrets.vault.kubernetes_role is not set"),
+        ({"kubernetes_role": "synth"}, "kubernetes_role applies to auth: kubernetes only"),
+        ({"auth": "kubernetes", "kubernetes_role": "a/b"}, "is not a Vault role name"),
+        (
+            {"auth": "kubernetes", "kubernetes_role": "synth", "kubernetes_mount": "/k8s"},
+            "Vault path '/k8s' is not valid",
+        ),
+        (
+            {"auth": "kubernetes", "kubernetes_role": "synth", "jwt": "eyJ.e30.c2ln"},
+            "jwt must not be written in a config file.*SYNTH_VAULT_K8S_TOKEN_FILE",
+        ),
+        (
+            {"auth": "kubernetes", "kubernetes_role": "synth", "token": "hvs.x"},
+            "token must not be written in a config file",
+        ),
+    ],
+)
+def test_kubernetes_config_is_validated(vault_cfg, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_config(
+            {
+                "secrets": {
+                    "backend": "vault",
+                    "vault": {"url": "http://127.0.0.1:8200", **vault_cfg},
+                }
+            }
+        )
+    assert "eyJ.e30.c2ln" not in str(err.value) and "hvs.x" not in str(err.value)
+
+
+def test_kubernetes_config_has_defaults_for_everything_but_the_role():
+    c = parse_config(
+        {
+            "secrets": {
+                "backend": "vault",
+                "vault": {"auth": "kubernetes", "kubernetes_role": "synth"},
+            }
+        }
+    ).secrets.vault
+    assert (c.auth, c.kubernetes_role, c.kubernetes_mount) == ("kubernetes", "synth", "kubernetes")

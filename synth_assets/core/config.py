@@ -212,12 +212,20 @@ class GenerationConfig(_Model):
         return v
 
 
+K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+K8S_TOKEN_FILE_ENV = "SYNTH_VAULT_K8S_TOKEN_FILE"
+# Config keys that would hold a credential -> where that credential comes from instead.
 _VAULT_CREDENTIALS = {
-    "token": "VAULT_TOKEN",
-    "role_id": "VAULT_ROLE_ID",
-    "secret_id": "VAULT_SECRET_ID",
+    "token": "export VAULT_TOKEN in the environment of the run instead",
+    "role_id": "export VAULT_ROLE_ID in the environment of the run instead",
+    "secret_id": "export VAULT_SECRET_ID in the environment of the run instead",
+    "jwt": (
+        "auth: kubernetes reads the service-account token from its file "
+        f"({K8S_TOKEN_FILE}, or the path in ${K8S_TOKEN_FILE_ENV})"
+    ),
 }
 _VAULT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_VAULT_ROLE = re.compile(r"^\w([\w.@-]*\w)?$")  # Vault's own rule for role names
 
 
 class VaultConfig(_Model):
@@ -227,8 +235,11 @@ class VaultConfig(_Model):
     mount: str = "secret"  # KV version 2 mount
     hmac_key_path: str = "synth_assets/hmac"  # field `key`: at least 32 bytes, hex
     seeds_path: str = "synth_assets/seeds"  # one entry per refresh id, written once (cas=0)
-    auth: Literal["token", "approle"] = "token"  # VAULT_TOKEN, or VAULT_ROLE_ID + VAULT_SECRET_ID
+    # VAULT_TOKEN, VAULT_ROLE_ID + VAULT_SECRET_ID, or the pod's service-account token file
+    auth: Literal["token", "approle", "kubernetes"] = "token"
     approle_mount: str = "approle"
+    kubernetes_role: str | None = None  # the Vault role bound to the pod's service account
+    kubernetes_mount: str = "kubernetes"
     namespace: str | None = None  # Vault Enterprise / HCP namespace
     ca_cert: str | None = None  # PEM bundle to verify Vault's TLS certificate
     timeout_seconds: float = 10.0
@@ -239,13 +250,39 @@ class VaultConfig(_Model):
     @classmethod
     def _no_credentials(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key, env in _VAULT_CREDENTIALS.items():
+            for key, instead in _VAULT_CREDENTIALS.items():
                 if key in data:
                     raise ValueError(
-                        f"secrets.vault.{key} must not be written in a config file: remove it and "
-                        f"export {env} in the environment of the run instead"
+                        f"secrets.vault.{key} must not be written in a config file: remove it; "
+                        f"{instead}"
                     )
         return data
+
+    @model_validator(mode="after")
+    def _kubernetes_role(self) -> VaultConfig:
+        """A role names which service accounts may log in; without auth: kubernetes it would be ignored."""
+        if self.auth == "kubernetes" and not self.kubernetes_role:
+            raise ValueError(
+                "secrets.vault.auth is kubernetes but secrets.vault.kubernetes_role is not set: name "
+                "the Vault role bound to the pod's service account (vault write "
+                f"auth/{self.kubernetes_mount}/role/<name> bound_service_account_names=...)"
+            )
+        if self.auth != "kubernetes" and self.kubernetes_role is not None:
+            raise ValueError(
+                f"secrets.vault.kubernetes_role applies to auth: kubernetes only (auth is {self.auth}): "
+                "remove it, or set secrets.vault.auth: kubernetes"
+            )
+        return self
+
+    @field_validator("kubernetes_role")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        if v is not None and not _VAULT_ROLE.match(v):
+            raise ValueError(
+                f"secrets.vault.kubernetes_role {v!r} is not a Vault role name: letters, digits, "
+                "'_', '-', '.' and '@', starting and ending with a letter or digit"
+            )
+        return v
 
     @field_validator("url")
     @classmethod
@@ -263,7 +300,7 @@ class VaultConfig(_Model):
             )
         return v.rstrip("/")
 
-    @field_validator("mount", "hmac_key_path", "seeds_path", "approle_mount")
+    @field_validator("mount", "hmac_key_path", "seeds_path", "approle_mount", "kubernetes_mount")
     @classmethod
     def _path(cls, v: str) -> str:
         if not _VAULT_PATH.match(v) or ".." in v.split("/"):

@@ -3,9 +3,10 @@
 Fails closed with one message per cause (unreachable, sealed, permission denied, path
 missing, wrong engine version). Transient errors (connection failures, timeouts, 429 and 5xx
 other than "sealed") are retried a bounded number of times with exponential backoff; there is
-never a fallback to another backend or to a weaker seed. Credentials come only from the
-environment (``VAULT_TOKEN``, or ``VAULT_ROLE_ID`` + ``VAULT_SECRET_ID``) and never appear in
-an error message, a log line or a file.
+never a fallback to another backend, another auth method or a weaker seed. Credentials come
+only from the environment (``VAULT_TOKEN``, or ``VAULT_ROLE_ID`` + ``VAULT_SECRET_ID``) or, for
+Kubernetes auth, the pod's service-account token file; they never appear in an error message,
+a log line or a file.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import re
 import secrets as _os_secrets
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions as hx
 import requests
 
+from .config import K8S_TOKEN_FILE, K8S_TOKEN_FILE_ENV
 from .errors import SecretsError
 from .secrets import KeyVersionUnavailable, Secret, SecretsBackend
 
@@ -54,7 +57,7 @@ class SecretMissing(SecretsError):
 
 
 class VaultSecrets(SecretsBackend):
-    """Keys and seeds in a KV v2 engine; token or AppRole auth; fail closed."""
+    """Keys and seeds in a KV v2 engine; token, AppRole or Kubernetes auth; fail closed."""
 
     name = "vault"
 
@@ -74,6 +77,8 @@ class VaultSecrets(SecretsBackend):
                 "synth.yaml (e.g. https://vault.example.com:8200) or export VAULT_ADDR"
             )
         self.url = url.rstrip("/")
+        # Like VAULT_ADDR for the url: the Vault CLI's variable, used only when the config is silent.
+        self.namespace: str | None = cfg.namespace or self._env.get("VAULT_NAMESPACE") or None
         self._sleep = sleep
         self._client: hvac.Client | None = None
         self._engine_checked = False
@@ -172,6 +177,8 @@ class VaultSecrets(SecretsBackend):
     def _auth_name(self) -> str:
         if self.cfg.auth == "approle":
             return f"AppRole token (auth/{self.cfg.approle_mount})"
+        if self.cfg.auth == "kubernetes":
+            return f"Kubernetes auth token (auth/{self.cfg.kubernetes_mount}, role {self.cfg.kubernetes_role})"
         return "token in VAULT_TOKEN"
 
     def _env_value(self, name: str) -> str:
@@ -188,52 +195,127 @@ class VaultSecrets(SecretsBackend):
             )
         return value.strip()
 
+    def _hvac(self, token: str) -> hvac.Client:
+        # token="" (not None) for a login: hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token.
+        c = self.cfg
+        return hvac.Client(
+            url=self.url,
+            token=token,
+            verify=c.ca_cert,
+            timeout=c.timeout_seconds,
+            namespace=self.namespace,
+        )
+
     def client(self) -> hvac.Client:
-        """An authenticated client (AppRole logs in once per backend object)."""
+        """An authenticated client (AppRole and Kubernetes log in once per backend object)."""
         if self._client is not None:
             return self._client
-        c = self.cfg
-        if c.auth == "token":
-            token = self._env_value("VAULT_TOKEN")
-            client = hvac.Client(
-                url=self.url,
-                token=token,
-                verify=c.ca_cert,
-                timeout=c.timeout_seconds,
-                namespace=c.namespace,
-            )
-        else:
-            role_id = self._env_value("VAULT_ROLE_ID")
-            secret_id = self._env_value("VAULT_SECRET_ID")
-            client = hvac.Client(
-                url=self.url,
-                token="",
-                verify=c.ca_cert,
-                timeout=c.timeout_seconds,
-                namespace=c.namespace,
-            )
-            what = f"the AppRole login at auth/{c.approle_mount}"
-            denied = (
-                "check VAULT_ROLE_ID and VAULT_SECRET_ID (the secret id may have expired or reached "
-                "its use limit)"
-            )
-            self._call(
-                what,
-                lambda: client.auth.approle.login(
-                    role_id=role_id,
-                    secret_id=secret_id,
-                    mount_point=c.approle_mount,
-                    use_token=True,
-                ),
-                client,
-                missing=f"{self._where()} has no AppRole auth method at auth/{c.approle_mount}: "
-                "enable it (`vault auth enable approle`) or set secrets.vault.approle_mount",
-                denied=denied,
-                bad_request=lambda _detail: (
-                    f"permission denied by {self._where()} for {what}: {denied}"
-                ),
+        auth = self.cfg.auth
+        if auth == "token":
+            client = self._hvac(self._env_value("VAULT_TOKEN"))
+        elif auth == "approle":
+            client = self._approle_login()
+        elif auth == "kubernetes":
+            client = self._kubernetes_login()
+        else:  # never guess another method
+            raise SecretsError(
+                f"secrets.vault.auth {auth!r} is not supported: use token, approle or kubernetes"
             )
         self._client = client
+        return client
+
+    def _approle_login(self) -> hvac.Client:
+        c = self.cfg
+        role_id = self._env_value("VAULT_ROLE_ID")
+        secret_id = self._env_value("VAULT_SECRET_ID")
+        client = self._hvac("")
+        what = f"the AppRole login at auth/{c.approle_mount}"
+        denied = (
+            "check VAULT_ROLE_ID and VAULT_SECRET_ID (the secret id may have expired or reached "
+            "its use limit)"
+        )
+        self._call(
+            what,
+            lambda: client.auth.approle.login(
+                role_id=role_id,
+                secret_id=secret_id,
+                mount_point=c.approle_mount,
+                use_token=True,
+            ),
+            client,
+            missing=f"{self._where()} has no AppRole auth method at auth/{c.approle_mount}: "
+            "enable it (`vault auth enable approle`) or set secrets.vault.approle_mount",
+            denied=denied,
+            bad_request=lambda _detail: (
+                f"permission denied by {self._where()} for {what}: {denied}"
+            ),
+        )
+        return client
+
+    def _kubernetes_jwt(self) -> str:
+        """The pod's service-account token, read at login (Kubernetes rotates the file)."""
+        path = self._env.get(K8S_TOKEN_FILE_ENV, "").strip() or K8S_TOKEN_FILE
+        jwt = ""
+        try:
+            jwt = Path(path).read_text(encoding="utf-8").strip()
+            problem = "is empty"
+        except FileNotFoundError:
+            problem = "does not exist"
+        except PermissionError:
+            problem = "is not readable by this process"
+        except IsADirectoryError:
+            problem = "is a directory"
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read ({type(exc).__name__})"
+        if jwt:
+            return jwt
+        c = self.cfg
+        raise SecretsError(
+            f"secrets.vault uses Kubernetes auth (auth/{c.kubernetes_mount}, role "
+            f"{c.kubernetes_role}) but the service-account token file {path} {problem} "
+            f"(${K8S_TOKEN_FILE_ENV} overrides the path): not running in a pod with a service "
+            "account? mount one or use auth: token"
+        )
+
+    def _kubernetes_login(self) -> hvac.Client:
+        """Exchange the service-account JWT for a Vault token, exactly as the AppRole login does."""
+        c = self.cfg
+        role, mount = c.kubernetes_role, c.kubernetes_mount
+        jwt = self._kubernetes_jwt()  # before any request: a missing file is refused offline
+        client = self._hvac("")
+        what = f"the Kubernetes login at auth/{mount} (role {role})"
+        denied = (
+            f"the role {role} does not bind this service account: add the pod's service account "
+            f"and namespace to bound_service_account_names/bound_service_account_namespaces of "
+            f"auth/{mount}/role/{role}, or set secrets.vault.kubernetes_role to the role that does "
+            f"(Vault answers the same to a token it cannot verify, see auth/{mount}/config, and to "
+            "a mount with no Kubernetes auth method, see secrets.vault.kubernetes_mount)"
+        )
+
+        def bad_request(detail: str) -> str:
+            if "invalid role name" in detail:
+                return (
+                    f"{self._where()} has no role {role} at auth/{mount}: create it "
+                    f"(`vault write auth/{mount}/role/{role} ...`) or fix secrets.vault.kubernetes_role"
+                )
+            return f"permission denied by {self._where()} for {what}: {denied}"
+
+        try:
+            self._call(
+                what,
+                lambda: client.auth.kubernetes.login(
+                    role=role, jwt=jwt, mount_point=mount, use_token=True
+                ),
+                client,
+                missing=f"{self._where()} has no Kubernetes auth method at auth/{mount}: enable it "
+                "(`vault auth enable kubernetes`) or set secrets.vault.kubernetes_mount",
+                denied=denied,
+                bad_request=bad_request,
+            )
+        except SecretsError as exc:  # a server that echoes the JWT must not make us echo it
+            if jwt in str(exc):
+                raise SecretsError(str(exc).replace(jwt, "***")) from None
+            raise
         return client
 
     def _check_engine(self, client: hvac.Client) -> None:
