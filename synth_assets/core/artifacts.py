@@ -180,7 +180,10 @@ class S3Artifacts:
 
     def upload(self, rid: str, rel: str, path: Path, sha256: str) -> None:
         """Upload one artifact with SSE and its SHA-256 as metadata."""
-        key = self.key(rid, rel)
+        self.upload_key(self.key(rid, rel), path, sha256)
+
+    def upload_key(self, key: str, path: Path, sha256: str) -> None:
+        """Upload one file to ``key`` with SSE and its SHA-256 as metadata."""
         with _s3_errors("upload an artifact", f"s3://{self.bucket}/{key}"):
             self.client.upload_file(
                 str(path),
@@ -188,6 +191,45 @@ class S3Artifacts:
                 key,
                 ExtraArgs={**self._sse(), "Metadata": {"sha256": sha256}},
             )
+
+    def under(self, rel_dir: str) -> str:
+        """Object key of a path outside any refresh (e.g. ``audit/``) under the store's prefix."""
+        return f"{self.prefix}/{rel_dir}" if self.prefix else rel_dir
+
+    def keys(self, prefix_key: str) -> list[str]:
+        """Every object key under ``prefix_key``."""
+        out: list[str] = []
+        with _s3_errors("list artifacts", f"s3://{self.bucket}/{prefix_key}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix_key
+            )
+            for page in pages:
+                out += [obj["Key"] for obj in page.get("Contents", [])]
+        return out
+
+    def download(self, key: str, path: Path) -> None:
+        """Fetch one object to ``path`` (via a temp file), checking the SHA-256 it was
+        uploaded with: a step never works on a damaged or half-written input."""
+        import hashlib
+
+        where = f"s3://{self.bucket}/{key}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with _s3_errors("download an artifact", where):
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+            want = obj.get("Metadata", {}).get("sha256")
+            h = hashlib.sha256()
+            with open(tmp, "wb") as fh:
+                for chunk in obj["Body"].iter_chunks(1 << 20):
+                    h.update(chunk)
+                    fh.write(chunk)
+        if want and h.hexdigest() != want:
+            tmp.unlink(missing_ok=True)
+            raise ArtifactError(
+                f"{where} does not match the SHA-256 it was uploaded with: it was altered or "
+                "damaged; investigate before using it"
+            )
+        os.replace(tmp, path)
 
     def put_manifest(self, rid: str, manifest: dict[str, Any]) -> None:
         """Write the manifest last, only if none exists (conditional put)."""
@@ -482,3 +524,86 @@ def verify_refresh(
     return manifest, verify_manifest(
         manifest, secrets, artifact_hasher(cfg, workdir, rid, deep=deep, s3=s3)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Steps that share nothing but the store: fetch inputs, send outputs
+# --------------------------------------------------------------------------------------------
+
+
+def _remote(cfg: Any, store: RefreshStore) -> S3Artifacts | None:
+    return S3Artifacts(store.remote, cfg.artifacts) if store.remote else None
+
+
+def fetch_inputs(cfg: Any, store: RefreshStore, rid: str, *rels: str) -> None:
+    """Bring a refresh's artifacts from an S3 store into this step's working copy: each of
+    ``rels`` is a file (``spec.json``) or a directory (``shards/``, every object under it).
+    A local store is its own working copy (nothing to do). With S3, a step in its own pod (or
+    an empty work directory) reads exactly what earlier steps sent, checked against the SHA-256
+    they were sent with; a file already in the working copy is kept (this step's or earlier
+    steps' own)."""
+    remote = _remote(cfg, store)
+    if remote is None:
+        return
+    base = remote.key(rid, "")
+    for rel in rels:
+        want = remote.key(rid, rel)
+        for key in remote.keys(want):  # absent: absent locally too, as a local store would be
+            if not rel.endswith("/") and key != want:
+                continue
+            local = store.dir(rid) / key[len(base) :]
+            if not local.exists():
+                remote.download(key, local)
+
+
+def send_outputs(cfg: Any, store: RefreshStore, rid: str, *rels: str) -> None:
+    """Send a step's outputs (files or directories, as in :func:`fetch_inputs`) from its
+    working copy to an S3 store, so that later steps, in other pods, read them there. Not a
+    publication: a refresh is published (visible) only when its manifest is written last."""
+    remote = _remote(cfg, store)
+    if remote is None:
+        return
+    root = store.dir(rid)
+    for rel in rels:
+        p = root / rel
+        files = (
+            [(r, f) for r, f in artifact_files(root) if r.startswith(rel)]
+            if rel.endswith("/")
+            else [(rel, p)]
+        )
+        for r, f in files:
+            if f.is_file():
+                remote.upload(rid, r, f, sha256_file(f))
+
+
+def fetch_anchors(cfg: Any, store: RefreshStore, anchor_dir: Path) -> None:
+    """The audit log's anchors from an S3 store into this step's anchor directory, keeping the
+    newer of each (an anchor never moves back). In a deployment every step may start with an
+    empty work directory: without this, its appends would check no anchor at all."""
+    from .audit import read_anchor
+
+    remote = _remote(cfg, store)
+    if remote is None:
+        return
+    for key in remote.keys(remote.under("audit/")):
+        name = key.rsplit("/", 1)[-1]
+        if not (name.startswith("anchor-") and name.endswith(".json")):
+            continue
+        local, tmp = anchor_dir / name, anchor_dir / f".{name}.remote"
+        remote.download(key, tmp)
+        theirs, mine = read_anchor(tmp), read_anchor(local)
+        if theirs is not None and (mine is None or theirs.seq > mine.seq):
+            os.replace(tmp, local)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def send_anchors(cfg: Any, store: RefreshStore, anchor_dir: Path) -> None:
+    """This step's anchors to an S3 store (see :func:`fetch_anchors`). Two steps appending at
+    once may leave the older of their anchors there: an anchor behind the head still detects
+    a log rewound or rewritten before it."""
+    remote = _remote(cfg, store)
+    if remote is None or not anchor_dir.is_dir():
+        return
+    for f in sorted(anchor_dir.glob("anchor-*.json")):
+        remote.upload_key(remote.under(f"audit/{f.name}"), f, sha256_file(f))

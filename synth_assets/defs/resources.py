@@ -39,6 +39,28 @@ class SynthResource(dg.ConfigurableResource):
     def store(self) -> RefreshStore:
         return store_for(self.settings(), self.work)
 
+    def fetch(self, rid: str, *rels: str) -> RefreshStore:
+        """This step's inputs (files, or directories ending in '/') and the audit anchors, from
+        an S3 store into its working copy; returns the store. Steps then share nothing but the
+        store and PostgreSQL: each may run in its own pod with an empty work directory."""
+        from synth_assets.core.artifacts import fetch_inputs
+
+        cfg, store = self.settings(), self.store()
+        fetch_inputs(cfg, store, rid, *rels)
+        self._anchors("fetch")
+        return store
+
+    def send(self, rid: str, *rels: str) -> None:
+        """This step's outputs and the audit anchors (and the refresh's own anchor) to an S3
+        store, for the steps after it (see :meth:`fetch`)."""
+        from synth_assets.core.artifacts import send_outputs
+        from synth_assets.core.audit import REFRESH_ANCHOR
+
+        cfg, store = self.settings(), self.store()
+        anchor = [REFRESH_ANCHOR] if store.path(rid, REFRESH_ANCHOR).is_file() else []
+        send_outputs(cfg, store, rid, *rels, *anchor)
+        self._anchors("send")
+
     def audit_signer(self) -> AuditSigner:
         """Signs audit events with the secrets backend's audit key; anchors under <workdir>/audit."""
         return AuditSigner.for_config(self.settings(), self.work)
@@ -65,6 +87,7 @@ class SynthResource(dg.ConfigurableResource):
 
         tags = context.run.tags if context.run else {}
         actor = tags.get("synth/actor") or default_actor()
+        self._anchors("fetch")
         record_event(
             self.meta_url(),
             kind,
@@ -73,9 +96,19 @@ class SynthResource(dg.ConfigurableResource):
             actor,
             signer=self.audit_signer(),
         )
+        self._anchors("send")
 
     def anchor_audit(self) -> None:
         """Anchor the audit log's head after core code appended inside its own transaction."""
         from synth_assets.core.audit import anchor_head
 
         anchor_head(self.meta_url(), self.audit_signer())
+        self._anchors("send")
+
+    def _anchors(self, way: str) -> None:
+        """The audit anchors from (``fetch``) or to (``send``) an S3 store; nothing locally."""
+        from synth_assets.core.artifacts import fetch_anchors, send_anchors
+
+        cfg, store = self.settings(), self.store()
+        anchor_dir = self.audit_signer().anchor_dir or self.work / "audit"
+        (fetch_anchors if way == "fetch" else send_anchors)(cfg, store, anchor_dir)

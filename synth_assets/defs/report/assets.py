@@ -51,7 +51,7 @@ def privacy_report(
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = refresh_of_run(context, "synthetic_shards")
-    store = synth.store()
+    store = synth.fetch(rid, "spec.json", "metrics_pack.json", "generation.json", "shards/")
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     options = EvalOptions(
         sample_rows=config.sample_rows,
@@ -83,6 +83,7 @@ def privacy_report(
             "gates": _gate_digest(gates),
         },
     )
+    synth.send(rid, "report/")
     metadata: dict[str, object] = {
         "refresh_id": rid,
         "passed": bool(report["passed"]),
@@ -182,7 +183,7 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
         context: dg.AssetCheckExecutionContext, synth: SynthResource
     ) -> Iterator[dg.AssetCheckResult]:
         rid = refresh_of_run(context, "privacy_report")
-        report = read_json(synth.store().path(rid, REPORT_JSON))
+        report = read_json(synth.fetch(rid, REPORT_JSON).path(rid, REPORT_JSON))
         results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
         passed = all(r.passed for r in results)
         synth.audit(

@@ -69,6 +69,7 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     store = synth.store()
     path = store.path(rid, "schema.json")
     write_json_atomic(path, {"schema": model.to_dict(), "roles": roles})
+    synth.send(rid, "schema.json")
     by_role = Counter(r for cols in roles.values() for r in cols.values())
     context.log.info(f"refresh {rid}: {len(model.tables)} tables reflected")
     return dg.MaterializeResult(
@@ -107,7 +108,7 @@ def production_shape(
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = refresh_of_run(context, "source_schema")
-    store = synth.store()
+    store = synth.fetch(rid, "schema.json")
     reflected = read_json(store.path(rid, "schema.json"))
     model = SchemaModel.from_dict(reflected["schema"])
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
@@ -122,6 +123,7 @@ def production_shape(
     led = pack["ledger"]
     budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
+    synth.send(rid, "metrics_pack.json")
     guarantee = privacy_guarantee(pack)
     return dg.MaterializeResult(
         metadata={
@@ -152,7 +154,7 @@ def production_shape(
 
 def _pack(context, synth: SynthResource) -> dict:
     rid = refresh_of_run(context, "production_shape")
-    return read_json(synth.store().path(rid, "metrics_pack.json"))
+    return read_json(synth.fetch(rid, "metrics_pack.json").path(rid, "metrics_pack.json"))
 
 
 @dg.asset_check(

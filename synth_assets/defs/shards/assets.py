@@ -32,7 +32,7 @@ def synthetic_shards(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     rid = refresh_of_run(context, "calibrated_spec")
-    store = synth.store()
+    store = synth.fetch(rid, "spec.json", "generation.json")
     spec_path = store.path(rid, "spec.json")
     spec = read_json(spec_path)
     shards = [int(k) for k in context.partition_keys]
@@ -72,6 +72,7 @@ def synthetic_shards(
             f"shard {r['shard']:05d}: {sum(f['rows'] for f in r['tables'].values())} rows "
             f"in {r['seconds']:.1f}s"
         )
+    synth.send(rid, "shards/")  # every file of this step's shards (the others are other steps')
     synth.audit(context, "shards", rid, {**shards_payload(store.dir(rid)), "partitions": shards})
     return dg.MaterializeResult(
         metadata={
@@ -95,7 +96,7 @@ def shards_valid(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> dg.AssetCheckResult:
     rid = refresh_of_run(context, "calibrated_spec")
-    store = synth.store()
+    store = synth.fetch(rid, "spec.json", "shards/")
     spec = read_json(store.path(rid, "spec.json"))
     res = check_shards(spec, store.dir(rid))
     return dg.AssetCheckResult(

@@ -26,18 +26,18 @@ def calibrated_spec(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     cfg = with_overrides_file(synth.settings())
-    store = synth.store()
     tag = run_refresh_tag(context)
     # The pack a regeneration names; else the run's own profile; else (regenerate_from_spec
     # launched from the UI) the latest metrics pack.
     named = context.run.tags.get(PACK_TAG) if context.run else None
+    store = synth.fetch(tag, "metrics_pack.json") if tag else synth.store()
     if named:
         pack_rid = named
     elif tag and store.path(tag, "metrics_pack.json").exists():
         pack_rid = tag
     else:
         pack_rid = refresh_of_run(context, "production_shape")
-    pack = read_json(store.path(pack_rid, "metrics_pack.json"))
+    pack = read_json(synth.fetch(pack_rid, "metrics_pack.json").path(pack_rid, "metrics_pack.json"))
     # Same run as the profile: same refresh. Otherwise a regeneration: a new refresh, no budget spent.
     rid = (
         pack_rid
@@ -74,6 +74,7 @@ def calibrated_spec(
         rid,
         {**spec_payload(spec), "seed_commitment": commitment, "seed_version": version},
     )
+    synth.send(rid, "spec.json", "generation.json")
     keys = [shard_key(i) for i in range(spec["shards"])]
     existing = set(context.instance.get_dynamic_partitions(SHARDS.name))
     missing = [k for k in keys if k not in existing]

@@ -46,7 +46,7 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
     rid = refresh_of_run(context, "synthetic_shards")
     cfg = synth.settings()
     work = synth.work
-    store = synth.store()
+    store = synth.fetch(rid, "spec.json", "generation.json", "shards/", "report/")
     target = pg.resolve_url(cfg.target.url, work)
     source = pg.resolve_url(cfg.source.url, work, create=False)
     last = [0.0]
@@ -71,6 +71,7 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
     )
     synth.anchor_audit()  # the load event was appended inside the swap transaction
     write_json_atomic(store.path(rid, "load.json"), res.to_dict())
+    synth.send(rid, "load.json")
     context.log.info(
         f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}"
     )
