@@ -104,9 +104,15 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Every MAC and link, the head, and the anchors outside the database; exit 1 on any break."""
     from synth_assets.core.audit import AuditSigner, verify_chain
 
+    from synth_assets.core.artifacts import fetch_anchors
+    from synth_assets.core.store import store_for
+
     cfg, work = _settings(args)
     audit = _audit(args, cfg, work)
-    res = verify_chain(audit, AuditSigner.for_config(cfg, work))  # no key: SecretsError, exit 2
+    signer = AuditSigner.for_config(cfg, work)
+    if signer.anchor_dir is not None:  # a deployment's anchors live in its S3 store
+        fetch_anchors(cfg, store_for(cfg, work), signer.anchor_dir)
+    res = verify_chain(audit, signer)  # no key: SecretsError, exit 2
     if res.ok:
         keys = ", ".join(res.key_ids) or "none (legacy events only)"
         print(

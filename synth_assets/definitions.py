@@ -42,10 +42,11 @@ def build_definitions(
     workdir: str | None = None,
     source_url: str | None = None,
     executor: dg.ExecutorDefinition | None = None,
+    resource: SynthResource | None = None,
 ) -> dg.Definitions:
-    """Definitions bound to one configuration (the CLI and tests pass theirs); the executor
-    follows ``$SYNTH_DEPLOYMENT`` unless one is given."""
-    resource = SynthResource(
+    """Definitions bound to one configuration (the CLI and tests pass theirs, or a whole
+    resource); the executor follows ``$SYNTH_DEPLOYMENT`` unless one is given."""
+    resource = resource or SynthResource(
         config_file=config_file if config_file is not None else default_config_path(),
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
         source_url=source_url,
