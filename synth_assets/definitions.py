@@ -43,9 +43,15 @@ def build_definitions(
     source_url: str | None = None,
     executor: dg.ExecutorDefinition | None = None,
     resource: SynthResource | None = None,
+    per_shard_runs: bool | None = None,
 ) -> dg.Definitions:
     """Definitions bound to one configuration (the CLI and tests pass theirs, or a whole
-    resource); the executor follows ``$SYNTH_DEPLOYMENT`` unless one is given."""
+    resource). The executor and ``per_shard_runs`` follow ``$SYNTH_DEPLOYMENT`` unless given:
+    in Kubernetes one run (one pod) per shard, so a shard is scheduled, limited and retried
+    alone; locally one run holds every shard and spreads them over the cores itself."""
+    where = deployment()
+    if per_shard_runs is None:
+        per_shard_runs = where == "kubernetes"
     resource = resource or SynthResource(
         config_file=config_file if config_file is not None else default_config_path(),
         workdir=workdir or os.environ.get("SYNTH_WORKDIR", ".synth"),
@@ -53,9 +59,13 @@ def build_definitions(
     )
     cfg = load_config(resource.config_file)
     merged = dg.Definitions.merge(
-        sampler.defs, spec_assets.defs, shards.defs, report.build_defs(cfg.gates), staging.defs
+        sampler.defs,
+        spec_assets.defs,
+        shards.shards_defs(per_shard_runs),
+        report.build_defs(cfg.gates, verify_shards=per_shard_runs),
+        staging.defs,
     )
-    auto = automation_defs(cfg, resource.meta_url)
+    auto = automation_defs(cfg, resource.meta_url, per_shard_runs)
     return dg.Definitions(
         assets=list(merged.assets or []),
         asset_checks=list(merged.asset_checks or []),
@@ -64,7 +74,7 @@ def build_definitions(
         sensors=list(auto.sensors or []),
         resources={"synth": resource},
         loggers={"console": dg.colored_console_logger, "progress": progress_logger},
-        executor=executor or executor_for(deployment()),
+        executor=executor or executor_for(where),
     )
 
 

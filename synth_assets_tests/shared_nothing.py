@@ -26,7 +26,10 @@ def definitions() -> dg.Definitions:
     resource = StepOwnDirectory(
         config_file=os.environ["SYNTH_CONFIG"], workdir=os.environ["SYNTH_TEST_STEPS"]
     )
-    return build_definitions(resource=resource, executor=dg.multiprocess_executor)
+    # One run per shard, as a Kubernetes deployment runs them (its executor aside).
+    return build_definitions(
+        resource=resource, executor=dg.multiprocess_executor, per_shard_runs=True
+    )
 
 
 def quarterly_refresh() -> dg.JobDefinition:

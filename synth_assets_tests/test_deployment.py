@@ -76,3 +76,75 @@ def test_a_container_cpu_quota_bounds_the_workers(tmp_path, files, expected):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert cgroup_cpu_limit(tmp_path) == expected
+
+
+# --- one run (one pod) per shard in Kubernetes; one ranged run locally ----------------------
+
+SPEC_RID = "r20260102T000000Z-bbbbbb"
+
+
+def _spec_ready_tick(defs: dg.Definitions) -> list[dg.RunRequest]:
+    """spec_ready's requests for a spec of 3 shards materialized after its first tick."""
+
+    @dg.asset(name="calibrated_spec")
+    def fake_spec() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            metadata={"refresh_id": SPEC_RID, "shards": 3, "spec_hash": "h" * 64}
+        )
+
+    sensor = defs.resolve_sensor_def("spec_ready")
+    with dg.DagsterInstance.ephemeral() as inst:
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=inst, definitions=defs))
+        assert dg.materialize([fake_spec], instance=inst).success
+        ctx = dg.build_sensor_context(instance=inst, cursor=first.cursor, definitions=defs)
+        return list(sensor.evaluate_tick(ctx).run_requests or [])
+
+
+def test_in_kubernetes_each_shard_partition_is_its_own_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTH_DEPLOYMENT", "kubernetes")
+    graph = build_definitions(workdir=str(tmp_path)).resolve_asset_graph()
+    policy = graph.get(dg.AssetKey("synthetic_shards")).backfill_policy
+    assert policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+    shards_def = build_definitions(workdir=str(tmp_path)).get_assets_def("synthetic_shards")
+    assert shards_def.op.retry_policy.max_retries == 2  # a shard's step, retried alone
+    monkeypatch.delenv("SYNTH_DEPLOYMENT")
+    local = build_definitions(workdir=str(tmp_path)).resolve_asset_graph()
+    assert local.get(dg.AssetKey("synthetic_shards")).backfill_policy == (
+        dg.BackfillPolicy.single_run()
+    )
+    assert (
+        build_definitions(workdir=str(tmp_path)).get_assets_def("synthetic_shards").op.retry_policy
+        is None
+    )
+
+
+def test_in_kubernetes_a_new_spec_requests_a_backfill_of_its_shards_then_report_and_load(
+    monkeypatch, tmp_path
+):
+    from synth_assets.defs.resources import REFRESH_TAG
+
+    monkeypatch.setenv("SYNTH_DEPLOYMENT", "kubernetes")
+    [req] = _spec_ready_tick(build_definitions(workdir=str(tmp_path)))
+    assert req.requires_backfill_daemon()
+    subset = req.asset_graph_subset
+    shards = subset.get_partitions_subset(dg.AssetKey("synthetic_shards"))
+    assert sorted(shards.get_partition_keys()) == ["00000", "00001", "00002"]
+    assert subset.non_partitioned_asset_keys == {
+        dg.AssetKey("privacy_report"),
+        dg.AssetKey("staging_schema"),
+    }
+    assert req.tags[REFRESH_TAG] == SPEC_RID and req.tags["synth/spec_hash"] == "h" * 64
+    assert req.tags["dagster/max_retries"] == "2"  # a shard's run is retried alone
+    assert "dagster/asset_partition_range_start" not in req.tags
+
+
+def test_locally_a_new_spec_still_requests_one_run_over_the_shard_range(monkeypatch, tmp_path):
+    from synth_assets.defs.resources import REFRESH_TAG
+
+    monkeypatch.delenv("SYNTH_DEPLOYMENT", raising=False)
+    [req] = _spec_ready_tick(build_definitions(workdir=str(tmp_path)))
+    assert not req.requires_backfill_daemon()
+    assert req.tags[REFRESH_TAG] == SPEC_RID
+    assert req.tags["dagster/asset_partition_range_start"] == "00000"
+    assert req.tags["dagster/asset_partition_range_end"] == "00002"
+    assert req.job_name in (None, "generate_and_load")

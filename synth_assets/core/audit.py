@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1178,13 +1178,23 @@ def spec_payload(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def shards_payload(refresh_dir: Path) -> dict[str, Any]:
-    """File hashes of every shard (from the manifests) and the seed commitment (never the seed)."""
+def shards_payload(refresh_dir: Path, shards: Iterable[int] | None = None) -> dict[str, Any]:
+    """File hashes of every shard (from the manifests) and the seed commitment (never the seed).
+
+    ``shards`` limits it to those shards' manifests: a run that generated only them records
+    only them, whatever other runs of the refresh are writing at the same time.
+    """
     refresh_dir = Path(refresh_dir)
     gen = json.loads((refresh_dir / "generation.json").read_text())
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
-    for m in sorted((refresh_dir / "shards").glob("manifest-*.json")):
+    d = refresh_dir / "shards"
+    manifests = (
+        sorted(d.glob("manifest-*.json"))
+        if shards is None
+        else [d / f"manifest-{s:05d}.json" for s in sorted(shards)]
+    )
+    for m in manifests:
         man = json.loads(m.read_text())
         for t, f in man["tables"].items():
             files[f"{t}/{Path(f['path']).name}"] = f["sha256"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ import polars as pl
 import psycopg
 
 from .fakes import is_luhn_valid
+from .generate import shard_key, shard_units
 from .roles import SYNTHESIZED_ROLES, qi
-from .schema import SchemaModel
+from .schema import SchemaModel, Table
 
 PII_PATTERNS = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
@@ -176,75 +178,115 @@ def check_budget(pack: dict[str, Any], epsilon_cap: float, tol: float = 1e-9) ->
     )
 
 
-def check_shards(spec: dict[str, Any], refresh_dir: Path) -> GateResult:
-    """Every table present, primary keys unique, every FK resolves, row counts as specified."""
+def check_shards(
+    spec: dict[str, Any], refresh_dir: Path, shards: Collection[int] | None = None
+) -> GateResult:
+    """Every table present, primary keys unique, every FK resolves, row counts as specified.
+
+    ``shards`` limits the check to those shards' files (a run that generated only them, while
+    other runs write the rest): what they show by themselves is checked, keys unique among them,
+    FKs to tables they hold (a shard holds whole privacy units with all their descendants), NOT
+    NULL, the unit rows they own and the fan-out of their own parents. FKs to the reference
+    tables (shard 0 writes them) and key uniqueness across shards need the whole refresh.
+    Every shard of the spec given, it is the whole refresh with each missing file named.
+    """
     model = SchemaModel.from_dict(spec["schema"])
     failures: list[str] = []
-    rows: dict[str, int] = {}
+    frames = _shard_frames(spec, model, Path(refresh_dir), shards, failures)
+    rows = {t: int(f.select(pl.len()).collect().item()) for t, f in frames.items()}
+    for t, tab in model.tables.items():
+        if t in frames:
+            failures += _table_failures(tab, t, frames)
+    for t, entry in spec["tables"].items():
+        if t in rows:
+            failures += _count_failures(spec, t, entry, rows, shards)
+    return GateResult("shards_valid", not failures, {"rows": rows, "tables": len(rows)}, failures)
+
+
+def _shard_frames(
+    spec: dict[str, Any],
+    model: SchemaModel,
+    refresh_dir: Path,
+    shards: Collection[int] | None,
+    failures: list[str],
+) -> dict[str, pl.LazyFrame]:
+    """Each table's shard files (all, or those of ``shards``) as one lazy frame; a missing
+    file is a failure (reference tables live in shard 0 only)."""
     frames: dict[str, pl.LazyFrame] = {}
     for t in model.tables:
-        d = Path(refresh_dir) / "shards" / t
-        files = sorted(d.glob("part-*.parquet"))
-        if not files:
-            failures.append(f"{t}: no shard files in {d}")
+        d = refresh_dir / "shards" / t
+        if shards is None:
+            files = sorted(d.glob("part-*.parquet"))
+            if not files:
+                failures.append(f"{t}: no shard files in {d}")
+        else:
+            owners = [0] if spec["tables"][t]["kind"] == "reference" else sorted(shards)
+            want = [d / f"part-{shard_key(s)}.parquet" for s in owners if s in shards]
+            files = [f for f in want if f.is_file()]
+            failures += [f"{t}: shard file {f} is missing" for f in want if not f.is_file()]
+        if files:
+            frames[t] = pl.scan_parquet([str(f) for f in files])
+    return frames
+
+
+def _table_failures(tab: Table, t: str, frames: dict[str, pl.LazyFrame]) -> list[str]:
+    """Duplicated keys, FK values without a parent row (among ``frames``), nulls in NOT NULL."""
+    failures: list[str] = []
+    for keyset in tab.unique_sets:
+        dup = frames[t].drop_nulls(list(keyset)).group_by(list(keyset)).len()
+        n_dup = int(dup.filter(pl.col("len") > 1).select(pl.len()).collect().item())
+        if n_dup:
+            failures.append(f"{t}: {n_dup} duplicated values of ({', '.join(keyset)})")
+    for fk in tab.foreign_keys:
+        if fk.ref_table not in frames:
             continue
-        frames[t] = pl.scan_parquet([str(f) for f in files])
-        rows[t] = int(frames[t].select(pl.len()).collect().item())
-    for t, tab in model.tables.items():
-        if t not in frames:
-            continue
-        for keyset in tab.unique_sets:
-            dup = (
-                frames[t]
-                .drop_nulls(list(keyset))
-                .group_by(list(keyset))
-                .len()
-                .filter(pl.col("len") > 1)
-            )
-            n_dup = int(dup.select(pl.len()).collect().item())
-            if n_dup:
-                failures.append(f"{t}: {n_dup} duplicated values of ({', '.join(keyset)})")
-        for fk in tab.foreign_keys:
-            if fk.ref_table not in frames:
-                continue
-            child = frames[t].select(pl.col(fk.columns[0]).alias("k")).drop_nulls()
-            parent = frames[fk.ref_table].select(pl.col(fk.ref_columns[0]).alias("k"))
-            orphans = int(child.join(parent, on="k", how="anti").select(pl.len()).collect().item())
-            if orphans:
-                failures.append(
-                    f"{t}.{fk.columns[0]}: {orphans} values have no row in {fk.ref_table}"
-                )
-        for c in tab.columns:
-            if not c.nullable:
-                nulls = int(frames[t].select(pl.col(c.name).null_count()).collect().item())
-                if nulls:
-                    failures.append(
-                        f"{t}.{c.name} is NOT NULL but {nulls} generated values are null"
-                    )
-    for t, entry in spec["tables"].items():
-        if t not in rows:
-            continue
+        child = frames[t].select(pl.col(fk.columns[0]).alias("k")).drop_nulls()
+        parent = frames[fk.ref_table].select(pl.col(fk.ref_columns[0]).alias("k"))
+        orphans = int(child.join(parent, on="k", how="anti").select(pl.len()).collect().item())
+        if orphans:
+            failures.append(f"{t}.{fk.columns[0]}: {orphans} values have no row in {fk.ref_table}")
+    for c in tab.columns:
+        if not c.nullable:
+            nulls = int(frames[t].select(pl.col(c.name).null_count()).collect().item())
+            if nulls:
+                failures.append(f"{t}.{c.name} is NOT NULL but {nulls} generated values are null")
+    return failures
+
+
+def _count_failures(
+    spec: dict[str, Any],
+    t: str,
+    entry: dict[str, Any],
+    rows: dict[str, int],
+    shards: Collection[int] | None,
+) -> list[str]:
+    """Root and reference tables: exactly their rows (a root: the units ``shards`` own);
+    children: within the fan-out of the parent rows actually generated."""
+    if entry["kind"] in ("root", "reference"):
         want = spec["expected_rows"][t]
-        if entry["kind"] in ("root", "reference"):
-            if rows[t] != want:
-                failures.append(f"{t}: {rows[t]} rows generated, the spec asks for exactly {want}")
-        elif entry.get("parent") in rows:
-            # Children follow the fan-out of the parents actually generated: mean and spread
-            # from the spec's histogram; six standard deviations (plus 1 %) is "as specified".
-            f = entry["fanout"][entry["parent_fk"]]
-            lo = np.asarray(f["bins"], dtype=np.float64)
-            hi = np.append(lo[1:], max(lo[-1] * 2, lo[-1] + 1))
-            k_mean = np.minimum((lo + hi - 1) / 2, f["max"])
-            k_var = np.where(hi - lo > 1, (hi - lo) ** 2 / 12.0, 0.0)
-            pr = np.asarray(f["p"], dtype=np.float64)
-            mean = float(pr @ k_mean)
-            var = float(pr @ (k_var + k_mean**2)) - mean**2
-            n_par = rows[entry["parent"]]
-            expect = n_par * mean
-            slack = 6.0 * np.sqrt(max(n_par * var, 0.0)) + 0.01 * expect + 10
-            if abs(rows[t] - expect) > slack:
-                failures.append(
-                    f"{t}: {rows[t]} rows generated for {n_par} {entry['parent']} rows, the spec's "
-                    f"fan-out gives {expect:.0f} ± {slack:.0f}"
-                )
-    return GateResult("shards_valid", not failures, {"rows": rows, "tables": len(rows)}, failures)
+        if shards is not None and entry["kind"] == "root":
+            want = sum(b - a for a, b in (shard_units(spec, s) for s in shards))
+        if rows[t] != want:
+            return [f"{t}: {rows[t]} rows generated, the spec asks for exactly {want}"]
+        return []
+    if entry.get("parent") not in rows:
+        return []
+    # Children follow the fan-out of the parents actually generated: mean and spread
+    # from the spec's histogram; six standard deviations (plus 1 %) is "as specified".
+    f = entry["fanout"][entry["parent_fk"]]
+    lo = np.asarray(f["bins"], dtype=np.float64)
+    hi = np.append(lo[1:], max(lo[-1] * 2, lo[-1] + 1))
+    k_mean = np.minimum((lo + hi - 1) / 2, f["max"])
+    k_var = np.where(hi - lo > 1, (hi - lo) ** 2 / 12.0, 0.0)
+    pr = np.asarray(f["p"], dtype=np.float64)
+    mean = float(pr @ k_mean)
+    var = float(pr @ (k_var + k_mean**2)) - mean**2
+    n_par = rows[entry["parent"]]
+    expect = n_par * mean
+    slack = 6.0 * np.sqrt(max(n_par * var, 0.0)) + 0.01 * expect + 10
+    if abs(rows[t] - expect) > slack:
+        return [
+            f"{t}: {rows[t]} rows generated for {n_par} {entry['parent']} rows, the spec's "
+            f"fan-out gives {expect:.0f} ± {slack:.0f}"
+        ]
+    return []

@@ -1,10 +1,12 @@
 """Jobs, the quarterly schedule and the sensors that keep staging fresh and gated.
 
-A refresh is two runs: `quarterly_refresh` (inside the boundary: reflect, profile, spec) and
-`generate_and_load` (one single-run backfill over the spec's shard partitions, then the report
-and the load), started by `spec_ready` for every new spec. `regenerate_from_spec` makes a new
-spec (new seed, no measurement, no budget) from the latest metrics pack; `spec_ready` then
-generates it.
+A refresh is two steps: `quarterly_refresh` (inside the boundary: reflect, profile, spec), then
+the spec's shard partitions, the report and the load, started by `spec_ready` for every new
+spec. Locally that is one run of `generate_and_load` over the whole shard range (one single-run
+backfill); in a Kubernetes deployment (``per_shard_runs``) an asset backfill: one run, so one
+pod, per shard, then the report and the load in one run once every shard is materialized.
+`regenerate_from_spec` makes a new spec (new seed, no measurement, no budget) from the latest
+metrics pack; `spec_ready` then generates it.
 """
 
 import hashlib
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
 from synth_assets.core.audit import default_actor, record_event
 from synth_assets.core.config import SynthConfig
@@ -64,39 +67,90 @@ def generation_request(refresh_id: str, spec_hash: str, shards: int) -> dg.RunRe
     )
 
 
+SPEC_HASH_TAG = "synth/spec_hash"
+# Each backfill run is retried (a shard's run: that partition only) when its run pod died
+# outside any step (evicted, node lost), never after a failed step: a privacy gate must not be
+# re-measured until it passes. A shard step's own failures are retried by its retry policy.
+RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"}
+
+
+def generation_backfill(refresh_id: str, spec_hash: str, shards: int) -> dg.RunRequest:
+    """Asset backfill over every shard partition of one spec plus the report and the load.
+
+    With the shards' one-partition-per-run backfill policy, the daemon launches one run per
+    shard and the report and load run once they are all materialized; "re-execute failed" on
+    the backfill re-runs only the failed partitions. Its tags go on every run it launches: the
+    refresh id (what `refresh_of_run` reads), the spec hash and `RETRY_TAGS`. A backfill has
+    no run key: the sensor's cursor is what requests each spec once.
+    """
+    subset = AssetGraphSubset(
+        partitions_subsets_by_asset_key={
+            dg.AssetKey("synthetic_shards"): SHARDS.empty_subset().with_partition_keys(
+                [shard_key(i) for i in range(shards)]
+            )
+        },
+        non_partitioned_asset_keys={dg.AssetKey("privacy_report"), dg.AssetKey("staging_schema")},
+    )
+    tags = {REFRESH_TAG: refresh_id, SPEC_HASH_TAG: spec_hash, **RETRY_TAGS}
+    return dg.RunRequest.for_asset_graph_subset(subset, tags=tags)
+
+
 SPEC = dg.AssetKey("calibrated_spec")
-
-
-@dg.sensor(
-    job=generate_and_load,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Generates, checks and loads every spec materialized after the sensor started. "
-    "Its first evaluation only records where the spec history stands: starting the UI never "
-    "re-runs (or re-fails) an existing refresh.",
+STARTED = (
+    "started: specs materialized before now are not regenerated (run generate_and_load "
+    "for one by hand); every new spec will be"
 )
-def spec_ready(context: dg.SensorEvaluationContext):
-    """A new spec was materialized (and passed its checks): generate, check and load it."""
+
+
+def new_specs(context: dg.SensorEvaluationContext) -> list[tuple[str, str, int]] | None:
+    """(refresh id, spec hash, shards) of each spec materialized since the cursor, with their
+    shard partitions added; None on the first evaluation, which only sets the cursor."""
     if context.cursor is None:
         latest = context.instance.fetch_materializations(SPEC, limit=1).records
         context.update_cursor(str(latest[0].storage_id if latest else 0))
-        return dg.SkipReason(
-            "started: specs materialized before now are not regenerated (run generate_and_load "
-            "for one by hand); every new spec will be"
-        )
+        return None
     after = int(context.cursor)
     new = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=SPEC, after_storage_id=after), limit=100, ascending=True
     ).records
-    requests = []
+    specs = []
     for rec in new:
         meta = rec.event_log_entry.asset_materialization.metadata
         rid, shards = meta["refresh_id"].value, int(meta["shards"].value)
         context.instance.add_dynamic_partitions(SHARDS.name, [shard_key(i) for i in range(shards)])
-        requests.append(generation_request(rid, meta["spec_hash"].value, shards))
+        specs.append((rid, meta["spec_hash"].value, shards))
         after = max(after, rec.storage_id)
     context.update_cursor(str(after))
-    return requests or dg.SkipReason("no new spec")
+    return specs
+
+
+def spec_ready_sensor(per_shard_runs: bool = False) -> dg.SensorDefinition:
+    """`spec_ready` for one deployment: one ranged `generate_and_load` run per spec (local), or
+    one asset backfill per spec (``per_shard_runs``; a sensor launches backfills only when it
+    targets an asset selection, not a job)."""
+    target = {"asset_selection": GENERATE} if per_shard_runs else {"job": generate_and_load}
+    request = generation_backfill if per_shard_runs else generation_request
+
+    @dg.sensor(
+        name="spec_ready",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Generates, checks and loads every spec materialized after the sensor "
+        "started. Its first evaluation only records where the spec history stands: starting the "
+        "UI never re-runs (or re-fails) an existing refresh.",
+        **target,
+    )
+    def spec_ready(context: dg.SensorEvaluationContext):
+        """A new spec was materialized (and passed its checks): generate, check and load it."""
+        specs = new_specs(context)
+        if specs is None:
+            return dg.SkipReason(STARTED)
+        return [request(*s) for s in specs] or dg.SkipReason("no new spec")
+
+    return spec_ready
+
+
+spec_ready = spec_ready_sensor()
 
 
 def _last_materialized(instance: dg.DagsterInstance, key: str) -> datetime | None:
@@ -198,13 +252,14 @@ def gate_failure_sensor(meta_url) -> dg.SensorDefinition:
     return _sensor
 
 
-def automation_defs(cfg: SynthConfig, meta_url) -> dg.Definitions:
-    """Jobs, schedule and sensors for one configuration."""
+def automation_defs(cfg: SynthConfig, meta_url, per_shard_runs: bool = False) -> dg.Definitions:
+    """Jobs, schedule and sensors for one configuration (``per_shard_runs``: a Kubernetes
+    deployment, see `spec_ready_sensor`)."""
     return dg.Definitions(
         jobs=[quarterly_refresh, regenerate_from_spec, generate_and_load],
         schedules=[quarterly_schedule(cfg)],
         sensors=[
-            spec_ready,
+            spec_ready_sensor(per_shard_runs),
             staleness_sensor(cfg),
             overrides_sensor(cfg),
             gate_failure_sensor(meta_url),

@@ -17,7 +17,7 @@ from synth_assets.core.evaluate import (
     gate_thresholds,
     markdown_summary,
 )
-from synth_assets.core.gates import GateResult
+from synth_assets.core.gates import GateResult, check_shards
 from synth_assets.core.report_html import write_report
 from synth_assets.core.store import read_json
 from synth_assets.defs.conventions import BOUNDARY, RELEASE, owners
@@ -36,19 +36,55 @@ class ReportConfig(dg.Config):
     quasi_identifiers: dict[str, list[str]] = {}
 
 
-@dg.asset(
-    group_name=RELEASE,
-    owners=owners(),
-    deps=["synthetic_shards"],
-    tags=BOUNDARY,
-    kinds={"postgres", "html"},
-    description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare combinations, "
-    "identifier overlap) and fidelity (column shapes, pair trends, fan-out, temporal profiles, null "
-    "rates) of the synthetic shards against real training and holdout rows. Aggregates only.",
-)
-def privacy_report(
+def privacy_report_asset(verify_shards: bool = False) -> dg.AssetsDefinition:
+    """The report asset; ``verify_shards`` (one run per shard, see ``shards_check``) first checks
+    the whole refresh's shards in this step, the one the load follows: the per-shard runs' checks
+    could neither see across shards nor gate this run."""
+
+    @dg.asset(
+        name="privacy_report",
+        group_name=RELEASE,
+        owners=owners(),
+        deps=["synthetic_shards"],
+        tags=BOUNDARY,
+        kinds={"postgres", "html"},
+        description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare "
+        "combinations, identifier overlap) and fidelity (column shapes, pair trends, fan-out, "
+        "temporal profiles, null rates) of the synthetic shards against real training and holdout "
+        "rows. Aggregates only.",
+    )
+    def privacy_report(
+        context: dg.AssetExecutionContext, synth: SynthResource, config: ReportConfig
+    ) -> dg.MaterializeResult:
+        if verify_shards:
+            verify_refresh_shards(context, synth)
+        return measure(context, synth, config)
+
+    return privacy_report
+
+
+def verify_refresh_shards(context: dg.AssetExecutionContext, synth: SynthResource) -> None:
+    """Every shard of the refresh present and valid together (keys unique across shards, FKs to
+    the reference tables, totals), before any query reaches the source; else the step fails."""
+    rid = refresh_of_run(context, "synthetic_shards")
+    store = synth.fetch(rid, "spec.json", "shards/")
+    spec = read_json(store.path(rid, "spec.json"))
+    res = check_shards(spec, store.dir(rid), range(spec["shards"]))  # each missing file named
+    if not res.passed:
+        raise GateFailed(
+            f"refresh {rid}: the shards are incomplete or invalid together, no report is "
+            f"measured: {'; '.join(res.failures[:10])}. Re-run the failed shard partitions of "
+            "synthetic_shards (the backfill's re-execution), then this run."
+        )
+    context.log.info(
+        f"refresh {rid}: every shard present and valid together ({res.metrics['rows']})"
+    )
+
+
+def measure(
     context: dg.AssetExecutionContext, synth: SynthResource, config: ReportConfig
 ) -> dg.MaterializeResult:
+    """Evaluate the refresh against the source, write the report and record it."""
     cfg = synth.settings()
     rid = refresh_of_run(context, "synthetic_shards")
     store = synth.fetch(rid, "spec.json", "metrics_pack.json", "generation.json", "shards/")
@@ -204,9 +240,13 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
 release_gates = gate_checks()
 
 
-def build_defs(gates_cfg: dict[str, float] | None) -> dg.Definitions:
-    """The report asset and its gate checks for one configuration's thresholds."""
-    return dg.Definitions(assets=[privacy_report], asset_checks=[gate_checks(gates_cfg)])
+def build_defs(gates_cfg: dict[str, float] | None, verify_shards: bool = False) -> dg.Definitions:
+    """The report asset and its gate checks for one configuration's thresholds
+    (``verify_shards``: see ``privacy_report_asset``)."""
+    return dg.Definitions(
+        assets=[privacy_report_asset(verify_shards)], asset_checks=[gate_checks(gates_cfg)]
+    )
 
 
+privacy_report = privacy_report_asset()
 defs = build_defs(None)
