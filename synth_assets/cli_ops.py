@@ -102,9 +102,8 @@ def _cmd_emergency(args: argparse.Namespace) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Every MAC and link, the head, and the anchors outside the database; exit 1 on any break."""
-    from synth_assets.core.audit import AuditSigner, verify_chain
-
     from synth_assets.core.artifacts import fetch_anchors
+    from synth_assets.core.audit import AuditSigner, verify_chain
     from synth_assets.core.store import store_for
 
     cfg, work = _settings(args)

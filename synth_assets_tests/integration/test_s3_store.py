@@ -10,63 +10,19 @@ import boto3
 import dagster as dg
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from synth_assets import orchestrate
 from synth_assets.core import pg
 from synth_assets.core.artifacts import ArtifactError, S3Artifacts, publish_refresh, verify_refresh
 from synth_assets.core.audit import list_events
-from synth_assets.core.config import VaultConfig
 from synth_assets.core.manifest import MANIFEST_NAME
 from synth_assets.core.release import issue_release, verify_token
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import RefreshStore, read_json
-from synth_assets.core.vault import init_vault_secrets
 from synth_assets.defs import resources
 from synth_assets_tests.conftest import make_config
 from synth_assets_tests.fake_vault import FakeVault
-
-BUCKET = "synth-artifacts"
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="module")
-def env():
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in AWS.items():
-            mp.setenv(k, v)
-        for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID"):
-            mp.delenv(k, raising=False)
-        yield mp
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(env):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def vault(env):
-    with FakeVault() as fv:
-        init_vault_secrets(VaultConfig(url=fv.url), env={"VAULT_TOKEN": fv.root_token})
-        token = fv.add_token(
-            {
-                "secret/data/synth_assets/hmac": {"read"},
-                "secret/data/synth_assets/seeds/*": {"create", "read"},
-            }
-        )
-        env.setenv("VAULT_TOKEN", token)
-        yield fv
+from synth_assets_tests.integration.conftest import AWS, BUCKET  # noqa: F401
 
 
 def _config(

@@ -2,23 +2,18 @@
 a process of its own (the multiprocess executor) that starts in an empty work directory, as a
 step pod would; a moto S3 server is the store, Vault (the fake KV v2 server) holds the keys."""
 
-import yaml
 import dagster as dg
+import yaml
 
 from synth_assets.core import budget, pg
-from synth_assets.core.audit import AuditSigner, list_events, verify_chain
 from synth_assets.core.artifacts import fetch_anchors
+from synth_assets.core.audit import AuditSigner, list_events, verify_chain
 from synth_assets.core.generate import shard_key
 from synth_assets.core.store import new_refresh_id, store_for
 from synth_assets.defs.resources import REFRESH_TAG
 from synth_assets_tests import shared_nothing
 from synth_assets_tests.conftest import make_config
-from synth_assets_tests.integration.test_s3_store import (  # noqa: F401 - fixtures
-    BUCKET,
-    env,
-    s3_endpoint,
-    vault,
-)
+from synth_assets_tests.integration.conftest import BUCKET
 
 MULTIPROCESS = {"execution": {"config": {"max_concurrent": 1}}}
 
@@ -82,14 +77,12 @@ def test_a_refresh_whose_steps_share_only_s3_and_postgres(
         started += _run(shared_nothing.quarterly_refresh, instance, rids[1])
     assert len(list(steps.iterdir())) == started  # every step had a directory of its own
     with pg.connect(target) as conn:
-        (rows,) = conn.execute(
-            "SELECT count(*) FROM sn_synth.customers"
-        ).fetchone()
+        (rows,) = conn.execute("SELECT count(*) FROM sn_synth.customers").fetchone()
     assert rows > 0
     key, _ = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
     ledger = budget.standing(target, key, cfg.privacy.annual_epsilon_cap).entries
     assert {rids[0], rids[1]} <= {e["refresh_id"] for e in ledger}
-    kinds = [(e["refresh_id"], e["kind"]) for e in list_events(target)]
+    kinds = [(e.refresh_id, e.kind) for e in list_events(target)]
     for kind in ("reservation", "profile", "spec", "shards", "report", "load"):
         assert (rids[0], kind) in kinds, kind
     assert (rids[1], "spec") in kinds

@@ -25,9 +25,14 @@ from synth_assets.defs.resources import REFRESH_TAG, SHARDS
 PROFILE = dg.AssetSelection.assets("source_schema", "production_shape", "calibrated_spec")
 GENERATE = dg.AssetSelection.assets("synthetic_shards", "privacy_report", "staging_schema")
 
+# Runs that measure the source carry this tag: a deployment's run queue admits one at a time
+# (deploy/dagster.yaml), while the shard runs of a refresh run side by side.
+MEASURE_TAG = {"synth/stage": "measure"}
+
 quarterly_refresh = dg.define_asset_job(
     "quarterly_refresh",
     selection=PROFILE,
+    tags=MEASURE_TAG,
     description="Reflect and profile the source (spends privacy budget), then calibrate a spec; "
     "the spec_ready sensor generates, checks and loads it.",
 )
