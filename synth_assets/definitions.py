@@ -8,6 +8,7 @@ from .core.config import default_config_path, deployment, load_config
 from .core.errors import ConfigError
 from .defs.automation.jobs import automation_defs
 from .defs.progress import progress_logger
+from .defs.publish import assets as publish
 from .defs.report import assets as report
 from .defs.resources import SynthResource
 from .defs.sampler import assets as sampler
@@ -64,6 +65,7 @@ def build_definitions(
         shards.shards_defs(per_shard_runs),
         report.build_defs(cfg.gates, verify_shards=per_shard_runs),
         staging.defs,
+        publish.defs,
     )
     auto = automation_defs(cfg, resource.meta_url, per_shard_runs)
     return dg.Definitions(

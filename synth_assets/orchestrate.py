@@ -11,14 +11,15 @@ from typing import Any
 import dagster as dg
 
 from synth_assets.core import budget, pg
+from synth_assets.core.artifacts import ArtifactError
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
 from synth_assets.core.generate import shard_key
+from synth_assets.core.manifest import MANIFEST_NAME
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import PreflightError, existing_database, is_source, preflight
 from synth_assets.core.schema import SchemaModel
-from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import (
     check_refresh_id,
     new_refresh_id,
@@ -357,11 +358,14 @@ def _refresh(
         write_json_atomic(summary_path, summary)
         summary["summary_path"] = str(summary_path)
     if ok:
-        # Publication last: every artifact (and summary.json, hashed in the manifest) to the store.
-        from synth_assets.core.artifacts import publish_refresh
-
-        manifest = publish_refresh(cfg, workdir, rid, backend_from_config(cfg.secrets, workdir))
-        summary["manifest"] = manifest["store"]["location"]
+        # Publication last (its own job and asset, as a deployment runs it): every artifact,
+        # this summary included, hashed in the signed manifest and sent to the store.
+        r3 = defs.resolve_job_def("publish_refresh").execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=REPORTING
+        )
+        if not r3.success:
+            raise ArtifactError(f"refresh {rid} passed but was not published: {_failure(r3)}")
+        summary["manifest"] = read_json(store.path(rid, MANIFEST_NAME))["store"]["location"]
     if not ok:
         failed = [
             f"{n}: {'; '.join(c.get('failures', [])) or 'failed'}"

@@ -537,7 +537,8 @@ def _remote(cfg: Any, store: RefreshStore) -> S3Artifacts | None:
 
 def fetch_inputs(cfg: Any, store: RefreshStore, rid: str, *rels: str) -> None:
     """Bring a refresh's artifacts from an S3 store into this step's working copy: each of
-    ``rels`` is a file (``spec.json``) or a directory (``shards/``, every object under it).
+    ``rels`` is a file (``spec.json``) or a directory (``shards/``, every object under it; ``""``
+    the whole refresh).
     A local store is its own working copy (nothing to do). With S3, a step in its own pod (or
     an empty work directory) reads exactly what earlier steps sent, checked against the SHA-256
     they were sent with; a file already in the working copy is kept (this step's or earlier
@@ -549,7 +550,7 @@ def fetch_inputs(cfg: Any, store: RefreshStore, rid: str, *rels: str) -> None:
     for rel in rels:
         want = remote.key(rid, rel)
         for key in remote.keys(want):  # absent: absent locally too, as a local store would be
-            if not rel.endswith("/") and key != want:
+            if rel and not rel.endswith("/") and key != want:
                 continue
             local = store.dir(rid) / key[len(base) :]
             if not local.exists():

@@ -245,5 +245,9 @@ def test_recovery_after_a_failed_gate_regenerates_at_zero_budget(tmp_path, demo_
     from synth_assets.orchestrate import instance_for
 
     runs = instance_for(wd).get_runs(filters=dg.RunsFilter(tags={REFRESH_TAG: rid}))
-    assert sorted(r.job_name for r in runs) == ["generate_and_load", "regenerate_from_spec"]
+    assert sorted(r.job_name for r in runs) == [
+        "generate_and_load",
+        "publish_refresh",
+        "regenerate_from_spec",
+    ]
     assert all(r.is_success for r in runs)

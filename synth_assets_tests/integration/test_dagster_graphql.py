@@ -55,6 +55,7 @@ def test_the_ui_sees_the_source_at_the_head_three_domains_owners_and_blocking_ga
         "synthetic_shards",
         "privacy_report",
         "staging_schema",
+        "published_refresh",
     }
     head = nodes["production_database"]
     assert not head["isExecutable"] and head["dependencyKeys"] == []

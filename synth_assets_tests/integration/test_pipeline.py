@@ -93,7 +93,7 @@ def test_summary_lists_refresh_budget_tables_checks_and_artifacts(demo_run):
 
 def test_cli_runs_are_the_named_jobs_and_the_lineage_starts_at_the_source_database(demo_run):
     wd, summary = demo_run
-    assert RECORDED[wd]["jobs"] == ["generate_and_load", "quarterly_refresh"]
+    assert RECORDED[wd]["jobs"] == ["generate_and_load", "publish_refresh", "quarterly_refresh"]
     meta = RECORDED[wd]["staging"]
     assert meta["dagster/row_count"].value == sum(t["rows"] for t in summary["tables"].values()) > 0
     assert {f"columns/{t}" for t in summary["tables"]} <= set(meta)

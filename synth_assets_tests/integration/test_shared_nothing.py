@@ -6,9 +6,10 @@ import dagster as dg
 import yaml
 
 from synth_assets.core import budget, pg
-from synth_assets.core.artifacts import fetch_anchors
+from synth_assets.core.artifacts import fetch_anchors, verify_refresh
 from synth_assets.core.audit import AuditSigner, list_events, verify_chain
 from synth_assets.core.generate import shard_key
+from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import new_refresh_id, store_for
 from synth_assets.defs.resources import REFRESH_TAG
 from synth_assets_tests import shared_nothing
@@ -67,7 +68,11 @@ def test_a_refresh_whose_steps_share_only_s3_and_postgres(
             shared_nothing.generate_and_load,
             instance,
             rids[0],
-            asset_selection=[dg.AssetKey("privacy_report"), dg.AssetKey("staging_schema")],
+            asset_selection=[
+                dg.AssetKey("privacy_report"),
+                dg.AssetKey("staging_schema"),
+                dg.AssetKey("published_refresh"),
+            ],
             tags={
                 "dagster/asset_partition_range_start": keys[0],
                 "dagster/asset_partition_range_end": keys[-1],
@@ -93,3 +98,13 @@ def test_a_refresh_whose_steps_share_only_s3_and_postgres(
     assert list(signer.anchor_dir.glob("anchor-*.json"))
     res = verify_chain(target, signer)
     assert res.ok, res.problems
+    # Published by its own step, from the gates the instance recorded: the signed manifest in
+    # S3 verifies, every artifact deeply, from that empty directory too.
+    manifest, problems = verify_refresh(
+        cfg, fresh, rids[0], backend_from_config(cfg.secrets, fresh)
+    )
+    assert manifest is not None and not problems, problems
+    assert manifest["gates"]["passed"] and manifest["store"]["kind"] == "s3"
+    assert {"report/privacy_report.json", "load.json", "summary.json"} <= {
+        a["path"] for a in manifest["artifacts"]
+    }

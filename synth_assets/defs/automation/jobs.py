@@ -94,7 +94,11 @@ def generation_backfill(refresh_id: str, spec_hash: str, shards: int) -> dg.RunR
                 [shard_key(i) for i in range(shards)]
             )
         },
-        non_partitioned_asset_keys={dg.AssetKey("privacy_report"), dg.AssetKey("staging_schema")},
+        non_partitioned_asset_keys={
+            dg.AssetKey("privacy_report"),
+            dg.AssetKey("staging_schema"),
+            dg.AssetKey("published_refresh"),
+        },
     )
     tags = {REFRESH_TAG: refresh_id, SPEC_HASH_TAG: spec_hash, **RETRY_TAGS}
     return dg.RunRequest.for_asset_graph_subset(subset, tags=tags)
@@ -257,11 +261,18 @@ def gate_failure_sensor(meta_url) -> dg.SensorDefinition:
     return _sensor
 
 
+publish_refresh = dg.define_asset_job(
+    "publish_refresh",
+    selection=dg.AssetSelection.assets("published_refresh"),
+    description="Publish a loaded refresh: every artifact to the store, the signed manifest last.",
+)
+
+
 def automation_defs(cfg: SynthConfig, meta_url, per_shard_runs: bool = False) -> dg.Definitions:
     """Jobs, schedule and sensors for one configuration (``per_shard_runs``: a Kubernetes
     deployment, see `spec_ready_sensor`)."""
     return dg.Definitions(
-        jobs=[quarterly_refresh, regenerate_from_spec, generate_and_load],
+        jobs=[quarterly_refresh, regenerate_from_spec, generate_and_load, publish_refresh],
         schedules=[quarterly_schedule(cfg)],
         sensors=[
             spec_ready_sensor(per_shard_runs),
