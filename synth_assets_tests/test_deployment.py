@@ -132,6 +132,7 @@ def test_in_kubernetes_a_new_spec_requests_a_backfill_of_its_shards_then_report_
     assert subset.non_partitioned_asset_keys == {
         dg.AssetKey("privacy_report"),
         dg.AssetKey("staging_schema"),
+        dg.AssetKey("published_refresh"),
     }
     assert req.tags[REFRESH_TAG] == SPEC_RID and req.tags["synth/spec_hash"] == "h" * 64
     assert req.tags["dagster/max_retries"] == "2"  # a shard's run is retried alone

@@ -43,16 +43,20 @@ def per_shard_refresh(tmp_path_factory, demo_url, meta_url):
         n = read_json(wd / "runs" / rid / "spec.json")["shards"]
         keys = [shard_key(i) for i in range(n)]
         inst.add_dynamic_partitions(SHARDS.name, keys)
+
+        def release():
+            return dg.materialize(
+                [*defs.assets, *defs.asset_checks],
+                selection=RELEASE,
+                instance=inst,
+                resources=defs.resources,
+                tags=tags,
+                raise_on_error=False,
+            )
+
         for i, key in enumerate(keys):
             if i == n - 1:
-                out["early_release"] = dg.materialize(
-                    [*defs.assets, *defs.asset_checks],
-                    selection=RELEASE,
-                    instance=inst,
-                    resources=defs.resources,
-                    tags=tags,
-                    raise_on_error=False,
-                )
+                out["early_release"] = release()
             out["shard_runs"].append(
                 job.execute_in_process(
                     instance=inst,
@@ -62,14 +66,7 @@ def per_shard_refresh(tmp_path_factory, demo_url, meta_url):
                     raise_on_error=False,
                 )
             )
-        out["release"] = dg.materialize(
-            [*defs.assets, *defs.asset_checks],
-            selection=RELEASE,
-            instance=inst,
-            resources=defs.resources,
-            tags=tags,
-            raise_on_error=False,
-        )
+        out["release"] = release()
     out["events"] = [e for e in list_events(meta_url) if e.refresh_id == rid]
     return out
 

@@ -137,7 +137,13 @@ def spec_ready_sensor(per_shard_runs: bool = False) -> dg.SensorDefinition:
     """`spec_ready` for one deployment: one ranged `generate_and_load` run per spec (local), or
     one asset backfill per spec (``per_shard_runs``; a sensor launches backfills only when it
     targets an asset selection, not a job)."""
-    target = {"asset_selection": GENERATE} if per_shard_runs else {"job": generate_and_load}
+    # In Kubernetes the backfill ends with the publication (locally the CLI publishes after its
+    # summary, and a UI user materializes published_refresh).
+    target = (
+        {"asset_selection": GENERATE | dg.AssetSelection.assets("published_refresh")}
+        if per_shard_runs
+        else {"job": generate_and_load}
+    )
     request = generation_backfill if per_shard_runs else generation_request
 
     @dg.sensor(
