@@ -452,6 +452,8 @@ def test_kubernetes_without_a_vault_address_is_refused(k8s):
 def test_the_service_account_jwt_never_reaches_messages_or_logs(vault, k8s, tmp_path, caplog):
     c, env = k8s
     caplog.set_level(logging.DEBUG)
+    # urllib3's own level: another library (the kubernetes client of dagster-k8s) may raise it
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     messages = []
     attempts = [
         (c.model_copy(update={"kubernetes_role": "other-app"}), []),  # refused login
