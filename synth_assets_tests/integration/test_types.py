@@ -76,20 +76,22 @@ def test_times_intervals_json_arrays_and_bytea_are_generated_and_load(pg_workdir
         assert types["blob"] == "bytea" and types["starts_tz"] == "time with time zone"
         (rows,) = conn.execute("SELECT count(*) FROM types_copy.shift").fetchone()
         assert rows > 500
+        # DP noise moves some mass into neighbouring bins: shares are asserted with room for it,
+        # medians (which the body of each histogram decides) tightly.
         shares = conn.execute(
             """SELECT avg((starts BETWEEN '05:00' AND '18:00')::int),
                       count(DISTINCT date_trunc('hour', starts::interval)),
                       avg((length BETWEEN interval '3 hours' AND interval '9 hours')::int),
                       avg((starts_tz IS NOT NULL)::int),
-                      avg((octet_length(blob) BETWEEN 15 AND 30)::int),
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY octet_length(blob)),
                       avg((photo IS NULL)::int),
-                      avg((octet_length(photo) BETWEEN 63 AND 254)::int),
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY octet_length(photo)),
                       avg((extra IS NULL)::int)
                  FROM types_copy.shift"""
         ).fetchone()
         in_day, hours, in_length, tz, blob_len, photo_null, photo_len, extra_null = shares
-        assert in_day >= 0.9 and hours >= 4 and in_length >= 0.9 and tz >= 0.9
-        assert blob_len >= 0.9 and 0.3 <= photo_null <= 0.7 and photo_len >= 0.9
+        assert in_day >= 0.75 and hours >= 4 and in_length >= 0.75 and tz >= 0.75
+        assert 15 <= blob_len <= 30 and 0.3 <= photo_null <= 0.7 and 63 <= photo_len <= 254
         assert 0.3 <= extra_null <= 0.7
         shapes = {
             r[0]
