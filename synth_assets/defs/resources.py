@@ -108,7 +108,10 @@ class SynthResource(dg.ConfigurableResource):
     def _anchors(self, way: str) -> None:
         """The audit anchors from (``fetch``) or to (``send``) an S3 store; nothing locally."""
         from synth_assets.core.artifacts import fetch_anchors, send_anchors
+        from synth_assets.core.audit import ANCHOR_DIR
 
         cfg, store = self.settings(), self.store()
-        anchor_dir = self.audit_signer().anchor_dir or self.work / "audit"
+        if store.remote is None:  # a local store: the anchors are already where appends look
+            return
+        anchor_dir = self.work / ANCHOR_DIR  # the audit signer's (AuditSigner.for_config)
         (fetch_anchors if way == "fetch" else send_anchors)(cfg, store, anchor_dir)
