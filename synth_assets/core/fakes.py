@@ -750,7 +750,12 @@ def _free_text(rng, ordinals, unique, max_length, pg_type, params):
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
     words = _S_LOREM.gather(idx).to_arrow()
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), words)
+    # 32-bit list offsets while they fit: polars 1.x (which OpenDP's mbi extra pins) panics in
+    # `list.join` over a LargeList built from Arrow ("len == bitmap.len()")
+    if offsets[-1] < 2**31:
+        lists = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), words)
+    else:
+        lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), words)
     frame = pl.DataFrame({"w": pl.Series(pl.from_arrow(lists)), "p": pl.Series(period)})
     if limit is not None:
         frame = frame.with_columns(k=pl.Series(limit))
