@@ -20,10 +20,12 @@ import numpy as np
 import polars as pl
 
 from synth_assets.core import pg
+from synth_assets.core.audit import AuditSigner, bind_audit_log
 from synth_assets.core.demo import build_demo, demo_exists
 from synth_assets.core.generate import write_parquet_atomic
 from synth_assets.core.load import load_refresh
 from synth_assets.core.schema import reflect
+from synth_assets.core.secrets import LocalSecrets, init_local_secrets
 from synth_assets.core.spec import content_hash
 from synth_assets.core.store import write_json_atomic
 
@@ -209,6 +211,9 @@ def main() -> None:
         write_refresh(root, model.to_dict(), args.rows, args.shards)
         print(f"wrote {args.rows:,} rows of shards in {time.perf_counter() - t:.1f}s")
     tgt = pg.resolve_url("embedded:///bench_staging", wd)
+    # the loader appends a keyed audit event; the bench keys it with its own local secrets
+    init_local_secrets(wd / "secrets")
+    bind_audit_log(AuditSigner(LocalSecrets(wd / "secrets"), wd / "audit"), tgt)
     res = load_refresh(root / RID, RID, tgt, "synth_bench", source_url=src, workers=args.workers)
     d = res.durations
     print(json.dumps({k: v for k, v in d.items() if k != "steps"}, indent=1))
