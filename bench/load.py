@@ -18,12 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from synth_assets.core import pg
 from synth_assets.core.audit import AuditSigner, bind_audit_log
 from synth_assets.core.demo import build_demo, demo_exists
 from synth_assets.core.generate import write_parquet_atomic
-from synth_assets.core.load import load_refresh
+from synth_assets.core.load import (
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    encode_batch,
+    iter_batches,
+    load_refresh,
+    plan_columns,
+    read_inputs,
+)
 from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import LocalSecrets, init_local_secrets
 from synth_assets.core.spec import content_hash
@@ -191,6 +200,45 @@ def write_refresh(root: Path, model_dict: dict, rows: int, n_shards: int) -> Pat
     return rdir
 
 
+def copy_floor(rdir: Path, target: str, staged: str) -> tuple[int, float]:
+    """The floor: every shard file through the loader's own binary encoder in ONE COPY stream
+    per table, one after another on one connection, into tables with no key, CHECK, FK or index
+    (``LIKE`` the loaded ones: column types and NOT NULL only). Returns (rows, seconds)."""
+    inputs = read_inputs(rdir, RID)
+    rows = 0
+    with pg.connect(target) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS bench_floor CASCADE")
+        conn.execute("CREATE SCHEMA bench_floor")
+        conn.commit()
+        t0 = time.perf_counter()
+        for name in inputs.order:
+            files = inputs.files[name]
+            table = inputs.model.tables[name]
+            cols = plan_columns(
+                name,
+                table.columns,
+                pq.ParquetFile(files[0].path).schema_arrow,
+                set(),
+                {c.name: c.pg_type for c in table.columns},
+            )
+            names = [c.name for c in cols]
+            conn.execute(f"CREATE TABLE bench_floor.{name} (LIKE {staged}.{name})")
+            with conn.cursor().copy(
+                f"COPY bench_floor.{name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY, FREEZE)"
+            ) as cp:
+                cp.write(COPY_SIGNATURE)
+                for f in files:
+                    for batch in iter_batches(f.path, names, 100_000):
+                        cp.write(encode_batch(batch, cols, name))
+                        rows += batch.num_rows
+                cp.write(COPY_TRAILER)
+        conn.commit()
+        seconds = time.perf_counter() - t0
+        conn.execute("DROP SCHEMA bench_floor CASCADE")
+        conn.commit()
+    return rows, seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -219,6 +267,11 @@ def main() -> None:
     print(json.dumps({k: v for k, v in d.items() if k != "steps"}, indent=1))
     slow = sorted(d["steps"].items(), key=lambda kv: -kv[1])[:8]
     print("slowest steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in slow))
+    f_rows, f_s = copy_floor(root / RID, tgt, "synth_bench")
+    print(
+        f"floor (same run): bare single-stream binary COPY of the same files into tables with no "
+        f"constraint or index: {f_rows:,} rows in {f_s:.1f}s = {f_rows / f_s:,.0f} rows/s"
+    )
     print(
         f"loaded {res.total_rows:,} rows in {res.seconds:.1f}s = {res.rows_per_second:,.0f} rows/s "
         f"(COPY, PK/UNIQUE/CHECK, FKs, indexes, ANALYZE, verify, swap; {args.workers} workers)"
