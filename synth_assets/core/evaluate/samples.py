@@ -143,57 +143,25 @@ def unit_samples(
         raise EvaluationError(
             f"{view.name} is a reference table: it has no privacy units and no holdout"
         )
-    per, sizes = {}, {}
-    for side, limit in (("holdout", n), ("training", reference_rows)):
-        per[side] = (
-            f"SELECT {src.unit} AS u, count(*) AS n FROM {src.from_sql} "
-            f"WHERE {_where(src, side)} GROUP BY 1"
-        )
-        sizes[side] = np.array(
-            [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT n FROM ({per[side]}) p ORDER BY md5(%(skey)s || u::text), u LIMIT {int(limit)}",
-                    params,
-                )
-            ],
-            dtype=np.int64,
-        )
-
-    def fit(sz: np.ndarray, cap: int) -> int:
-        return max(int(np.searchsorted(np.cumsum(sz), cap, side="right")), min(1, sz.size))
-
-    k = min(fit(sizes["holdout"], n), fit(sizes["training"], n))
-    names = [c.name for c in view.cols]
+    per = {side: _units_sql(src, side) for side in ("holdout", "training")}
+    sizes = {
+        side: _unit_sizes(conn, per[side], limit, params)
+        for side, limit in (("holdout", n), ("training", reference_rows))
+    }
+    k = min(_units_fitting(sizes["holdout"], n), _units_fitting(sizes["training"], n))
     if k == 0:  # no holdout (or no training) unit owns a row of this view: nothing to compare
-        empty = canonical(pl.DataFrame({c: [] for c in names}), view.cols)
-        return (
-            [empty],
-            empty,
-            {
-                "units": 0,
-                "training_parts": 0,
-                "training_rows": 0,
-                "training_reference_rows": 0,
-                "holdout_rows": 0,
-            },
-        )
+        return _no_unit_samples(view)
     parts = max(
         1,
         min(
-            sizes["training"].size // max(k, 1), fit(sizes["training"], reference_rows) // max(k, 1)
+            sizes["training"].size // max(k, 1),
+            _units_fitting(sizes["training"], reference_rows) // max(k, 1),
         ),
     )
-    exprs = [f"{_sql_value(_alias(c), c)} AS {qi(c.name)}" for c in view.cols]
-    out = {}
-    for side, units in (("training", k * parts), ("holdout", k)):
-        sql = (
-            f"WITH top AS (SELECT u, (row_number() OVER (ORDER BY md5(%(skey)s || u::text), u) - 1) / {int(k)} "
-            f"AS part FROM ({per[side]}) p ORDER BY md5(%(skey)s || u::text), u LIMIT {int(units)}) "
-            f"SELECT {', '.join(exprs)}, top.part AS __part FROM {src.from_sql} JOIN top ON {src.unit} = top.u "
-            f"WHERE {_where(src, side)}"
-        )
-        out[side] = _fetch(conn, sql, params, [*names, "__part"])
+    out = {
+        side: _part_rows(conn, src, view, per[side], side, k, units, params)
+        for side, units in (("training", k * parts), ("holdout", k))
+    }
     train = [
         canonical(out["training"].filter(pl.col("__part") == i), view.cols) for i in range(parts)
     ]
@@ -209,6 +177,70 @@ def unit_samples(
             "holdout_rows": hold.height,
         },
     )
+
+
+def _units_sql(src: _Source, side: str) -> str:
+    """SQL of one side's privacy units and the rows each owns in the view."""
+    return (
+        f"SELECT {src.unit} AS u, count(*) AS n FROM {src.from_sql} "
+        f"WHERE {_where(src, side)} GROUP BY 1"
+    )
+
+
+def _unit_sizes(conn: psycopg.Connection, units_sql: str, limit: int, params: dict) -> np.ndarray:
+    """Rows per unit of the first ``limit`` units in keyed-hash order."""
+    return np.array(
+        [
+            r[0]
+            for r in conn.execute(
+                f"SELECT n FROM ({units_sql}) p ORDER BY md5(%(skey)s || u::text), u LIMIT {int(limit)}",
+                params,
+            )
+        ],
+        dtype=np.int64,
+    )
+
+
+def _units_fitting(sizes: np.ndarray, cap: int) -> int:
+    """How many units, in order, fit in ``cap`` rows (at least one, when there is one)."""
+    return max(int(np.searchsorted(np.cumsum(sizes), cap, side="right")), min(1, sizes.size))
+
+
+def _no_unit_samples(view: View) -> tuple[list[pl.DataFrame], pl.DataFrame, dict[str, int]]:
+    """Empty training and holdout samples of a view no unit on one side owns a row of."""
+    empty = canonical(pl.DataFrame({c.name: [] for c in view.cols}), view.cols)
+    return (
+        [empty],
+        empty,
+        {
+            "units": 0,
+            "training_parts": 0,
+            "training_rows": 0,
+            "training_reference_rows": 0,
+            "holdout_rows": 0,
+        },
+    )
+
+
+def _part_rows(
+    conn: psycopg.Connection,
+    src: _Source,
+    view: View,
+    units_sql: str,
+    side: str,
+    k: int,
+    units: int,
+    params: dict,
+) -> pl.DataFrame:
+    """All rows of the first ``units`` units of one side, each tagged ``__part`` (``k`` units a part)."""
+    exprs = [f"{_sql_value(_alias(c), c)} AS {qi(c.name)}" for c in view.cols]
+    sql = (
+        f"WITH top AS (SELECT u, (row_number() OVER (ORDER BY md5(%(skey)s || u::text), u) - 1) / {int(k)} "
+        f"AS part FROM ({units_sql}) p ORDER BY md5(%(skey)s || u::text), u LIMIT {int(units)}) "
+        f"SELECT {', '.join(exprs)}, top.part AS __part FROM {src.from_sql} JOIN top ON {src.unit} = top.u "
+        f"WHERE {_where(src, side)}"
+    )
+    return _fetch(conn, sql, params, [*[c.name for c in view.cols], "__part"])
 
 
 def shard_files(refresh_dir: Path, table: str) -> list[str]:
