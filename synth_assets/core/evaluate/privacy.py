@@ -170,8 +170,6 @@ def privacy_metrics(
     )
     groups = column_groups(view)
     xr = enc.transform(reference)
-    # Every neighbour search is independent: run them on all usable cores (KD-tree queries
-    # release the GIL).
     tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
     for g, names in groups.items():
         xs = e_query.select(names)
@@ -182,39 +180,8 @@ def privacy_metrics(
     tasks["nndr_holdout"] = (xr, e_hold, 2)
     tasks["mia_members"] = (e_ref_s, e_parts[0], 1)
     tasks["mia_nonmembers"] = (e_ref_s, e_hold, 1)
-    with ThreadPoolExecutor(max_workers=_cpus()) as pool:
-        done = dict(zip(tasks, pool.map(lambda t: knn_distances(*t), tasks.values()), strict=True))
-    dcr: dict[str, float] = {}
-    spread: dict[str, float] = {}
-    noise: dict[str, float] = {}
-    for g in groups:
-        dh = done[(g, "holdout")][:, 0]
-        dp = [done[(g, i)][:, 0] for i in range(len(e_parts))]
-        shares = [dcr_share(d, dh) for d in dp]
-        dcr[g] = float(np.mean(shares))
-        spread[g] = (
-            float(np.std(shares, ddof=1) / math.sqrt(len(shares)))
-            if len(shares) > 1
-            else float("nan")
-        )
-        # The same contest between two training parts (no memorisation can separate them): its
-        # spread is the noise floor a single holdout of this size puts on the share.
-        pairs = [dcr_share(dp[i], dp[j]) for i in range(len(dp)) for j in range(i + 1, len(dp))]
-        noise[g] = float(np.std(pairs)) if len(pairs) > 1 else float("nan")
-    worst = max(dcr, key=lambda g: dcr[g])
-    out["dcr_share"] = {
-        "value": dcr[worst],
-        "worst_group": worst,
-        "groups": dcr,
-        "baseline": 0.5,
-        "training_parts": len(train_parts),
-        "rows_per_side": m,
-        "standard_error": spread[worst],
-        # Every group is contested with the same holdout: their spreads pooled (root mean
-        # square) are a steadier estimate of its noise than one group's 28 correlated contests.
-        "noise_sd": float(np.sqrt(np.mean([x * x for x in noise.values()]))),
-        "group_noise_sd": noise,
-    }
+    done = _search_all(tasks)
+    out["dcr_share"] = _dcr_share_summary(groups, done, len(e_parts), m)
     ds, dho = done["nndr_synthetic"], done["nndr_holdout"]
     r, ps, ph = nndr_ratio(nndr(ds), nndr(dho), percentile)
     out["nndr"] = {
@@ -232,17 +199,70 @@ def privacy_metrics(
     out["nndr"]["histogram"] = distance_histogram(
         nndr(ds), nndr(dho), edges=np.linspace(0.0, 1.0, 21)
     )
-    out["mia"] = {
-        **membership_inference(done["mia_members"][:, 0], done["mia_nonmembers"][:, 0]),
-        "members": int(done["mia_members"].shape[0]),
-        "nonmembers": int(done["mia_nonmembers"].shape[0]),
-        "baseline_auc": 0.5,
-        "baseline_tpr": 0.01,
-    }
+    out["mia"] = _mia_summary(done["mia_members"], done["mia_nonmembers"])
     s_rate = exact_match_rate(query, reference)
     h_rate = exact_match_rate(holdout, reference)
     out["exact_match"] = {"synthetic": s_rate, "holdout": h_rate, "excess": s_rate - h_rate}
     return out
+
+
+def _search_all(tasks: dict[Any, tuple[Encoded, Encoded, int]]) -> dict[Any, np.ndarray]:
+    """Every neighbour search is independent: run them on all usable cores (KD-tree queries
+    release the GIL)."""
+    with ThreadPoolExecutor(max_workers=_cpus()) as pool:
+        return dict(zip(tasks, pool.map(lambda t: knn_distances(*t), tasks.values()), strict=True))
+
+
+def _dcr_contest(done: dict[Any, np.ndarray], g: str, n_parts: int) -> tuple[float, float, float]:
+    """Column group ``g``'s DCR share averaged over the training parts, its standard error, and
+    the noise floor of a single holdout of this size."""
+    dh = done[(g, "holdout")][:, 0]
+    dp = [done[(g, i)][:, 0] for i in range(n_parts)]
+    shares = [dcr_share(d, dh) for d in dp]
+    spread = (
+        float(np.std(shares, ddof=1) / math.sqrt(len(shares))) if len(shares) > 1 else float("nan")
+    )
+    # The same contest between two training parts (no memorisation can separate them): its
+    # spread is the noise floor a single holdout of this size puts on the share.
+    pairs = [dcr_share(dp[i], dp[j]) for i in range(len(dp)) for j in range(i + 1, len(dp))]
+    noise = float(np.std(pairs)) if len(pairs) > 1 else float("nan")
+    return float(np.mean(shares)), spread, noise
+
+
+def _dcr_share_summary(
+    groups: dict[str, list[str]], done: dict[Any, np.ndarray], n_parts: int, rows_per_side: int
+) -> dict[str, Any]:
+    """The DCR share of the worst column group, with every group's and the noise around it."""
+    dcr: dict[str, float] = {}
+    spread: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    for g in groups:
+        dcr[g], spread[g], noise[g] = _dcr_contest(done, g, n_parts)
+    worst = max(dcr, key=lambda g: dcr[g])
+    return {
+        "value": dcr[worst],
+        "worst_group": worst,
+        "groups": dcr,
+        "baseline": 0.5,
+        "training_parts": n_parts,
+        "rows_per_side": rows_per_side,
+        "standard_error": spread[worst],
+        # Every group is contested with the same holdout: their spreads pooled (root mean
+        # square) are a steadier estimate of its noise than one group's 28 correlated contests.
+        "noise_sd": float(np.sqrt(np.mean([x * x for x in noise.values()]))),
+        "group_noise_sd": noise,
+    }
+
+
+def _mia_summary(d_members: np.ndarray, d_nonmembers: np.ndarray) -> dict[str, Any]:
+    """The membership-inference attack's scores, sample sizes and chance baselines."""
+    return {
+        **membership_inference(d_members[:, 0], d_nonmembers[:, 0]),
+        "members": int(d_members.shape[0]),
+        "nonmembers": int(d_nonmembers.shape[0]),
+        "baseline_auc": 0.5,
+        "baseline_tpr": 0.01,
+    }
 
 
 def rare_combination_ratio(s_hits: int, s_rows: int, h_hits: int, h_rows: int) -> float:
