@@ -127,12 +127,7 @@ def evaluate_refresh(
     refresh_dir = Path(refresh_dir)
     thresholds = gate_thresholds(gates_cfg)
     spec, pack = read_refresh(refresh_dir)
-    pk_version = pack.get("privacy", {}).get("hmac_key_version")
-    if key_version is not None and pk_version is not None and pk_version != key_version:
-        raise EvaluationError(
-            f"the refresh was profiled with HMAC key version {pk_version} but the secrets backend holds "
-            f"{key_version}: the holdout cannot be reproduced, so privacy cannot be measured"
-        )
+    _check_key_version(pack, key_version)
     model = SchemaModel.from_dict(pack["schema"])
     roles = pack["roles"]
     plans = build_plan(model, roles, pack["privacy"]["unit_table"])
@@ -148,31 +143,7 @@ def evaluate_refresh(
     )
     conn.execute("SET TIME ZONE 'UTC'")
     views = build_views(model, roles, plans, order, options)
-    n = options.sample_rows
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "refresh_id": rid,
-        "spec_hash": spec.get("content_hash"),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "unit_table": pack["privacy"]["unit_table"],
-        "holdout_fraction": pack["privacy"]["holdout_fraction"],
-        "guarantee": privacy_guarantee(pack),
-        "options": {
-            "sample_rows": n,
-            "reference_rows": options.reference_rows,
-            "max_categories": options.max_categories,
-            "min_cell": options.min_cell,
-            "nndr_percentile": options.nndr_percentile,
-        },
-        "thresholds": {g.key: thresholds[g.name] for g in GATE_SPECS},
-        "gate_descriptions": {g.name: g.description for g in GATE_SPECS},
-        "views": {},
-        "fanout": {},
-        "temporal": {},
-        "null_rates": {},
-        "marginals": {},
-        "timings": {},
-    }
+    report = _report_head(spec, pack, rid, options, thresholds)
     try:
         for view in views:
             t0 = time.monotonic()
@@ -191,22 +162,7 @@ def evaluate_refresh(
             report["timings"][view.name] = round(time.monotonic() - t0, 2)
             log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
         t0 = time.monotonic()
-        for name in order:
-            tab = model.tables[name]
-            for fk in tab.foreign_keys:
-                if fk.ref_table in model.tables:
-                    rel = (
-                        plans[fk.ref_table].kind == "reference" and plans[name].kind != "reference"
-                    )
-                    report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
-                        conn, model, refresh_dir, name, fk, options.min_cell, relative=rel
-                    )
-            for c in table_columns(model, roles, name):
-                if c.kind == "datetime" and not c.date_only:
-                    report["temporal"][f"{name}.{c.column}"] = temporal_profile(
-                        conn, model, refresh_dir, name, c, options.min_cell
-                    )
-            report["null_rates"][name] = null_rates(conn, model, refresh_dir, name)
+        _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report)
         report["timings"]["fanout_temporal_nulls"] = round(time.monotonic() - t0, 2)
         t0 = time.monotonic()
         report["identifier_overlap"] = identifier_overlap(conn, model, roles, refresh_dir, hmac_key)
@@ -221,6 +177,79 @@ def evaluate_refresh(
     report["message"] = gate_message(results)
     report["seconds"] = round(time.monotonic() - started, 2)
     return report
+
+
+def _check_key_version(pack: dict[str, Any], key_version: str | None) -> None:
+    """Fail when the secrets backend no longer holds the HMAC key the refresh was profiled with:
+    the holdout rule is keyed, so another key would measure privacy on the wrong rows."""
+    pk_version = pack.get("privacy", {}).get("hmac_key_version")
+    if key_version is not None and pk_version is not None and pk_version != key_version:
+        raise EvaluationError(
+            f"the refresh was profiled with HMAC key version {pk_version} but the secrets backend holds "
+            f"{key_version}: the holdout cannot be reproduced, so privacy cannot be measured"
+        )
+
+
+def _report_head(
+    spec: dict[str, Any],
+    pack: dict[str, Any],
+    rid: str,
+    options: EvalOptions,
+    thresholds: dict[str, float | None],
+) -> dict[str, Any]:
+    """The report before any measurement: what was evaluated, how, and against which thresholds."""
+    return {
+        "format": REPORT_FORMAT,
+        "refresh_id": rid,
+        "spec_hash": spec.get("content_hash"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "unit_table": pack["privacy"]["unit_table"],
+        "holdout_fraction": pack["privacy"]["holdout_fraction"],
+        "guarantee": privacy_guarantee(pack),
+        "options": {
+            "sample_rows": options.sample_rows,
+            "reference_rows": options.reference_rows,
+            "max_categories": options.max_categories,
+            "min_cell": options.min_cell,
+            "nndr_percentile": options.nndr_percentile,
+        },
+        "thresholds": {g.key: thresholds[g.name] for g in GATE_SPECS},
+        "gate_descriptions": {g.name: g.description for g in GATE_SPECS},
+        "views": {},
+        "fanout": {},
+        "temporal": {},
+        "null_rates": {},
+        "marginals": {},
+        "timings": {},
+    }
+
+
+def _measure_tables(
+    conn: psycopg.Connection,
+    model: SchemaModel,
+    roles: dict[str, dict[str, str]],
+    plans: dict[str, TablePlan],
+    order: Sequence[str],
+    refresh_dir: Path,
+    options: EvalOptions,
+    report: dict[str, Any],
+) -> None:
+    """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
+    column, and null rates (into ``report``)."""
+    for name in order:
+        tab = model.tables[name]
+        for fk in tab.foreign_keys:
+            if fk.ref_table in model.tables:
+                rel = plans[fk.ref_table].kind == "reference" and plans[name].kind != "reference"
+                report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
+                    conn, model, refresh_dir, name, fk, options.min_cell, relative=rel
+                )
+        for c in table_columns(model, roles, name):
+            if c.kind == "datetime" and not c.date_only:
+                report["temporal"][f"{name}.{c.column}"] = temporal_profile(
+                    conn, model, refresh_dir, name, c, options.min_cell
+                )
+        report["null_rates"][name] = null_rates(conn, model, refresh_dir, name)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -259,6 +288,8 @@ def _evaluate_view(
     options: EvalOptions,
     marginals: dict[str, Any],
 ) -> dict[str, Any]:
+    """One view's measurements: fidelity of a table's own columns (plots into ``marginals``),
+    privacy of a unit-owned view, and rare quasi-identifier combinations."""
     n = options.sample_rows
     out: dict[str, Any] = {
         "table": view.table,
@@ -285,23 +316,7 @@ def _evaluate_view(
         if not view.is_join:
             real = real_sample(conn, model, plans, view, n, params)
             out["rows"]["real_sample"] = real.height
-            out["column_shapes"] = column_shapes(view.cols, real, synth, released)
-            real_dom = released_domain(real, view.cols, released)
-            tspec = spec["tables"].get(view.table, {}).get("columns", {})
-            achievable = achievable_shapes(
-                view.cols, real_dom, tspec, synth.height, rng, OTHER, NULL_TOKEN
-            )
-            if achievable is not None:
-                out["column_shapes"]["achievable"] = achievable
-            out["pair_trends"] = pair_trends(
-                view, real_dom, released_domain(synth, view.cols, released)
-            )
-            for c in view.cols:
-                m = marginal_plot(
-                    c, tspec.get(c.column), real[c.name], synth[c.name], options.min_cell
-                )
-                if m is not None:
-                    marginals[f"{view.table}.{c.column}"] = m
+            out.update(_table_fidelity(view, spec, real, synth, released, rng, options, marginals))
         if unit_owned:
             parts, hold, info = unit_samples(
                 conn, model, plans, view, n, params, options.reference_rows
@@ -313,25 +328,62 @@ def _evaluate_view(
                     released_domain(pl.concat([parts[0], hold]), view.cols, released),
                     released_domain(synth, view.cols, released),
                 )
-            parts = [p for p in parts if p.height]  # small sources can leave later samples empty
-            if hold.height and parts and synth_ref.height:
-                enc = MixedEncoder(view.cols, pl.concat([parts[0], hold]), options.max_categories)
-                out["privacy"] = privacy_metrics(
-                    view, parts, hold, synth_ref, n, enc, options.nndr_percentile, rng
-                )
-            else:
-                empty = [
-                    side
-                    for side, rows in (
-                        ("holdout", hold.height),
-                        ("training", len(parts)),
-                        ("synthetic", synth_ref.height),
-                    )
-                    if not rows
-                ]
-                out["privacy"] = _unmeasurable(empty)
+            out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options)
     out["rare_combinations"] = rare_combinations(conn, model, plans, view, refresh_dir, params)
     return out
+
+
+def _table_fidelity(
+    view: View,
+    spec: dict[str, Any],
+    real: pl.DataFrame,
+    synth: pl.DataFrame,
+    released: dict[str, list[str] | None],
+    rng: np.random.Generator,
+    options: EvalOptions,
+    marginals: dict[str, Any],
+) -> dict[str, Any]:
+    """Column shapes (with what a perfect generator reaches through this noise), pair trends and
+    marginal plots (into ``marginals``) of a table's own columns."""
+    shapes = column_shapes(view.cols, real, synth, released)
+    real_dom = released_domain(real, view.cols, released)
+    tspec = spec["tables"].get(view.table, {}).get("columns", {})
+    achievable = achievable_shapes(view.cols, real_dom, tspec, synth.height, rng, OTHER, NULL_TOKEN)
+    if achievable is not None:
+        shapes["achievable"] = achievable
+    trends = pair_trends(view, real_dom, released_domain(synth, view.cols, released))
+    for c in view.cols:
+        m = marginal_plot(c, tspec.get(c.column), real[c.name], synth[c.name], options.min_cell)
+        if m is not None:
+            marginals[f"{view.table}.{c.column}"] = m
+    return {"column_shapes": shapes, "pair_trends": trends}
+
+
+def _view_privacy(
+    view: View,
+    parts: list[pl.DataFrame],
+    hold: pl.DataFrame,
+    synth_ref: pl.DataFrame,
+    rng: np.random.Generator,
+    options: EvalOptions,
+) -> dict[str, Any]:
+    """Privacy metrics of a unit-owned view; without rows on one side, unmeasurable (fails closed)."""
+    parts = [p for p in parts if p.height]  # small sources can leave later samples empty
+    if hold.height and parts and synth_ref.height:
+        enc = MixedEncoder(view.cols, pl.concat([parts[0], hold]), options.max_categories)
+        return privacy_metrics(
+            view, parts, hold, synth_ref, options.sample_rows, enc, options.nndr_percentile, rng
+        )
+    empty = [
+        side
+        for side, rows in (
+            ("holdout", hold.height),
+            ("training", len(parts)),
+            ("synthetic", synth_ref.height),
+        )
+        if not rows
+    ]
+    return _unmeasurable(empty)
 
 
 def _released_values(spec: dict[str, Any], table: str, column: str) -> list[str] | None:
