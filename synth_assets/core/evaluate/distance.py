@@ -38,6 +38,7 @@ def _groups(enc: Encoded) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def _cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux

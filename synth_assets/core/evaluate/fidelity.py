@@ -183,12 +183,14 @@ def ks_from_histograms(
 
 
 def _binned(values: np.ndarray, counts: np.ndarray, edges: Sequence[int]) -> np.ndarray:
+    """A (value, count) histogram summed into the bins that start at ``edges``."""
     out = np.zeros(len(edges))
     np.add.at(out, np.searchsorted(np.asarray(edges), values, side="right") - 1, counts)
     return out
 
 
 def _bin_labels(edges: Sequence[int]) -> list[str]:
+    """Labels of the bins starting at ``edges``: "3", "4-7", or "64+" for the last."""
     labels = []
     for i, e in enumerate(edges):
         nxt = edges[i + 1] if i + 1 < len(edges) else None
@@ -265,6 +267,7 @@ def fanout_similarity(
 
 
 def _acf(series: np.ndarray, lags: int = ACF_LAGS) -> list[float]:
+    """Autocorrelation at lags 1..``lags`` (0 where undefined: too short or constant)."""
     s = pd.Series(series, dtype=float)
     out = []
     for k in range(1, lags + 1):
@@ -274,6 +277,7 @@ def _acf(series: np.ndarray, lags: int = ACF_LAGS) -> list[float]:
 
 
 def _daily(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Counts per day on a gapless calendar (days without rows count 0)."""
     if days.size == 0:
         return np.zeros(0)
     full = np.zeros(int(days.max() - days.min()) + 1)

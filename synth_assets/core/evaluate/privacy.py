@@ -368,6 +368,7 @@ def normalize_identifier(values: pl.Series, group: str) -> pl.Series:
 
 
 def _hashes(key: bytes, group: str, values: pl.Series) -> set[str]:
+    """Keyed hashes of normalised values; the group is part of the message (no cross-group match)."""
     return {keyed_hash(key, f"{group}\x1f{v}") for v in values.to_list()}
 
 

@@ -253,6 +253,7 @@ def _measure_tables(
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """A JSON artifact of the refresh."""
     return json.loads(Path(path).read_text())
 
 
@@ -394,6 +395,7 @@ def _released_values(spec: dict[str, Any], table: str, column: str) -> list[str]
 
 
 def _unmeasurable(empty: Sequence[str]) -> dict[str, Any]:
+    """Privacy entry of a view with no rows on a side: NaN values, so its gates fail closed."""
     nan = float("nan")
     return {
         "dcr_share": {"value": nan, "groups": {}, "baseline": 0.5},

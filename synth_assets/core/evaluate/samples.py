@@ -63,6 +63,7 @@ class _Source:
 
 
 def _source(model: SchemaModel, plans: dict[str, TablePlan], view: View) -> _Source:
+    """Where a view's real rows come from: the table (joined to its parent) and its unit."""
     t = model.tables[view.table]
     plan = plans[view.table]
     sch = qi(model.schema)
@@ -80,6 +81,7 @@ def _source(model: SchemaModel, plans: dict[str, TablePlan], view: View) -> _Sou
 
 
 def _alias(col: Col) -> str:
+    """SQL alias of the table a view column comes from (``pp``: the joined parent)."""
     return "pp" if col.parent else "t"
 
 
@@ -92,6 +94,7 @@ def _where(src: _Source, side: str) -> str:
 
 
 def _fetch(conn: psycopg.Connection, sql: str, params: dict, names: list[str]) -> pl.DataFrame:
+    """Rows of a query as a frame with the columns ``names`` (empty: no rows)."""
     cur = conn.execute(sql, params)
     rows = cur.fetchall()
     return (
@@ -260,6 +263,7 @@ def scan_table(refresh_dir: Path, table: str) -> pl.LazyFrame:
 
 
 def _epoch_seconds(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Dates and datetimes as Float64 epoch seconds, as the SQL side reads them."""
     if dtype == pl.Date:
         expr = expr.cast(pl.Datetime("us"))
     elif not isinstance(dtype, pl.Datetime):

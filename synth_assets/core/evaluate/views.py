@@ -73,6 +73,7 @@ class View:
 
 
 def _eval_kind(role: str, base_type: str) -> str | None:
+    """How a column of this role is compared (None: not evaluated, e.g. PII and keys)."""
     if role in ("categorical", "boolean"):
         return "categorical"
     if role == "numeric":
@@ -120,6 +121,7 @@ def _default_qis(model: SchemaModel, roles: dict[str, dict[str, str]], table: st
 
 
 def _has_pii_qi(model: SchemaModel, roles: dict[str, dict[str, str]], table: str) -> bool:
+    """Whether the table holds a QI-role PII column (birth date, postal code, city)."""
     return any(roles[table][c.name] in QI_PII_ROLES for c in model.tables[table].columns)
 
 
