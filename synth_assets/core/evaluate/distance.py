@@ -1,0 +1,92 @@
+"""Exact nearest-neighbour distances between encoded rows, blocked by category combination."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from sklearn.neighbors import KDTree, NearestNeighbors
+
+from .encode import Encoded
+
+
+def _thin(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
+    """Indices of ``m`` of ``n`` rows at random (all when ``m >= n``), in order."""
+    return np.arange(n) if m >= n else np.sort(rng.choice(n, size=m, replace=False))
+
+
+def _groups(enc: Encoded) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct category combinations of ``enc`` (as one-hot rows) and the row indices of each."""
+    n = enc.n
+    if enc.cat.shape[1] == 0:
+        return np.zeros((1, 0)), [np.arange(n)]
+    codes = enc.codes if enc.codes is not None and enc.codes.shape[0] == n else None
+    if codes is None:
+        _, inv = np.unique(enc.cat, axis=0, return_inverse=True)
+        key = inv.ravel()
+    else:
+        key = np.zeros(n, dtype=np.int64)
+        for j in range(codes.shape[1]):  # mixed radix, re-compressed after every column
+            key = key * (int(codes[:, j].max()) + 1) + codes[:, j]
+            key = np.unique(key, return_inverse=True)[1].ravel()
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    bounds = np.r_[starts, n]
+    members = [order[bounds[i] : bounds[i + 1]] for i in range(len(starts))]
+    return enc.cat[order[starts]], members
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+MAX_BLOCKS = 2000  # above this many category combinations, one KD-tree over all columns
+
+
+def knn_distances(ref: Encoded, query: Encoded, k: int) -> np.ndarray:
+    """Exact Euclidean distances from every query row to its ``k`` (1 or 2) nearest reference rows.
+
+    Rows are blocked by their category combination: the squared distance between two blocks is
+    the number of differing categories, so a query searches its own block's KD-tree (on the
+    continuous columns) first and visits other blocks only while they could still be closer.
+    """
+    if k not in (1, 2):
+        raise ValueError("k must be 1 or 2")
+    nq = query.n
+    if ref.n == 0 or nq == 0:
+        return np.full((nq, k), np.inf)
+    ru, rmembers = _groups(ref)
+    qu, qmembers = _groups(query)
+    if len(ru) > MAX_BLOCKS or len(qu) > MAX_BLOCKS:
+        full_r, full_q = np.hstack([ref.cat, ref.cont]), np.hstack([query.cat, query.cont])
+        kk = min(k, ref.n)
+        d, _ = NearestNeighbors(n_neighbors=kk).fit(full_r).kneighbors(full_q)
+        out = np.hstack([d, np.full((nq, k - kk), np.inf)]) if kk < k else d
+        return np.round(out, 9)
+    best = np.full((nq, k), np.inf)  # squared distances, ascending
+    trees: dict[int, KDTree] = {}
+    has_cont = ref.cont.shape[1] > 0
+    for qi_, rows in enumerate(qmembers):
+        m = ((ru - qu[qi_]) ** 2).sum(axis=1)
+        for j in np.argsort(m, kind="stable"):
+            open_ = best[rows, k - 1] > m[j] + 1e-12
+            if not open_.any():
+                break
+            r = rows[open_]
+            members = rmembers[j]
+            kk = min(k, members.size)
+            if has_cont:
+                if j not in trees:
+                    trees[j] = KDTree(ref.cont[members])
+                dist, _ = trees[j].query(query.cont[r], k=kk)
+                cand = m[j] + dist**2
+            else:
+                cand = np.full((r.size, kk), m[j])
+            merged = np.sort(np.hstack([best[r], cand]), axis=1)[:, :k]
+            best[r] = merged
+    return np.round(np.sqrt(best), 9)

@@ -1,0 +1,123 @@
+"""Rows encoded for distances.
+
+Numeric and datetime columns go through a quantile transform fitted on the real sample (values
+in [0, 1], nulls at -0.5), categoricals are one-hot encoded and scaled by 1/sqrt(2), so a
+category mismatch adds exactly 1 to the squared Euclidean distance, like a numeric column at
+opposite ends of its range (a Euclidean form of Gower's distance).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
+
+from .views import Col
+
+NUMERIC_NULL = -0.5  # encoded position of a numeric/datetime null (outside [0, 1])
+
+
+@dataclass
+class Encoded:
+    """Rows encoded for distances: one-hot categorical block and continuous block."""
+
+    cat: np.ndarray
+    cont: np.ndarray
+    codes: np.ndarray | None = None  # category index per categorical column (groups rows fast)
+    cat_names: tuple[tuple[str, int, int], ...] = ()  # (column, first, last + 1) in ``cat``
+    cont_names: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return self.cat.shape[0]
+
+    def take(self, rows: np.ndarray) -> Encoded:
+        """The rows ``rows`` (indices) of this encoding."""
+        codes = self.codes[rows] if self.codes is not None else None
+        return Encoded(self.cat[rows], self.cont[rows], codes, self.cat_names, self.cont_names)
+
+    def select(self, names: Sequence[str]) -> Encoded:
+        """The same rows restricted to the columns ``names``."""
+        keep = [(i, c) for i, c in enumerate(self.cat_names) if c[0] in names]
+        idx = [j for _, (_, a, b) in keep for j in range(a, b)]
+        spans, pos = [], 0
+        for _, (name, a, b) in keep:
+            spans.append((name, pos, pos + b - a))
+            pos += b - a
+        ci = [i for i, c in enumerate(self.cont_names) if c in names]
+        codes = self.codes[:, [i for i, _ in keep]] if self.codes is not None else None
+        return Encoded(
+            np.ascontiguousarray(self.cat[:, idx]),
+            np.ascontiguousarray(self.cont[:, ci]),
+            codes,
+            tuple(spans),
+            tuple(self.cont_names[i] for i in ci),
+        )
+
+
+class MixedEncoder:
+    """Quantile-scaled numbers and 1/sqrt(2)-scaled one-hot categories, fitted on real rows."""
+
+    def __init__(self, cols: Sequence[Col], real: pl.DataFrame, max_categories: int = 30):
+        self.cols = list(cols)
+        self.fitted: dict[str, Any] = {}
+        for c in self.cols:
+            if c.kind == "categorical":
+                enc = OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    max_categories=max_categories,
+                    sparse_output=False,
+                    dtype=np.float64,
+                )
+                enc.fit(real[c.name].to_numpy().reshape(-1, 1).astype(object))
+                self.fitted[c.name] = enc
+            else:
+                x = real[c.name].drop_nulls().to_numpy().astype(np.float64).reshape(-1, 1)
+                if x.size == 0:
+                    x = np.zeros((1, 1))
+                qt = QuantileTransformer(
+                    n_quantiles=int(min(1000, max(10, x.shape[0]))), subsample=None
+                )
+                qt.fit(x)
+                self.fitted[c.name] = qt
+
+    def transform(self, df: pl.DataFrame, names: Sequence[str] | None = None) -> Encoded:
+        """Encoded rows of ``df`` restricted to the columns ``names`` (all by default)."""
+        cat, cont, codes, cat_names, cont_names = [], [], [], [], []
+        width = 0
+        for c in self.cols:
+            if names is not None and c.name not in names:
+                continue
+            if c.kind == "categorical":
+                v = df[c.name].to_numpy().reshape(-1, 1).astype(object)
+                onehot = self.fitted[c.name].transform(v)
+                codes.append(np.where(onehot.any(axis=1), onehot.argmax(axis=1), onehot.shape[1]))
+                cat.append(onehot * (1 / math.sqrt(2)))
+                cat_names.append((c.name, width, width + onehot.shape[1]))
+                width += onehot.shape[1]
+            else:
+                v = df[c.name].to_numpy().astype(np.float64)
+                null = np.isnan(v)
+                out = np.full(v.shape, NUMERIC_NULL)
+                if (~null).any():
+                    out[~null] = self.fitted[c.name].transform(v[~null].reshape(-1, 1)).ravel()
+                cont.append(out.reshape(-1, 1))
+                cont_names.append(c.name)
+
+        def block(parts: list[np.ndarray]) -> np.ndarray:
+            return np.ascontiguousarray(np.hstack(parts)) if parts else np.zeros((df.height, 0))
+
+        return Encoded(
+            block(cat),
+            block(cont),
+            np.column_stack(codes).astype(np.int64)
+            if codes
+            else np.zeros((df.height, 0), np.int64),
+            tuple(cat_names),
+            tuple(cont_names),
+        )
