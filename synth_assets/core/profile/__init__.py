@@ -7,35 +7,47 @@ recorded in the ledger. Raw rows never leave PostgreSQL: the queries return coun
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from . import dp
-from .config import SynthConfig
-from .copula import value_order
-from .errors import ConfigError
-from .plan import TablePlan, build_plan
-from .roles import (
+from synth_assets.core import dp
+from synth_assets.core.config import SynthConfig
+from synth_assets.core.copula import value_order
+from synth_assets.core.errors import ConfigError
+from synth_assets.core.plan import TablePlan, build_plan
+from synth_assets.core.roles import (
     DATETIME_TYPES,
-    EPOCH_TYPES,
     INTEGER_TYPES,
-    JSON_TYPES,
     LENGTH_ROLES,
     SYNTHESIZED_ROLES,
-    json_shape_sql,
     qi,
 )
-from .schema import SchemaModel, Table
-from .secrets import keyed_hash
-from .spec import check_rules
+from synth_assets.core.schema import SchemaModel
+from synth_assets.core.spec import check_rules
+
+from .budget import WEIGHT, Budget, share_rho
+from .columns import ColumnModel
+from .holdout import holdout_key, holdout_sql
+from .holdout import in_holdout as in_holdout
+from .public import check_public_tables as _check_public_tables
+from .public import public_attribute as _public_attribute
+from .public import public_domain as _public_domain
+from .public import public_table as _public_table
+from .sql import TableSQL, grouping_counts, table_sql
+from .sql import deferred_fks as _deferred_fks
+from .sql import lit as _lit
+from .sql import one_way_counts as _one_way_counts
+from .sql import per_unit as _per_unit
+from .sql import text_array as _text_array
+from .sql import unit_from as _unit_from
+from .sql import vec as _vec
+from .temps import Temps
 
 PACK_FORMAT = "synth_assets.metrics_pack/1"
 LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
@@ -52,20 +64,6 @@ DAY_BUCKETS = (
 FANOUT_EXACT = 16
 TEXT_LENGTH_BINS = 40
 HOW = 168
-# Relative budget of a measurement within its share (1.0 unless listed): null-rate vectors and
-# row counts need little, the hour-of-week profile needs more (168 cells, a fidelity gate).
-WEIGHT = {
-    "nulls": 0.3,
-    "rows": 0.5,
-    "length": 0.5,
-    "day": 1.0,
-    "how": 1.5,
-    "after": 0.2,
-    "range": 2.0,  # numeric and datetime ranges: without one a column cannot be generated
-    "refine": 2.0,  # a numeric range narrowed inside its powers of two
-    "values": 3.0,  # category values: a value not released is never generated
-    "point_masses": 2.0,  # a refinement of the numeric marginal
-}
 
 
 def fanout_bins(cap: int) -> list[int]:
@@ -76,339 +74,6 @@ def fanout_bins(cap: int) -> list[int]:
         edges.append(b)
         b *= 2
     return edges
-
-
-def holdout_sql(unit_expr: str) -> str:
-    """SQL predicate true for units in the keyed-hash holdout (same rule as :func:`in_holdout`)."""
-    return (
-        f"(('x' || substr(md5(%(hkey)s || ({unit_expr})::text), 1, 8))::bit(32)::bigint < %(hcut)s)"
-    )
-
-
-def holdout_key(hmac_key: bytes) -> str:
-    """Sub-key used for holdout selection (the HMAC key itself never goes into SQL)."""
-    return keyed_hash(hmac_key, "synth_assets/holdout/v1")
-
-
-def in_holdout(hkey: str, unit_values: list[str], fraction: float) -> np.ndarray:
-    """Python twin of :func:`holdout_sql` for the evaluator."""
-    cut = int(fraction * 2**32)
-    return np.array(
-        [int(hashlib.md5((hkey + v).encode()).hexdigest()[:8], 16) < cut for v in unit_values],
-        dtype=bool,
-    )
-
-
-@dataclass
-class Budget:
-    """rho per measurement, by share of the refresh budget and number of measurements."""
-
-    acc: dp.Accountant
-    per: dict[str, float]
-
-    def __call__(self, share: str, weight: float = 1.0) -> float:
-        return self.per[share] * weight
-
-
-def share_rho(rho: float, split: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
-    """rho per unit-weight measurement of each share. A share with nothing to measure (no
-    datetime, no foreign key) gives its fraction to the others in proportion: budget follows
-    signal, and the whole refresh budget is spent on what exists."""
-    used = {share: frac for share, frac in split.items() if counts.get(share)}
-    total = sum(used.values())
-    return {
-        share: (rho * used[share] / total / counts[share]) if share in used else 0.0
-        for share in split
-    }
-
-
-@dataclass
-class TableSQL:
-    """FROM clause of a table's rows as measured: holdout removed, contributions clipped."""
-
-    table: Table
-    plan: TablePlan
-    m: int  # rows per unit (contribution bound)
-    cte: str  # "WITH c AS (...)" exposing columns, __unit, extras
-    parent_cols: dict[str, str]  # parent datetime column -> alias in c
-    ref_attrs: dict[str, str]  # FK name -> alias of the referenced table's attribute in c
-
-
-def _unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
-    """(FROM with joins up to the root, SQL of the unit id) for a unit-owned table."""
-    t = model.tables[plan.name]
-    sch = qi(model.schema)
-    if plan.kind == "root":
-        return f"{sch}.{qi(t.name)} t", f"t.{qi(t.primary_key[0])}"
-    joins = [f"{sch}.{qi(t.name)} t"]
-    alias = "t"
-    for i, fk in enumerate(plan.path[:-1], start=1):
-        joins.append(
-            f"JOIN {sch}.{qi(fk.ref_table)} j{i} ON {alias}.{qi(fk.columns[0])} = j{i}.{qi(fk.ref_columns[0])}"
-        )
-        alias = f"j{i}"
-    last = plan.path[-1]
-    return " ".join(joins), f"{alias}.{qi(last.columns[0])}"
-
-
-def _check_public_tables(cfg: SynthConfig, model: SchemaModel, plans) -> set[str]:
-    """The tables declared public, refused with the fix when one cannot be copied as it is."""
-    public = cfg.public_tables()
-    unknown = [t for t in public if t not in model.tables]
-    if unknown:
-        raise ConfigError(
-            f"public.tables names unknown table(s) {unknown}; tables: {', '.join(model.tables)}"
-        )
-    owned = [t for t in public if plans[t].kind != "reference"]
-    if owned:
-        raise ConfigError(
-            f"public.tables: {owned} hold rows of privacy units (their foreign keys lead to the "
-            "unit table): they are measured with DP and synthesized, never copied; remove them "
-            "from public.tables"
-        )
-    for t in public:
-        for fk in model.tables[t].foreign_keys:
-            if fk.ref_table not in public:
-                raise ConfigError(
-                    f"public table {t!r} references {fk.ref_table!r} ({fk.name}), which is not "
-                    "declared public: its copied keys would point at rows that are synthesized "
-                    f"anew; add {fk.ref_table!r} to public.tables too"
-                )
-    return set(public)
-
-
-def _public_table(conn, model: SchemaModel, n: str, cms: dict[str, ColumnModel]) -> dict[str, Any]:
-    """A declared-public table, copied: every key, foreign key and modelled column verbatim (as
-    text, in primary-key order); PII and free-text roles are still synthesized. Spends nothing."""
-    t = model.tables[n]
-    copied = [c.name for c in t.columns if cms[c.name].kind not in ("synth", "ignore")]
-    sch = qi(model.schema)
-    exprs = [_text_sql(f"t.{qi(c)}", t.column(c).base_type) for c in copied]
-    order = ", ".join(f"t.{qi(c)}" for c in (t.primary_key or copied[:1]))  # native order
-    if copied:
-        sql = f"SELECT {', '.join(exprs)} FROM {sch}.{qi(n)} t ORDER BY {order}"
-        rows = conn.execute(sql).fetchall()
-    else:
-        rows = [()] * int(conn.execute(f"SELECT count(*) FROM {sch}.{qi(n)}").fetchone()[0])
-    copy = {c: [r[i] for r in rows] for i, c in enumerate(copied)}
-    columns: dict[str, Any] = {}
-    for c, cm in cms.items():
-        if c in copy:
-            entry: dict[str, Any] = {"kind": "public", "role": cm.role}
-            if cm.kind == "categorical":
-                entry["values"] = sorted({v for v in copy[c] if v is not None})
-            columns[c] = entry
-        else:
-            columns[c] = {"kind": cm.kind, "role": cm.role}
-    return {
-        "kind": "reference",
-        "public": True,
-        "rows_per_unit": 1,
-        "rows": len(rows),
-        "columns": columns,
-        "pairs": [],
-        "fanout": {},
-        "copy": copy,
-    }
-
-
-def _public_attribute(tp: dict[str, Any]) -> str | None:
-    """The categorical column of a public table that children are conditioned on."""
-    cats = [(len(e["values"]), c) for c, e in tp["columns"].items() if "values" in e]
-    best = max(cats, default=None)
-    return best[1] if best and best[0] >= 2 else None
-
-
-def _text_sql(x: str, base_type: str) -> str:
-    """A column as text that :func:`generate.from_text` parses back (timestamps in UTC, ISO)."""
-    if base_type == "timestamptz":
-        return f"to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
-    if base_type == "timestamp":
-        return f"to_char({x}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
-    if base_type in EPOCH_TYPES:  # modelled (and generated) as seconds
-        return f"extract(epoch from {x})::float8::text"
-    return f"{x}::text"
-
-
-def _deferred_fks(model: SchemaModel) -> set[tuple[str, str]]:
-    """(table, FK name) of the foreign keys filled after every table (self-references and the
-    edges that break cycles): the referenced rows do not exist yet when the row is drawn, so it
-    cannot be conditioned on their attributes."""
-    return {(t, fk.name) for t, fk in model.generation_order()[1]}
-
-
-def word_count_sql(x: str) -> str:
-    """Words in a text value (runs of spaces count once), cheap enough for millions of rows."""
-    b = f"btrim(regexp_replace({x}::text, '\\s+', ' ', 'g'))"
-    return f"CASE WHEN {b} = '' THEN 0 ELSE length({b}) - length(replace({b}, ' ', '')) + 1 END"
-
-
-def byte_length_bucket_sql(x: str) -> str:
-    """A bytea value's length as floor(log2(octets + 1)): bucket b holds 2^b - 1 .. 2^(b+1) - 2."""
-    return f"floor(log(2, octet_length({x}) + 1))::int"
-
-
-def _measured_column(t: Table, col: str, role: str, alias: str = "t") -> str:
-    """What the measured-rows CTE keeps of a column: PII, free text and binary values are
-    reduced at the source to what is measured (presence, word count, length bucket), so their
-    values never even reach a temp table; times and durations become seconds, JSON its shape."""
-    q = f"{alias}.{qi(col)}"
-    if role == "free_text":
-        return f"CASE WHEN {q} IS NULL THEN NULL ELSE {word_count_sql(q)} END AS {qi(col)}"
-    if role == "binary":
-        return f"CASE WHEN {q} IS NULL THEN NULL ELSE {byte_length_bucket_sql(q)} END AS {qi(col)}"
-    if role in SYNTHESIZED_ROLES and t.fk_for(col) is None:
-        return f"CASE WHEN {q} IS NULL THEN NULL ELSE 1 END AS {qi(col)}"
-    base = next((c.base_type for c in t.columns if c.name == col), "")
-    if role == "numeric" and base in EPOCH_TYPES:
-        return f"extract(epoch from {q})::float8 AS {qi(col)}"
-    if role == "categorical" and base in JSON_TYPES:
-        return f"{json_shape_sql(q)} AS {qi(col)}"
-    return q
-
-
-def table_sql(
-    model: SchemaModel,
-    plans: dict[str, TablePlan],
-    roles: dict[str, dict[str, str]],
-    name: str,
-    m: int,
-    ref_attr_of: dict[str, str | None],
-    units_table: str | None = None,
-) -> TableSQL:
-    """Build the measured-rows CTE of ``name``.
-
-    ``units_table`` (a temp table of training unit ids) replaces the per-row holdout hash.
-    """
-    t = model.tables[name]
-    plan = plans[name]
-    sch = qi(model.schema)
-    extras: list[str] = []
-    joins: list[str] = []
-    parent_cols: dict[str, str] = {}
-    ref_attrs: dict[str, str] = {}
-    if plan.kind == "reference":
-        src, unit = f"{sch}.{qi(t.name)} t", None
-    else:
-        src, unit = _unit_from(model, plan)
-    if plan.kind == "child":
-        parent = model.tables[plan.parent]
-        # j1 is the parent when the path is longer than one FK; otherwise join it for its times.
-        fk = plan.parent_fk
-        if len(plan.path) > 1:
-            palias = "j1"
-        else:
-            palias = "pp"
-            joins.append(
-                f"JOIN {sch}.{qi(parent.name)} pp ON t.{qi(fk.columns[0])} = pp.{qi(fk.ref_columns[0])}"
-            )
-        for c in parent.columns:
-            if c.base_type in DATETIME_TYPES and roles[parent.name][c.name] == "datetime":
-                alias = f"__p_{len(parent_cols)}"
-                parent_cols[c.name] = alias
-                extras.append(f"{palias}.{qi(c.name)} AS {alias}")
-    deferred = _deferred_fks(model)
-    for i, fk in enumerate(t.foreign_keys):
-        attr = ref_attr_of.get(fk.ref_table)
-        if (
-            plans[fk.ref_table].kind == "reference"
-            and attr
-            and fk.ref_table != t.name
-            and (t.name, fk.name) not in deferred
-        ):
-            ra = f"rf{i}"
-            joins.append(
-                f"LEFT JOIN {sch}.{qi(fk.ref_table)} {ra} ON t.{qi(fk.columns[0])} = {ra}.{qi(fk.ref_columns[0])}"
-            )
-            alias = f"__r_{i}"
-            ref_attrs[fk.name] = alias
-            extras.append(f"{ra}.{qi(attr)}::text AS {alias}")
-    cols = [_measured_column(t, c.name, roles[name][c.name]) for c in t.columns]
-    select = ", ".join(cols + extras)
-    join_sql = " ".join(joins)
-    if units_table and unit is not None:
-        join_sql = f"JOIN {units_table} hu ON hu.u = {unit} {join_sql}"
-        where = ""
-    else:
-        where = f"WHERE NOT {holdout_sql(unit)}" if unit is not None else ""
-    if unit is None:
-        cte = f"WITH c AS (SELECT {select} FROM {src} {join_sql})"
-    elif plan.kind == "root":
-        cte = f"WITH c AS (SELECT {select}, {unit} AS __unit FROM {src} {join_sql} {where})"
-    else:
-        if len(t.primary_key) == 1:
-            pk = t.column(t.primary_key[0])
-            key = f"t.{qi(pk.name)}"
-            order = (
-                f"hashint8extended(({key})::int8, %(hseed)s)"
-                if pk.base_type in INTEGER_TYPES
-                else f"hashtextextended(({key})::text, %(hseed)s)"
-            )
-        else:
-            order = "hashtextextended(t.ctid::text, %(hseed)s)"
-        # Clip first, reduce after: the per-row reductions run on at most m rows per unit.
-        raw = ", ".join([f"t.{qi(c.name)}" for c in t.columns] + extras)
-        reduced = ", ".join(
-            [_measured_column(t, c.name, roles[name][c.name], "c0") for c in t.columns]
-            + [f"c0.{e.split(' AS ')[-1]}" for e in extras]
-            + ["c0.__unit", "c0.__rn"]
-        )
-        cte = (
-            f"WITH c0 AS (SELECT {raw}, {unit} AS __unit, row_number() OVER (PARTITION BY {unit} "
-            f"ORDER BY {order}) AS __rn FROM {src} {join_sql} {where}), "
-            f"c AS (SELECT {reduced} FROM c0 WHERE __rn <= {int(m)})"
-        )
-    return TableSQL(t, plan, m, cte, parent_cols, ref_attrs)
-
-
-def grouping_counts(
-    conn: psycopg.Connection,
-    cte: str,
-    params: dict,
-    exprs: list[str],
-    sets: list[tuple[int, ...]],
-    having: str = "",
-    count: str = "count(*)",
-) -> list[dict[tuple, int]]:
-    """Counts per grouping set in as few scans as possible (GROUPING takes ≤ 31 arguments)."""
-    results: list[dict[tuple, int]] = [dict() for _ in sets]
-    chunk: list[int] = []
-    used: list[int] = []
-
-    def flush() -> None:
-        if not chunk:
-            return
-        local = sorted(used)
-        pos = {e: i for i, e in enumerate(local)}
-        sel = ", ".join(f"{exprs[e]} AS g{pos[e]}" for e in local)
-        gcols = ", ".join(f"g{i}" for i in range(len(local)))
-        unit = ", __unit" if "__unit" in count else ""
-        gsets = ", ".join("(" + ", ".join(f"g{pos[e]}" for e in sets[s]) + ")" for s in chunk)
-        sql = (
-            f"{cte} SELECT {gcols}, GROUPING({gcols}) AS __g, {count} FROM (SELECT {sel}{unit} FROM c) s "
-            f"GROUP BY GROUPING SETS ({gsets}) {having}"
-        )
-        masks = {}
-        for s in chunk:
-            members = {pos[e] for e in sets[s]}
-            mask = sum(1 << (len(local) - 1 - i) for i in range(len(local)) if i not in members)
-            masks[mask] = s
-        for row in conn.execute(sql, params):
-            *vals, g, n = row
-            s = masks[g]
-            key = tuple(vals[pos[e]] for e in sets[s])
-            results[s][key] = results[s].get(key, 0) + int(n)
-        chunk.clear()
-        used.clear()
-
-    for s, members in enumerate(sets):
-        new = set(members) - set(used)
-        if len(set(used) | new) > 31:
-            flush()
-        chunk.append(s)
-        used.extend(sorted(new))
-    flush()
-    return results
 
 
 def _log_bucket_sql(x: str) -> str:
@@ -594,72 +259,6 @@ def contribution_bound(
         return cap
     cum = np.cumsum(c) / c.sum()
     return int(min(cap, np.searchsorted(cum, coverage) + 1))
-
-
-class Temps:
-    """Session temp tables: training units, and each table's clipped training rows."""
-
-    def __init__(self, conn: psycopg.Connection, params: dict):
-        self.conn = conn
-        self.params = params
-        self.tables: dict[str, tuple[str, TableSQL]] = {}
-
-    def units(self, model: SchemaModel, root: TablePlan) -> str:
-        key = qi(model.tables[root.name].primary_key[0])
-        self.conn.execute("DROP TABLE IF EXISTS _synth_units")
-        self.conn.execute(
-            f"CREATE TEMP TABLE _synth_units AS SELECT t.{key} AS u FROM {qi(model.schema)}.{qi(root.name)} t "
-            f"WHERE NOT {holdout_sql('t.' + key)}",
-            self.params,
-        )
-        self.conn.execute("CREATE UNIQUE INDEX ON _synth_units (u)")
-        self.conn.execute("ANALYZE _synth_units")
-        return "_synth_units"
-
-    def materialize(self, ts: TableSQL) -> TableSQL:
-        name = f"_synth_t{len(self.tables)}"
-        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
-        self.conn.execute(f"CREATE TEMP TABLE {name} AS {ts.cte} SELECT * FROM c", self.params)
-        self.conn.execute(f"ANALYZE {name}")
-        out = TableSQL(
-            ts.table,
-            ts.plan,
-            ts.m,
-            f"WITH c AS (SELECT * FROM {name})",
-            ts.parent_cols,
-            ts.ref_attrs,
-        )
-        self.tables[ts.table.name] = (name, out)
-        return out
-
-    def has(self, table: str) -> bool:
-        return table in self.tables
-
-    def subset(self, table: str, m: int) -> TableSQL:
-        """The first ``m`` clipped rows per unit of an already materialized table."""
-        name, ts = self.tables[table]
-        where = f" WHERE __rn <= {int(m)}" if ts.plan.kind == "child" else ""
-        return TableSQL(
-            ts.table,
-            ts.plan,
-            m,
-            f"WITH c AS (SELECT * FROM {name}{where})",
-            ts.parent_cols,
-            ts.ref_attrs,
-        )
-
-
-@dataclass
-class ColumnModel:
-    """How one column is measured: its role and, for modelled columns, its code domain."""
-
-    name: str
-    role: str
-    kind: str  # categorical | numeric | boolean | datetime | synth | key | fk | ref
-    domain: int = 0  # number of codes (modelled columns), null code included
-    info: dict | None = None
-    released: dict[str, int] | None = None  # threshold release that is also the marginal
-    released_sigma: float = 0.0
 
 
 def profile_source(
@@ -1544,20 +1143,6 @@ REFINE_BUCKETS = 16
 REFINE_ROUNDS = 2
 
 
-def _per_unit(ts: TableSQL) -> bool:
-    """Whether domain releases of this table count distinct units (a unit owns several rows)."""
-    return ts.plan.kind == "child" and ts.m > 1
-
-
-def _one_way_counts(conn, ts: TableSQL, params: dict, exprs: list[str]) -> list[dict[tuple, int]]:
-    """Counts per value of each expression: rows, or distinct units where :func:`_per_unit`."""
-    if not exprs:
-        return []
-    count = "count(DISTINCT __unit)" if _per_unit(ts) else "count(*)"
-    sets = [(i,) for i in range(len(exprs))]
-    return grouping_counts(conn, ts.cte, params, exprs, sets, count=count)
-
-
 def _significant_span(
     v: np.ndarray, sigma: float, k: float = 3.0, k_tail: float = 2.0
 ) -> tuple[int, int] | None:
@@ -1685,18 +1270,6 @@ def _refine_once(
             # refinement locked onto a spike (a ratio narrowed to [0.254, 0.261]).
             info.setdefault("outer", [info["low"], info["high"]])
             info.update(low=lo, high=hi, bounds_from="dp_log_histogram_refined")
-
-
-def _public_domain(cfg: SynthConfig, t: Table, col: str) -> list[str] | None:
-    """A categorical column's values when they are public (spends no budget): declared in
-    ``public.values``, an enum's labels, or the schema's CHECK list."""
-    declared = cfg.public_values(t.name, col)
-    if declared:
-        return declared
-    if t.column(col).enum_labels:
-        return list(t.column(col).enum_labels)
-    allowed = check_rules(t, col).get("allowed")
-    return list(allowed) if allowed else None
 
 
 def _one_bin_per_value(info: dict[str, Any]) -> bool:
@@ -1919,23 +1492,6 @@ def _released_marginal(released: dict[str, int], values: list[str], dom: int) ->
         else:
             vec[pos.get(v, dom - 2)] += x
     return vec
-
-
-def _vec(counts: dict[tuple, int], size: int) -> np.ndarray:
-    vec = np.zeros(size, dtype=np.int64)
-    for (k, *_), v in counts.items():
-        if k is not None and 0 <= int(k) < size:
-            vec[int(k)] += v
-    return vec
-
-
-def _lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
-
-
-def _text_array(values) -> str:
-    """A PostgreSQL text[] literal of ``values`` (``ARRAY[]::text[]`` when there are none)."""
-    return "ARRAY[" + ", ".join(_lit(v) for v in values) + "]::text[]"
 
 
 def _decimals(pg_type: str) -> int | None:
