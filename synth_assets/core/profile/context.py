@@ -1,0 +1,92 @@
+"""What the steps share: the source being profiled, and the table being measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from synth_assets.core import dp
+from synth_assets.core.config import PrivacyConfig, SynthConfig
+from synth_assets.core.plan import TablePlan
+from synth_assets.core.schema import SchemaModel, Table
+
+from .budget import Budget
+from .columns import ColumnModel
+from .sql import TableSQL, one_way_counts
+from .temps import Temps
+
+
+@dataclass
+class Source:
+    """The profile-wide state: connection, schema, plans, config and what is measured so far."""
+
+    conn: psycopg.Connection
+    model: SchemaModel
+    plans: dict[str, TablePlan]
+    roles: dict[str, dict[str, str]]
+    cfg: SynthConfig
+    params: dict  # holdout key and cut, clipping seed (SQL parameters)
+    # The categorical attribute of each reference table that children are conditioned on.
+    ref_attr_of: dict[str, str | None]
+    temps: Temps | None = None
+    units: str | None = None  # temp table of training unit ids
+    order: list[str] = field(default_factory=list)  # references first, then the unit tree
+    colmodels: dict[str, dict[str, ColumnModel]] = field(default_factory=dict)
+    public: set[str] = field(default_factory=set)  # tables declared public (copied)
+    tables: dict[str, Any] = field(default_factory=dict)  # pack entries measured so far
+    bounds_m: dict[str, int] = field(default_factory=dict)  # contribution bounds chosen with DP
+
+    def rows_per_unit(self, name: str) -> int:
+        """The contribution bound of ``name``: 1 where a unit owns one row, else DP-chosen or
+        configured."""
+        kind = self.plans[name].kind
+        if kind in ("root", "reference"):
+            return 1
+        return self.bounds_m.get(name, self.cfg.privacy.rows_per_unit(name))
+
+
+@dataclass
+class TableRun:
+    """One table's measurement: its rows as SQL, column models, budget, and its pack entry."""
+
+    src: Source
+    ts: TableSQL
+    cms: dict[str, ColumnModel]
+    budget: Budget
+    delta_each: float  # delta of one threshold release
+    out: dict[str, Any]
+
+    @property
+    def table(self) -> Table:
+        return self.ts.table
+
+    @property
+    def name(self) -> str:
+        return self.ts.table.name
+
+    @property
+    def plan(self) -> TablePlan:
+        return self.ts.plan
+
+    @property
+    def sens(self) -> int:
+        """L2 sensitivity of any histogram of this table's measured rows."""
+        return self.ts.m
+
+    @property
+    def acc(self) -> dp.Accountant:
+        return self.budget.acc
+
+    @property
+    def pcfg(self) -> PrivacyConfig:
+        return self.src.cfg.privacy
+
+    def cols(self, kind: str) -> list[str]:
+        """The columns measured as ``kind``, in table order."""
+        return [c for c, cm in self.cms.items() if cm.kind == kind]
+
+    def counts(self, exprs: list[str]) -> list[dict[tuple, int]]:
+        """One-way counts of ``exprs`` over the measured rows (rows or distinct units)."""
+        return one_way_counts(self.src.conn, self.ts, self.src.params, exprs)

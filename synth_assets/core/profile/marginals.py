@@ -1,0 +1,201 @@
+"""One-way measurements over codes: row counts, marginals, null rates and lengths, and the
+temporal histograms (per day bucket, per hour of the week, after the parent)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from synth_assets.core import dp
+from synth_assets.core.roles import LENGTH_ROLES
+
+from .budget import WEIGHT
+from .codes import HOW, TEXT_LENGTH_BINS, Codes
+from .columns import MODELLED_KINDS
+from .context import TableRun
+from .domain import released_marginal
+from .sql import vec
+
+Counts = dict[str, dict[tuple, int]]
+
+
+def measure_rows(run: TableRun) -> None:
+    """Noisy row count of the unit table and of reference tables; a child's rows follow from
+    its fan-out."""
+    if run.plan.kind not in ("root", "reference"):
+        return
+    src, n = run.src, run.name
+    true_rows = int(
+        src.conn.execute(f"{run.ts.cte} SELECT count(*) FROM c", src.params).fetchone()[0]
+    )
+    noisy = dp.noisy_counts(
+        run.acc,
+        f"{n}:rows",
+        np.array([true_rows]),
+        1,
+        run.budget("one_way", WEIGHT["rows"]),
+        table=n,
+    )
+    run.out["rows"] = max(1, int(noisy[0]))
+    if run.plan.kind == "root":
+        run.out["rows_total_estimate"] = int(
+            round(run.out["rows"] / (1 - run.pcfg.holdout_fraction))
+        )
+
+
+def one_way_marginals(
+    run: TableRun, codes: Codes, one: Counts
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(noisy marginal, its sigma) of every modelled key: a category column whose threshold
+    release was already its marginal spends nothing more."""
+    marg: dict[str, np.ndarray] = {}
+    sig: dict[str, float] = {}
+    n = run.name
+    for key, _, dom in codes.modelled:
+        cm = run.cms.get(key)
+        if cm is not None and cm.released is not None:
+            marg[key] = released_marginal(cm.released, cm.info["values"], dom)
+            sig[key] = cm.released_sigma
+            continue
+        noisy = dp.noisy_counts(
+            run.acc,
+            f"{n}.{key}:marginal",
+            vec(one[key], dom),
+            run.sens,
+            run.budget("one_way"),
+            table=n,
+            column=key,
+        )
+        marg[key] = noisy
+        sig[key] = run.acc.entries[-1].scale
+    for c, cm in run.cms.items():
+        if cm.kind in MODELLED_KINDS:
+            run.out["columns"][c] = {
+                "kind": cm.kind,
+                "role": cm.role,
+                **(cm.info or {}),
+                "counts": marg[c].tolist(),
+                "sigma": sig[c],
+            }
+    for key in [k for k in codes.keys if k.startswith("^")]:
+        run.out["columns"][key]["counts"] = marg[key].tolist()
+        run.out["columns"][key]["sigma"] = sig[key]
+    return marg, sig
+
+
+def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
+    """Length histograms of free text and binary columns, null rates of the other synthesized
+    columns and of non-parent foreign keys."""
+    n, acc = run.name, run.acc
+    for c in codes.synth_cols:
+        cm = run.cms[c]
+        if cm.role in LENGTH_ROLES:
+            noisy = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:length",
+                vec(one[c], TEXT_LENGTH_BINS + 1),
+                run.sens,
+                run.budget("one_way", WEIGHT["length"]),
+                table=n,
+                column=c,
+            )
+            run.out["columns"][c] = {
+                "kind": "synth",
+                "role": cm.role,
+                # free text: words; binary: log2 length buckets (byte_length_bucket_sql)
+                "null_and_words" if cm.role == "free_text" else "null_and_log2_bytes": (
+                    noisy.tolist()
+                ),
+                "sigma": acc.entries[-1].scale,
+            }
+        else:
+            noisy = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:nulls",
+                vec(one[c], 2),
+                run.sens,
+                run.budget("one_way", WEIGHT["nulls"]),
+                table=n,
+                column=c,
+            )
+            run.out["columns"][c] = {
+                "kind": "fk" if cm.kind == "fk" else "synth",
+                "role": cm.role,
+                "present_null": noisy.tolist(),
+                "sigma": acc.entries[-1].scale,
+            }
+    for c, cm in run.cms.items():
+        if c not in run.out["columns"]:
+            run.out["columns"][c] = {"kind": cm.kind, "role": cm.role}
+
+
+def temporal_histograms(run: TableRun, one: Counts) -> None:
+    """Each datetime's noisy day histogram (null last), hour-of-week profile and, in a child,
+    how often it falls after its parent's first datetime."""
+    n, acc, sens, budget = run.name, run.acc, run.sens, run.budget
+    for c in run.cols("datetime"):
+        info = run.cms[c].info
+        noisy_day = dp.noisy_counts(
+            acc,
+            f"{n}.{c}:day",
+            vec(one[f"{c}:day"], info["buckets"] + 1),
+            sens,
+            budget("temporal"),
+            table=n,
+            column=c,
+        )
+        col = {
+            "kind": "datetime",
+            "role": "datetime",
+            **info,
+            "day_counts": noisy_day[:-1].tolist(),
+            "null": int(noisy_day[-1]),
+            "sigma": acc.entries[-1].scale,
+        }
+        if not info["date_only"]:
+            how = vec(one[f"{c}:how"], HOW)
+            col["how_counts"] = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:hour_of_week",
+                how,
+                sens,
+                budget("temporal", WEIGHT["how"]),
+                table=n,
+                column=c,
+            ).tolist()
+            col["how_sigma"] = acc.entries[-1].scale
+        if f"{c}:after" in one:
+            after = vec(one[f"{c}:after"], 3)
+            col["after_counts"] = dp.noisy_counts(
+                acc,
+                f"{n}.{c}:after_parent",
+                after,
+                sens,
+                budget("temporal", WEIGHT["after"]),
+                table=n,
+                column=c,
+            ).tolist()
+        run.out["columns"][c] = col
+
+
+def remeasure_marginals(
+    run: TableRun, modelled: list[tuple[str, str, int]], one: Counts, rho: float
+) -> None:
+    """Measure every modelled one-way marginal again with ``rho`` and keep the inverse-variance
+    average of both measurements (the budget pair selection did not need)."""
+    n, acc = run.name, run.acc
+    for key, _, dom in modelled:
+        entry = run.out["columns"][key]
+        noisy = dp.noisy_counts(
+            acc, f"{n}.{key}:marginal_2", vec(one[key], dom), run.sens, rho, table=n, column=key
+        )
+        s1, s2 = float(entry["sigma"]), acc.entries[-1].scale
+        w1, w2 = 1 / s1**2, 1 / s2**2
+        first = np.asarray(entry["counts"], dtype=np.float64)
+        both = (w1 * first + w2 * noisy) / (w1 + w2)
+        cm = run.cms.get(key)
+        if cm is not None and cm.released is not None:
+            both[dom - 2] = 0.0  # values under the threshold stay unknown (never generated)
+        entry["counts"] = both.tolist()
+        entry["sigma"] = 1 / math.sqrt(w1 + w2)
