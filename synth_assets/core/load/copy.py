@@ -393,6 +393,102 @@ class _Row:
         return memoryview(out.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
+_INT_DTYPES = {"int2": "<i2", "int4": "<i4", "int8": "<i8"}
+
+
+def _fixed_block(
+    a: pa.Array, p: ColumnPlan, null: np.ndarray | None, n: int, loc: str
+) -> np.ndarray | None:
+    """The column's values as an (n, width) block of big-endian bytes, or None when its
+    encoding is variable-width (bytea, uuid, text, jsonb)."""
+    if p.kind in _INT_LIMITS:
+        return _be(_int_values(a, p.kind, loc), _INT_DTYPES[p.kind])
+    if p.kind == "float8":
+        return _be(_float_values(a), "<f8")
+    if p.kind == "float4":
+        return _be(_float_values(a).astype(np.float32), "<f4")
+    if p.kind == "numeric":
+        return _numeric_block(a, null, p.scale)
+    if p.kind == "bool":
+        return np.asarray(
+            pc.fill_null(a, False).to_numpy(zero_copy_only=False), dtype=np.uint8
+        ).reshape(n, 1)
+    if p.kind == "date":
+        us = _to_us(a)
+        return _be((np.floor_divide(us, 86_400_000_000) - PG_EPOCH_DAYS).astype(np.int32), "<i4")
+    if p.kind in ("timestamp", "timestamptz"):
+        return _be(_to_us(a) - PG_EPOCH_US, "<i8")
+    if p.kind in _SECONDS:
+        return _seconds_block(p.kind, _float_values(a), loc)
+    return None
+
+
+def _add_fixed_column(row: _Row, fixed: np.ndarray, null: np.ndarray | None, n: int) -> None:
+    """Length headers and values of a fixed-width column (a NULL is a -1 length, no value)."""
+    w = fixed.shape[1]
+    if null is None:
+        row.add_fixed(_hdr(w, n))
+        row.add_fixed(fixed)
+    else:
+        row.add_fixed(_lengths_hdr(np.where(null, -1, w)))
+        row.add_array(_with_validity(_binary_from_fixed(fixed), null))
+
+
+def _add_uuid_column(row: _Row, a: pa.Array, null: np.ndarray | None, n: int, loc: str) -> None:
+    """UUIDs as their 16 raw bytes, decoded from the text form (refusing what is not a UUID)."""
+    s = pl.from_arrow(a).cast(pl.Utf8).str.replace_all("-", "", literal=True)
+    raw = s.str.decode("hex", strict=False)
+    bad = raw.is_null() & s.is_not_null() | (raw.bin.size() != 16).fill_null(False)
+    if bad.any():
+        raise LoadError(f"{loc}: {int(bad.sum())} value(s) are not UUIDs")
+    val = raw.to_arrow().cast(pa.large_binary())
+    row.add_fixed(_lengths_hdr(np.where(null, -1, 16) if null is not None else np.full(n, 16)))
+    row.add_array(val)
+
+
+def _add_varlen_column(
+    row: _Row, a: pa.Array, p: ColumnPlan, null: np.ndarray | None, n: int, loc: str
+) -> None:
+    """bytea as is, uuid as 16 bytes, jsonb as version 1 then its text, anything else as text."""
+    if p.kind == "bytea":
+        val = a.cast(pa.large_binary())
+        lengths = pc.binary_length(val).fill_null(-1).to_numpy(zero_copy_only=False)
+        row.add_fixed(_lengths_hdr(lengths))
+        row.add_array(val)
+        return
+    if p.kind == "uuid":
+        _add_uuid_column(row, a, null, n, loc)
+        return
+    val = _text_array(a)
+    lengths = pc.binary_length(val).fill_null(-1).to_numpy(zero_copy_only=False)
+    if p.kind == "jsonb":
+        row.add_fixed(_lengths_hdr(np.where(lengths < 0, -1, lengths + 1)))
+        one = np.ones((n, 1), dtype=np.uint8)
+        row.add_array(_with_validity(_binary_from_fixed(one), null))
+    else:
+        row.add_fixed(_lengths_hdr(lengths))
+    row.add_array(val)
+
+
+def _add_column(row: _Row, a: pa.Array, p: ColumnPlan, n: int, loc: str) -> None:
+    """One column's fields of every tuple in the batch, after its NULLs are checked."""
+    if p.kind == "null":
+        if a.null_count != n and not pa.types.is_null(a.type):
+            raise LoadError(
+                f"{loc}: the shards' statistics said every value is NULL, but some are not"
+            )
+        row.add_fixed(_hdr(-1, n))
+        return
+    null = _null_mask(a)
+    if null is not None and not p.nullable:
+        raise LoadError(f"{loc} is NOT NULL but the shard holds {int(null.sum())} NULL value(s)")
+    fixed = _fixed_block(a, p, null, n, loc)
+    if fixed is not None:
+        _add_fixed_column(row, fixed, null, n)
+    else:
+        _add_varlen_column(row, a, p, null, n, loc)
+
+
 def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = "") -> memoryview:
     """PostgreSQL binary COPY tuples (no signature, no trailer) for one Arrow record batch."""
     n = batch.num_rows
@@ -402,78 +498,7 @@ def encode_batch(batch: pa.RecordBatch, plans: list[ColumnPlan], where: str = ""
         a = batch.column(i)
         if isinstance(a, pa.ChunkedArray):
             a = a.combine_chunks()
-        loc = f"{where}.{p.name}"
-        if p.kind == "null":
-            if a.null_count != n and not pa.types.is_null(a.type):
-                raise LoadError(
-                    f"{loc}: the shards' statistics said every value is NULL, but some are not"
-                )
-            row.add_fixed(_hdr(-1, n))
-            continue
-        null = _null_mask(a)
-        if null is not None and not p.nullable:
-            raise LoadError(
-                f"{loc} is NOT NULL but the shard holds {int(null.sum())} NULL value(s)"
-            )
-        fixed: np.ndarray | None = None
-        if p.kind in _INT_LIMITS:
-            dt = {"int2": "<i2", "int4": "<i4", "int8": "<i8"}[p.kind]
-            fixed = _be(_int_values(a, p.kind, loc), dt)
-        elif p.kind == "float8":
-            fixed = _be(_float_values(a), "<f8")
-        elif p.kind == "float4":
-            fixed = _be(_float_values(a).astype(np.float32), "<f4")
-        elif p.kind == "numeric":
-            fixed = _numeric_block(a, null, p.scale)
-        elif p.kind == "bool":
-            fixed = np.asarray(
-                pc.fill_null(a, False).to_numpy(zero_copy_only=False), dtype=np.uint8
-            ).reshape(n, 1)
-        elif p.kind == "date":
-            us = _to_us(a)
-            fixed = _be(
-                (np.floor_divide(us, 86_400_000_000) - PG_EPOCH_DAYS).astype(np.int32), "<i4"
-            )
-        elif p.kind in ("timestamp", "timestamptz"):
-            fixed = _be(_to_us(a) - PG_EPOCH_US, "<i8")
-        elif p.kind in _SECONDS:
-            fixed = _seconds_block(p.kind, _float_values(a), loc)
-        if fixed is not None:
-            w = fixed.shape[1]
-            if null is None:
-                row.add_fixed(_hdr(w, n))
-                row.add_fixed(fixed)
-            else:
-                row.add_fixed(_lengths_hdr(np.where(null, -1, w)))
-                row.add_array(_with_validity(_binary_from_fixed(fixed), null))
-            continue
-        if p.kind == "bytea":
-            val = a.cast(pa.large_binary())
-            lengths = pc.binary_length(val).fill_null(-1).to_numpy(zero_copy_only=False)
-            row.add_fixed(_lengths_hdr(lengths))
-            row.add_array(val)
-            continue
-        if p.kind == "uuid":
-            s = pl.from_arrow(a).cast(pl.Utf8).str.replace_all("-", "", literal=True)
-            raw = s.str.decode("hex", strict=False)
-            bad = raw.is_null() & s.is_not_null() | (raw.bin.size() != 16).fill_null(False)
-            if bad.any():
-                raise LoadError(f"{loc}: {int(bad.sum())} value(s) are not UUIDs")
-            val = raw.to_arrow().cast(pa.large_binary())
-            row.add_fixed(
-                _lengths_hdr(np.where(null, -1, 16) if null is not None else np.full(n, 16))
-            )
-            row.add_array(val)
-            continue
-        val = _text_array(a)
-        lengths = pc.binary_length(val).fill_null(-1).to_numpy(zero_copy_only=False)
-        if p.kind == "jsonb":
-            row.add_fixed(_lengths_hdr(np.where(lengths < 0, -1, lengths + 1)))
-            one = np.ones((n, 1), dtype=np.uint8)
-            row.add_array(_with_validity(_binary_from_fixed(one), null))
-        else:
-            row.add_fixed(_lengths_hdr(lengths))
-        row.add_array(val)
+        _add_column(row, a, p, n, f"{where}.{p.name}")
     return row.to_bytes()
 
 
