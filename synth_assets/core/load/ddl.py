@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from synth_assets.core.roles import qi
-from synth_assets.core.schema import Column, Domain, SchemaModel
+from synth_assets.core.schema import Column, Domain, SchemaModel, Table
 
 from .copy import ColumnPlan, _all_null_columns, plan_columns
 from .errors import LoadRefused
@@ -99,70 +99,85 @@ class TablePlan:
 def _table_ddl(
     model: SchemaModel, inputs: LoadInputs, next_schema: str, ddl_types: dict[str, dict[str, str]]
 ) -> dict[str, TablePlan]:
-    src = model.schema
-    qt = qi(next_schema)
-    plans: dict[str, TablePlan] = {}
-    for tname in inputs.order:
-        table = model.tables[tname]
-        files = inputs.files[tname]
-        first = pq.ParquetFile(files[0].path).schema_arrow
-        cols = plan_columns(
-            tname,
-            table.columns,
-            first,
-            _all_null_columns(files, [c.name for c in table.columns]),
-            ddl_types[tname],
+    """A :class:`TablePlan` per table, in load order."""
+    return {
+        tname: _table_plan(
+            tname, model.tables[tname], inputs.files[tname], model.schema, next_schema, ddl_types
         )
-        cols = [  # a generated column's expression may name the source schema
-            dataclasses.replace(c, generated=requalify(c.generated, src, next_schema))
-            if c.generated
-            else c
-            for c in cols
-        ]
-        tp = TablePlan(tname, cols, files, typed_by_domain=[c for c in table.columns if c.domains])
-        qtab = f"{qt}.{qi(tname)}"
-        for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
-            definition = requalify(con.definition, src, next_schema)
-            m = _SIMPLE_KEY.match(definition) if con.kind in ("p", "u") else None
-            if m:
-                nulls = " NULLS NOT DISTINCT" if m.group(2) else ""
-                tp.key_indexes.append(
-                    f"CREATE UNIQUE INDEX {qi(con.name)} ON {qtab} ({m.group(3)}){nulls}"
-                )
-                tp.alter.append(
-                    f"ADD CONSTRAINT {qi(con.name)} {m.group(1)} USING INDEX "
-                    f"{qi(con.name)}{m.group(4)}"
-                )
-            elif con.kind == "c":
-                # Added NOT VALID, then validated separately: synthetic rows can break a
-                # cross-column CHECK the generator cannot model; that is recorded, not fatal.
-                clause = (
-                    definition
-                    if definition.rstrip().endswith("NOT VALID")
-                    else f"{definition} NOT VALID"
-                )
-                tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {clause}")
-                if not con.definition.rstrip().endswith("NOT VALID"):
-                    tp.checks.append((con.name, definition))
-            else:
-                tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {definition}")
-        for c in table.columns:  # identity columns are identities again, after the COPY
-            if c.identity and not c.nullable:
-                how = "ALWAYS" if c.identity_always else "BY DEFAULT"
-                tp.alter.append(f"ALTER COLUMN {qi(c.name)} ADD GENERATED {how} AS IDENTITY")
-                tp.identity.append(c.name)
-        for iname, idef in table.indexes:
-            tp.indexes.append((iname, requalify(idef, src, next_schema)))
-        for fk in table.foreign_keys:
-            tp.fks.append(
-                (
-                    fk.name,
-                    fk.ref_table,
-                    f"ADD CONSTRAINT {qi(fk.name)} {requalify(fk.definition, src, next_schema)}",
-                )
+        for tname in inputs.order
+    }
+
+
+def _table_plan(
+    tname: str,
+    table: Table,
+    files: list[ShardFile],
+    src: str,
+    next_schema: str,
+    ddl_types: dict[str, dict[str, str]],
+) -> TablePlan:
+    """One table's columns (encoding from its first shard), constraints, indexes and FKs."""
+    first = pq.ParquetFile(files[0].path).schema_arrow
+    cols = plan_columns(
+        tname,
+        table.columns,
+        first,
+        _all_null_columns(files, [c.name for c in table.columns]),
+        ddl_types[tname],
+    )
+    cols = [  # a generated column's expression may name the source schema
+        dataclasses.replace(c, generated=requalify(c.generated, src, next_schema))
+        if c.generated
+        else c
+        for c in cols
+    ]
+    tp = TablePlan(tname, cols, files, typed_by_domain=[c for c in table.columns if c.domains])
+    _add_constraints(tp, table, src, next_schema)
+    for c in table.columns:  # identity columns are identities again, after the COPY
+        if c.identity and not c.nullable:
+            how = "ALWAYS" if c.identity_always else "BY DEFAULT"
+            tp.alter.append(f"ALTER COLUMN {qi(c.name)} ADD GENERATED {how} AS IDENTITY")
+            tp.identity.append(c.name)
+    for iname, idef in table.indexes:
+        tp.indexes.append((iname, requalify(idef, src, next_schema)))
+    for fk in table.foreign_keys:
+        tp.fks.append(
+            (
+                fk.name,
+                fk.ref_table,
+                f"ADD CONSTRAINT {qi(fk.name)} {requalify(fk.definition, src, next_schema)}",
             )
-        plans[tname] = tp
-    return plans
+        )
+    return tp
+
+
+def _add_constraints(tp: TablePlan, table: Table, src: str, next_schema: str) -> None:
+    """PKs and UNIQUEs as indexes built in parallel then attached; CHECKs added NOT VALID."""
+    qtab = f"{qi(next_schema)}.{qi(tp.name)}"
+    for con in sorted(table.constraints, key=lambda c: {"p": 0, "u": 1, "c": 2}[c.kind]):
+        definition = requalify(con.definition, src, next_schema)
+        m = _SIMPLE_KEY.match(definition) if con.kind in ("p", "u") else None
+        if m:
+            nulls = " NULLS NOT DISTINCT" if m.group(2) else ""
+            tp.key_indexes.append(
+                f"CREATE UNIQUE INDEX {qi(con.name)} ON {qtab} ({m.group(3)}){nulls}"
+            )
+            tp.alter.append(
+                f"ADD CONSTRAINT {qi(con.name)} {m.group(1)} USING INDEX {qi(con.name)}{m.group(4)}"
+            )
+        elif con.kind == "c":
+            # Added NOT VALID, then validated separately: synthetic rows can break a
+            # cross-column CHECK the generator cannot model; that is recorded, not fatal.
+            clause = (
+                definition
+                if definition.rstrip().endswith("NOT VALID")
+                else f"{definition} NOT VALID"
+            )
+            tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {clause}")
+            if not con.definition.rstrip().endswith("NOT VALID"):
+                tp.checks.append((con.name, definition))
+        else:
+            tp.alter.append(f"ADD CONSTRAINT {qi(con.name)} {definition}")
 
 
 def _resolve_types(

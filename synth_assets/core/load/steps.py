@@ -241,74 +241,10 @@ def _build_tasks(
     unvalidated: dict[str, int],
     repaired: dict[str, int],
 ) -> list[_Task]:
+    """Every step of the load; the biggest tables first, ANALYZE last."""
     tasks: list[_Task] = []
-    qt = qi(next_schema)
     for tp in plans.values():
-        big = -float(tp.rows)
-        tab = frozenset({tp.name})
-        tasks.append(
-            _Task(
-                f"copy:{tp.name}",
-                _copy_task(tp, next_schema, batch_rows, progress, abort, copied),
-                tab,
-                True,
-                priority=big,
-            )
-        )
-        tasks.append(
-            _Task(
-                f"count:{tp.name}",
-                _count_task(tp, next_schema, counted),
-                tab,
-                False,
-                frozenset({f"copy:{tp.name}"}),
-                priority=1e12 + big,
-            )
-        )
-        idx_keys = []
-        for i, stmt in enumerate(tp.key_indexes):
-            key = f"key-index:{tp.name}:{i}"
-            tasks.append(
-                _Task(key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big)
-            )
-            idx_keys.append(key)
-        for iname, stmt in tp.indexes:
-            key = f"index:{tp.name}:{iname}"
-            tasks.append(
-                _Task(
-                    key, _exec(stmt), tab, False, frozenset({f"copy:{tp.name}"}), priority=big + 0.5
-                )
-            )
-        if tp.alter:
-            qtab = f"{qt}.{qi(tp.name)}"
-            stmts = [f"ALTER TABLE {qtab} " + ", ".join(tp.alter)] + [
-                # the next value an application inserts follows the synthetic rows
-                f"SELECT setval(pg_get_serial_sequence('{qtab.replace(chr(39), chr(39) * 2)}', "
-                f"'{col.replace(chr(39), chr(39) * 2)}'), coalesce(max({qi(col)}), 0) + 1, "
-                f"false) FROM {qtab}"
-                for col in tp.identity
-            ]
-            tasks.append(
-                _Task(
-                    f"constraints:{tp.name}",
-                    _exec_all(stmts),
-                    tab,
-                    True,
-                    frozenset({f"copy:{tp.name}", *idx_keys}),
-                    priority=big,
-                )
-            )
-        else:
-            tasks.append(
-                _Task(
-                    f"constraints:{tp.name}",
-                    lambda conn: None,
-                    tab,
-                    True,
-                    frozenset({f"copy:{tp.name}"}),
-                    priority=big,
-                )
-            )
+        tasks += _table_tasks(tp, next_schema, batch_rows, progress, abort, copied, counted)
     for tp in plans.values():
         if tp.checks:
             tasks.append(
@@ -322,34 +258,109 @@ def _build_tasks(
                 )
             )
     for tp in plans.values():
-        fk_keys = []
-        for name, ref, clause in tp.fks:
-            key = f"fk:{tp.name}:{name}"
-            stmt = f"ALTER TABLE {qt}.{qi(tp.name)} {clause}"
-            tasks.append(
-                _Task(
-                    key,
-                    _exec(stmt),
-                    frozenset({tp.name, ref}),
-                    True,
-                    frozenset({f"constraints:{tp.name}", f"constraints:{ref}"}),
-                    priority=-float(tp.rows),
-                )
-            )
-            fk_keys.append(key)
+        tasks += _fk_tasks(tp, next_schema)
     for tp in plans.values():
-        touching = frozenset(
-            t.key for t in tasks if t.key.startswith("fk:") and tp.name in t.tables
-        )
-        indexes = frozenset(t.key for t in tasks if t.key.startswith(f"index:{tp.name}:"))
-        tasks.append(
-            _Task(
-                f"analyze:{tp.name}",
-                _exec(f"ANALYZE {qt}.{qi(tp.name)}"),
-                frozenset({tp.name}),
-                True,
-                frozenset({f"constraints:{tp.name}", *touching, *indexes}),
-                priority=2e12,
-            )
-        )
+        tasks.append(_analyze_task(tp, next_schema, tasks))
     return tasks
+
+
+def _table_tasks(
+    tp: TablePlan,
+    next_schema: str,
+    batch_rows: int,
+    progress: Progress | None,
+    abort: threading.Event,
+    copied: dict[str, int],
+    counted: dict[str, int],
+) -> list[_Task]:
+    """COPY, count, key indexes, indexes and constraints of one table."""
+    big = -float(tp.rows)
+    tab = frozenset({tp.name})
+    copy_key = frozenset({f"copy:{tp.name}"})
+    tasks = [
+        _Task(
+            f"copy:{tp.name}",
+            _copy_task(tp, next_schema, batch_rows, progress, abort, copied),
+            tab,
+            True,
+            priority=big,
+        ),
+        _Task(
+            f"count:{tp.name}",
+            _count_task(tp, next_schema, counted),
+            tab,
+            False,
+            copy_key,
+            priority=1e12 + big,
+        ),
+    ]
+    idx_keys = []
+    for i, stmt in enumerate(tp.key_indexes):
+        key = f"key-index:{tp.name}:{i}"
+        tasks.append(_Task(key, _exec(stmt), tab, False, copy_key, priority=big))
+        idx_keys.append(key)
+    for iname, stmt in tp.indexes:
+        key = f"index:{tp.name}:{iname}"
+        tasks.append(_Task(key, _exec(stmt), tab, False, copy_key, priority=big + 0.5))
+    tasks.append(_constraints_task(tp, next_schema, idx_keys))
+    return tasks
+
+
+def _constraints_task(tp: TablePlan, next_schema: str, idx_keys: list[str]) -> _Task:
+    """One ALTER TABLE adding the table's constraints (after its key indexes), then its identity
+    sequences moved past the synthetic rows; a no-op step when it has none, as a dependency."""
+    tab = frozenset({tp.name})
+    if not tp.alter:
+        return _Task(
+            f"constraints:{tp.name}",
+            lambda conn: None,
+            tab,
+            True,
+            frozenset({f"copy:{tp.name}"}),
+            priority=-float(tp.rows),
+        )
+    qtab = f"{qi(next_schema)}.{qi(tp.name)}"
+    stmts = [f"ALTER TABLE {qtab} " + ", ".join(tp.alter)] + [
+        # the next value an application inserts follows the synthetic rows
+        f"SELECT setval(pg_get_serial_sequence('{qtab.replace(chr(39), chr(39) * 2)}', "
+        f"'{col.replace(chr(39), chr(39) * 2)}'), coalesce(max({qi(col)}), 0) + 1, "
+        f"false) FROM {qtab}"
+        for col in tp.identity
+    ]
+    return _Task(
+        f"constraints:{tp.name}",
+        _exec_all(stmts),
+        tab,
+        True,
+        frozenset({f"copy:{tp.name}", *idx_keys}),
+        priority=-float(tp.rows),
+    )
+
+
+def _fk_tasks(tp: TablePlan, next_schema: str) -> list[_Task]:
+    """One step per foreign key, once both its tables have their constraints."""
+    return [
+        _Task(
+            f"fk:{tp.name}:{name}",
+            _exec(f"ALTER TABLE {qi(next_schema)}.{qi(tp.name)} {clause}"),
+            frozenset({tp.name, ref}),
+            True,
+            frozenset({f"constraints:{tp.name}", f"constraints:{ref}"}),
+            priority=-float(tp.rows),
+        )
+        for name, ref, clause in tp.fks
+    ]
+
+
+def _analyze_task(tp: TablePlan, next_schema: str, tasks: list[_Task]) -> _Task:
+    """ANALYZE of one table after every step that changes it (its indexes, FKs touching it)."""
+    touching = frozenset(t.key for t in tasks if t.key.startswith("fk:") and tp.name in t.tables)
+    indexes = frozenset(t.key for t in tasks if t.key.startswith(f"index:{tp.name}:"))
+    return _Task(
+        f"analyze:{tp.name}",
+        _exec(f"ANALYZE {qi(next_schema)}.{qi(tp.name)}"),
+        frozenset({tp.name}),
+        True,
+        frozenset({f"constraints:{tp.name}", *touching, *indexes}),
+        priority=2e12,
+    )
