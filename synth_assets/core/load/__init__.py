@@ -29,7 +29,7 @@ schema the tool creates carries a ``COMMENT`` starting with :data:`SCHEMA_MARKER
 Modules, in the order a load meets them: :mod:`.guards` (refusals), :mod:`.inputs` (verified
 refresh files), :mod:`.copy` (binary COPY encoder), :mod:`.ddl` (types, tables, constraints),
 :mod:`.steps` and :mod:`.scheduler` (the parallel build), :mod:`.check` (verification, and the
-staging gate), :mod:`.loader` (the whole load), :mod:`.teardown`; :mod:`.meta`
+staging gate), :mod:`.swap`, :mod:`.loader` (the whole load), :mod:`.teardown`; :mod:`.meta`
 holds ``synth_meta`` and the ownership markers, :mod:`.errors` the exceptions.
 """
 

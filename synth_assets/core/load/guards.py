@@ -14,7 +14,7 @@ from synth_assets.core.pg import database_identity, redact
 from synth_assets.core.store import read_json
 
 from .errors import LoadRefused
-from .meta import META_SCHEMA
+from .meta import META_SCHEMA, _managed
 
 REPORT_PATH = Path("report") / "privacy_report.json"
 _SAFE_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -118,3 +118,20 @@ def verify_report(refresh_dir: Path, refresh_id: str) -> dict[str, Any]:
             "fix the cause and re-run from calibrated_spec; a failed refresh is never loaded"
         )
     return report
+
+
+def _check_target(conn: psycopg.Connection, target_url: str, names: list[str]) -> None:
+    """Refuse a production target, or one where a schema of ``names`` exists but is not ours."""
+    marker = production_marker(conn)
+    if marker:
+        raise LoadRefused(
+            f"target {redact(target_url)} is marked as production ({marker}): refusing to "
+            "load synthetic data there; choose a staging database for target.url"
+        )
+    ours = _managed(conn, names)
+    foreign = sorted(n for n, mine in ours.items() if not mine)
+    if foreign:
+        raise LoadRefused(
+            f"schema(s) {', '.join(foreign)} exist in the target but were not created by synth_assets: "
+            "refusing to replace them; choose another target.schema or remove them yourself"
+        )

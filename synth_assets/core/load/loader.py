@@ -18,13 +18,14 @@ from synth_assets.core.errors import SynthError
 from synth_assets.core.pg import connect, redact
 
 from .check import _verify
-from .ddl import _resolve_types, _table_ddl
+from .ddl import TablePlan, _resolve_types, _table_ddl
 from .errors import LoadError, LoadRefused, _first_line
-from .guards import assert_not_source, check_schema_name, production_marker
+from .guards import _check_target, assert_not_source, check_schema_name
 from .inputs import LoadInputs, read_inputs
-from .meta import SCHEMA_MARKER, _lock_key, _managed, _outside_dependents, ensure_meta
+from .meta import _lock_key, ensure_meta
 from .scheduler import _run_tasks
 from .steps import Progress, _build_tasks
+from .swap import _create_next, _fail, _swap
 
 DEFAULT_BATCH_ROWS = 131_072
 
@@ -104,19 +105,7 @@ def load_refresh(
     main = connect(target_url)
     locked = False
     try:
-        marker = production_marker(main)
-        if marker:
-            raise LoadRefused(
-                f"target {redact(target_url)} is marked as production ({marker}): refusing to "
-                "load synthetic data there; choose a staging database for target.url"
-            )
-        ours = _managed(main, [schema, next_s, prev_s])
-        foreign = sorted(n for n, mine in ours.items() if not mine)
-        if foreign:
-            raise LoadRefused(
-                f"schema(s) {', '.join(foreign)} exist in the target but were not created by synth_assets: "
-                "refusing to replace them; choose another target.schema or remove them yourself"
-            )
+        _check_target(main, target_url, [schema, next_s, prev_s])
         ddl_types, type_ddl = _resolve_types(main, inputs.model, next_s)
         locked = bool(
             main.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(schema),)).fetchone()[0]
@@ -127,29 +116,7 @@ def load_refresh(
                 f"another load into schema {schema} of {redact(target_url)} is running; retry later"
             )
         # ---- from here on the target is written ----
-        ensure_meta(main)
-        if audit_inline:
-            ensure_audit_schema(main)
-        with main.transaction():
-            main.execute(
-                "UPDATE synth_meta.load_runs SET status = 'abandoned', finished_at = now(), "
-                "error = 'the loading process ended without finishing' "
-                "WHERE schema_name = %s AND status = 'running'",
-                (schema,),
-            )
-            load_id = main.execute(
-                "INSERT INTO synth_meta.load_runs (refresh_id, schema_name, status, spec_hash, shard_hashes, "
-                "actor, run_id) VALUES (%s, %s, 'running', %s, %s::jsonb, %s, %s) RETURNING load_id",
-                (
-                    refresh_id,
-                    schema,
-                    inputs.spec["content_hash"],
-                    json.dumps(inputs.shard_hashes),
-                    actor,
-                    run_id,
-                ),
-            ).fetchone()[0]
-        main.commit()
+        load_id = _start_run(main, inputs, schema, actor, run_id, audit_inline)
         try:
             result = _load(
                 main,
@@ -169,20 +136,8 @@ def load_refresh(
                 started=started,
             )
         except BaseException as exc:
-            _fail(main, next_s, load_id, exc)
-            _audit_safely(
-                audit_target,
-                refresh_id,
-                {
-                    "status": "failed",
-                    "schema": schema,
-                    "target": redact(target_url),
-                    "load_id": load_id,
-                    "spec_hash": inputs.spec["content_hash"],
-                    "error": _first_line(exc),
-                    "run_id": run_id,
-                },
-                actor,
+            _record_failure(
+                main, inputs, target_url, schema, load_id, exc, audit_target, actor, run_id
             )
             if isinstance(exc, psycopg.Error):
                 raise LoadError(
@@ -191,28 +146,108 @@ def load_refresh(
                 ) from exc
             raise
         if not audit_inline:
-            try:
-                record_event(
-                    audit_target, "load", refresh_id, _load_payload(result, run_id, inputs), actor
-                )
-            except SynthError as exc:
-                raise LoadError(
-                    f"refresh {refresh_id} is live in {schema}, but its audit event could not be "
-                    f"written ({exc}); record it before using the data"
-                ) from exc
+            _audit_elsewhere(audit_target, result, run_id, inputs, actor)
         return result
     finally:
-        try:
-            if locked:
-                main.rollback()
-                main.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(schema),))
-                main.commit()
-        except psycopg.Error:
-            pass
+        _unlock(main, schema, locked)
         main.close()
 
 
+def _unlock(main: psycopg.Connection, schema: str, locked: bool) -> None:
+    """Release the schema's advisory lock if this load took it; never raises a database error."""
+    try:
+        if locked:
+            main.rollback()
+            main.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(schema),))
+            main.commit()
+    except psycopg.Error:
+        pass
+
+
+def _start_run(
+    main: psycopg.Connection,
+    inputs: LoadInputs,
+    schema: str,
+    actor: str,
+    run_id: str | None,
+    audit_inline: bool,
+) -> int:
+    """Create the metadata (and audit) tables, mark a crashed load of ``schema`` abandoned and
+    record this one as running; its load id (committed)."""
+    ensure_meta(main)
+    if audit_inline:
+        ensure_audit_schema(main)
+    with main.transaction():
+        main.execute(
+            "UPDATE synth_meta.load_runs SET status = 'abandoned', finished_at = now(), "
+            "error = 'the loading process ended without finishing' "
+            "WHERE schema_name = %s AND status = 'running'",
+            (schema,),
+        )
+        load_id = main.execute(
+            "INSERT INTO synth_meta.load_runs (refresh_id, schema_name, status, spec_hash, shard_hashes, "
+            "actor, run_id) VALUES (%s, %s, 'running', %s, %s::jsonb, %s, %s) RETURNING load_id",
+            (
+                inputs.refresh_id,
+                schema,
+                inputs.spec["content_hash"],
+                json.dumps(inputs.shard_hashes),
+                actor,
+                run_id,
+            ),
+        ).fetchone()[0]
+    main.commit()
+    return load_id
+
+
+def _record_failure(
+    main: psycopg.Connection,
+    inputs: LoadInputs,
+    target_url: str,
+    schema: str,
+    load_id: int,
+    exc: BaseException,
+    audit_target: str,
+    actor: str,
+    run_id: str | None,
+) -> None:
+    """Drop ``__next``, mark the load failed and audit the failure (best effort: never raises
+    over the load's own error)."""
+    _fail(main, f"{schema}__next", load_id, exc)
+    _audit_safely(
+        audit_target,
+        inputs.refresh_id,
+        {
+            "status": "failed",
+            "schema": schema,
+            "target": redact(target_url),
+            "load_id": load_id,
+            "spec_hash": inputs.spec["content_hash"],
+            "error": _first_line(exc),
+            "run_id": run_id,
+        },
+        actor,
+    )
+
+
+def _audit_elsewhere(
+    audit_target: str, result: LoadResult, run_id: str | None, inputs: LoadInputs, actor: str
+) -> None:
+    """Write the load's audit event to an audit log in another database (after the swap: it
+    cannot share the load's transaction), saying the data is live if that fails."""
+    try:
+        record_event(
+            audit_target, "load", inputs.refresh_id, _load_payload(result, run_id, inputs), actor
+        )
+    except SynthError as exc:
+        raise LoadError(
+            f"refresh {inputs.refresh_id} is live in {result.schema}, but its audit event could not be "
+            f"written ({exc}); record it before using the data"
+        ) from exc
+
+
 def _audit_safely(url: str, refresh_id: str, payload: dict[str, Any], actor: str) -> None:
+    """Audit a failed load, best effort: the load's own error is what the caller must see."""
     try:
         record_event(url, "load", refresh_id, payload, actor)
     except SynthError:
@@ -220,6 +255,7 @@ def _audit_safely(url: str, refresh_id: str, payload: dict[str, Any], actor: str
 
 
 def _load_payload(result: LoadResult, run_id: str | None, inputs: LoadInputs) -> dict[str, Any]:
+    """The audit event of a successful load (the shard hashes tie it to the generated files)."""
     return {
         "status": "loaded",
         "schema": result.schema,
@@ -232,26 +268,6 @@ def _load_payload(result: LoadResult, run_id: str | None, inputs: LoadInputs) ->
         "replaced_previous": result.replaced_previous,
         "run_id": run_id,
     }
-
-
-def _fail(main: psycopg.Connection, next_s: str, load_id: int, exc: BaseException) -> None:
-    """Drop ``__next`` (it is ours) and mark the load failed; never raises."""
-    try:
-        main.rollback()
-        with main.transaction():
-            if _managed(main, [next_s]).get(next_s):
-                main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(next_s)))
-                main.execute(
-                    "DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (next_s,)
-                )
-            main.execute(
-                "UPDATE synth_meta.load_runs SET status = 'failed', error = %s, finished_at = now() "
-                "WHERE load_id = %s",
-                (_first_line(exc)[:2000], load_id),
-            )
-        main.commit()
-    except psycopg.Error:
-        pass
 
 
 def _load(
@@ -272,50 +288,16 @@ def _load(
     progress: Progress | None,
     started: float,
 ) -> LoadResult:
-    next_s, prev_s = f"{schema}__next", f"{schema}__prev"
+    """Build ``__next``, verify it, swap it in and record the load, in that order."""
+    next_s = f"{schema}__next"
     rid = inputs.refresh_id
     t0 = time.perf_counter()
-    with main.transaction():
-        if _managed(main, [next_s]).get(next_s):  # a crashed load left it behind
-            main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(next_s)))
-            main.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (next_s,))
-        main.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(next_s)))
-        main.execute(
-            sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-                sql.Identifier(next_s),
-                sql.Literal(f"{SCHEMA_MARKER}: load {load_id}, refresh {rid}"),
-            )
-        )
-        main.execute(
-            "INSERT INTO synth_meta.managed_schemas (schema_name, load_id, refresh_id) VALUES (%s, %s, %s)",
-            (next_s, load_id, rid),
-        )
-        for statement in type_ddl:  # the source's enums and domains
-            main.execute(statement)
-    main.commit()
+    _create_next(main, next_s, load_id, rid, type_ddl)
     plans = _table_ddl(inputs.model, inputs, next_s, ddl_types)
     durations["prepare"] = round(time.perf_counter() - t0, 3)
 
-    t0 = time.perf_counter()
-    abort = threading.Event()
-    copied: dict[str, int] = {}
-    counted: dict[str, int] = {}
-    unvalidated: dict[str, int] = {}
-    repaired: dict[str, int] = {}
-    tasks = _build_tasks(
-        plans, next_s, batch_rows, progress, abort, copied, counted, unvalidated, repaired
-    )
-    steps = _run_tasks(target_url, tasks, workers, [next_s, "public"], abort)
-    durations["build"] = round(time.perf_counter() - t0, 3)
-    durations["steps"] = steps
-    durations["copy"] = round(sum(v for k, v in steps.items() if k.startswith("copy:")), 3)
-    durations["constraints_and_indexes"] = round(
-        sum(
-            v
-            for k, v in steps.items()
-            if k.split(":")[0] in ("key-index", "index", "constraints", "fk")
-        ),
-        3,
+    copied, counted, unvalidated, repaired = _build_next(
+        target_url, plans, next_s, durations, workers, batch_rows, progress
     )
 
     t0 = time.perf_counter()
@@ -327,41 +309,7 @@ def _load(
 
     t0 = time.perf_counter()
     with main.transaction():
-        main.execute("SET LOCAL lock_timeout = '60s'")
-        state = _managed(main, [schema, next_s, prev_s])
-        if not state.get(next_s):
-            raise LoadError(
-                f"{next_s} disappeared or lost its marker during the load: refusing to swap"
-            )
-        if state.get(prev_s):
-            outside = _outside_dependents(main, prev_s)
-            if outside:
-                raise LoadError(
-                    f"objects outside {prev_s} depend on it ({', '.join(outside[:5])}): drop or "
-                    f"repoint them, then load again; {schema} was not changed"
-                )
-            main.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(prev_s)))
-            main.execute("DELETE FROM synth_meta.managed_schemas WHERE schema_name = %s", (prev_s,))
-        replaced = bool(state.get(schema))
-        if replaced:
-            main.execute(
-                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-                    sql.Identifier(schema), sql.Identifier(prev_s)
-                )
-            )
-            main.execute(
-                "UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
-                (prev_s, schema),
-            )
-        main.execute(
-            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-                sql.Identifier(next_s), sql.Identifier(schema)
-            )
-        )
-        main.execute(
-            "UPDATE synth_meta.managed_schemas SET schema_name = %s WHERE schema_name = %s",
-            (schema, next_s),
-        )
+        replaced = _swap(main, schema)
         durations["swap"] = round(time.perf_counter() - t0, 3)
         seconds = time.perf_counter() - started
         durations["total"] = round(seconds, 3)
@@ -386,3 +334,38 @@ def _load(
             append_event(main, "load", rid, _load_payload(result, run_id, inputs), actor)
     main.commit()
     return result
+
+
+def _build_next(
+    target_url: str,
+    plans: dict[str, TablePlan],
+    next_s: str,
+    durations: dict[str, Any],
+    workers: int,
+    batch_rows: int,
+    progress: Progress | None,
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+    """Run every load step on ``workers`` connections; rows copied and counted per table, and
+    rows breaking (or repaired for) each cross-column CHECK."""
+    t0 = time.perf_counter()
+    abort = threading.Event()
+    copied: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    unvalidated: dict[str, int] = {}
+    repaired: dict[str, int] = {}
+    tasks = _build_tasks(
+        plans, next_s, batch_rows, progress, abort, copied, counted, unvalidated, repaired
+    )
+    steps = _run_tasks(target_url, tasks, workers, [next_s, "public"], abort)
+    durations["build"] = round(time.perf_counter() - t0, 3)
+    durations["steps"] = steps
+    durations["copy"] = round(sum(v for k, v in steps.items() if k.startswith("copy:")), 3)
+    durations["constraints_and_indexes"] = round(
+        sum(
+            v
+            for k, v in steps.items()
+            if k.split(":")[0] in ("key-index", "index", "constraints", "fk")
+        ),
+        3,
+    )
+    return copied, counted, unvalidated, repaired
