@@ -253,7 +253,7 @@ def test_requalify_rewrites_schema_qualifiers_but_not_literals():
 
 
 def test_domains_are_recreated_inner_level_first_and_same_named_different_ones_refused():
-    from synth_assets.core.load import _add_domains, _type_statements
+    from synth_assets.core.load.ddl import _add_domains, _type_statements
     from synth_assets.core.schema import Column, Domain
 
     pos = Domain("shop", "pos", checks=(("pos_c", "CHECK ((VALUE > 0)) NOT VALID"),))
