@@ -67,3 +67,46 @@ def test_a_spec_without_the_measurement_noise_is_not_calibrated():
     cols = [Col("c", "t", "c", "categorical", "text")]
     rng = np.random.default_rng(0)
     assert ach.achievable_shapes(cols, real, spec, 2, rng, OTHER, NULL_TOKEN) is None
+
+
+def _weekly_profile(rows: int) -> np.ndarray:
+    """A diurnal x weekday hour-of-week profile of ``rows`` rows (business hours, quiet Sundays)."""
+    hours = np.exp(-0.5 * ((np.arange(24) - 13) / 4.0) ** 2) + 0.05
+    days = np.array([1.0, 1.0, 1.0, 1.0, 1.1, 0.6, 0.3])
+    p = np.outer(days, hours).ravel()
+    return np.random.default_rng(3).multinomial(rows, p / p.sum()).astype(np.float64)
+
+
+def test_the_hour_of_week_ideal_falls_with_the_measurement_noise():
+    rng = np.random.default_rng(11)
+    real = _weekly_profile(10_000)
+
+    def ideal(sigma: float) -> dict:
+        return ach.achievable_how(real, {"how_sigma": sigma, "how_rows": 10_000.0}, 50_000, rng)
+
+    quiet, noisy = ideal(1.0), ideal(60.0)
+    # sigma 1 against ~60 rows a cell: the ideal generator keeps the profile almost exactly;
+    # sigma 60 (noise as large as a cell) pulls it far below a fixed 0.9
+    assert quiet["score"] > 0.97 and quiet["threshold"] > 0.9
+    assert noisy["score"] < quiet["score"] - 0.05
+    assert noisy["threshold"] < noisy["score"] < 1.0
+
+
+def test_an_hour_of_week_without_its_measurement_noise_is_not_calibrated():
+    real = _weekly_profile(1_000)
+    rng = np.random.default_rng(1)
+    assert ach.achievable_how(real, {"how_rows": 1_000.0}, 100, rng) is None
+    assert ach.achievable_how(real, None, 100, rng) is None
+
+
+def test_the_hour_of_week_gate_judges_against_the_calibrated_limit_only_below_the_threshold():
+    from synth_assets.core.gates import calibrated_limits
+
+    report = {
+        "views": {},
+        "temporal": {
+            "a.t": {"hour_of_week_corr": 0.8, "achievable": {"threshold": 0.7}},
+            "b.t": {"hour_of_week_corr": 0.95, "achievable": None},
+        },
+    }
+    assert calibrated_limits(report)["fidelity_hour_of_week"] == {"a.t": 0.7}

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from .generate import _decode_numeric
-from .spec import _null_fix, denoise_marginal
+from .spec import _null_fix, denoise_marginal, smooth_how
 
 REPLICATES = 8
 # What the generator may lose beyond the ideal one (pairs, conditioning, rounding), in score.
@@ -122,6 +122,35 @@ def achievable_shapes(
         "sd": float(reps.std(ddof=1)),
         "threshold": float(reps.mean() - MARGIN - 2 * reps.std(ddof=1)),
         "columns": {k: float(np.mean(v)) for k, v in per.items()},
+        "replicates": REPLICATES,
+        "margin": MARGIN,
+    }
+
+
+def achievable_how(
+    how_real: np.ndarray, c: dict[str, Any] | None, n: int, rng: np.random.Generator
+) -> dict[str, Any] | None:
+    """Hour-of-week correlation of the ideal generator: the real profile scaled to the measured
+    rows, fresh noise at the measurement's sigma, the spec's own smoothing (:func:`smooth_how`),
+    ``n`` rows drawn from it; None when the spec did not keep the measurement's noise and rows.
+
+    A datetime column of a small table is measured on 168 cells: 10,000 rows at sigma 30 leave
+    about 60 rows a cell against noise of 30, and a perfect generator then correlates ~0.8 with
+    the real profile, so a fixed 0.9 blocked small tables, not bad generators."""
+    if not c or c.get("how_sigma") is None or not c.get("how_rows") or how_real.std() == 0:
+        return None
+    scale = float(c["how_rows"]) / max(1.0, float(how_real.sum()))
+    sigma = float(c["how_sigma"])
+    scores = []
+    for _ in range(REPLICATES):
+        p = smooth_how((how_real * scale + rng.normal(0.0, sigma, how_real.size)).tolist(), sigma)
+        sim = rng.multinomial(max(1, int(n)), p).astype(np.float64)
+        scores.append(float(np.corrcoef(how_real, sim)[0, 1]) if sim.std() > 0 else 0.0)
+    reps = np.array(scores)
+    return {
+        "score": float(reps.mean()),
+        "sd": float(reps.std(ddof=1)),
+        "threshold": float(reps.mean() - MARGIN - 2 * reps.std(ddof=1)),
         "replicates": REPLICATES,
         "margin": MARGIN,
     }

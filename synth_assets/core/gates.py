@@ -500,7 +500,12 @@ def calibrated_limits(report: dict[str, Any]) -> dict[str, dict[str, float]]:
         "privacy_dcr_share": {},
         "privacy_membership_inference": {},
         "fidelity_column_shapes": {},
+        "fidelity_hour_of_week": {},
     }
+    for k, t in report.get("temporal", {}).items():
+        ach = t.get("achievable")
+        if ach and _measured(ach.get("threshold")):
+            out["fidelity_hour_of_week"][k] = float(ach["threshold"])
     for name, v in report["views"].items():
         p = v.get("privacy") or {}
         sd = p.get("dcr_share", {}).get("noise_sd")

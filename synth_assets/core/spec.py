@@ -869,6 +869,9 @@ def _column_spec(
             date_only=m["date_only"],
             day_p=day.tolist(),
             how_p=how.tolist() if how is not None else None,
+            # the measurement's noise and rows: the report simulates an ideal generator from them
+            how_sigma=float(m["how_sigma"]) if m.get("how_sigma") is not None else None,
+            how_rows=float(np.clip(m["how_counts"], 0, None).sum()) if how is not None else None,
             null_p=null_p,
             after_parent_column=m.get("after_parent_column") if enforce else None,
         )

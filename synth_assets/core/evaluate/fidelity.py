@@ -17,6 +17,7 @@ import polars as pl
 import psycopg
 from scipy import stats
 
+from synth_assets.core.achievable import achievable_how
 from synth_assets.core.profile import fanout_bins
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import ForeignKey, SchemaModel
@@ -292,8 +293,12 @@ def temporal_profile(
     table: str,
     col: Col,
     min_cell: int,
+    cspec: dict[str, Any] | None = None,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, Any]:
-    """Hour-of-week correlation and daily-count autocorrelation (lags 1..14), real vs synthetic."""
+    """Hour-of-week correlation and daily-count autocorrelation (lags 1..14), real vs synthetic;
+    with the column's spec and a generator, also the correlation an ideal generator reaches from
+    the hour-of-week measurement's noise (:func:`achievable_how`), which calibrates its gate."""
     q = qi(col.column)
     src = f"{qi(model.schema)}.{qi(table)}"
     how_r = np.zeros(168)
@@ -325,6 +330,7 @@ def temporal_profile(
         "table": table,
         "column": col.column,
         "hour_of_week_corr": corr,
+        "achievable": achievable_how(how_r, cspec, int(how_s.sum()), rng) if rng else None,
         "acf_real": acf_r,
         "acf_synthetic": acf_s,
         "acf_max_diff": float(diff.max()) if diff.size else 0.0,

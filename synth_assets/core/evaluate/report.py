@@ -162,7 +162,7 @@ def evaluate_refresh(
             report["timings"][view.name] = round(time.monotonic() - t0, 2)
             log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
         t0 = time.monotonic()
-        _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report)
+        _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report, spec, rng)
         report["timings"]["fanout_temporal_nulls"] = round(time.monotonic() - t0, 2)
         t0 = time.monotonic()
         report["identifier_overlap"] = identifier_overlap(conn, model, roles, refresh_dir, hmac_key)
@@ -233,6 +233,8 @@ def _measure_tables(
     refresh_dir: Path,
     options: EvalOptions,
     report: dict[str, Any],
+    spec: dict[str, Any],
+    rng: np.random.Generator,
 ) -> None:
     """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
     column, and null rates (into ``report``)."""
@@ -246,8 +248,9 @@ def _measure_tables(
                 )
         for c in table_columns(model, roles, name):
             if c.kind == "datetime" and not c.date_only:
+                cspec = spec["tables"].get(name, {}).get("columns", {}).get(c.column)
                 report["temporal"][f"{name}.{c.column}"] = temporal_profile(
-                    conn, model, refresh_dir, name, c, options.min_cell
+                    conn, model, refresh_dir, name, c, options.min_cell, cspec, rng
                 )
         report["null_rates"][name] = null_rates(conn, model, refresh_dir, name)
 
