@@ -93,8 +93,8 @@ def derive_audit_key(key: Secret) -> Secret:
 
 
 def keyed_hash(key: bytes, value: str) -> str:
-    """HMAC-SHA256 of a string value, hex."""
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 of a string value, hex (one-shot ``hmac.digest``: no HMAC object per value)."""
+    return hmac.digest(key, value.encode(), "sha256").hex()
 
 
 class LocalSecrets(SecretsBackend):
