@@ -20,12 +20,12 @@ import numpy as np
 import polars as pl
 
 from synth_assets.core import pg
-from synth_assets.core.demo import build_demo, demo_exists
 from synth_assets.core.generate import write_parquet_atomic
 from synth_assets.core.load import load_refresh
 from synth_assets.core.schema import reflect
 from synth_assets.core.spec import content_hash
 from synth_assets.core.store import write_json_atomic
+from synth_assets.demo import build_demo, demo_exists
 
 RID = "r20260101T000000Z-be0c00"
 SEGMENTS = ["retail", "premium", "private", "business"]

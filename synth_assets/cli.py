@@ -28,7 +28,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from synth_assets.core import pg
     from synth_assets.core.config import load_config
-    from synth_assets.core.demo import build_demo, demo_exists
+    from synth_assets.demo import build_demo, demo_exists
     from synth_assets.orchestrate import run_refresh
 
     workdir = Path(args.workdir).expanduser().resolve()
