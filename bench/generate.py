@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth_assets.core import pg  # noqa: E402
 from synth_assets.core.config import parse_config  # noqa: E402
-from synth_assets.core.demo import build_demo, demo_exists  # noqa: E402
 from synth_assets.core.generate import generate_shard, usable_cpus  # noqa: E402
 from synth_assets.core.profile import profile_source  # noqa: E402
 from synth_assets.core.roles import infer_roles  # noqa: E402
 from synth_assets.core.schema import reflect  # noqa: E402
 from synth_assets.core.secrets import new_master_seed  # noqa: E402
 from synth_assets.core.spec import calibrate  # noqa: E402
+from synth_assets.demo import build_demo, demo_exists  # noqa: E402
 
 
 def _shard(args):

@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 
 from synth_assets.core import pg
 from synth_assets.core.audit import AuditSigner, bind_audit_log
-from synth_assets.core.demo import build_demo, demo_exists
 from synth_assets.core.generate import write_parquet_atomic
 from synth_assets.core.load import (
     COPY_SIGNATURE,
@@ -37,6 +36,7 @@ from synth_assets.core.schema import reflect
 from synth_assets.core.secrets import LocalSecrets, init_local_secrets
 from synth_assets.core.spec import content_hash
 from synth_assets.core.store import write_json_atomic
+from synth_assets.demo import build_demo, demo_exists
 
 RID = "r20260101T000000Z-be0c00"
 SEGMENTS = ["retail", "premium", "private", "business"]

@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth_assets.core import pg  # noqa: E402
 from synth_assets.core.config import parse_config  # noqa: E402
-from synth_assets.core.demo import build_demo, demo_exists  # noqa: E402
 from synth_assets.core.profile import profile_source  # noqa: E402
 from synth_assets.core.roles import infer_roles  # noqa: E402
 from synth_assets.core.schema import reflect  # noqa: E402
+from synth_assets.demo import build_demo, demo_exists  # noqa: E402
 
 TX_PER_CUSTOMER = 27.3  # the demo's ratio (546,922 transactions for 20,000 customers)
 

@@ -6,7 +6,8 @@ import dagster as dg
 
 from .core.config import default_config_path, deployment, load_config
 from .core.errors import ConfigError
-from .defs.automation.jobs import automation_defs
+from .defs import staging
+from .defs.automation import automation_defs
 from .defs.progress import progress_logger
 from .defs.publish import assets as publish
 from .defs.report import assets as report
@@ -14,7 +15,6 @@ from .defs.resources import SynthResource
 from .defs.sampler import assets as sampler
 from .defs.shards import assets as shards
 from .defs.spec import assets as spec_assets
-from .defs.staging import assets as staging
 
 
 def executor_for(where: str) -> dg.ExecutorDefinition:
@@ -59,24 +59,19 @@ def build_definitions(
         source_url=source_url,
     )
     cfg = load_config(resource.config_file)
-    merged = dg.Definitions.merge(
+    return dg.Definitions.merge(
         sampler.defs,
         spec_assets.defs,
         shards.shards_defs(per_shard_runs),
         report.build_defs(cfg.gates, verify_shards=per_shard_runs),
         staging.defs,
         publish.defs,
-    )
-    auto = automation_defs(cfg, resource.meta_url, per_shard_runs)
-    return dg.Definitions(
-        assets=list(merged.assets or []),
-        asset_checks=list(merged.asset_checks or []),
-        jobs=[*(merged.jobs or []), *(auto.jobs or [])],
-        schedules=list(auto.schedules or []),
-        sensors=list(auto.sensors or []),
-        resources={"synth": resource},
-        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
-        executor=executor or executor_for(where),
+        automation_defs(cfg, resource.meta_url, per_shard_runs),
+        dg.Definitions(
+            resources={"synth": resource},
+            loggers={"console": dg.colored_console_logger, "progress": progress_logger},
+            executor=executor or executor_for(where),
+        ),
     )
 
 

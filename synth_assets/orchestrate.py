@@ -5,22 +5,24 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import dagster as dg
 
 from synth_assets.core import budget, pg
-from synth_assets.core.artifacts import ArtifactError
+from synth_assets.core.artifacts import ArtifactError, summary_path
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
-from synth_assets.core.generate import shard_key
 from synth_assets.core.manifest import MANIFEST_NAME
+from synth_assets.core.pack import PACK, pack_summary
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import PreflightError, existing_database, is_source, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import (
+    RefreshStore,
     check_refresh_id,
     new_refresh_id,
     read_json,
@@ -29,15 +31,21 @@ from synth_assets.core.store import (
     write_private,
 )
 from synth_assets.definitions import build_definitions
+from synth_assets.defs.automation.jobs import (
+    generate_and_load,
+    publish_refresh,
+    quarterly_refresh,
+    regenerate_from_spec,
+)
+from synth_assets.defs.constants import PACK_TAG, PRODUCTION_SHAPE, REFRESH_TAG, SYNTHETIC_SHARDS
 from synth_assets.defs.progress import forward_progress
-from synth_assets.defs.resources import PACK_TAG, REFRESH_TAG
+from synth_assets.defs.shards.assets import shard_range_tags
 
 # Step logs stay in the Dagster instance's event log (`dagster dev` shows them); the console of a
 # headless run shows the CLI's own progress lines and, on failure, one summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The CLI's jobs: Dagster's console quiet, the steps' progress forwarded (defs/progress.py).
 REPORTING = {"loggers": {**QUIET["loggers"], "progress": {}}}
-PROFILE_ASSETS = ["source_schema", "production_shape", "calibrated_spec"]  # quarterly_refresh
 
 
 def instance_for(workdir: Path) -> dg.DagsterInstance:
@@ -95,11 +103,12 @@ def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthCo
     refresh's schema.json: if that fails, the step failed there. Any other failure may have
     come after a measurement, and the reservation stays (conservative).
     """
+    step = PRODUCTION_SHAPE.to_user_string()
     started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
-    if "production_shape" not in started:
+    if step not in started:
         return _failure(result)
     schema_path = store.path(rid, "schema.json")
-    if store.path(rid, "metrics_pack.json").exists() or not schema_path.exists():
+    if store.path(rid, PACK).exists() or not schema_path.exists():
         return None
     reflected = read_json(schema_path)
     try:
@@ -107,7 +116,7 @@ def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthCo
             SchemaModel.from_dict(reflected["schema"]), reflected["roles"], cfg.privacy.unit_table
         )
     except SynthError as exc:
-        return f"production_shape: {exc}"
+        return f"{step}: {exc}"
     return None
 
 
@@ -239,6 +248,164 @@ def refresh_locks(cfg: SynthConfig, workdir: Path) -> tuple[str, dict[str, str]]
     }
 
 
+def _effective_config(
+    cfg: SynthConfig,
+    config_file: str | None,
+    source_url: str | None,
+    workdir: Path,
+    cfg_override: SynthConfig | None,
+) -> str | None:
+    """The configuration file the assets read: the given one, or (options or an override
+    applied) the effective configuration persisted for this work directory."""
+    if cfg_override is None and not source_url:
+        return config_file
+    import yaml
+
+    path = workdir / "effective-synth.yaml"
+    # It may hold the source's password: readable by its owner only.
+    write_private(path, yaml.safe_dump(cfg.to_json(), sort_keys=False))
+    return str(path)
+
+
+@dataclass
+class _Run:
+    """One headless refresh: its Definitions, instance, tags and summary, as its runs go."""
+
+    cfg: SynthConfig
+    workdir: Path
+    meta: str
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    rid: str
+    tags: dict[str, str]
+    log: Callable[[str], None]
+    store: RefreshStore
+    summary: dict[str, Any]
+
+    def execute(self, job: str, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+        """Run the job named ``job`` in process: the named job the UI shows (not an ephemeral
+        asset job), so a CLI run and a UI run read the same in the run list."""
+        return self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance,
+            tags={**self.tags, **(tags or {})},
+            raise_on_error=False,
+            run_config=REPORTING,
+        )
+
+    def execute_reporting(
+        self, job: str, tags: dict[str, str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """`execute`, with the steps' progress forwarded to the log."""
+        with forward_progress(self.log):
+            return self.execute(job, tags)
+
+    def record(self, result: dg.ExecuteInProcessResult) -> bool:
+        """Add a run's checks and step times to the summary; whether it and every check passed."""
+        self.summary["checks"].update(_checks(result))
+        self.summary.setdefault("stages", {}).update(_stages(result))
+        return result.success and all(c["passed"] for c in self.summary["checks"].values())
+
+
+def _generate(run: _Run) -> bool:
+    """Run 2: every shard partition of the spec (one single-run backfill) and downstream."""
+    spec = read_json(run.store.path(run.rid, "spec.json"))
+    run.log(f"[2/2] {run.rid}: generating {spec['shards']} shard(s)…")
+    r2 = run.execute_reporting(generate_and_load.name, shard_range_tags(spec["shards"]))
+    ok = run.record(r2)
+    if not r2.success:
+        run.summary["error"] = _failure(r2)
+    return ok
+
+
+def _profile_and_generate(run: _Run, regenerate_from: str | None) -> bool:
+    """Run 1 (profile, or calibrate from an earlier pack), then run 2 if it passed; a run 1
+    that measured nothing releases its budget reservation."""
+    if regenerate_from:
+        run.summary["regenerated_from"] = regenerate_from
+        run.log(
+            f"[1/2] {run.rid}: a new spec and seed from the metrics pack of {regenerate_from} (no budget)…"
+        )
+    else:
+        run.log(f"[1/2] {run.rid}: reflecting and profiling the source with differential privacy…")
+    r1 = run.execute_reporting(
+        (regenerate_from_spec if regenerate_from else quarterly_refresh).name
+    )
+    if run.record(r1):
+        return _generate(run)
+    run.summary["error"] = _failure(r1) if not r1.success else None
+    reason = _unmeasured(r1, run.store, run.rid, run.cfg) if not r1.success else None
+    if reason and _release_unmeasured(run.cfg, run.workdir, run.meta, run.rid, reason, run.log):
+        run.summary["budget_released"] = True
+    return False
+
+
+def _describe(run: _Run) -> None:
+    """What the refresh spent, what the source has left, the spec and the rows generated."""
+    summary, store, cfg = run.summary, run.store, run.cfg
+    pack_path = store.path(run.rid, PACK)
+    if pack_path.exists():
+        summary.update(pack_summary(read_json(pack_path)))
+    key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
+    st = budget.standing(run.meta, key, cfg.privacy.annual_epsilon_cap)
+    summary["budget"] = {
+        "source": label,
+        "annual_cap": st.cap,
+        "spent_365d": st.spent,
+        "remaining": max(0.0, st.cap - st.spent),
+    }
+    spec_path = store.path(run.rid, "spec.json")
+    if spec_path.exists():
+        spec = read_json(spec_path)
+        summary["spec_hash"] = spec["content_hash"]
+        # Said, not silent: columns of a type no model covers load as NULL (NOT NULL ones were
+        # refused at preflight unless the type has an empty value of its own, e.g. tsvector).
+        summary["not_modelled"] = [
+            f"{t}.{c} ({col['pg_type']})"
+            for t, e in spec["tables"].items()
+            for c, col in e.get("columns", {}).items()
+            if col.get("kind") == "ignore" and not col.get("generated")
+        ]
+        gen = read_json(store.path(run.rid, "generation.json"))
+        summary["seed_commitment"] = gen["seed_commitment"]
+    shards = SYNTHETIC_SHARDS.to_user_string()
+    for c in summary["checks"].values():
+        if c.get("asset") == shards and "rows" in c:
+            summary["tables"] = {t: {"rows": n} for t, n in c["rows"].items()}
+
+
+def _publish(run: _Run) -> None:
+    """Publication last (its own job and asset, as a deployment runs it): every artifact,
+    the summary included, hashed in the signed manifest and sent to the store."""
+    r3 = run.execute(publish_refresh.name)
+    if not r3.success:
+        raise ArtifactError(f"refresh {run.rid} passed but was not published: {_failure(r3)}")
+    run.summary["manifest"] = read_json(run.store.path(run.rid, MANIFEST_NAME))["store"]["location"]
+
+
+def _fail(run: _Run) -> NoReturn:
+    """Record a stopped refresh in the audit log (a headless run has no failure sensor) and
+    raise what stopped it: the failed gates (exit 3) or the error (exit 1)."""
+    summary = run.summary
+    failed = [
+        f"{n}: {'; '.join(c.get('failures', [])) or 'failed'}"
+        for n, c in summary["checks"].items()
+        if not c["passed"]
+    ]
+    unrecorded = ""
+    try:
+        record_event(
+            run.meta,
+            "gate_failed" if failed else "run_failed",
+            run.rid,
+            {"failed_checks": failed, "error": (summary.get("error") or "")[:1000]},
+            signer=AuditSigner.for_config(run.cfg, run.workdir),
+        )
+    except SynthError as exc:  # said, never swallowed: the failure itself still stands
+        unrecorded = f"; the failure could not be written to the audit log: {exc}"
+    error = GateFailed if failed else RunFailed
+    raise error(_stopped(run.rid, failed, summary, run.store.dir(run.rid)) + unrecorded)
+
+
 def _refresh(
     cfg: SynthConfig,
     config_file: str | None,
@@ -251,141 +418,35 @@ def _refresh(
     regenerate_from: str | None = None,
 ) -> dict[str, Any]:
     """The refresh itself, once preflight passed and the locks are held."""
-    cfg_path = config_file
-    if cfg_override is not None or source_url:
-        # The assets read one file: persist the effective configuration for this work directory.
-        cfg_path = str(workdir / "effective-synth.yaml")
-        import yaml
-
-        # It may hold the source's password: readable by its owner only.
-        write_private(Path(cfg_path), yaml.safe_dump(cfg.to_json(), sort_keys=False))
-    defs = build_definitions(config_file=cfg_path, workdir=str(workdir))
-    instance = instance or instance_for(workdir)
+    cfg_path = _effective_config(cfg, config_file, source_url, workdir, cfg_override)
     rid = new_refresh_id()
-    tags = {REFRESH_TAG: rid}
-    if regenerate_from:
-        tags[PACK_TAG] = regenerate_from
+    tags = {REFRESH_TAG: rid, **({PACK_TAG: regenerate_from} if regenerate_from else {})}
     store = store_for(cfg, workdir)
-    summary: dict[str, Any] = {
-        "refresh_id": rid,
-        "checks": {},
-        "tables": {},
-        "artifacts": str(store.dir(rid)),
-    }
+    run = _Run(
+        cfg=cfg,
+        workdir=workdir,
+        meta=meta,
+        defs=build_definitions(config_file=cfg_path, workdir=str(workdir)),
+        instance=instance or instance_for(workdir),
+        rid=rid,
+        tags=tags,
+        log=log,
+        store=store,
+        summary={"refresh_id": rid, "checks": {}, "tables": {}, "artifacts": str(store.dir(rid))},
+    )
     started = time.monotonic()
-
-    if regenerate_from:
-        summary["regenerated_from"] = regenerate_from
-        log(
-            f"[1/2] {rid}: a new spec and seed from the metrics pack of {regenerate_from} (no budget)…"
-        )
-    else:
-        log(f"[1/2] {rid}: reflecting and profiling the source with differential privacy…")
-    # The named jobs the UI shows (not an ephemeral asset job), run in process: a CLI run and
-    # a UI run of the same job read the same in the run list.
-    job1 = defs.resolve_job_def("regenerate_from_spec" if regenerate_from else "quarterly_refresh")
-    with forward_progress(log):
-        r1 = job1.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=REPORTING
-        )
-    summary["checks"].update(_checks(r1))
-    summary["stages"] = _stages(r1)
-    ok = r1.success and all(c["passed"] for c in summary["checks"].values())
-    if ok:
-        spec = read_json(store.path(rid, "spec.json"))
-        keys = [shard_key(i) for i in range(spec["shards"])]
-        log(f"[2/2] {rid}: generating {spec['shards']} shard(s)…")
-        with forward_progress(log):
-            r2 = defs.resolve_job_def("generate_and_load").execute_in_process(
-                instance=instance,
-                tags={
-                    **tags,
-                    "dagster/asset_partition_range_start": keys[0],
-                    "dagster/asset_partition_range_end": keys[-1],
-                },
-                raise_on_error=False,
-                run_config=REPORTING,
-            )
-        summary["checks"].update(_checks(r2))
-        summary["stages"].update(_stages(r2))
-        ok = r2.success and all(c["passed"] for c in summary["checks"].values())
-        if not r2.success:
-            summary["error"] = _failure(r2)
-    else:
-        summary["error"] = _failure(r1) if not r1.success else None
-        reason = _unmeasured(r1, store, rid, cfg) if not r1.success else None
-        if reason and _release_unmeasured(cfg, workdir, meta, rid, reason, log):
-            summary["budget_released"] = True
-    pack_path = store.path(rid, "metrics_pack.json")
-    if pack_path.exists():
-        pack = read_json(pack_path)
-        led = pack["ledger"]
-        summary["epsilon_spent"] = led["epsilon_spent"]
-        summary["delta"] = led["delta"]
-        ref = pack.get("reference_ledger")
-        if ref:
-            summary["reference_epsilon_spent"] = ref["epsilon_spent"]
-        summary["privacy_unit"] = pack.get("privacy", {}).get("unit_table")
-    key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
-    st = budget.standing(meta, key, cfg.privacy.annual_epsilon_cap)
-    summary["budget"] = {
-        "source": label,
-        "annual_cap": st.cap,
-        "spent_365d": st.spent,
-        "remaining": max(0.0, st.cap - st.spent),
-    }
-    spec_path = store.path(rid, "spec.json")
-    if spec_path.exists():
-        spec = read_json(spec_path)
-        summary["spec_hash"] = spec["content_hash"]
-        # Said, not silent: columns of a type no model covers load as NULL (NOT NULL ones were
-        # refused at preflight unless the type has an empty value of its own, e.g. tsvector).
-        summary["not_modelled"] = [
-            f"{t}.{c} ({col['pg_type']})"
-            for t, e in spec["tables"].items()
-            for c, col in e.get("columns", {}).items()
-            if col.get("kind") == "ignore" and not col.get("generated")
-        ]
-        gen = read_json(store.path(rid, "generation.json"))
-        summary["seed_commitment"] = gen["seed_commitment"]
-    for c in summary["checks"].values():
-        if c.get("asset") == "synthetic_shards" and "rows" in c:
-            summary["tables"] = {t: {"rows": n} for t, n in c["rows"].items()}
-    summary["passed"] = bool(ok)
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    summary_path = workdir / "runs" / rid / "summary.json"
+    ok = _profile_and_generate(run, regenerate_from)
+    _describe(run)
+    run.summary["passed"] = bool(ok)
+    run.summary["seconds"] = round(time.monotonic() - started, 1)
     if store.dir(rid).exists() or ok:
-        write_json_atomic(summary_path, summary)
-        summary["summary_path"] = str(summary_path)
-    if ok:
-        # Publication last (its own job and asset, as a deployment runs it): every artifact,
-        # this summary included, hashed in the signed manifest and sent to the store.
-        r3 = defs.resolve_job_def("publish_refresh").execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=REPORTING
-        )
-        if not r3.success:
-            raise ArtifactError(f"refresh {rid} passed but was not published: {_failure(r3)}")
-        summary["manifest"] = read_json(store.path(rid, MANIFEST_NAME))["store"]["location"]
+        path = summary_path(workdir, rid)
+        write_json_atomic(path, run.summary)
+        run.summary["summary_path"] = str(path)
     if not ok:
-        failed = [
-            f"{n}: {'; '.join(c.get('failures', [])) or 'failed'}"
-            for n, c in summary["checks"].items()
-            if not c["passed"]
-        ]
-        unrecorded = ""
-        try:  # a headless run has no failure sensor: the log records it here
-            record_event(
-                meta,
-                "gate_failed" if failed else "run_failed",
-                rid,
-                {"failed_checks": failed, "error": (summary.get("error") or "")[:1000]},
-                signer=AuditSigner.for_config(cfg, workdir),
-            )
-        except SynthError as exc:  # said, never swallowed: the failure itself still stands
-            unrecorded = f"; the failure could not be written to the audit log: {exc}"
-        error = GateFailed if failed else RunFailed
-        raise error(_stopped(rid, failed, summary, store.dir(rid)) + unrecorded)
-    return summary
+        _fail(run)
+    _publish(run)
+    return run.summary
 
 
 def eprint(msg: str) -> None:

@@ -12,8 +12,8 @@ import pytest
 from synth_assets.core import pg
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, parse_config
-from synth_assets.core.demo import build_demo
 from synth_assets.core.secrets import init_local_secrets
+from synth_assets.demo import build_demo
 from synth_assets_tests.shop_schema import build_shop
 
 DEMO_CUSTOMERS = 1500

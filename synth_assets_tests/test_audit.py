@@ -6,7 +6,7 @@ import json
 import psycopg
 import pytest
 
-from synth_assets.cli_ops import add_commands
+from synth_assets.cli.ops import add_commands
 from synth_assets.core.audit import (
     GENESIS_HASH,
     AuditError,

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from synth_assets.core.demo import (
+from synth_assets.core.errors import ConfigError
+from synth_assets.core.pg import connect, resolve_url
+from synth_assets.demo import (
     DEMO_END,
     DEMO_TABLES,
     OUTLIER_AMOUNTS,
@@ -15,8 +17,6 @@ from synth_assets.core.demo import (
     demo_exists,
     generate_demo,
 )
-from synth_assets.core.errors import ConfigError
-from synth_assets.core.pg import connect, resolve_url
 from synth_assets_tests.conftest import stop_embedded_server
 
 N_CUSTOMERS = 500

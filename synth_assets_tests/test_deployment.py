@@ -121,7 +121,7 @@ def test_in_kubernetes_each_shard_partition_is_its_own_run(monkeypatch, tmp_path
 def test_in_kubernetes_a_new_spec_requests_a_backfill_of_its_shards_then_report_and_load(
     monkeypatch, tmp_path
 ):
-    from synth_assets.defs.resources import REFRESH_TAG
+    from synth_assets.defs.constants import REFRESH_TAG
 
     monkeypatch.setenv("SYNTH_DEPLOYMENT", "kubernetes")
     [req] = _spec_ready_tick(build_definitions(workdir=str(tmp_path)))
@@ -140,7 +140,7 @@ def test_in_kubernetes_a_new_spec_requests_a_backfill_of_its_shards_then_report_
 
 
 def test_locally_a_new_spec_still_requests_one_run_over_the_shard_range(monkeypatch, tmp_path):
-    from synth_assets.defs.resources import REFRESH_TAG
+    from synth_assets.defs.constants import REFRESH_TAG
 
     monkeypatch.delenv("SYNTH_DEPLOYMENT", raising=False)
     [req] = _spec_ready_tick(build_definitions(workdir=str(tmp_path)))

@@ -50,6 +50,25 @@ def summary_path(workdir: Path, rid: str) -> Path:
     return Path(workdir).expanduser().resolve() / "runs" / check_refresh_id(rid) / "summary.json"
 
 
+def write_checks_summary(
+    workdir: Path, store: RefreshStore, rid: str, checks: dict[str, dict[str, Any]]
+) -> None:
+    """The summary of a refresh that ran only in Dagster (a headless refresh writes its own):
+    the check verdicts its runs recorded and the rows it loaded, for the manifest to state."""
+    load = store.path(rid, "load.json")
+    rows = read_json(load)["rows"] if load.is_file() else {}
+    write_json_atomic(
+        summary_path(workdir, rid),
+        {
+            "refresh_id": rid,
+            "checks": checks,
+            "passed": bool(checks) and all(c["passed"] for c in checks.values()),
+            "tables": {t: {"rows": n} for t, n in rows.items()},
+            "written_by": "published_refresh",
+        },
+    )
+
+
 def artifact_files(refresh_dir: Path) -> list[tuple[str, Path]]:
     """(relative path, file) of every artifact of a refresh: no hidden or temporary file, no manifest."""
     out = []

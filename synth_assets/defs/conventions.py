@@ -1,5 +1,5 @@
-"""What every asset shares in the Dagster UI: groups that read as the pipeline's three domains,
-owners, and the source database as the external asset at the head of the lineage."""
+"""What every asset shares in the Dagster UI: owners, column schemas, and the source database
+as the external asset at the head of the lineage (the group names are in ``constants``)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,7 @@ import dagster as dg
 
 from synth_assets.core.schema import SchemaModel
 
-# Inside the privacy boundary: the source, its reflected schema, its DP aggregates.
-MEASURE = "measure"
-# Post-processing of DP output (no budget): the spec and the synthetic shards.
-SYNTHESIZE = "synthesize"
-# The gates and what they release: the privacy report, the staging schema.
-RELEASE = "release"
-
-BOUNDARY = {"synth/privacy_boundary": "inside"}
+from .constants import BOUNDARY, MEASURE, PRODUCTION_DATABASE
 
 
 def owners() -> list[str]:
@@ -27,7 +20,7 @@ def owners() -> list[str]:
 
 
 production_database = dg.AssetSpec(
-    "production_database",
+    PRODUCTION_DATABASE,
     group_name=MEASURE,
     kinds={"postgres"},
     tags=BOUNDARY,

@@ -9,9 +9,7 @@ from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.secrets import SecretsBackend, backend_from_config
 from synth_assets.core.store import RefreshStore, store_for
 
-REFRESH_TAG = "synth/refresh_id"
-PACK_TAG = "synth/pack_refresh_id"  # a regeneration: the refresh whose metrics pack is reused
-SHARDS = dg.DynamicPartitionsDefinition(name="synth_shards")
+from .lineage import run_actor
 
 
 class SynthResource(dg.ConfigurableResource):
@@ -83,10 +81,9 @@ class SynthResource(dg.ConfigurableResource):
 
         Fails closed: a refresh whose steps cannot be recorded does not go on.
         """
-        from synth_assets.core.audit import default_actor, record_event
+        from synth_assets.core.audit import record_event
 
-        tags = context.run.tags if context.run else {}
-        actor = tags.get("synth/actor") or default_actor()
+        actor = run_actor(context)
         self._anchors("fetch")
         record_event(
             self.meta_url(),

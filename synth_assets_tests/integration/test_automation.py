@@ -8,13 +8,13 @@ from dagster._utils.schedules import cron_string_iterator
 from synth_assets.core.audit import AuditSigner, bind_audit_log, list_events
 from synth_assets.core.config import parse_config
 from synth_assets.core.secrets import LocalSecrets, init_local_secrets
-from synth_assets.defs.automation.jobs import (
+from synth_assets.defs.automation.schedules import quarterly_schedule
+from synth_assets.defs.automation.sensors import (
     gate_failure_sensor,
     generation_request,
     overrides_sensor,
-    quarterly_schedule,
 )
-from synth_assets.defs.resources import REFRESH_TAG
+from synth_assets.defs.constants import REFRESH_TAG
 
 
 def test_quarterly_schedule_fires_on_quarter_boundaries():
@@ -97,7 +97,7 @@ def test_a_failed_gate_is_recorded_in_the_audit_log(meta_url, tmp_path):
 
 def test_starting_the_ui_regenerates_nothing_and_every_new_spec_once():
     """spec_ready's first evaluation only records where the spec history stands (issue 12 §3)."""
-    from synth_assets.defs.automation.jobs import spec_ready
+    from synth_assets.defs.automation.sensors import spec_ready
 
     def spec_run(inst: dg.DagsterInstance, rid: str) -> None:
         @dg.asset(name="calibrated_spec")

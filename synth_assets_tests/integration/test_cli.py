@@ -241,7 +241,7 @@ def test_recovery_after_a_failed_gate_regenerates_at_zero_budget(tmp_path, demo_
     # the same named Dagster jobs the UI's "regenerate_from_spec" runs, recorded in the instance
     import dagster as dg
 
-    from synth_assets.defs.resources import REFRESH_TAG
+    from synth_assets.defs.constants import REFRESH_TAG
     from synth_assets.orchestrate import instance_for
 
     runs = instance_for(wd).get_runs(filters=dg.RunsFilter(tags={REFRESH_TAG: rid}))

@@ -12,7 +12,7 @@ from synth_assets.core.errors import RefreshBusy
 from synth_assets.core.secrets import init_local_secrets
 from synth_assets.core.store import read_json
 from synth_assets.definitions import build_definitions
-from synth_assets.defs.resources import REFRESH_TAG
+from synth_assets.defs.constants import REFRESH_TAG
 from synth_assets.orchestrate import refresh_locks, run_refresh
 from synth_assets_tests.conftest import make_config
 

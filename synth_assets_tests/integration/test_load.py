@@ -476,7 +476,7 @@ def test_teardown_job_and_command_drop_the_staging_schema(
 ):
     import argparse
 
-    from synth_assets.cli_ops import add_commands
+    from synth_assets.cli.ops import add_commands
     from synth_assets.defs.resources import SynthResource
     from synth_assets.defs.staging import emergency_teardown as emergency_job
     from synth_assets.defs.staging import teardown_staging

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from synth_assets.cli_release import add_commands
+from synth_assets.cli.release import add_commands
 from synth_assets.core import pg
 from synth_assets.core.artifacts import ArtifactError, publish_refresh, verify_refresh
 from synth_assets.core.audit import list_events

@@ -18,10 +18,12 @@ from synth_assets.core.report_html import SECTIONS, glance_scores
 from synth_assets.core.secrets import init_local_secrets
 from synth_assets.core.store import RefreshStore, new_refresh_id, read_json
 from synth_assets.definitions import build_definitions
+from synth_assets.defs.automation.jobs import PROFILE
+from synth_assets.defs.constants import CALIBRATED_SPEC, REFRESH_TAG
 from synth_assets.defs.lineage import upstream_refresh
 from synth_assets.defs.report import assets as report_assets
-from synth_assets.defs.resources import REFRESH_TAG, SynthResource
-from synth_assets.orchestrate import PROFILE_ASSETS, QUIET
+from synth_assets.defs.resources import SynthResource
+from synth_assets.orchestrate import QUIET
 from synth_assets_tests.bad_generators import CONTROLS, Context
 from synth_assets_tests.conftest import make_config
 
@@ -90,7 +92,7 @@ def env(tmp_path_factory, demo_url) -> Env:
         rid = new_refresh_id()
         r1 = dg.materialize(
             [*assets, *checks],
-            selection=PROFILE_ASSETS,
+            selection=PROFILE,
             instance=inst,
             resources=resources,
             tags={REFRESH_TAG: rid},
@@ -143,7 +145,7 @@ def _bad_shards(control: str) -> dg.AssetsDefinition:
     def bad_synthetic_shards(
         context: dg.AssetExecutionContext, synth: SynthResource
     ) -> dg.MaterializeResult:
-        rid = upstream_refresh(context, "calibrated_spec")
+        rid = upstream_refresh(context, CALIBRATED_SPEC)
         store = synth.store()
         spec = read_json(store.path(rid, "spec.json"))
         seed = synth.secrets().unseal_seed(rid).value

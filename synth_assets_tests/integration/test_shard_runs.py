@@ -11,7 +11,7 @@ from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import init_local_secrets
 from synth_assets.core.store import new_refresh_id, read_json, write_private
 from synth_assets.definitions import build_definitions
-from synth_assets.defs.resources import REFRESH_TAG, SHARDS
+from synth_assets.defs.constants import REFRESH_TAG, SHARDS
 from synth_assets_tests.conftest import make_config
 
 SHARDS_KEY = dg.AssetKey("synthetic_shards")

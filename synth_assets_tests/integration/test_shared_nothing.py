@@ -11,7 +11,7 @@ from synth_assets.core.audit import AuditSigner, list_events, verify_chain
 from synth_assets.core.generate import shard_key
 from synth_assets.core.secrets import backend_from_config
 from synth_assets.core.store import new_refresh_id, store_for
-from synth_assets.defs.resources import REFRESH_TAG
+from synth_assets.defs.constants import REFRESH_TAG
 from synth_assets_tests import shared_nothing
 from synth_assets_tests.conftest import make_config
 from synth_assets_tests.integration.conftest import BUCKET

@@ -8,11 +8,17 @@ the instance recorded for the refresh's runs.
 
 import dagster as dg
 
-from synth_assets.core.artifacts import publish_refresh, summary_path
-from synth_assets.core.store import read_json, write_json_atomic
-from synth_assets.defs.conventions import RELEASE, owners
+from synth_assets.core.artifacts import publish_refresh, summary_path, write_checks_summary
+from synth_assets.defs.constants import (
+    PARTITION_TAG,
+    PUBLISHED_REFRESH,
+    REFRESH_TAG,
+    RELEASE,
+    STAGING_SCHEMA,
+)
+from synth_assets.defs.conventions import owners
 from synth_assets.defs.lineage import refresh_of_run
-from synth_assets.defs.resources import REFRESH_TAG, SynthResource
+from synth_assets.defs.resources import SynthResource
 
 
 def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
@@ -22,7 +28,7 @@ def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
     checks: dict[str, dict] = {}
     for rec in sorted(records, key=lambda r: r.create_timestamp):
         run = rec.dagster_run
-        part = run.tags.get("dagster/partition")
+        part = run.tags.get(PARTITION_TAG)
         for ev in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             data = ev.dagster_event.event_specific_data
             name = data.check_name + (f"[{part}]" if part else "")
@@ -31,9 +37,10 @@ def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
 
 
 @dg.asset(
+    key=PUBLISHED_REFRESH,
     group_name=RELEASE,
     owners=owners(),
-    deps=["staging_schema"],
+    deps=[STAGING_SCHEMA],
     kinds={"s3"},
     description="The refresh published: every artifact hashed and uploaded to the store (S3 with "
     "server-side encryption, or the local directory), then a manifest signed with the secrets "
@@ -43,24 +50,11 @@ def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
 def published_refresh(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
-    rid = refresh_of_run(context, "staging_schema")
+    rid = refresh_of_run(context, STAGING_SCHEMA)
     cfg = synth.settings()
     store = synth.fetch(rid, "")  # the whole refresh: a manifest covers every artifact
-    spath = summary_path(synth.work, rid)
-    if not spath.is_file():
-        load = store.path(rid, "load.json")
-        rows = read_json(load)["rows"] if load.is_file() else {}
-        checks = recorded_gates(context.instance, rid)
-        write_json_atomic(
-            spath,
-            {
-                "refresh_id": rid,
-                "checks": checks,
-                "passed": bool(checks) and all(c["passed"] for c in checks.values()),
-                "tables": {t: {"rows": n} for t, n in rows.items()},
-                "written_by": "published_refresh",
-            },
-        )
+    if not summary_path(synth.work, rid).is_file():
+        write_checks_summary(synth.work, store, rid, recorded_gates(context.instance, rid))
     manifest = publish_refresh(cfg, synth.work, rid, synth.secrets())
     context.log.info(f"refresh {rid} published: {manifest['store']['location']}")
     return dg.MaterializeResult(

@@ -20,7 +20,8 @@ from synth_assets.core.evaluate import (
 from synth_assets.core.gates import GateResult, check_shards
 from synth_assets.core.report_html import write_report
 from synth_assets.core.store import read_json
-from synth_assets.defs.conventions import BOUNDARY, RELEASE, owners
+from synth_assets.defs.constants import BOUNDARY, PRIVACY_REPORT, RELEASE, SYNTHETIC_SHARDS
+from synth_assets.defs.conventions import owners
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -42,10 +43,10 @@ def privacy_report_asset(verify_shards: bool = False) -> dg.AssetsDefinition:
     could neither see across shards nor gate this run."""
 
     @dg.asset(
-        name="privacy_report",
+        key=PRIVACY_REPORT,
         group_name=RELEASE,
         owners=owners(),
-        deps=["synthetic_shards"],
+        deps=[SYNTHETIC_SHARDS],
         tags=BOUNDARY,
         kinds={"postgres", "html"},
         description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare "
@@ -66,7 +67,7 @@ def privacy_report_asset(verify_shards: bool = False) -> dg.AssetsDefinition:
 def verify_refresh_shards(context: dg.AssetExecutionContext, synth: SynthResource) -> None:
     """Every shard of the refresh present and valid together (keys unique across shards, FKs to
     the reference tables, totals), before any query reaches the source; else the step fails."""
-    rid = refresh_of_run(context, "synthetic_shards")
+    rid = refresh_of_run(context, SYNTHETIC_SHARDS)
     store = synth.fetch(rid, "spec.json", "shards/")
     spec = read_json(store.path(rid, "spec.json"))
     res = check_shards(spec, store.dir(rid), range(spec["shards"]))  # each missing file named
@@ -86,7 +87,7 @@ def measure(
 ) -> dg.MaterializeResult:
     """Evaluate the refresh against the source, write the report and record it."""
     cfg = synth.settings()
-    rid = refresh_of_run(context, "synthetic_shards")
+    rid = refresh_of_run(context, SYNTHETIC_SHARDS)
     store = synth.fetch(rid, "spec.json", "metrics_pack.json", "generation.json", "shards/")
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     options = EvalOptions(
@@ -205,7 +206,7 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
         specs=[
             dg.AssetCheckSpec(
                 g.name,
-                asset="privacy_report",
+                asset=PRIVACY_REPORT,
                 blocking=thresholds[g.name] is not None,
                 description=g.description,
             )
@@ -218,7 +219,7 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
     def release_gates(
         context: dg.AssetCheckExecutionContext, synth: SynthResource
     ) -> Iterator[dg.AssetCheckResult]:
-        rid = refresh_of_run(context, "privacy_report")
+        rid = refresh_of_run(context, PRIVACY_REPORT)
         report = read_json(synth.fetch(rid, REPORT_JSON).path(rid, REPORT_JSON))
         results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
         passed = all(r.passed for r in results)
@@ -228,7 +229,7 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
             rid,
             {"passed": passed, "gates": _gate_digest({r.name: r.to_dict() for r in results})},
         )
-        yield from check_results(results, dg.AssetKey("privacy_report"), rid)
+        yield from check_results(results, PRIVACY_REPORT, rid)
         if not passed:
             # The blocking checks already stop everything downstream; failing the step as well
             # puts every failing metric, its value and threshold in the run's one error message.

@@ -8,23 +8,23 @@ from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
 from synth_assets.core.evaluate import privacy_guarantee
 from synth_assets.core.gates import check_budget, check_metrics_pack
+from synth_assets.core.pack import PACK, measure_pack
 from synth_assets.core.preflight import preflight
-from synth_assets.core.profile import profile_source
 from synth_assets.core.roles import infer_roles
-from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
-from synth_assets.defs.conventions import (
+from synth_assets.defs.constants import (
     BOUNDARY,
     MEASURE,
-    owners,
-    production_database,
-    table_schemas,
+    PRODUCTION_SHAPE,
+    SOURCE_SCHEMA,
 )
+from synth_assets.defs.conventions import owners, production_database, table_schemas
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
 
 
 @dg.asset(
+    key=SOURCE_SCHEMA,
     group_name=MEASURE,
     deps=[production_database],
     tags=BOUNDARY,
@@ -96,8 +96,9 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
 
 
 @dg.asset(
+    key=PRODUCTION_SHAPE,
     group_name=MEASURE,
-    deps=[source_schema],
+    deps=[SOURCE_SCHEMA],
     tags=BOUNDARY,
     owners=owners(),
     kinds={"postgres"},
@@ -107,23 +108,19 @@ def production_shape(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
-    rid = refresh_of_run(context, "source_schema")
+    rid = refresh_of_run(context, SOURCE_SCHEMA)
     store = synth.fetch(rid, "schema.json")
     reflected = read_json(store.path(rid, "schema.json"))
-    model = SchemaModel.from_dict(reflected["schema"])
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     url = pg.resolve_url(cfg.source.url, synth.work, create=False)
     with pg.connect(url) as conn:
-        pack = profile_source(
-            conn, model, reflected["roles"], cfg, key.value, refresh_id=rid, log=context.log.info
-        )
-    pack["privacy"]["hmac_key_version"] = key.version
-    path = store.path(rid, "metrics_pack.json")
+        pack = measure_pack(conn, reflected, cfg, key, rid, log=context.log.info)
+    path = store.path(rid, PACK)
     digest = write_json_atomic(path, pack)
     led = pack["ledger"]
     budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
-    synth.send(rid, "metrics_pack.json")
+    synth.send(rid, PACK)
     guarantee = privacy_guarantee(pack)
     return dg.MaterializeResult(
         metadata={
@@ -153,12 +150,13 @@ def production_shape(
 
 
 def _pack(context, synth: SynthResource) -> dict:
-    rid = refresh_of_run(context, "production_shape")
-    return read_json(synth.fetch(rid, "metrics_pack.json").path(rid, "metrics_pack.json"))
+    """The metrics pack of the refresh a check works on."""
+    rid = refresh_of_run(context, PRODUCTION_SHAPE)
+    return read_json(synth.fetch(rid, PACK).path(rid, PACK))
 
 
 @dg.asset_check(
-    asset=production_shape,
+    asset=PRODUCTION_SHAPE,
     blocking=True,
     description="No PII-shaped string and no raw value of a PII, key or free-text column.",
 )
@@ -180,7 +178,7 @@ def metrics_pack_no_pii(
 
 
 @dg.asset_check(
-    asset=production_shape,
+    asset=PRODUCTION_SHAPE,
     blocking=True,
     description="The ledger adds up and epsilon spent is within the configured epsilon.",
 )

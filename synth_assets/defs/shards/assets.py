@@ -5,22 +5,38 @@ with its own process pool). In a Kubernetes deployment each shard is its own run
 retried alone (``per_shard_runs``); the checks then see one shard per run, see ``shards_check``.
 """
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-
 import dagster as dg
 
 from synth_assets.core.audit import shards_payload
-from synth_assets.core.errors import GenerationError
 from synth_assets.core.gates import check_shards
-from synth_assets.core.generate import die_with_parent, generate_shard_file, usable_cpus
-from synth_assets.core.secrets import seed_commitment
-from synth_assets.core.store import read_json, write_json_atomic
-from synth_assets.defs.conventions import SYNTHESIZE, owners
+from synth_assets.core.generate import shard_key
+from synth_assets.core.sealing import GENERATION, SPEC, unseal_checked
+from synth_assets.core.shards import check_shards_in_spec, generate_shards
+from synth_assets.core.store import read_json
+from synth_assets.defs.constants import (
+    CALIBRATED_SPEC,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    SHARDS,
+    SYNTHESIZE,
+    SYNTHETIC_SHARDS,
+)
+from synth_assets.defs.conventions import owners
 from synth_assets.defs.lineage import refresh_of_run
-from synth_assets.defs.resources import SHARDS, SynthResource
-from synth_assets.defs.spec.assets import calibrated_spec
+from synth_assets.defs.resources import SynthResource
+
+
+def shard_keys(shards: int) -> list[str]:
+    """The partition keys of a spec's ``shards`` shards."""
+    return [shard_key(i) for i in range(shards)]
+
+
+def shard_range_tags(shards: int) -> dict[str, str]:
+    """Run tags of one run over every shard partition of a spec (a single-run backfill)."""
+    return {
+        PARTITION_RANGE_START_TAG: shard_key(0),
+        PARTITION_RANGE_END_TAG: shard_key(shards - 1),
+    }
 
 
 def backfill_policy(per_shard_runs: bool) -> dg.BackfillPolicy:
@@ -41,10 +57,10 @@ def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
     docstring)."""
 
     @dg.asset(
-        name="synthetic_shards",
+        key=SYNTHETIC_SHARDS,
         group_name=SYNTHESIZE,
         owners=owners(),
-        deps=[calibrated_spec],
+        deps=[CALIBRATED_SPEC],
         partitions_def=SHARDS,
         backfill_policy=backfill_policy(per_shard_runs),
         retry_policy=SHARD_RETRY if per_shard_runs else None,
@@ -55,57 +71,22 @@ def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
     def synthetic_shards(
         context: dg.AssetExecutionContext, synth: SynthResource
     ) -> dg.MaterializeResult:
-        return generate_shards(context, synth)
+        return run_generation(context, synth)
 
     return synthetic_shards
 
 
-def generate_shards(
-    context: dg.AssetExecutionContext, synth: SynthResource
-) -> dg.MaterializeResult:
+def run_generation(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
     """Generate this run's shard partitions of its refresh; each shard writes its own files and
     manifest, so runs holding different shards of one refresh can run at once."""
-    rid = refresh_of_run(context, "calibrated_spec")
-    store = synth.fetch(rid, "spec.json", "generation.json")
-    spec_path = store.path(rid, "spec.json")
+    rid = refresh_of_run(context, CALIBRATED_SPEC)
+    store = synth.fetch(rid, SPEC, GENERATION)
+    spec_path = store.path(rid, SPEC)
     spec = read_json(spec_path)
     shards = [int(k) for k in context.partition_keys]
-    bad = [s for s in shards if s >= spec["shards"]]
-    if bad:
-        raise GenerationError(
-            f"partitions {bad} are beyond the spec's {spec['shards']} shards of refresh {rid}"
-        )
-    seed = synth.secrets().unseal_seed(rid).value
-    gen = read_json(store.path(rid, "generation.json"))
-    if seed_commitment(seed) != gen["seed_commitment"]:
-        raise GenerationError(
-            f"the sealed seed of {rid} does not match its recorded commitment: refusing to generate"
-        )
-    jobs = [(str(spec_path), seed, s, str(store.dir(rid))) for s in shards]
-    workers = min(len(jobs), usable_cpus())
-    if workers > 1:
-        # One polars thread per worker process (the workers already use every CPU).
-        os.environ.setdefault("POLARS_MAX_THREADS", "1")
-        # spawn, not fork: polars' thread pool does not survive a fork (the children deadlock).
-        # Workers die with this process: a killed refresh leaves none behind.
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            results = list(pool.map(generate_shard_file, jobs))
-    else:
-        results = [generate_shard_file(j) for j in jobs]
-    rows: dict[str, int] = {}
-    for r in results:
-        for t, f in r["tables"].items():
-            rows[t] = rows.get(t, 0) + f["rows"]
-        write_json_atomic(store.dir(rid) / "shards" / f"manifest-{r['shard']:05d}.json", r)
-        context.log.info(
-            f"shard {r['shard']:05d}: {sum(f['rows'] for f in r['tables'].values())} rows "
-            f"in {r['seconds']:.1f}s"
-        )
+    check_shards_in_spec(shards, spec["shards"], rid)
+    seed, gen = unseal_checked(store, rid, synth.secrets())
+    run = generate_shards(spec_path, seed, shards, store.dir(rid), log=context.log.info)
     synth.send(rid, "shards/")  # this run's shard files (the others are other runs')
     payload = shards_payload(store.dir(rid), shards)  # this run's shards only, not the others'
     synth.audit(context, "shards", rid, {**payload, "partitions": shards})
@@ -115,8 +96,8 @@ def generate_shards(
             "spec_hash": spec["content_hash"],
             "seed_commitment": gen["seed_commitment"],
             "shards": dg.MetadataValue.json(shards),
-            "rows": dg.MetadataValue.json(rows),
-            "total_rows": sum(rows.values()),
+            "rows": dg.MetadataValue.json(run.rows),
+            "total_rows": sum(run.rows.values()),
             "path": dg.MetadataValue.path(str(store.dir(rid) / "shards")),
         }
     )
@@ -154,9 +135,9 @@ def shards_check(
     def shards_valid(
         context: dg.AssetCheckExecutionContext, synth: SynthResource
     ) -> dg.AssetCheckResult:
-        rid = refresh_of_run(context, "calibrated_spec")
-        store = synth.fetch(rid, "spec.json", "shards/")
-        spec = read_json(store.path(rid, "spec.json"))
+        rid = refresh_of_run(context, CALIBRATED_SPEC)
+        store = synth.fetch(rid, SPEC, "shards/")
+        spec = read_json(store.path(rid, SPEC))
         shards = run_shards(context, spec["shards"]) if per_shard_runs else None
         res = check_shards(spec, store.dir(rid), shards)
         return dg.AssetCheckResult(

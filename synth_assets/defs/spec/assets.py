@@ -5,19 +5,59 @@ import dagster as dg
 from synth_assets.core.audit import spec_payload
 from synth_assets.core.config import with_overrides_file
 from synth_assets.core.generate import shard_key
-from synth_assets.core.secrets import new_master_seed, seed_commitment
-from synth_assets.core.spec import calibrate
-from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
-from synth_assets.defs.conventions import SYNTHESIZE, owners
+from synth_assets.core.pack import PACK
+from synth_assets.core.sealing import GENERATION, SPEC, final_spec, seal_generation
+from synth_assets.core.store import new_refresh_id, read_json
+from synth_assets.defs.constants import (
+    CALIBRATED_SPEC,
+    PACK_TAG,
+    PRODUCTION_SHAPE,
+    SHARDS,
+    SYNTHESIZE,
+)
+from synth_assets.defs.conventions import owners
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
-from synth_assets.defs.resources import PACK_TAG, SHARDS, SynthResource
-from synth_assets.defs.sampler.assets import production_shape
+from synth_assets.defs.resources import SynthResource
+
+
+def _refreshes(context: dg.AssetExecutionContext, synth: SynthResource) -> tuple[str, str]:
+    """(refresh id of the new spec, refresh id of the pack it calibrates).
+
+    The pack a regeneration names; else the run's own profile; else (regenerate_from_spec
+    launched from the UI) the latest metrics pack. Same run as the profile: same refresh.
+    Otherwise a regeneration: a new refresh, no budget spent.
+    """
+    tag = run_refresh_tag(context)
+    named = context.run.tags.get(PACK_TAG) if context.run else None
+    store = synth.fetch(tag, PACK) if tag else synth.store()
+    if named:
+        pack_rid = named
+    elif tag and store.path(tag, PACK).exists():
+        pack_rid = tag
+    else:
+        pack_rid = refresh_of_run(context, PRODUCTION_SHAPE)
+    rid = (
+        pack_rid
+        if tag in (None, pack_rid) and _profiled_in_this_run(context)
+        else (tag or new_refresh_id())
+    )
+    return rid, pack_rid
+
+
+def _add_shard_partitions(instance: dg.DagsterInstance, shards: int) -> None:
+    """The shard partitions a spec needs, added where missing."""
+    keys = [shard_key(i) for i in range(shards)]
+    existing = set(instance.get_dynamic_partitions(SHARDS.name))
+    missing = [k for k in keys if k not in existing]
+    if missing:
+        instance.add_dynamic_partitions(SHARDS.name, missing)
 
 
 @dg.asset(
+    key=CALIBRATED_SPEC,
     group_name=SYNTHESIZE,
     owners=owners(),
-    deps=[production_shape],
+    deps=[PRODUCTION_SHAPE],
     kinds={"json"},
     description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
     "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).",
@@ -26,65 +66,24 @@ def calibrated_spec(
     context: dg.AssetExecutionContext, synth: SynthResource
 ) -> dg.MaterializeResult:
     cfg = with_overrides_file(synth.settings())
-    tag = run_refresh_tag(context)
-    # The pack a regeneration names; else the run's own profile; else (regenerate_from_spec
-    # launched from the UI) the latest metrics pack.
-    named = context.run.tags.get(PACK_TAG) if context.run else None
-    store = synth.fetch(tag, "metrics_pack.json") if tag else synth.store()
-    if named:
-        pack_rid = named
-    elif tag and store.path(tag, "metrics_pack.json").exists():
-        pack_rid = tag
-    else:
-        pack_rid = refresh_of_run(context, "production_shape")
-    pack = read_json(synth.fetch(pack_rid, "metrics_pack.json").path(pack_rid, "metrics_pack.json"))
-    # Same run as the profile: same refresh. Otherwise a regeneration: a new refresh, no budget spent.
-    rid = (
-        pack_rid
-        if tag in (None, pack_rid) and _profiled_in_this_run(context)
-        else (tag or new_refresh_id())
-    )
-    spec = calibrate(pack, cfg)
-    spec["refresh_id"] = rid
-    spec["pack_refresh_id"] = pack_rid
-    from synth_assets.core.spec import content_hash
-
-    spec["content_hash"] = content_hash(spec)
-    secrets = synth.secrets()
-    seed = new_master_seed()
-    version = secrets.seal_seed(rid, seed)
-    commitment = seed_commitment(seed)
-    path = store.path(rid, "spec.json")
-    write_json_atomic(path, spec)
-    write_json_atomic(
-        store.path(rid, "generation.json"),
-        {
-            "refresh_id": rid,
-            "pack_refresh_id": pack_rid,
-            "spec_hash": spec["content_hash"],
-            "seed_commitment": commitment,
-            "seed_version": version,
-            "secrets": secrets.describe(),
-            "shards": spec["shards"],
-        },
-    )
+    rid, pack_rid = _refreshes(context, synth)
+    pack = read_json(synth.fetch(pack_rid, PACK).path(pack_rid, PACK))
+    spec = final_spec(pack, cfg, rid, pack_rid)
+    sealed = seal_generation(synth.store(), spec, synth.secrets())
+    commitment, version = sealed.seed_commitment, sealed.seed_version
     synth.audit(
         context,
         "spec",
         rid,
         {**spec_payload(spec), "seed_commitment": commitment, "seed_version": version},
     )
-    synth.send(rid, "spec.json", "generation.json")
-    keys = [shard_key(i) for i in range(spec["shards"])]
-    existing = set(context.instance.get_dynamic_partitions(SHARDS.name))
-    missing = [k for k in keys if k not in existing]
-    if missing:
-        context.instance.add_dynamic_partitions(SHARDS.name, missing)
+    synth.send(rid, SPEC, GENERATION)
+    _add_shard_partitions(context.instance, spec["shards"])
     return dg.MaterializeResult(
         metadata={
             "refresh_id": rid,
             "pack_refresh_id": pack_rid,
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(str(sealed.path)),
             "spec_hash": spec["content_hash"],
             "version": spec["version"],
             "seed_commitment": commitment,
@@ -103,7 +102,8 @@ def calibrated_spec(
 
 
 def _profiled_in_this_run(context: dg.AssetExecutionContext) -> bool:
-    ev = context.instance.get_latest_materialization_event(dg.AssetKey("production_shape"))
+    """Whether this run also materialized the metrics pack (a full refresh, not a regeneration)."""
+    ev = context.instance.get_latest_materialization_event(PRODUCTION_SHAPE)
     return ev is not None and ev.run_id == context.run_id
 
 

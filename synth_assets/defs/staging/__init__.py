@@ -1,12 +1,12 @@
 """Staging load (the last asset of the graph), teardown jobs and the audit of loads."""
 
-from .assets import (
-    defs,
-    emergency_teardown,
-    staging_schema,
-    staging_schema_intact,
-    teardown_staging,
-)
+import dagster as dg
+
+from . import assets, jobs
+from .assets import staging_schema, staging_schema_intact
+from .jobs import emergency_teardown, teardown_staging
+
+defs = dg.Definitions.merge(assets.defs, jobs.defs)
 
 __all__ = [
     "defs",

@@ -1,34 +1,34 @@
 """`synth-assets publish` and `synth-assets release [verify]`: signed, gated, ticket-bound access.
 
-Wire into the main parser with ``cli_release.add_commands(sub)``; the commands raise
-``SynthError`` subclasses, which `synth-assets` turns into one clear line and exit code 2.
+The commands raise ``SynthError`` subclasses, which `synth-assets` turns into one clear line
+and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from synth_assets.core.config import default_config_path
 from synth_assets.core.errors import ConfigError
 from synth_assets.core.store import write_private
 
+from .common import add_common, settings
+
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Path, Any]:
-    from synth_assets.core.config import load_config
+    """Configuration, work directory and the secrets backend that signs and verifies."""
     from synth_assets.core.secrets import backend_from_config
 
-    cfg = load_config(args.config)
-    workdir = Path(args.workdir).expanduser().resolve()
+    cfg, workdir = settings(args)
     return cfg, workdir, backend_from_config(cfg.secrets, workdir)
 
 
 def _need(args: argparse.Namespace, *names: str) -> None:
+    """Refuse a command missing a required option (one line naming them all)."""
     missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n, None)]
     if missing:
         raise ConfigError(f"synth-assets {args.command} needs {' and '.join(missing)}")
@@ -100,22 +100,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add `publish` and `release` (with `release verify`) to the `synth-assets` parser."""
 
-    def common(sp: argparse.ArgumentParser, suppress: bool = False) -> None:
-        sp.add_argument(
-            "--workdir",
-            default=argparse.SUPPRESS if suppress else os.environ.get("SYNTH_WORKDIR", ".synth"),
-            help="work directory (secrets, runs); default .synth",
-        )
-        sp.add_argument(
-            "--config",
-            default=argparse.SUPPRESS if suppress else default_config_path(),
-            help="path of synth.yaml",
-        )
-
     sp = subparsers.add_parser(
         "publish", help="hash, sign and publish a refresh's artifacts (manifest last)"
     )
-    common(sp)
+    add_common(sp)
     sp.add_argument("--refresh-id", required=True)
     sp.add_argument(
         "--verify",
@@ -129,7 +117,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="issue expiring, ticket-bound access to a published refresh whose gates all passed",
         description="synth-assets release --refresh-id R --ticket T [--ttl 1h] | synth-assets release verify TOKEN",
     )
-    common(sp)
+    add_common(sp)
     sp.add_argument("--refresh-id", default=None)
     sp.add_argument(
         "--ticket",
@@ -152,5 +140,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     vp.add_argument(
         "--refresh-id", default=argparse.SUPPRESS, help="valid only if issued for this refresh"
     )
-    common(vp, suppress=True)
+    add_common(vp, suppress=True)
     vp.set_defaults(fn=_cmd_verify)

@@ -1,30 +1,14 @@
-"""`synth-assets` commands for staging teardown and the audit log (added to the CLI's parser)."""
+"""`synth-assets` commands for staging teardown, the privacy budget and the audit log."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from synth_assets.core.config import default_config_path
-
-
-def _common(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument(
-        "--workdir",
-        default=os.environ.get("SYNTH_WORKDIR", ".synth"),
-        help="work directory (embedded Postgres, secrets, runs); default .synth",
-    )
-    sp.add_argument("--config", default=default_config_path(), help="path of synth.yaml")
-
-
-def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
-    from synth_assets.core.config import load_config
-
-    return load_config(args.config), Path(args.workdir).expanduser().resolve()
+from .common import add_actor, add_audit_url, add_common, add_target, settings
 
 
 def _target(args: argparse.Namespace, cfg: Any, work: Path) -> str:
@@ -56,7 +40,7 @@ def _cmd_teardown(args: argparse.Namespace) -> int:
     from synth_assets.core.audit import anchor_head
     from synth_assets.core.load import teardown
 
-    cfg, work = _settings(args)
+    cfg, work = settings(args)
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
     signer = _bind_audit(cfg, work, audit)
     res = teardown(target, args.schema or cfg.target.db_schema, actor=args.actor, audit_url=audit)
@@ -83,7 +67,7 @@ def _cmd_emergency(args: argparse.Namespace) -> int:
             "emergency-teardown drops every synthetic schema in the target and deletes every "
             "refresh's artifacts: pass --yes to confirm"
         )
-    cfg, work = _settings(args)
+    cfg, work = settings(args)
     target, audit = _target(args, cfg, work), _audit(args, cfg, work)
     signer = _bind_audit(cfg, work, audit)
     store = RefreshStore(cfg.artifacts.store or work / "runs")
@@ -106,7 +90,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from synth_assets.core.audit import AuditSigner, verify_chain
     from synth_assets.core.store import store_for
 
-    cfg, work = _settings(args)
+    cfg, work = settings(args)
     audit = _audit(args, cfg, work)
     signer = AuditSigner.for_config(cfg, work)
     if signer.anchor_dir is not None:  # a deployment's anchors live in its S3 store
@@ -135,7 +119,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_audit_show(args: argparse.Namespace) -> int:
     from synth_assets.core.audit import format_event, list_events
 
-    audit = _audit(args, *_settings(args))
+    audit = _audit(args, *settings(args))
     events = list_events(audit, args.refresh_id)
     if args.json:
         print(json.dumps([e.to_dict() for e in events], indent=1, default=str))
@@ -156,7 +140,7 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     from synth_assets.core import budget
     from synth_assets.core.preflight import existing_database
 
-    cfg, work = _settings(args)
+    cfg, work = settings(args)
     url = existing_database(args.audit_url or cfg.audit_url(), work)
     cap = cfg.privacy.annual_epsilon_cap
     key = None
@@ -196,45 +180,35 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register teardown, emergency-teardown and audit {verify,show} on the CLI's subparsers."""
-    actor_help = "who acts, e.g. alice/CHG-123 (default $SYNTH_ACTOR or the OS user)"
+    """Register teardown, budget, emergency-teardown and audit {verify,show} on the CLI's
+    subparsers."""
     sp = subparsers.add_parser(
         "teardown", help="drop a staging schema created by synth_assets (and its __next/__prev)"
     )
-    _common(sp)
-    sp.add_argument(
-        "--target", default=None, help="postgresql://… or embedded:///db (default target.url)"
-    )
+    add_common(sp)
+    add_target(sp)
     sp.add_argument("--schema", default=None, help="staging schema (default target.schema)")
-    sp.add_argument(
-        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
-    )
-    sp.add_argument("--actor", default=None, help=actor_help)
+    add_audit_url(sp)
+    add_actor(sp)
     sp.set_defaults(fn=_cmd_teardown)
 
     sp = subparsers.add_parser(
         "budget", help="the annual privacy budget per source: spent, remaining, the ledger"
     )
-    _common(sp)
+    add_common(sp)
     sp.add_argument("--source", default=None, help="only this source (default: every source)")
     sp.add_argument("--schema", default=None, help="with --source: its schema (default config)")
-    sp.add_argument(
-        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
-    )
+    add_audit_url(sp)
     sp.set_defaults(fn=_cmd_budget)
 
     sp = subparsers.add_parser(
         "emergency-teardown",
         help="drop every synthetic schema in the target and delete every refresh's artifacts",
     )
-    _common(sp)
-    sp.add_argument(
-        "--target", default=None, help="postgresql://… or embedded:///db (default target.url)"
-    )
-    sp.add_argument(
-        "--audit-url", default=None, help="audit database (default audit.url, else the target)"
-    )
-    sp.add_argument("--actor", default=None, help=actor_help)
+    add_common(sp)
+    add_target(sp)
+    add_audit_url(sp)
+    add_actor(sp)
     sp.add_argument("--yes", action="store_true", help="confirm: this deletes data and artifacts")
     sp.set_defaults(fn=_cmd_emergency)
 
@@ -245,31 +219,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="check every MAC and link, the chain head and the anchors outside the database "
         "(<workdir>/audit, the store's refreshes); exit 1 on any break",
     )
-    _common(v)
-    v.add_argument(
-        "--audit-url", default=None, help="audit database (default audit.url, else target.url)"
-    )
+    add_common(v)
+    add_audit_url(v)
     v.set_defaults(fn=_cmd_audit_verify)
     s = asub.add_parser("show", help="print the events (optionally of one refresh)")
-    _common(s)
-    s.add_argument(
-        "--audit-url", default=None, help="audit database (default audit.url, else target.url)"
-    )
+    add_common(s)
+    add_audit_url(s)
     s.add_argument("--refresh-id", default=None, help="only the events of this refresh")
     s.add_argument("--json", action="store_true", help="JSON instead of one line per event")
     s.set_defaults(fn=_cmd_audit_show)
-
-
-def print_load_summary(summary: dict[str, Any]) -> None:
-    """After a refresh: what was loaded where and how to connect (reads <artifacts>/load.json)."""
-    path = Path(summary.get("artifacts", "")) / "load.json"
-    if not path.is_file():
-        if summary.get("passed"):
-            print("staging: not loaded (staging_schema is not part of this run)")
-        return
-    load = json.loads(path.read_text())
-    print(
-        f"staging: {load['total_rows']:,} rows loaded into schema {load['schema']} of {load['target']} "
-        f"in {load['seconds']}s ({load['rows_per_second']:,} rows/s)"
-    )
-    print(f"  connect: {load['connect']}")

@@ -1,22 +1,22 @@
-"""`synth-assets`: the headless entry point (it drives the same Dagster Definitions as the UI)."""
+"""`synth-assets init | demo | refresh | regenerate`: a refresh run headless, and its summary."""
+
+from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_assets.core.config import default_config_path
-from synth_assets.core.errors import GateFailed, RunFailed, SynthError
+from synth_assets.core.config import BANDS
+
+from .common import add_common
 
 if TYPE_CHECKING:
     from synth_assets.core.config import SynthConfig
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    """Create the secrets (the local HMAC key); never implicit."""
     from synth_assets.core.config import load_config
     from synth_assets.core.secrets import init_backend
 
@@ -26,9 +26,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo bank if absent, then refresh from it."""
     from synth_assets.core import pg
     from synth_assets.core.config import load_config
-    from synth_assets.core.demo import build_demo, demo_exists
+    from synth_assets.demo import build_demo, demo_exists
     from synth_assets.orchestrate import run_refresh
 
     workdir = Path(args.workdir).expanduser().resolve()
@@ -49,6 +50,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
+    """One refresh of the configured source, with the command line's options applied."""
     from synth_assets.core.config import load_config
     from synth_assets.orchestrate import run_refresh
 
@@ -71,6 +73,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _cmd_regenerate(args: argparse.Namespace) -> int:
+    """A new spec and seed from an earlier refresh's metrics pack (no budget spent)."""
     from synth_assets.core.config import load_config
     from synth_assets.orchestrate import run_refresh
 
@@ -82,7 +85,7 @@ def _cmd_regenerate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig":
+def _with_options(cfg: SynthConfig, sections: dict[str, Any]) -> SynthConfig:
     """The config with command-line options applied, validated like the file itself (a
     ``--scale inf`` is refused here, not by an overflow deep inside the refresh)."""
     from synth_assets.core.config import parse_config
@@ -90,17 +93,23 @@ def _with_options(cfg: "SynthConfig", sections: dict[str, Any]) -> "SynthConfig"
     return parse_config({**cfg.to_json(), **sections}, "command line")
 
 
-_STAGES = {
-    "source_schema": "reflect",
-    "production_shape": "profile",
-    "calibrated_spec": "spec",
-    "synthetic_shards": "shards",
-    "privacy_report": "report",
-    "staging_schema": "load",
-}
+def _stage_labels() -> dict[str, str]:
+    """Step key -> the word the summary shows (imported late: `init` loads no Dagster)."""
+    from synth_assets.defs import constants as c
+
+    labels = {
+        c.SOURCE_SCHEMA: "reflect",
+        c.PRODUCTION_SHAPE: "profile",
+        c.CALIBRATED_SPEC: "spec",
+        c.SYNTHETIC_SHARDS: "shards",
+        c.PRIVACY_REPORT: "report",
+        c.STAGING_SCHEMA: "load",
+    }
+    return {key.to_user_string(): label for key, label in labels.items()}
 
 
 def _print_summary(summary: dict) -> None:
+    """What a refresh spent, made and checked, and where its report and summary are."""
     unit = summary.get("privacy_unit")
     if summary.get("regenerated_from"):
         print(
@@ -126,7 +135,7 @@ def _print_summary(summary: dict) -> None:
             "(synth-assets budget shows the ledger)"
         )
     stages = summary.get("stages") or {}
-    named = [(label, stages[k]) for k, label in _STAGES.items() if k in stages]
+    named = [(label, stages[k]) for k, label in _stage_labels().items() if k in stages]
     if named:
         print("  stages: " + ", ".join(f"{label} {v:.1f}s" for label, v in named))
     for t, v in summary["tables"].items():
@@ -143,25 +152,13 @@ def _print_summary(summary: dict) -> None:
     if report.is_file():
         print(f"report: {report}")
     print(f"summary: {summary['summary_path']}")
-    from synth_assets.cli_ops import print_load_summary
-
     print_load_summary(summary)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synth-assets", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--workdir",
-            default=os.environ.get("SYNTH_WORKDIR", ".synth"),
-            help="work directory (embedded Postgres, secrets, runs); default .synth",
-        )
-        sp.add_argument("--config", default=default_config_path(), help="path of synth.yaml")
-
-    sp = sub.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
-    common(sp)
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register init, demo, refresh and regenerate on the CLI's subparsers."""
+    sp = subparsers.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
+    add_common(sp)
     sp.add_argument(
         "--force",
         action="store_true",
@@ -169,19 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(fn=_cmd_init)
 
-    sp = sub.add_parser(
+    sp = subparsers.add_parser(
         "demo", help="build the demo bank database if absent and run a refresh on it"
     )
-    common(sp)
+    add_common(sp)
     sp.add_argument(
         "--scale", type=float, default=None, help="synthetic size relative to the source"
     )
     sp.add_argument("--customers", type=int, default=40_000, help="size of the demo source")
-    sp.add_argument("--band", choices=["dev", "staging", "perf"], default=None)
+    sp.add_argument("--band", choices=list(BANDS), default=None)
     sp.set_defaults(fn=_cmd_demo)
 
-    sp = sub.add_parser("refresh", help="profile a Postgres source and generate synthetic shards")
-    common(sp)
+    sp = subparsers.add_parser(
+        "refresh", help="profile a Postgres source and generate synthetic shards"
+    )
+    add_common(sp)
     sp.add_argument(
         "--source",
         default=None,
@@ -192,51 +191,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shards", type=int, default=None)
     sp.add_argument(
         "--band",
-        choices=["dev", "staging", "perf"],
+        choices=list(BANDS),
         default=None,
         help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows",
     )
     sp.set_defaults(fn=_cmd_refresh)
 
-    sp = sub.add_parser(
+    sp = subparsers.add_parser(
         "regenerate",
         help="after a failed gate: a new spec and seed from a refresh's metrics pack, with the "
         "config as it is now (a relaxed gate, an override); spends no budget",
     )
-    common(sp)
+    add_common(sp)
     sp.add_argument("--refresh-id", required=True, help="the refresh whose metrics pack to reuse")
     sp.set_defaults(fn=_cmd_regenerate)
 
-    from synth_assets.cli_ops import add_commands as add_ops
 
-    add_ops(sub)
-    from synth_assets.cli_release import add_commands as add_release
-
-    add_release(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore")
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except GateFailed as exc:  # the input was fine; the data did not pass: exit 3, not 2
-        print(f"synth-assets: gate failed: {exc}", file=sys.stderr)
-        return 3
-    except RunFailed as exc:  # a step stopped on an error after preflight: exit 1
-        print(f"synth-assets: error: {exc}", file=sys.stderr)
-        return 1
-    except SynthError as exc:
-        print(f"synth-assets: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # pragma: no cover
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
-__all__ = ["main", "build_parser", "json"]
+def print_load_summary(summary: dict[str, Any]) -> None:
+    """After a refresh: what was loaded where and how to connect (reads <artifacts>/load.json)."""
+    path = Path(summary.get("artifacts", "")) / "load.json"
+    if not path.is_file():
+        if summary.get("passed"):
+            print("staging: not loaded (staging_schema is not part of this run)")
+        return
+    load = json.loads(path.read_text())
+    print(
+        f"staging: {load['total_rows']:,} rows loaded into schema {load['schema']} of {load['target']} "
+        f"in {load['seconds']}s ({load['rows_per_second']:,} rows/s)"
+    )
+    print(f"  connect: {load['connect']}")
