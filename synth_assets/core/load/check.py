@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from synth_assets.core.gates import GateResult
 from synth_assets.core.pg import connect
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import SchemaModel
@@ -114,15 +115,18 @@ def _domain_problems(conn: psycopg.Connection, next_schema: str, model: SchemaMo
     return problems
 
 
-def check_staging(
-    target_url: str, schema: str, refresh_id: str | None = None
-) -> tuple[bool, dict[str, Any], list[str]]:
-    """Re-check a live staging schema: ours, loaded from ``refresh_id``, counts as recorded, FKs valid."""
+STAGING_GATE = "staging_schema_intact"
+
+
+def check_staging(target_url: str, schema: str, refresh_id: str | None = None) -> GateResult:
+    """Re-check a live staging schema: ours, loaded from ``refresh_id``, counts as recorded, FKs
+    valid. The same result type as every other gate (:class:`~synth_assets.core.gates.GateResult`)."""
     failures: list[str] = []
     metrics: dict[str, Any] = {}
     with connect(target_url) as conn:
         if not _managed(conn, [schema]).get(schema):
-            return (
+            return GateResult(
+                STAGING_GATE,
                 False,
                 metrics,
                 [f"schema {schema} does not exist or was not created by synth_assets"],
@@ -133,7 +137,9 @@ def check_staging(
             (schema,),
         ).fetchone()
         if row is None or row[2] is None:
-            return False, metrics, [f"synth_meta has no finished load for {schema}"]
+            return GateResult(
+                STAGING_GATE, False, metrics, [f"synth_meta has no finished load for {schema}"]
+            )
         load_id, rid, rows = row
         metrics.update({"load_id": load_id, "refresh_id": rid})
         if refresh_id and rid != refresh_id:
@@ -160,4 +166,4 @@ def check_staging(
             "SELECT count(*) FROM pg_constraint WHERE connamespace = %s::regnamespace AND contype = 'f'",
             (qi(schema),),
         ).fetchone()[0]
-    return not failures, metrics, failures
+    return GateResult(STAGING_GATE, not failures, metrics, failures)

@@ -101,18 +101,16 @@ def staging_schema_intact(
 ) -> dg.AssetCheckResult:
     cfg = synth.settings()
     rid = refresh_of_run(context, STAGING_SCHEMA)
-    passed, metrics, failures = check_staging(
-        pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid
-    )
+    gate = check_staging(pg.resolve_url(cfg.target.url, synth.work), cfg.target.db_schema, rid)
     return dg.AssetCheckResult(
-        passed=passed,
+        passed=gate.passed,
         metadata={
             "refresh_id": rid,
-            "rows": dg.MetadataValue.json(metrics.get("rows", {})),
-            "foreign_keys": metrics.get("foreign_keys", 0),
-            "failures": dg.MetadataValue.json(failures),
+            "rows": dg.MetadataValue.json(gate.metrics.get("rows", {})),
+            "foreign_keys": gate.metrics.get("foreign_keys", 0),
+            "failures": dg.MetadataValue.json(gate.failures),
         },
-        description="; ".join(failures[:5]) or None,
+        description="; ".join(gate.failures[:5]) or None,
     )
 
 
