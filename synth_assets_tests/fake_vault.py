@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 ALL = frozenset({"create", "read", "update", "delete", "list", "sudo"})
 
@@ -177,8 +177,21 @@ class _Handler(BaseHTTPRequestHandler):
         if v.fail_next:
             status = v.fail_next.pop(0)
             return self._error(status, "transient failure injected by the test")
+        if self._open_route(method, path, body):
+            return None
+        token = self.headers.get("X-Vault-Token")
+        if not v.known_token(token):
+            return self._error(403, "permission denied")
+        if self._token_route(method, path, body, token):
+            return None
+        return self._kv(method, parts, body)
+
+    def _open_route(self, method: str, path: str, body: dict[str, Any]) -> bool:
+        """Routes that need no token (status, health, logins) and the sealed refusal; True when
+        the request was answered."""
+        v = self.vault
         if path == "/v1/sys/seal-status":
-            return self._send(
+            self._send(
                 200,
                 {
                     "type": "shamir",
@@ -190,34 +203,45 @@ class _Handler(BaseHTTPRequestHandler):
                     "version": "1.17.0-fake",
                 },
             )
-        if path == "/v1/sys/health":
-            return self._send(
+        elif path == "/v1/sys/health":
+            self._send(
                 503 if v.sealed else 200,
                 {"initialized": True, "sealed": v.sealed, "standby": False},
             )
-        if v.sealed:
-            return self._error(503, "Vault is sealed")
-        if path == "/v1/auth/approle/login" and method == "POST":
-            return self._approle(body)
-        auth_mount = path.removeprefix("/v1/auth/").removesuffix("/login")
-        if method == "POST" and any(m == auth_mount for m, _ in v.k8s_roles):
-            return self._kubernetes(auth_mount, body)
-        token = self.headers.get("X-Vault-Token")
-        if not v.known_token(token):
-            return self._error(403, "permission denied")
+        elif v.sealed:
+            self._error(503, "Vault is sealed")
+        elif path == "/v1/auth/approle/login" and method == "POST":
+            self._approle(body)
+        else:
+            auth_mount = path.removeprefix("/v1/auth/").removesuffix("/login")
+            if not (method == "POST" and any(m == auth_mount for m, _ in v.k8s_roles)):
+                return False
+            self._kubernetes(auth_mount, body)
+        return True
+
+    def _token_route(self, method: str, path: str, body: dict[str, Any], token: str | None) -> bool:
+        """The token's own lookups (self, capabilities, UI mounts); True when answered."""
+        v = self.vault
         if path == "/v1/auth/token/lookup-self":
-            return self._send(200, {"data": {"policies": ["default"], "ttl": 3600}})
-        if path == "/v1/sys/capabilities-self" and method == "POST":
+            self._send(200, {"data": {"policies": ["default"], "ttl": 3600}})
+        elif path == "/v1/sys/capabilities-self" and method == "POST":
             out: dict[str, Any] = {}
             for p in body.get("paths", []):
                 caps = sorted(v.caps(token, p)) or ["deny"]
                 out[p] = caps
             if len(out) == 1:
                 out["capabilities"] = next(iter(out.values()))
-            return self._send(200, {**out, "data": dict(out)})
-        if path.startswith("/v1/sys/internal/ui/mounts/"):
-            return self._ui_mount(path.removeprefix("/v1/sys/internal/ui/mounts/"), token)
-        segs = path.removeprefix("/v1/").split("/")
+            self._send(200, {**out, "data": dict(out)})
+        elif path.startswith("/v1/sys/internal/ui/mounts/"):
+            self._ui_mount(path.removeprefix("/v1/sys/internal/ui/mounts/"), token)
+        else:
+            return False
+        return True
+
+    def _kv(self, method: str, parts: SplitResult, body: dict[str, Any]) -> None:
+        """A secrets mount: KV v2 reads and writes under ``data/``; anything else is not there."""
+        v = self.vault
+        segs = parts.path.removeprefix("/v1/").split("/")
         mount = segs[0]
         if mount not in v.mounts:
             return self._error(

@@ -17,6 +17,7 @@ import ast
 import random
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,64 +134,85 @@ def scan_source(source: str, filename: str = "<string>") -> list[str]:
         found.append(f"{filename}:{getattr(node, 'lineno', 0)}: {what}")
 
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.ImportFrom)
-            and not node.level
-            and node.module in ("numpy.random", "random")
-        ):
-            allowed = NUMPY_ALLOWED if node.module == "numpy.random" else STDLIB_ALLOWED
-            for a in node.names:
-                if a.name not in allowed:
-                    report(node, f"imports {node.module}.{a.name} (a module-level RNG function)")
-        if isinstance(node, ast.Attribute):
-            base = _qualname(node.value, aliases)
-            if base == "numpy.random" and node.attr not in NUMPY_ALLOWED:
-                report(node, f"uses numpy.random.{node.attr} (the global/legacy RNG)")
-            elif base == "random" and node.attr not in STDLIB_ALLOWED:
-                report(node, f"uses random.{node.attr} (the global stdlib RNG)")
-
-    # Clock-derived seeds, scope by scope: names bound from a clock (to a fixpoint; closures see
-    # their enclosing scope's), then RNG constructors or `.seed(...)` calls fed by them.
-    def own_nodes(scope: ast.AST) -> list[ast.AST]:
-        out, todo = [], list(ast.iter_child_nodes(scope))
-        while todo:
-            n = todo.pop()
-            out.append(n)
-            if not isinstance(n, _SCOPES):
-                todo.extend(ast.iter_child_nodes(n))
-        return out
-
-    def check_scope(scope: ast.AST, inherited: frozenset[str]) -> None:
-        nodes = own_nodes(scope)
-        tainted = set(inherited)
-        changed = True
-        while changed:
-            changed = False
-            for node in nodes:
-                if (
-                    isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr))
-                    and node.value
-                ):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    if _clock_calls(node.value, aliases, tainted):
-                        for name in _bound_names(targets):
-                            if name not in tainted:
-                                tainted.add(name)
-                                changed = True
-        for node in nodes:
-            if isinstance(node, ast.Call):
-                q = _qualname(node.func, aliases)
-                is_seed_method = isinstance(node.func, ast.Attribute) and node.func.attr == "seed"
-                if (q in RNG_CONSTRUCTORS or is_seed_method) and any(
-                    _clock_calls(arg, aliases, tainted)
-                    for arg in [*node.args, *(k.value for k in node.keywords)]
-                ):
-                    report(node, f"seeds {q or node.func.attr} from the clock")
-            if isinstance(node, _SCOPES):
-                check_scope(node, frozenset(tainted))
-
-    check_scope(tree, frozenset())
+        for what in _global_rng_uses(node, aliases):
+            report(node, what)
+    _check_scope(tree, frozenset(), aliases, report)
     return found
+
+
+def _global_rng_uses(node: ast.AST, aliases: dict[str, str]) -> list[str]:
+    """What ``node`` does with a module-level RNG: imports one of its functions, or uses one."""
+    out = []
+    if (
+        isinstance(node, ast.ImportFrom)
+        and not node.level
+        and node.module in ("numpy.random", "random")
+    ):
+        allowed = NUMPY_ALLOWED if node.module == "numpy.random" else STDLIB_ALLOWED
+        for a in node.names:
+            if a.name not in allowed:
+                out.append(f"imports {node.module}.{a.name} (a module-level RNG function)")
+    if isinstance(node, ast.Attribute):
+        base = _qualname(node.value, aliases)
+        if base == "numpy.random" and node.attr not in NUMPY_ALLOWED:
+            out.append(f"uses numpy.random.{node.attr} (the global/legacy RNG)")
+        elif base == "random" and node.attr not in STDLIB_ALLOWED:
+            out.append(f"uses random.{node.attr} (the global stdlib RNG)")
+    return out
+
+
+def _own_nodes(scope: ast.AST) -> list[ast.AST]:
+    """The nodes of ``scope`` itself: nested scopes are included but not entered."""
+    out, todo = [], list(ast.iter_child_nodes(scope))
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        if not isinstance(n, _SCOPES):
+            todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def _tainted(nodes: list[ast.AST], aliases: dict[str, str], inherited: frozenset[str]) -> set[str]:
+    """Names bound from a clock, directly or through other tainted names (to a fixpoint)."""
+    tainted = set(inherited)
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if (
+                isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr))
+                and node.value
+            ):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if _clock_calls(node.value, aliases, tainted):
+                    for name in _bound_names(targets):
+                        if name not in tainted:
+                            tainted.add(name)
+                            changed = True
+    return tainted
+
+
+def _check_scope(
+    scope: ast.AST,
+    inherited: frozenset[str],
+    aliases: dict[str, str],
+    report: Callable[[ast.AST, str], None],
+) -> None:
+    """Clock-derived seeds, scope by scope: names bound from a clock (closures see their
+    enclosing scope's), then RNG constructors or `.seed(...)` calls fed by them."""
+    nodes = _own_nodes(scope)
+    tainted = _tainted(nodes, aliases, inherited)
+    for node in nodes:
+        if isinstance(node, ast.Call):
+            q = _qualname(node.func, aliases)
+            is_seed_method = isinstance(node.func, ast.Attribute) and node.func.attr == "seed"
+            if (q in RNG_CONSTRUCTORS or is_seed_method) and any(
+                _clock_calls(arg, aliases, tainted)
+                for arg in [*node.args, *(k.value for k in node.keywords)]
+            ):
+                report(node, f"seeds {q or node.func.attr} from the clock")
+        if isinstance(node, _SCOPES):
+            _check_scope(node, frozenset(tainted), aliases, report)
 
 
 def package_files() -> list[Path]:

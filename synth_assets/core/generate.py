@@ -453,6 +453,58 @@ def random_bytes(log2_p: list[float] | None, n: int, rng: np.random.Generator) -
     return pl.Series(arr, dtype=pl.Binary)
 
 
+@dataclass
+class _Rows:
+    """What every column of one table's generated rows is drawn from."""
+
+    n: int
+    ordinals: np.ndarray
+    parent_idx: np.ndarray | None
+    parent_frame: Frame | None
+    codes: dict[str, np.ndarray]
+    within: dict[str, np.ndarray]
+    rng: np.random.Generator
+
+
+def _parent_floor(c: dict[str, Any], rows: _Rows) -> np.ndarray | None:
+    """Per row, the parent's timestamp (µs) a datetime must not precede (None when unenforced);
+    a NULL parent value gives no floor."""
+    pc = c.get("after_parent_column")
+    if not pc or rows.parent_frame is None or rows.parent_idx is None:
+        return None
+    ps = rows.parent_frame.columns[pc]
+    pus = ps.cast(pl.Datetime("us")).cast(pl.Int64) if ps.dtype == pl.Date else ps.cast(pl.Int64)
+    floor = pus.to_numpy()[rows.parent_idx]
+    floor = np.where(np.isnan(floor.astype(np.float64)), np.iinfo(np.int64).min // 2, floor)
+    return floor.astype(np.int64)
+
+
+def _synth_column(c: dict[str, Any], rows: _Rows) -> pl.Series:
+    """A synthesized (fake) column: values faked only for the rows that are not NULL."""
+    n = rows.n
+    params = {}
+    if c.get("words_p"):
+        params["length_words"] = (list(range(len(c["words_p"]))), c["words_p"])
+    null = _null_mask(c["null_p"], n, rows.rng)
+    keep = np.flatnonzero(~null)  # fake only the values that will be emitted
+    s = fake_column(
+        c["role"],
+        rows.rng,
+        rows.ordinals[keep],
+        unique=c["unique"],
+        max_length=c["max_length"],
+        pg_type=c["pg_type"],
+        params=params,
+    )
+    if s.dtype in (pl.Date, pl.Datetime) or isinstance(s.dtype, pl.Datetime):
+        if c["base_type"] not in ("date", "timestamp", "timestamptz"):
+            s = s.cast(pl.Utf8)
+    if keep.size < n:
+        full = pl.Series([None] * n, dtype=s.dtype) if n else s.clear()
+        s = full.scatter(keep, s) if keep.size else full
+    return s
+
+
 def _ignored(c: dict[str, Any], n: int) -> pl.Series:
     if c["nullable"] or c.get("generated"):  # a generated column is computed at the load
         return pl.Series([None] * n, dtype=pl.Utf8)
@@ -579,92 +631,68 @@ class ShardGenerator:
         cols: dict[str, Any] = {}
         codes, within = _sample_tree(t, n, rng)
         parent_frame = frames.get(t["parent"]) if t["parent"] else None
+        rows = _Rows(n, ordinals, parent_idx, parent_frame, codes, within, rng)
         for col in table.columns:
             c = {**t["columns"][col.name], "name": col.name}
-            kind = c["kind"]
-            if kind == "key":
-                pfk = next((fk for fk in table.foreign_keys if fk.name == t["parent_fk"]), None)
-                if (
-                    pfk is not None
-                    and parent_idx is not None
-                    and col.name in table.primary_key
-                    and pfk.columns[0] in table.primary_key
-                ):
-                    # Composite key (parent, n): number the rows within their parent, 1..k.
-                    first = np.searchsorted(parent_idx, parent_idx, side="left")
-                    cols[col.name] = _key_series(c, np.arange(n, dtype=np.int64) - first, rng, name)
-                else:
-                    cols[col.name] = _key_series(c, ordinals, rng, name)
-            elif kind == "categorical":
-                cols[col.name] = _decode_categorical(c, codes[col.name], rng)
-            elif kind == "numeric":
-                cols[col.name] = _decode_numeric(c, codes[col.name], rng, within.get(col.name))
-            elif kind == "boolean":
-                cols[col.name] = _decode_boolean(codes[col.name])
-            elif kind == "datetime":
-                floor = None
-                pc = c.get("after_parent_column")
-                if pc and parent_frame is not None and parent_idx is not None:
-                    ps = parent_frame.columns[pc]
-                    pus = (
-                        ps.cast(pl.Datetime("us")).cast(pl.Int64)
-                        if ps.dtype == pl.Date
-                        else ps.cast(pl.Int64)
-                    )
-                    floor = pus.to_numpy()[parent_idx]
-                    floor = np.where(
-                        np.isnan(floor.astype(np.float64)), np.iinfo(np.int64).min // 2, floor
-                    )
-                    floor = floor.astype(np.int64)
-                us = _datetime_us(c, n, rng, floor)
-                cols[col.name] = _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
-            elif kind == "synth" and c["role"] == "binary":
-                cols[col.name] = random_bytes(c.get("log2_bytes_p"), n, rng).scatter(
-                    np.flatnonzero(_null_mask(c["null_p"], n, rng)), None
-                )
-            elif kind == "synth":
-                params = {}
-                if c.get("words_p"):
-                    params["length_words"] = (list(range(len(c["words_p"]))), c["words_p"])
-                null = _null_mask(c["null_p"], n, rng)
-                keep = np.flatnonzero(~null)  # fake only the values that will be emitted
-                s = fake_column(
-                    c["role"],
-                    rng,
-                    ordinals[keep],
-                    unique=c["unique"],
-                    max_length=c["max_length"],
-                    pg_type=c["pg_type"],
-                    params=params,
-                )
-                if s.dtype in (pl.Date, pl.Datetime) or isinstance(s.dtype, pl.Datetime):
-                    if c["base_type"] not in ("date", "timestamp", "timestamptz"):
-                        s = s.cast(pl.Utf8)
-                if keep.size < n:
-                    full = pl.Series([None] * n, dtype=s.dtype) if n else s.clear()
-                    s = full.scatter(keep, s) if keep.size else full
-                cols[col.name] = s
-            elif kind == "fk":
-                cols[col.name] = None  # filled below, once every column of this table exists
-            elif kind == "public":
-                cols[col.name] = None  # copied by the caller (public.tables)
-            else:
-                cols[col.name] = _ignored(c, n)
+            cols[col.name] = self._column(name, c, rows)
         # Foreign keys: the parent, references (popularity and attribute), same-unit rows.
         for fk in table.foreign_keys:
-            colname = fk.columns[0]
-            c = t["columns"][colname]
-            if fk.name == t["parent_fk"]:
-                cols[colname] = parent_frame.columns[fk.ref_columns[0]].gather(parent_idx)
-            elif (
-                fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference"
-            ):
-                cols[colname] = self._reference_fk(t, fk, frames[fk.ref_table], codes, n, rng)
-            else:
-                cols[colname] = (
-                    None  # deferred: within-shard rows of a table generated later or itself
-                )
+            cols[fk.columns[0]] = self._fk_column(t, fk, frames, rows)
         return Frame(cols, n, unit)
+
+    def _column(self, name: str, c: dict[str, Any], rows: _Rows) -> pl.Series | None:
+        """One column of table ``name`` by its kind; None for FK and public columns, which the
+        table's FK pass and the caller fill once every other column exists."""
+        kind, n, rng = c["kind"], rows.n, rows.rng
+        if kind == "key":
+            return self._key_column(name, c, rows)
+        if kind == "categorical":
+            return _decode_categorical(c, rows.codes[c["name"]], rng)
+        if kind == "numeric":
+            return _decode_numeric(c, rows.codes[c["name"]], rng, rows.within.get(c["name"]))
+        if kind == "boolean":
+            return _decode_boolean(rows.codes[c["name"]])
+        if kind == "datetime":
+            us = _datetime_us(c, n, rng, _parent_floor(c, rows))
+            return _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
+        if kind == "synth" and c["role"] == "binary":
+            return random_bytes(c.get("log2_bytes_p"), n, rng).scatter(
+                np.flatnonzero(_null_mask(c["null_p"], n, rng)), None
+            )
+        if kind == "synth":
+            return _synth_column(c, rows)
+        if kind in ("fk", "public"):
+            return None  # fk: filled by the FK pass; public: copied by the caller (public.tables)
+        return _ignored(c, n)
+
+    def _key_column(self, name: str, c: dict[str, Any], rows: _Rows) -> pl.Series:
+        """A key column: numbered within the parent when it completes a composite (parent, n)
+        primary key, else from the rows' global ordinals."""
+        t = self.spec["tables"][name]
+        table = self.model.tables[name]
+        pfk = next((fk for fk in table.foreign_keys if fk.name == t["parent_fk"]), None)
+        if (
+            pfk is not None
+            and rows.parent_idx is not None
+            and c["name"] in table.primary_key
+            and pfk.columns[0] in table.primary_key
+        ):
+            # Composite key (parent, n): number the rows within their parent, 1..k.
+            first = np.searchsorted(rows.parent_idx, rows.parent_idx, side="left")
+            within = np.arange(rows.n, dtype=np.int64) - first
+            return _key_series(c, within, rows.rng, name)
+        return _key_series(c, rows.ordinals, rows.rng, name)
+
+    def _fk_column(
+        self, t: dict[str, Any], fk: Any, frames: dict[str, Frame], rows: _Rows
+    ) -> pl.Series | None:
+        """An FK column: the parent's key, a reference table's row, or None (deferred: rows of
+        the same shard of a table generated later, or of this table itself)."""
+        if fk.name == t["parent_fk"]:
+            return rows.parent_frame.columns[fk.ref_columns[0]].gather(rows.parent_idx)
+        if fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference":
+            return self._reference_fk(t, fk, frames[fk.ref_table], rows.codes, rows.n, rows.rng)
+        return None
 
     def _reference_fk(self, t, fk, ref: Frame, codes, n, rng) -> pl.Series:
         keycol = ref.columns[fk.ref_columns[0]]

@@ -165,6 +165,20 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
     if t == "bool":
         return "boolean"
     by_name = role_from_name(table, col)
+    by_type = _role_from_type(col, by_name)
+    if by_type is not None:
+        return by_type
+    values = [v for v in (sample or []) if v is not None]
+    if t in NUMERIC_TYPES:
+        return _numeric_role(col, by_name)
+    if t in TEXT_TYPES:
+        return _text_role(by_name, values)
+    return "ignore"
+
+
+def _role_from_type(col: Column, by_name: str | None) -> str | None:
+    """The role a column's type alone decides (None for numbers and text, which need more)."""
+    t = col.base_type
     if t in DATETIME_TYPES:
         return "birth_date" if by_name == "birth_date" else "datetime"
     if t in EPOCH_TYPES:
@@ -177,33 +191,37 @@ def _infer_unconstrained(table: Table, col: Column, sample: list[str] | None) ->
         return "categorical"
     if t == "uuid":
         return "key"
-    values = [v for v in (sample or []) if v is not None]
-    if t in NUMERIC_TYPES:
-        if by_name in ("postal_code", "national_id", "card_number", "iban", "phone"):
-            return by_name
-        # Integer codes named as such are categories; other integers are numbers (small ranges
-        # get one bin per value, so no category threshold is needed).
-        if t in INTEGER_TYPES and re.search(
-            r"(^|_)(code|type|status|kind|category|class|flag)$", col.name.lower()
-        ):
-            return "categorical"
-        return "numeric"
-    if t in TEXT_TYPES:
-        if by_name and by_name != "categorical":
-            return by_name
-        by_value = role_from_values(values)
-        if by_value:
-            return by_value
-        if by_name == "categorical":
-            return "categorical"
-        if not values:
-            return "categorical"
-        distinct = len(set(values))
-        mean_len = sum(map(len, values)) / len(values)
-        if mean_len > 40 or (distinct > 0.5 * len(values) and len(values) >= 50):
-            return "free_text"
+    return None
+
+
+def _numeric_role(col: Column, by_name: str | None) -> str:
+    """A number is an identifier when its name says so, a category when it is an integer code."""
+    if by_name in ("postal_code", "national_id", "card_number", "iban", "phone"):
+        return by_name
+    # Integer codes named as such are categories; other integers are numbers (small ranges
+    # get one bin per value, so no category threshold is needed).
+    if col.base_type in INTEGER_TYPES and re.search(
+        r"(^|_)(code|type|status|kind|category|class|flag)$", col.name.lower()
+    ):
         return "categorical"
-    return "ignore"
+    return "numeric"
+
+
+def _text_role(by_name: str | None, values: list[str]) -> str:
+    """Text: a PII role by name, then by value; else long or mostly distinct text is free text
+    and the rest categories."""
+    if by_name and by_name != "categorical":
+        return by_name
+    by_value = role_from_values(values)
+    if by_value:
+        return by_value
+    if by_name == "categorical" or not values:
+        return "categorical"
+    distinct = len(set(values))
+    mean_len = sum(map(len, values)) / len(values)
+    if mean_len > 40 or (distinct > 0.5 * len(values) and len(values) >= 50):
+        return "free_text"
+    return "categorical"
 
 
 def _sample(

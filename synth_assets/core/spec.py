@@ -451,6 +451,53 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
     gen = cfg.generation
     overrides = cfg.overrides
     rows_override = {**gen.rows, **overrides.get("rows", {})}
+    _check_rows_override(pack, model, rows_override)
+    _, deferred = model.generation_order()
+    sizing = _Sizing(gen.scale, rows_override, float(pack["privacy"]["holdout_fraction"]))
+    gen_order = _generation_order(pack["order"], pack["plan"], model)
+    tables: dict[str, Any] = {}
+    for name in gen_order:
+        tables[name] = _table_entry(name, pack, model, overrides, sizing)
+    _check_releasable(tables, pack)
+    for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
+        tname, cname = key.split(".")
+        if tname not in tables or cname not in tables[tname]["columns"]:
+            raise ConfigError(f"override for {key!r}: no such column in the modelled tables")
+    root = pack["privacy"]["unit_table"]
+    owned = [t for t, e in tables.items() if e["kind"] != "reference"]
+    if gen.band and root not in rows_override:
+        sizing.to_band(tables[root], owned, BANDS[gen.band])
+    for t, rec in sizing.sizes.items():
+        tables[t]["size"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in rec.items()}
+    unit_rows = sum(sizing.expected[t] for t in owned)
+    spec = {
+        "format": SPEC_FORMAT,
+        "version": SPEC_VERSION,
+        "refresh_id": pack["refresh_id"],
+        "pack_hash": hashlib.sha256(canonical_json(pack)).hexdigest(),
+        "schema": pack["schema"],
+        "roles": pack["roles"],
+        "unit_table": root,
+        "order": gen_order,
+        "deferred": [[t, fk.name] for t, fk in deferred],
+        "tables": tables,
+        "shards": _shard_count(cfg, unit_rows, tables[root]["rows"]),
+        "expected_rows": {k: int(round(v)) for k, v in sizing.expected.items()},
+        "overrides": overrides,
+        "scale": gen.scale,
+        "band": gen.band,
+        "size_factor": SIZE_FACTOR,
+        "epsilon_spent": pack["ledger"]["epsilon_spent"],
+        "delta": pack["ledger"]["delta"],
+    }
+    spec["content_hash"] = content_hash(spec)
+    return spec
+
+
+def _check_rows_override(
+    pack: dict[str, Any], model: SchemaModel, rows_override: dict[str, int]
+) -> None:
+    """Rows can be set for the unit table and reference tables only, and only for known tables."""
     for name in rows_override:
         if name not in model.tables:
             raise ConfigError(
@@ -461,135 +508,195 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
                 f"rows override for {name!r}: it is owned by the unit table, so its size follows the "
                 f"fan-out; set the rows of {pack['privacy']['unit_table']!r} (or generation.scale) instead"
             )
-    _, deferred = model.generation_order()
-    tables: dict[str, Any] = {}
-    expected: dict[str, float] = {}
-    # Per unit-owned table: its source rows from released quantities and their noise, and what
-    # sizing it did; ``scale`` is the unit table's generated rows over its released count.
-    source: dict[str, tuple[float, float]] = {}
-    sizes: dict[str, dict[str, Any]] = {}
-    scale = 1.0
-    holdout = float(pack["privacy"]["holdout_fraction"])
-    gen_order = _generation_order(pack["order"], pack["plan"], model)
-    for name in gen_order:
-        tp = pack["tables"][name]
-        plan = pack["plan"][name]
-        t = model.tables[name]
-        cols: dict[str, Any] = {}
-        for c in t.columns:
-            m = tp["columns"][c.name]
-            cols[c.name] = _column_spec(name, c, m, t, overrides)
-        for key, m in tp["columns"].items():
-            if key.startswith("^"):
-                cols[key] = {
-                    "kind": "ref_attribute",
-                    "fk": m["fk"],
-                    "ref_table": m["ref_table"],
-                    "attribute": m["attribute"],
-                    "values": m["values"],
-                    "p": denoise(m["counts"], m.get("sigma")).tolist(),
-                }
-        # The dependency tree over modelled columns (consistent conditionals).
-        modelled = [
-            k
-            for k, v in cols.items()
-            if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")
-        ]
-        edges = [
-            (p["a"], p["b"])
-            for p in tp["pairs"]
-            if not cols[p["a"]].get("independent") and not cols[p["b"]].get("independent")
-        ]
-        order, parent = _tree(modelled, edges)
-        # Pairs are sparse relative to their noise: projected onto non-negative counts with the
-        # table's total (the 1-way marginals estimate it far better than a pair's own noisy sum),
-        # then IPF restores the one-way marginals.
-        total = _table_total(tp)
-        joints = {
-            (p["a"], p["b"]): pair_joint(
-                p["counts"],
-                p.get("sigma"),
-                cols[p["a"]]["p"],
-                cols[p["b"]]["p"],
-                total,
-                p.get("groups"),
-            )
-            for p in tp["pairs"]
-            if (p["a"], p["b"]) in edges
-        }
-        cond: dict[str, list[list[float]]] = {}
-        links: dict[str, dict[str, Any]] = {}
-        pair_groups = {(p["a"], p["b"]): p.get("groups") for p in tp["pairs"]}
-        for node in order:
-            par = parent[node]
-            if par is None:
-                continue
-            pa, pb = np.asarray(cols[par]["p"]), np.asarray(cols[node]["p"])
-            if (par, node) in joints:
-                j = ipf(joints[(par, node)], pa, pb)
-                groups = pair_groups.get((par, node))
-            else:
-                j = ipf(joints[(node, par)].T, pa, pb)
-                groups = pair_groups.get((node, par))
-                groups = groups[::-1] if groups else None
-            rows = j.sum(axis=1, keepdims=True)
-            cp = np.where(rows > 0, j / np.where(rows > 0, rows, 1), pb[None, :])
-            cond[node] = cp.tolist()
-            if link := _numeric_link(cols[par], cols[node], j, groups):
-                links[node] = link
-        fanout = {}
-        for fkname, f in tp["fanout"].items():
-            # Primary fan-out: tails matter (one spurious far bin multiplies the row count), so
-            # the support is cut where the pooled tail is noise. Reference popularity is deconvolved
-            # from moments downstream, so it keeps the clipped noisy histogram.
-            p = (
-                denoise_fanout(f["counts"], f.get("sigma"))
-                if f["primary"]
-                else normalize(f["counts"])
-            )
-            fanout[fkname] = {
-                "parent": f["parent"],
-                "column": f["column"],
-                "primary": f["primary"],
-                "bins": f["bins"],
-                "p": p.tolist(),
-                "max": f["max"],
+
+
+def _table_entry(
+    name: str,
+    pack: dict[str, Any],
+    model: SchemaModel,
+    overrides: dict[str, Any],
+    sizing: _Sizing,
+) -> dict[str, Any]:
+    """One table's spec entry: columns, dependency tree, fan-out, and its size (via ``sizing``)."""
+    tp = pack["tables"][name]
+    plan = pack["plan"][name]
+    cols = _table_columns(name, model.tables[name], tp, overrides)
+    fanout = _fanout_spec(tp)
+    entry = {
+        "kind": plan["kind"],
+        "parent": plan["parent"],
+        "parent_fk": plan["parent_fk"],
+        "columns": cols,
+        "tree": _dependency_tree(tp, cols),
+        "fanout": fanout,
+    }
+    if plan["kind"] == "root":
+        sizing.root(name, tp, entry)
+    elif plan["kind"] == "reference":
+        sizing.reference(name, tp, entry)
+    else:
+        sizing.child(name, plan, tp, fanout)
+    return entry
+
+
+def _table_columns(
+    name: str, t: Any, tp: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Every column's spec, then the reference attributes (``^fk``) its FKs are drawn by."""
+    cols: dict[str, Any] = {}
+    for c in t.columns:
+        m = tp["columns"][c.name]
+        cols[c.name] = _column_spec(name, c, m, t, overrides)
+    for key, m in tp["columns"].items():
+        if key.startswith("^"):
+            cols[key] = {
+                "kind": "ref_attribute",
+                "fk": m["fk"],
+                "ref_table": m["ref_table"],
+                "attribute": m["attribute"],
+                "values": m["values"],
+                "p": denoise(m["counts"], m.get("sigma")).tolist(),
             }
-        entry = {
-            "kind": plan["kind"],
-            "parent": plan["parent"],
-            "parent_fk": plan["parent_fk"],
-            "columns": cols,
-            "tree": {"order": order, "parent": parent, "cond": cond, "links": links},
-            "fanout": fanout,
-        }
-        if plan["kind"] == "root":
-            n = rows_override.get(name) or max(1, round(tp["rows_total_estimate"] * gen.scale))
-            entry["rows"] = int(n)
-            expected[name] = n
-            source[name] = (float(tp["rows_total_estimate"]), 0.0)
-            scale = n / max(1.0, source[name][0])
-            sizes[name] = _size_record(source[name], scale, n)
-        elif plan["kind"] == "reference":
-            if tp.get("public"):
-                if name in rows_override:
-                    raise ConfigError(
-                        f"rows override for {name!r}: it is declared public and copied as it "
-                        "is; remove the override or the table from public.tables"
-                    )
-                entry["copy"] = tp["copy"]
-            entry["rows"] = int(rows_override.get(name) or tp["rows"])
-            expected[name] = entry["rows"]
+    return cols
+
+
+def _dependency_tree(tp: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]:
+    """The dependency tree over modelled columns with each node's conditional given its parent
+    (consistent conditionals), and the numeric links of the copula."""
+    modelled = [
+        k
+        for k, v in cols.items()
+        if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")
+    ]
+    edges = [
+        (p["a"], p["b"])
+        for p in tp["pairs"]
+        if not cols[p["a"]].get("independent") and not cols[p["b"]].get("independent")
+    ]
+    order, parent = _tree(modelled, edges)
+    # Pairs are sparse relative to their noise: projected onto non-negative counts with the
+    # table's total (the 1-way marginals estimate it far better than a pair's own noisy sum),
+    # then IPF restores the one-way marginals.
+    total = _table_total(tp)
+    joints = {
+        (p["a"], p["b"]): pair_joint(
+            p["counts"],
+            p.get("sigma"),
+            cols[p["a"]]["p"],
+            cols[p["b"]]["p"],
+            total,
+            p.get("groups"),
+        )
+        for p in tp["pairs"]
+        if (p["a"], p["b"]) in edges
+    }
+    cond: dict[str, list[list[float]]] = {}
+    links: dict[str, dict[str, Any]] = {}
+    pair_groups = {(p["a"], p["b"]): p.get("groups") for p in tp["pairs"]}
+    for node in order:
+        par = parent[node]
+        if par is None:
+            continue
+        pa, pb = np.asarray(cols[par]["p"]), np.asarray(cols[node]["p"])
+        if (par, node) in joints:
+            j = ipf(joints[(par, node)], pa, pb)
+            groups = pair_groups.get((par, node))
         else:
-            parent = plan["parent"]
-            found = child_source_rows(
-                tp, tp["fanout"][plan["parent_fk"]], source[parent][0], holdout
-            )
-            expected[name], sizes[name] = _sized_child(
-                fanout[plan["parent_fk"]], expected[parent], found, scale
-            )
-            source[name] = found or (expected[name] / scale, 0.0)
-        tables[name] = entry
+            j = ipf(joints[(node, par)].T, pa, pb)
+            groups = pair_groups.get((node, par))
+            groups = groups[::-1] if groups else None
+        rows = j.sum(axis=1, keepdims=True)
+        cp = np.where(rows > 0, j / np.where(rows > 0, rows, 1), pb[None, :])
+        cond[node] = cp.tolist()
+        if link := _numeric_link(cols[par], cols[node], j, groups):
+            links[node] = link
+    return {"order": order, "parent": parent, "cond": cond, "links": links}
+
+
+def _fanout_spec(tp: dict[str, Any]) -> dict[str, Any]:
+    """Each FK's fan-out distribution, by FK name."""
+    fanout = {}
+    for fkname, f in tp["fanout"].items():
+        # Primary fan-out: tails matter (one spurious far bin multiplies the row count), so
+        # the support is cut where the pooled tail is noise. Reference popularity is deconvolved
+        # from moments downstream, so it keeps the clipped noisy histogram.
+        p = denoise_fanout(f["counts"], f.get("sigma")) if f["primary"] else normalize(f["counts"])
+        fanout[fkname] = {
+            "parent": f["parent"],
+            "column": f["column"],
+            "primary": f["primary"],
+            "bins": f["bins"],
+            "p": p.tolist(),
+            "max": f["max"],
+        }
+    return fanout
+
+
+class _Sizing:
+    """Table sizes as calibration walks the tables parents-first: per table its expected rows,
+    per unit-owned table its source rows from released quantities and their noise, and what
+    sizing it did; ``scale`` is the unit table's generated rows over its released count."""
+
+    def __init__(self, gen_scale: float, rows_override: dict[str, int], holdout: float) -> None:
+        self.gen_scale = gen_scale
+        self.rows_override = rows_override
+        self.holdout = holdout
+        self.expected: dict[str, float] = {}
+        self.source: dict[str, tuple[float, float]] = {}
+        self.sizes: dict[str, dict[str, Any]] = {}
+        self.scale = 1.0
+
+    def root(self, name: str, tp: dict[str, Any], entry: dict[str, Any]) -> None:
+        """The unit table: its override, or its released rows times the generation scale."""
+        n = self.rows_override.get(name) or max(
+            1, round(tp["rows_total_estimate"] * self.gen_scale)
+        )
+        entry["rows"] = int(n)
+        self.expected[name] = n
+        self.source[name] = (float(tp["rows_total_estimate"]), 0.0)
+        self.scale = n / max(1.0, self.source[name][0])
+        self.sizes[name] = _size_record(self.source[name], self.scale, n)
+
+    def reference(self, name: str, tp: dict[str, Any], entry: dict[str, Any]) -> None:
+        """A reference table keeps its rows (or its override); a public one is copied as it is."""
+        if tp.get("public"):
+            if name in self.rows_override:
+                raise ConfigError(
+                    f"rows override for {name!r}: it is declared public and copied as it "
+                    "is; remove the override or the table from public.tables"
+                )
+            entry["copy"] = tp["copy"]
+        entry["rows"] = int(self.rows_override.get(name) or tp["rows"])
+        self.expected[name] = entry["rows"]
+
+    def child(
+        self, name: str, plan: dict[str, Any], tp: dict[str, Any], fanout: dict[str, Any]
+    ) -> None:
+        """A unit-owned child: its parent's rows through the primary fan-out, kept in bounds."""
+        parent = plan["parent"]
+        found = child_source_rows(
+            tp, tp["fanout"][plan["parent_fk"]], self.source[parent][0], self.holdout
+        )
+        self.expected[name], self.sizes[name] = _sized_child(
+            fanout[plan["parent_fk"]], self.expected[parent], found, self.scale
+        )
+        self.source[name] = found or (self.expected[name] / self.scale, 0.0)
+
+    def to_band(self, root_entry: dict[str, Any], owned: list[str], band_rows: int) -> None:
+        """Size the largest unit-owned table to the band: everything owned scales with the root."""
+        largest = max(self.expected[t] for t in owned)
+        factor = band_rows / max(1.0, largest)
+        root_entry["rows"] = max(1, round(root_entry["rows"] * factor))
+        for t in owned:
+            self.expected[t] *= factor
+            self.sizes[t] = {
+                k: v * factor if k in _SIZE_SCALED and v is not None else v
+                for k, v in self.sizes[t].items()
+            }
+
+
+def _check_releasable(tables: dict[str, Any], pack: dict[str, Any]) -> None:
+    """Refuse before generating when a column would need values no measurement released."""
     unreleasable = [
         problem
         for name, entry in tables.items()
@@ -607,55 +714,19 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
             'synthesized role (columns: {"table.column": free_text}); a reference table (a '
             "geography, a catalogue) can be copied as it is: public: {tables: [...]}."
         )
-    for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
-        tname, cname = key.split(".")
-        if tname not in tables or cname not in tables[tname]["columns"]:
-            raise ConfigError(f"override for {key!r}: no such column in the modelled tables")
-    root = pack["privacy"]["unit_table"]
-    owned = [t for t, e in tables.items() if e["kind"] != "reference"]
-    if gen.band and root not in rows_override:
-        # Size the largest unit-owned table to the band: everything owned scales with the root.
-        largest = max(expected[t] for t in owned)
-        factor = BANDS[gen.band] / max(1.0, largest)
-        tables[root]["rows"] = max(1, round(tables[root]["rows"] * factor))
-        for t in owned:
-            expected[t] *= factor
-            sizes[t] = {
-                k: v * factor if k in _SIZE_SCALED and v is not None else v
-                for k, v in sizes[t].items()
-            }
-    for t, rec in sizes.items():
-        tables[t]["size"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in rec.items()}
-    unit_rows = sum(expected[t] for t in owned)
+
+
+def _shard_count(cfg: SynthConfig, unit_rows: float, root_rows: int) -> int:
+    """Shards as configured, else one per ``rows_per_shard`` of a band, else 4; never more than
+    the unit table's rows."""
+    gen = cfg.generation
     if gen.shards is not None:
         shards = gen.shards
     elif gen.band:
         shards = max(1, math.ceil(unit_rows / gen.rows_per_shard))
     else:
         shards = 4
-    shards = max(1, min(shards, tables[root]["rows"]))
-    spec = {
-        "format": SPEC_FORMAT,
-        "version": SPEC_VERSION,
-        "refresh_id": pack["refresh_id"],
-        "pack_hash": hashlib.sha256(canonical_json(pack)).hexdigest(),
-        "schema": pack["schema"],
-        "roles": pack["roles"],
-        "unit_table": root,
-        "order": gen_order,
-        "deferred": [[t, fk.name] for t, fk in deferred],
-        "tables": tables,
-        "shards": shards,
-        "expected_rows": {k: int(round(v)) for k, v in expected.items()},
-        "overrides": overrides,
-        "scale": gen.scale,
-        "band": gen.band,
-        "size_factor": SIZE_FACTOR,
-        "epsilon_spent": pack["ledger"]["epsilon_spent"],
-        "delta": pack["ledger"]["delta"],
-    }
-    spec["content_hash"] = content_hash(spec)
-    return spec
+    return max(1, min(shards, root_rows))
 
 
 _SIZE_SCALED = ("scale", "low", "high", "expected_before", "expected")
@@ -803,6 +874,7 @@ def _comparisons(definition: str, col: str) -> list[tuple[str, float]]:
 def _column_spec(
     table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]
 ) -> dict[str, Any]:
+    """One column's spec: its type and constraints, and its distribution by kind."""
     key = f"{table}.{col.name}"
     kind = m["kind"]
     unique = any(set(u) == {col.name} for u in t.unique_sets)
@@ -827,16 +899,8 @@ def _column_spec(
     if rules:
         base["check"] = rules
     if kind == "categorical":
-        values = list(m["values"])
-        p = denoise(m["counts"], m.get("sigma"))  # values..., other, null
         weights = overrides.get("categorical", {}).get(key)
-        if weights:  # the user's weights replace the measured domain: sampled on its own
-            values = [str(v) for v in weights]
-            w = normalize([float(x) for x in weights.values()])
-            null_p = p[-1]
-            p = np.concatenate([w * (1 - null_p), [0.0, null_p]])
-            base["independent"] = True
-        base.update(values=values, p=_null_fix(p, col.nullable, null_override).tolist())
+        _categorical_spec(base, m, col.nullable, weights, null_override)
     elif kind == "numeric":
         base.update(
             edges=m["edges"],
@@ -851,53 +915,96 @@ def _column_spec(
             p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist()
         )
     elif kind == "datetime":
-        how = smooth_how(m["how_counts"], m.get("how_sigma")) if "how_counts" in m else None
-        day = smooth_days(
-            m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days")
-        )
-        total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
-        null_p = 0.0 if not col.nullable else max(0, m["null"]) / total
-        if null_override is not None:
-            null_p = float(null_override) if col.nullable else 0.0
-        enforce = False
-        if "after_counts" in m:
-            a = np.clip(m["after_counts"], 0, None)
-            enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
-        base.update(
-            start=m["start"],
-            days=len(day),
-            date_only=m["date_only"],
-            day_p=day.tolist(),
-            how_p=how.tolist() if how is not None else None,
-            # the measurement's noise and rows: the report simulates an ideal generator from them
-            how_sigma=float(m["how_sigma"]) if m.get("how_sigma") is not None else None,
-            how_rows=float(np.clip(m["how_counts"], 0, None).sum()) if how is not None else None,
-            null_p=null_p,
-            after_parent_column=m.get("after_parent_column") if enforce else None,
-        )
-    elif kind == "public":
-        pass  # copied verbatim (public.tables)
-    elif kind in ("synth", "fk"):
-        lengths = next((k for k in ("null_and_words", "null_and_log2_bytes") if k in m), None)
-        if lengths is not None:
-            v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
-            null_p = v[0] / v.sum() if v.sum() > 0 else 0.0
-            if lengths == "null_and_words":
-                p = normalize(v[1:]) if v[1:].sum() > 0 else None
-                base["words_p"] = p.tolist() if p is not None else None
-            else:  # a length 2^30 times too long is a memory fault: keep only the body's runs
-                raw = np.append(np.asarray(m[lengths], dtype=np.float64)[1:], 0.0)
-                p = denoise_ordered(raw, m.get("sigma"))[:-1] if v[1:].sum() > 0 else None
-                base["log2_bytes_p"] = normalize(p).tolist() if p is not None else None
-        elif "present_null" in m:
-            v = np.clip(np.asarray(m["present_null"], dtype=np.float64), 0, None)
-            null_p = v[1] / v.sum() if v.sum() > 0 else 0.0
-        else:
-            null_p = 0.0
+        base.update(_datetime_spec(m, col.nullable, null_override))
+    elif kind in ("synth", "fk"):  # ("public" is copied verbatim: public.tables)
+        _lengths_spec(base, m)
+        null_p = _lengths_null(m)
         if null_override is not None:
             null_p = float(null_override)
         base["null_p"] = float(null_p) if col.nullable else 0.0
     return base
+
+
+def _categorical_spec(
+    base: dict[str, Any],
+    m: dict[str, Any],
+    nullable: bool,
+    weights: dict[str, float] | None,
+    null_override: float | None,
+) -> None:
+    """Values and their probabilities (values..., other, null); the user's weights replace the
+    measured domain, which is then sampled on its own."""
+    values = list(m["values"])
+    p = denoise(m["counts"], m.get("sigma"))  # values..., other, null
+    if weights:
+        values = [str(v) for v in weights]
+        w = normalize([float(x) for x in weights.values()])
+        null_p = p[-1]
+        p = np.concatenate([w * (1 - null_p), [0.0, null_p]])
+        base["independent"] = True
+    base.update(values=values, p=_null_fix(p, nullable, null_override).tolist())
+
+
+def _datetime_spec(
+    m: dict[str, Any], nullable: bool, null_override: float | None
+) -> dict[str, Any]:
+    """Days and hours of the week, the NULL share, and whether values follow the parent's."""
+    how = smooth_how(m["how_counts"], m.get("how_sigma")) if "how_counts" in m else None
+    day = smooth_days(
+        m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days")
+    )
+    total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
+    null_p = 0.0 if not nullable else max(0, m["null"]) / total
+    if null_override is not None:
+        null_p = float(null_override) if nullable else 0.0
+    enforce = False
+    if "after_counts" in m:
+        a = np.clip(m["after_counts"], 0, None)
+        enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
+    return dict(
+        start=m["start"],
+        days=len(day),
+        date_only=m["date_only"],
+        day_p=day.tolist(),
+        how_p=how.tolist() if how is not None else None,
+        # the measurement's noise and rows: the report simulates an ideal generator from them
+        how_sigma=float(m["how_sigma"]) if m.get("how_sigma") is not None else None,
+        how_rows=float(np.clip(m["how_counts"], 0, None).sum()) if how is not None else None,
+        null_p=null_p,
+        after_parent_column=m.get("after_parent_column") if enforce else None,
+    )
+
+
+def _length_key(m: dict[str, Any]) -> str | None:
+    """Which joint measurement of NULL and length a synthesized column has, if any."""
+    return next((k for k in ("null_and_words", "null_and_log2_bytes") if k in m), None)
+
+
+def _lengths_spec(base: dict[str, Any], m: dict[str, Any]) -> None:
+    """A synthesized column's length distribution (words of text, log2 bytes of binary)."""
+    lengths = _length_key(m)
+    if lengths is None:
+        return
+    v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
+    if lengths == "null_and_words":
+        p = normalize(v[1:]) if v[1:].sum() > 0 else None
+        base["words_p"] = p.tolist() if p is not None else None
+    else:  # a length 2^30 times too long is a memory fault: keep only the body's runs
+        raw = np.append(np.asarray(m[lengths], dtype=np.float64)[1:], 0.0)
+        p = denoise_ordered(raw, m.get("sigma"))[:-1] if v[1:].sum() > 0 else None
+        base["log2_bytes_p"] = normalize(p).tolist() if p is not None else None
+
+
+def _lengths_null(m: dict[str, Any]) -> float:
+    """A synthesized or FK column's measured NULL share (0 when nothing measured it)."""
+    lengths = _length_key(m)
+    if lengths is not None:
+        v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
+        return v[0] / v.sum() if v.sum() > 0 else 0.0
+    if "present_null" in m:
+        v = np.clip(np.asarray(m["present_null"], dtype=np.float64), 0, None)
+        return v[1] / v.sum() if v.sum() > 0 else 0.0
+    return 0.0
 
 
 def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, Any]) -> str | None:
