@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synth_assets.core.digest import sha256_file
 from synth_assets.core.manifest import (
     MANIFEST_FORMAT,
     ManifestError,
@@ -18,7 +19,6 @@ from synth_assets.core.manifest import (
     code_version,
     derive_key,
     read_gates,
-    sha256_file,
     sign,
     signature_problems,
     verify_manifest,

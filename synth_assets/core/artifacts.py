@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from .digest import sha256_file
 from .errors import SynthError
 from .manifest import (
     MANIFEST_NAME,
     ManifestError,
     build_manifest,
     read_gates,
-    sha256_file,
     signature_problems,
 )
 from .secrets import SecretsBackend

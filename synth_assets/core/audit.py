@@ -44,6 +44,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from .digest import canonical_json
 from .errors import SynthError
 from .pg import connect, redact
 from .secrets import KeyVersionUnavailable, SecretsBackend
@@ -374,9 +375,7 @@ def _ts(ts: datetime) -> str:
 
 
 def _canonical(obj: Any) -> str:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str
-    )
+    return canonical_json(obj, strict=True, default=str)
 
 
 def canonical_payload(payload: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ from its own ``SeedSequence`` child; nothing touches a global RNG.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -22,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import copula
+from .digest import sha256_file
 from .errors import GenerationError
 from .fakes import fake_column
 from .schema import SchemaModel
@@ -798,12 +798,9 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
-    h = hashlib.sha256()
-    with open(tmp, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    digest = sha256_file(tmp)
     os.replace(tmp, path)
-    return h.hexdigest()
+    return digest
 
 
 def shard_path(root: Path, table: str, shard: int) -> Path:

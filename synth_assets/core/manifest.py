@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .digest import canonical_json
 from .errors import SynthError
 from .secrets import KeyVersionUnavailable, Secret, SecretsBackend
 
@@ -36,9 +37,7 @@ class ManifestError(SynthError):
 def canonical(obj: Any) -> bytes:
     """Canonical JSON bytes (sorted keys, no whitespace, strict numbers): what gets signed."""
     try:
-        return json.dumps(
-            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-        ).encode()
+        return canonical_json(obj, strict=True).encode()
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"manifest content is not strict JSON: {exc}") from None
 
@@ -46,15 +45,6 @@ def canonical(obj: Any) -> bytes:
 def derive_key(key: bytes, purpose: bytes) -> bytes:
     """A purpose-bound subkey of the HMAC key (HMAC-SHA256(key, purpose))."""
     return hmac.new(key, purpose, hashlib.sha256).digest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def code_version() -> dict[str, str | None]:

@@ -6,7 +6,6 @@ Post-processing of DP output spends no budget. The spec is everything the genera
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections import deque
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import copula
+from . import copula, digest
 from .config import BANDS, SynthConfig
 from .errors import ConfigError, DomainError, GenerationError
 from .schema import SchemaModel
@@ -25,7 +24,7 @@ SPEC_VERSION = 1
 
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON bytes (sorted keys, no whitespace) for hashing."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return digest.canonical_json(obj).encode()
 
 
 def content_hash(obj: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@
 import numpy as np
 import polars as pl
 
+from synth_assets.core.fakes import luhn_check_digit
+
 from .vocab import END_D, MONTH_W, TREND, TX_START_D, WEEKDAY_W
 
 
@@ -73,11 +75,9 @@ def iban_check(bank_num: np.ndarray, bban_digits: np.ndarray) -> np.ndarray:
 
 
 def luhn_digit(payload: np.ndarray) -> np.ndarray:
-    """Luhn check digit for 15-digit payloads given as int64."""
-    digits = np.stack([(payload // 10**k) % 10 for k in range(15)], axis=1)  # k=0 rightmost
-    doubled = digits[:, 0::2] * 2
-    total = (doubled // 10 + doubled % 10).sum(axis=1) + digits[:, 1::2].sum(axis=1)
-    return (10 - total % 10) % 10
+    """Luhn check digit for 15-digit payloads given as int64 (the engine's one Luhn)."""
+    digits = np.stack([(payload // 10**k) % 10 for k in range(14, -1, -1)], axis=1)
+    return luhn_check_digit(digits).astype(np.int64)
 
 
 def sample_days(rng, lo_d: np.ndarray, hi_d: np.ndarray) -> np.ndarray:

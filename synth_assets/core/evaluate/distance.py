@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from sklearn.neighbors import KDTree, NearestNeighbors
 
@@ -35,14 +33,6 @@ def _groups(enc: Encoded) -> tuple[np.ndarray, list[np.ndarray]]:
     bounds = np.r_[starts, n]
     members = [order[bounds[i] : bounds[i + 1]] for i in range(len(starts))]
     return enc.cat[order[starts]], members
-
-
-def _cpus() -> int:
-    """CPUs this process may run on (its affinity, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 MAX_BLOCKS = 2000  # above this many category combinations, one KD-tree over all columns

@@ -19,12 +19,13 @@ import polars as pl
 import psycopg
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from synth_assets.core.generate import usable_cpus
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import keyed_hash
 
-from .distance import _cpus, _thin, knn_distances
+from .distance import _thin, knn_distances
 from .encode import Encoded, MixedEncoder
 from .samples import _fetch, _source, _synthetic_view, _where, canonical_qi, scan_table
 from .views import View
@@ -209,7 +210,7 @@ def privacy_metrics(
 def _search_all(tasks: dict[Any, tuple[Encoded, Encoded, int]]) -> dict[Any, np.ndarray]:
     """Every neighbour search is independent: run them on all usable cores (KD-tree queries
     release the GIL)."""
-    with ThreadPoolExecutor(max_workers=_cpus()) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
         return dict(zip(tasks, pool.map(lambda t: knn_distances(*t), tasks.values()), strict=True))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synth_assets.core.manifest import sha256_file
+from synth_assets.core.digest import sha256_file
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.spec import content_hash
 from synth_assets.core.store import check_refresh_id, read_json
