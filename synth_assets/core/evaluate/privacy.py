@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from synth_assets.core.generate import usable_cpus
 from synth_assets.core.plan import TablePlan
-from synth_assets.core.roles import qi
+from synth_assets.core.roles import TEXT_TYPES, qi
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import keyed_hash
 
@@ -34,7 +34,7 @@ from .views import View
 OVERLAP_ROLES = frozenset({"email", "phone", "national_id", "card_number", "iban"})
 
 
-_TEXT_KEY_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "uuid"})
+_TEXT_KEY_TYPES = (TEXT_TYPES - {"name"}) | {"uuid"}
 
 
 def dcr_share(d_train: np.ndarray, d_holdout: np.ndarray) -> float:

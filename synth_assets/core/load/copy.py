@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from synth_assets.core.roles import TEXT_TYPES
 from synth_assets.core.schema import Column
 
 from .errors import LoadError
@@ -33,7 +34,7 @@ _INT_LIMITS = {
     "int4": (-(2**31), 2**31 - 1),
     "int8": (-(2**63), 2**63 - 1),
 }
-_TEXT_TYPES = {"text", "varchar", "bpchar", "name", "citext", "json"}
+_TEXT_TYPES = TEXT_TYPES | {"json"}  # sent as text in the binary COPY
 _DIRECT = {
     "int2",
     "int4",
