@@ -14,32 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .roles import ROLE_NAMES
 
-ROLE_NAMES = (
-    "key",
-    "foreign_key",
-    "email",
-    "person_name",
-    "first_name",
-    "last_name",
-    "phone",
-    "address",
-    "postal_code",
-    "birth_date",
-    "national_id",
-    "card_number",
-    "iban",
-    "ip_address",
-    "city",
-    "company_name",
-    "free_text",
-    "binary",
-    "categorical",
-    "numeric",
-    "datetime",
-    "boolean",
-    "ignore",
-)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 

@@ -7,35 +7,75 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from enum import StrEnum
 
 import psycopg
 
 from .errors import ConfigError
-from .fakes import is_luhn_valid
+from .fakes import PII_KINDS, is_luhn_valid
 from .schema import Column, SchemaModel, Table
 
-PII_ROLES = frozenset(
-    {
-        "email",
-        "person_name",
-        "first_name",
-        "last_name",
-        "phone",
-        "address",
-        "postal_code",
-        "birth_date",
-        "national_id",
-        "card_number",
-        "iban",
-        "ip_address",
-        "city",
-        "company_name",
-    }
+
+class Role(StrEnum):
+    """Every column role, in the order ``synth.yaml``'s error messages list them.
+
+    The one home of the vocabulary: a member equals its plain string, so roles read from
+    YAML, JSON or the roles map compare and hash as before.
+    """
+
+    KEY = "key"
+    FOREIGN_KEY = "foreign_key"
+    EMAIL = "email"
+    PERSON_NAME = "person_name"
+    FIRST_NAME = "first_name"
+    LAST_NAME = "last_name"
+    PHONE = "phone"
+    ADDRESS = "address"
+    POSTAL_CODE = "postal_code"
+    BIRTH_DATE = "birth_date"
+    NATIONAL_ID = "national_id"
+    CARD_NUMBER = "card_number"
+    IBAN = "iban"
+    IP_ADDRESS = "ip_address"
+    CITY = "city"
+    COMPANY_NAME = "company_name"
+    FREE_TEXT = "free_text"
+    BINARY = "binary"
+    CATEGORICAL = "categorical"
+    NUMERIC = "numeric"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    IGNORE = "ignore"
+
+
+ROLE_NAMES: tuple[str, ...] = tuple(r.value for r in Role)  # plain strings, in Role's order
+# Personal data: every value is faked (core/fakes.py has a generator for each, and free text).
+PII_ROLES: frozenset[str] = frozenset(
+    r.value
+    for r in (
+        Role.EMAIL,
+        Role.PERSON_NAME,
+        Role.FIRST_NAME,
+        Role.LAST_NAME,
+        Role.PHONE,
+        Role.ADDRESS,
+        Role.POSTAL_CODE,
+        Role.BIRTH_DATE,
+        Role.NATIONAL_ID,
+        Role.CARD_NUMBER,
+        Role.IBAN,
+        Role.IP_ADDRESS,
+        Role.CITY,
+        Role.COMPANY_NAME,
+    )
 )
 # Never measured beyond null rates and lengths ("binary": bytea, its octet lengths only).
 SYNTHESIZED_ROLES = PII_ROLES | {"free_text", "binary"}
 LENGTH_ROLES = frozenset({"free_text", "binary"})  # measured as a null rate and a length histogram
 MODELLED_ROLES = frozenset({"categorical", "numeric", "boolean"})
+# fakes.py stays a leaf the shard worker loads alone (this module imports its Luhn), so its
+# generator table is checked against the vocabulary here rather than imported from it.
+assert frozenset(PII_KINDS) == PII_ROLES | {Role.FREE_TEXT}, "fakes.PII_KINDS drifted from Role"
 
 NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "money", "oid"})
 INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
