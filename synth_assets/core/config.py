@@ -6,12 +6,21 @@ import difflib
 import math
 import os
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 from .roles import ROLE_NAMES
@@ -23,6 +32,46 @@ class _Model(BaseModel):
     # allow_inf_nan=False: an infinite scale or a NaN epsilon is refused at load time, naming
     # the key, instead of overflowing (or silently comparing false) deep inside a refresh.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Keys checked by their range alone -> (the test a value must pass, what the message says it
+# must be). One table, so every such message names its key and the value the same way.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "privacy.reference_epsilon": (lambda v: 0 < v <= 20, "must be in (0, 20] (got {v})"),
+    "privacy.delta": (
+        lambda v: 0 < v < 1e-3,
+        "must be in (0, 1e-3) (got {v}); the default is 1e-6",
+    ),
+    "privacy.holdout_fraction": (lambda v: 0 < v < 0.5, "must be in (0, 0.5) (got {v})"),
+    "generation.rows_per_shard": (
+        lambda v: 10_000 <= v <= 50_000_000,
+        "must be between 10000 and 50000000 (got {v})",
+    ),
+    "generation.scale": (lambda v: v > 0, "must be > 0 (got {v})"),
+    "generation.shards": (
+        lambda v: v is None or 1 <= v <= 10_000,
+        "must be between 1 and 10000 (got {v})",
+    ),
+    "secrets.vault.timeout_seconds": (lambda v: 0 < v <= 300, "must be in (0, 300] (got {v})"),
+    "secrets.vault.retries": (lambda v: 0 <= v <= 10, "must be between 0 and 10 (got {v})"),
+    "secrets.vault.backoff_seconds": (
+        lambda v: 0 <= v <= 30,
+        "must be between 0 and 30 (got {v})",
+    ),
+    "automation.stale_after_days": (
+        lambda v: 1 <= v <= 3650,
+        "must be between 1 and 3650 (got {v})",
+    ),
+}
+
+
+def _in_range(section: str, v: Any, info: ValidationInfo) -> Any:
+    """The field validator of every key in _RANGES: ``v`` unchanged, or a ValueError."""
+    key = f"{section}.{info.field_name}"
+    ok, must = _RANGES[key]
+    if not ok(v):
+        raise ValueError(f"{key} {must.format(v=v)}")
+    return v
 
 
 # Schemas a staging load must never replace: the product's own (budget ledger, audit log, load
@@ -111,26 +160,10 @@ class PrivacyConfig(_Model):
             raise ValueError(f"privacy.epsilon = {v} gives no meaningful protection; use ≤ 20")
         return v
 
-    @field_validator("reference_epsilon")
+    @field_validator("reference_epsilon", "delta", "holdout_fraction")
     @classmethod
-    def _ref_eps(cls, v: float) -> float:
-        if not 0 < v <= 20:
-            raise ValueError(f"privacy.reference_epsilon must be in (0, 20] (got {v})")
-        return v
-
-    @field_validator("delta")
-    @classmethod
-    def _delta(cls, v: float) -> float:
-        if not 0 < v < 1e-3:
-            raise ValueError(f"privacy.delta must be in (0, 1e-3) (got {v}); the default is 1e-6")
-        return v
-
-    @field_validator("holdout_fraction")
-    @classmethod
-    def _holdout(cls, v: float) -> float:
-        if not 0 < v < 0.5:
-            raise ValueError(f"privacy.holdout_fraction must be in (0, 0.5) (got {v})")
-        return v
+    def _ranges(cls, v: float, info: ValidationInfo) -> float:
+        return _in_range("privacy", v, info)
 
     @model_validator(mode="after")
     def _split(self) -> PrivacyConfig:
@@ -164,28 +197,10 @@ class GenerationConfig(_Model):
     shards: int | None = None  # default: 4, or chosen from the band (rows_per_shard per shard)
     rows_per_shard: int = 1_000_000
 
-    @field_validator("rows_per_shard")
+    @field_validator("rows_per_shard", "scale", "shards")
     @classmethod
-    def _rps(cls, v: int) -> int:
-        if not 10_000 <= v <= 50_000_000:
-            raise ValueError(
-                f"generation.rows_per_shard must be between 10000 and 50000000 (got {v})"
-            )
-        return v
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError(f"generation.scale must be > 0 (got {v})")
-        return v
-
-    @field_validator("shards")
-    @classmethod
-    def _shards(cls, v: int | None) -> int | None:
-        if v is not None and not 1 <= v <= 10_000:
-            raise ValueError(f"generation.shards must be between 1 and 10000 (got {v})")
-        return v
+    def _ranges(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _in_range("generation", v, info)
 
 
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -286,26 +301,10 @@ class VaultConfig(_Model):
             )
         return v
 
-    @field_validator("timeout_seconds")
+    @field_validator("timeout_seconds", "retries", "backoff_seconds")
     @classmethod
-    def _timeout(cls, v: float) -> float:
-        if not 0 < v <= 300:
-            raise ValueError(f"secrets.vault.timeout_seconds must be in (0, 300] (got {v})")
-        return v
-
-    @field_validator("retries")
-    @classmethod
-    def _retries(cls, v: int) -> int:
-        if not 0 <= v <= 10:
-            raise ValueError(f"secrets.vault.retries must be between 0 and 10 (got {v})")
-        return v
-
-    @field_validator("backoff_seconds")
-    @classmethod
-    def _backoff(cls, v: float) -> float:
-        if not 0 <= v <= 30:
-            raise ValueError(f"secrets.vault.backoff_seconds must be between 0 and 30 (got {v})")
-        return v
+    def _ranges(cls, v: float, info: ValidationInfo) -> float:
+        return _in_range("secrets.vault", v, info)
 
 
 class SecretsConfig(_Model):
@@ -401,10 +400,8 @@ class AutomationConfig(_Model):
 
     @field_validator("stale_after_days")
     @classmethod
-    def _stale(cls, v: int) -> int:
-        if not 1 <= v <= 3650:
-            raise ValueError(f"automation.stale_after_days must be between 1 and 3650 (got {v})")
-        return v
+    def _ranges(cls, v: int, info: ValidationInfo) -> int:
+        return _in_range("automation", v, info)
 
 
 # The valid range of every `gates:` key (the evaluator's GATE_SPECS name the same keys; a test
