@@ -308,6 +308,11 @@ def _require_signer(
 # --------------------------------------------------------------------------------------------
 
 
+# What an event's hash or MAC covers, in this order: (seq, ts, kind, refresh_id, actor, payload,
+# prev_hash). One alias, so event_hash and event_mac take the same fields the same way.
+EventFields = tuple[int, datetime, str, str | None, str, dict[str, Any], str]
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     """One stored event of the chain (``hash`` is its HMAC; legacy events: SHA-256, no key_id)."""
@@ -334,6 +339,19 @@ class AuditEvent:
             "hash": self.hash,
             "key_id": self.key_id,
         }
+
+    @property
+    def fields(self) -> EventFields:
+        """What its hash or MAC covers: ``event_mac(key, *ev.fields)``."""
+        return (
+            self.seq,
+            self.ts,
+            self.kind,
+            self.refresh_id,
+            self.actor,
+            self.payload,
+            self.prev_hash,
+        )
 
     @property
     def name(self) -> str:
@@ -386,16 +404,8 @@ def canonical_payload(payload: dict[str, Any]) -> str:
         raise AuditError(f"audit payload is not representable as strict JSON: {exc}") from None
 
 
-def _event_body(
-    seq: int,
-    ts: datetime,
-    kind: str,
-    refresh_id: str | None,
-    actor: str,
-    payload: dict[str, Any],
-    prev_hash: str,
-    key_id: str | None,
-) -> bytes:
+def _event_body(fields: EventFields, key_id: str | None) -> bytes:
+    seq, ts, kind, refresh_id, actor, payload, prev_hash = fields
     body: dict[str, Any] = {
         "seq": seq,
         "ts": _ts(ts),
@@ -410,35 +420,17 @@ def _event_body(
     return _canonical(body).encode()
 
 
-def event_hash(
-    seq: int,
-    ts: datetime,
-    kind: str,
-    refresh_id: str | None,
-    actor: str,
-    payload: dict[str, Any],
-    prev_hash: str,
-) -> str:
+def event_hash(*fields: *EventFields) -> str:
     """Legacy (unkeyed) hash: SHA-256 of (seq, ts, kind, refresh_id, actor, payload, prev_hash).
 
     Only to verify events written before the log was keyed; anyone can recompute it.
     """
-    body = _event_body(seq, ts, kind, refresh_id, actor, payload, prev_hash, None)
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(_event_body(fields, None)).hexdigest()
 
 
-def event_mac(
-    key: AuditKey,
-    seq: int,
-    ts: datetime,
-    kind: str,
-    refresh_id: str | None,
-    actor: str,
-    payload: dict[str, Any],
-    prev_hash: str,
-) -> str:
+def event_mac(key: AuditKey, *fields: *EventFields) -> str:
     """HMAC-SHA256 under the audit key of the event's fields, its link and its key id."""
-    return key.mac(_event_body(seq, ts, kind, refresh_id, actor, payload, prev_hash, key.key_id))
+    return key.mac(_event_body(fields, key.key_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,10 +708,7 @@ def anchor_head(url: str, signer: AuditSigner | None = None) -> AuditEvent | Non
     if ev is None or ev.key_id != signer.key().key_id:
         return None
     key = signer.key()
-    if (
-        event_mac(key, ev.seq, ev.ts, ev.kind, ev.refresh_id, ev.actor, ev.payload, ev.prev_hash)
-        != ev.hash
-    ):
+    if event_mac(key, *ev.fields) != ev.hash:
         raise AuditChainBroken(
             f"{ev.name} does not verify under the audit key: not anchoring it. "
             "Run `synth-assets audit verify`"
@@ -861,9 +850,7 @@ class _Walk:
                 "written unkeyed any more, so it was inserted or rewritten without the audit key"
             )
             return
-        recomputed = event_hash(
-            ev.seq, ev.ts, ev.kind, ev.refresh_id, ev.actor, ev.payload, ev.prev_hash
-        )
+        recomputed = event_hash(*ev.fields)
         if recomputed != ev.hash:
             self.problems.append(
                 f"{ev.name} (a legacy unkeyed event) was altered: stored hash {ev.hash[:12]}…, "
@@ -880,9 +867,7 @@ class _Walk:
         if key is None:
             self.unverifiable.setdefault(key_id, []).append(ev.seq)
             return
-        mac = event_mac(
-            key, ev.seq, ev.ts, ev.kind, ev.refresh_id, ev.actor, ev.payload, ev.prev_hash
-        )
+        mac = event_mac(key, *ev.fields)
         if not hmac.compare_digest(mac, ev.hash):
             self.altered.append(ev)
 
