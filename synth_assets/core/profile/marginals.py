@@ -44,6 +44,22 @@ def measure_rows(run: TableRun) -> None:
         )
 
 
+def _column_counts(
+    run: TableRun, column: str, label: str, counts: np.ndarray, share: str, weight: float = 1.0
+) -> np.ndarray:
+    """One column's noisy histogram at the table's sensitivity: every per-column measurement
+    of this module, entered in the ledger as ``table.column:label``."""
+    return dp.noisy_counts(
+        run.acc,
+        f"{run.name}.{column}:{label}",
+        counts,
+        run.sens,
+        run.budget(share, weight),
+        table=run.name,
+        column=column,
+    )
+
+
 def one_way_marginals(
     run: TableRun, codes: Codes, one: Counts
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -51,22 +67,13 @@ def one_way_marginals(
     release was already its marginal spends nothing more."""
     marg: dict[str, np.ndarray] = {}
     sig: dict[str, float] = {}
-    n = run.name
     for key, _, dom in codes.modelled:
         cm = run.cms.get(key)
         if cm is not None and cm.released is not None:
             marg[key] = released_marginal(cm.released, cm.info["values"], dom)
             sig[key] = cm.released_sigma
             continue
-        noisy = dp.noisy_counts(
-            run.acc,
-            f"{n}.{key}:marginal",
-            vec(one[key], dom),
-            run.sens,
-            run.budget("one_way"),
-            table=n,
-            column=key,
-        )
+        noisy = _column_counts(run, key, "marginal", vec(one[key], dom), "one_way")
         marg[key] = noisy
         sig[key] = run.acc.entries[-1].scale
     for c, cm in run.cms.items():
@@ -87,19 +94,12 @@ def one_way_marginals(
 def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
     """Length histograms of free text and binary columns, null rates of the other synthesized
     columns and of non-parent foreign keys."""
-    n, acc = run.name, run.acc
+    acc = run.acc
     for c in codes.synth_cols:
         cm = run.cms[c]
         if cm.role in LENGTH_ROLES:
-            noisy = dp.noisy_counts(
-                acc,
-                f"{n}.{c}:length",
-                vec(one[c], TEXT_LENGTH_BINS + 1),
-                run.sens,
-                run.budget("one_way", WEIGHT["length"]),
-                table=n,
-                column=c,
-            )
+            counts = vec(one[c], TEXT_LENGTH_BINS + 1)
+            noisy = _column_counts(run, c, "length", counts, "one_way", WEIGHT["length"])
             run.out["columns"][c] = {
                 "kind": "synth",
                 "role": cm.role,
@@ -110,15 +110,7 @@ def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
                 "sigma": acc.entries[-1].scale,
             }
         else:
-            noisy = dp.noisy_counts(
-                acc,
-                f"{n}.{c}:nulls",
-                vec(one[c], 2),
-                run.sens,
-                run.budget("one_way", WEIGHT["nulls"]),
-                table=n,
-                column=c,
-            )
+            noisy = _column_counts(run, c, "nulls", vec(one[c], 2), "one_way", WEIGHT["nulls"])
             run.out["columns"][c] = {
                 "kind": "fk" if cm.kind == "fk" else "synth",
                 "role": cm.role,
@@ -133,18 +125,11 @@ def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
 def temporal_histograms(run: TableRun, one: Counts) -> None:
     """Each datetime's noisy day histogram (null last), hour-of-week profile and, in a child,
     how often it falls after its parent's first datetime."""
-    n, acc, sens, budget = run.name, run.acc, run.sens, run.budget
+    acc = run.acc
     for c in run.cols("datetime"):
         info = run.cms[c].info
-        noisy_day = dp.noisy_counts(
-            acc,
-            f"{n}.{c}:day",
-            vec(one[f"{c}:day"], info["buckets"] + 1),
-            sens,
-            budget("temporal"),
-            table=n,
-            column=c,
-        )
+        days = vec(one[f"{c}:day"], info["buckets"] + 1)
+        noisy_day = _column_counts(run, c, "day", days, "temporal")
         col = {
             "kind": "datetime",
             "role": "datetime",
@@ -155,27 +140,13 @@ def temporal_histograms(run: TableRun, one: Counts) -> None:
         }
         if not info["date_only"]:
             how = vec(one[f"{c}:how"], HOW)
-            col["how_counts"] = dp.noisy_counts(
-                acc,
-                f"{n}.{c}:hour_of_week",
-                how,
-                sens,
-                budget("temporal", WEIGHT["how"]),
-                table=n,
-                column=c,
-            ).tolist()
+            noisy = _column_counts(run, c, "hour_of_week", how, "temporal", WEIGHT["how"])
+            col["how_counts"] = noisy.tolist()
             col["how_sigma"] = acc.entries[-1].scale
         if f"{c}:after" in one:
             after = vec(one[f"{c}:after"], 3)
-            col["after_counts"] = dp.noisy_counts(
-                acc,
-                f"{n}.{c}:after_parent",
-                after,
-                sens,
-                budget("temporal", WEIGHT["after"]),
-                table=n,
-                column=c,
-            ).tolist()
+            noisy = _column_counts(run, c, "after_parent", after, "temporal", WEIGHT["after"])
+            col["after_counts"] = noisy.tolist()
         run.out["columns"][c] = col
 
 
