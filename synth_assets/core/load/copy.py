@@ -357,30 +357,26 @@ class _Row:
         self._flush()
         self.pieces.append(arr)
 
+    def _merged(self) -> np.ndarray:
+        """The fixed-width blocks side by side: one (n, total width) uint8 block."""
+        width = sum(b.shape[1] for b in self.fixed)
+        block = np.empty((self.n, width), dtype=np.uint8)
+        o = 0
+        for b in self.fixed:
+            block[:, o : o + b.shape[1]] = b
+            o += b.shape[1]
+        return block
+
     def _flush(self) -> None:
         if not self.fixed:
             return
-        if len(self.fixed) == 1:
-            block = self.fixed[0]
-        else:
-            width = sum(b.shape[1] for b in self.fixed)
-            block = np.empty((self.n, width), dtype=np.uint8)
-            o = 0
-            for b in self.fixed:
-                block[:, o : o + b.shape[1]] = b
-                o += b.shape[1]
+        block = self.fixed[0] if len(self.fixed) == 1 else self._merged()
         self.fixed = []
         self.pieces.append(_binary_from_fixed(block))
 
     def to_bytes(self) -> memoryview:
         if not self.pieces:  # every field fixed-width and non-null: one numpy block is the output
-            width = sum(b.shape[1] for b in self.fixed)
-            block = np.empty((self.n, width), dtype=np.uint8)
-            o = 0
-            for b in self.fixed:
-                block[:, o : o + b.shape[1]] = b
-                o += b.shape[1]
-            return memoryview(block).cast("B")
+            return memoryview(self._merged()).cast("B")
         self._flush()
         if len(self.pieces) == 1:
             out = self.pieces[0]
