@@ -1,5 +1,6 @@
 """Inside the privacy boundary: reflect the source and measure it with differential privacy."""
 
+import functools
 from collections import Counter
 
 import dagster as dg
@@ -7,7 +8,7 @@ import dagster as dg
 from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
 from synth_assets.core.evaluate import privacy_guarantee
-from synth_assets.core.gates import check_budget, check_metrics_pack
+from synth_assets.core.gates import GateResult, check_budget, check_metrics_pack
 from synth_assets.core.pack import PACK, measure_pack
 from synth_assets.core.preflight import preflight
 from synth_assets.core.roles import infer_roles
@@ -155,11 +156,24 @@ def _pack(context, synth: SynthResource) -> dict:
     return read_json(synth.fetch(rid, PACK).path(rid, PACK))
 
 
-@dg.asset_check(
-    asset=PRODUCTION_SHAPE,
-    blocking=True,
-    description="No PII-shaped string and no raw value of a PII, key or free-text column.",
-)
+def _gate_result(res: GateResult, shown: tuple[str, ...], failures_key: str) -> dg.AssetCheckResult:
+    """A pack gate's outcome as its check's result: the ``shown`` metrics, then the failures
+    (as JSON under ``failures_key``), joined as the description."""
+    return dg.AssetCheckResult(
+        passed=res.passed,
+        metadata={
+            **{k: res.metrics[k] for k in shown},
+            failures_key: dg.MetadataValue.json(res.failures),
+        },
+        description="; ".join(res.failures) or None,
+    )
+
+
+# Both gates of the metrics pack block everything downstream of production_shape.
+_pack_gate = functools.partial(dg.asset_check, asset=PRODUCTION_SHAPE, blocking=True)
+
+
+@_pack_gate(description="No PII-shaped string and no raw value of a PII, key or free-text column.")
 def metrics_pack_no_pii(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> dg.AssetCheckResult:
@@ -167,36 +181,16 @@ def metrics_pack_no_pii(
     pack = _pack(context, synth)
     with pg.connect(pg.resolve_url(cfg.source.url, synth.work, create=False)) as conn:
         res = check_metrics_pack(pack, conn)
-    return dg.AssetCheckResult(
-        passed=res.passed,
-        metadata={
-            "strings_scanned": res.metrics["strings_scanned"],
-            "findings": dg.MetadataValue.json(res.failures),
-        },
-        description="; ".join(res.failures) or None,
-    )
+    return _gate_result(res, ("strings_scanned",), "findings")
 
 
-@dg.asset_check(
-    asset=PRODUCTION_SHAPE,
-    blocking=True,
-    description="The ledger adds up and epsilon spent is within the configured epsilon.",
-)
+@_pack_gate(description="The ledger adds up and epsilon spent is within the configured epsilon.")
 def budget_within_cap(
     context: dg.AssetCheckExecutionContext, synth: SynthResource
 ) -> dg.AssetCheckResult:
     cfg = synth.settings()
     res = check_budget(_pack(context, synth), cfg.privacy.epsilon)
-    return dg.AssetCheckResult(
-        passed=res.passed,
-        metadata={
-            "epsilon_spent": res.metrics["epsilon_spent"],
-            "epsilon_cap": res.metrics["epsilon_cap"],
-            "measurements": res.metrics["measurements"],
-            "failures": dg.MetadataValue.json(res.failures),
-        },
-        description="; ".join(res.failures) or None,
-    )
+    return _gate_result(res, ("epsilon_spent", "epsilon_cap", "measurements"), "failures")
 
 
 defs = dg.Definitions(
