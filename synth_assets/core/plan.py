@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, SchemaError
 from .roles import PII_ROLES
-from .schema import ForeignKey, SchemaModel
+from .schema import ForeignKey, SchemaModel, Table
 
 # PII that identifies a person rather than a place or an organisation (a district, airport or
 # airline table has a "name", a city, an address): the evidence that a table is the unit.
@@ -40,22 +41,33 @@ def _nullable(model: SchemaModel, table: str, fk: ForeignKey) -> bool:
     return any(t.column(c).nullable for c in fk.columns)
 
 
-def _descendants(model: SchemaModel, root: str, required_only: bool = False) -> set[str]:
-    seen = {root}
+def _close(model: SchemaModel, reached: Container[str], admit: Callable[[Table], bool]) -> None:
+    """Pass over the tables not yet ``reached`` until a pass admits none: the closure along
+    foreign keys. ``admit`` decides a table and, when it does, records it in ``reached``
+    (visible to the rest of the same pass)."""
     changed = True
     while changed:
         changed = False
         for t in model.tables.values():
-            if t.name in seen:
-                continue
-            if any(
-                fk.ref_table in seen
-                and fk.ref_table != t.name
-                and not (required_only and _nullable(model, t.name, fk))
-                for fk in t.foreign_keys
-            ):
-                seen.add(t.name)
+            if t.name not in reached and admit(t):
                 changed = True
+
+
+def _descendants(model: SchemaModel, root: str, required_only: bool = False) -> set[str]:
+    seen = {root}
+
+    def admit(t: Table) -> bool:
+        if any(
+            fk.ref_table in seen
+            and fk.ref_table != t.name
+            and not (required_only and _nullable(model, t.name, fk))
+            for fk in t.foreign_keys
+        ):
+            seen.add(t.name)
+            return True
+        return False
+
+    _close(model, seen, admit)
     return seen - {root}
 
 
@@ -126,27 +138,26 @@ def build_plan(
     if len(model.tables[root].primary_key) != 1:
         raise ConfigError(f"privacy.unit_table {root!r} needs a one-column primary key")
     plans = {root: TablePlan(root, "root")}
-    changed = True
-    while changed:
-        changed = False
-        for t in model.tables.values():
-            if t.name in plans:
-                continue
-            # Ownership needs a required FK: a row that may have no parent is not part of a unit
-            # (such tables are generated once, as reference tables, with row-level measurements).
-            options = [
-                (plans[fk.ref_table].depth, fk.name, fk)
-                for fk in t.foreign_keys
-                if fk.ref_table in plans
-                and fk.ref_table != t.name
-                and not _nullable(model, t.name, fk)
-                and model.tables[fk.ref_table].primary_key == fk.ref_columns
-            ]
-            if options:
-                depth, _, fk = min(options, key=lambda o: o[:2])
-                parent = plans[fk.ref_table]
-                plans[t.name] = TablePlan(t.name, "child", fk, [fk, *parent.path], depth + 1)
-                changed = True
+
+    def admit(t: Table) -> bool:
+        # Ownership needs a required FK: a row that may have no parent is not part of a unit
+        # (such tables are generated once, as reference tables, with row-level measurements).
+        options = [
+            (plans[fk.ref_table].depth, fk.name, fk)
+            for fk in t.foreign_keys
+            if fk.ref_table in plans
+            and fk.ref_table != t.name
+            and not _nullable(model, t.name, fk)
+            and model.tables[fk.ref_table].primary_key == fk.ref_columns
+        ]
+        if not options:
+            return False
+        depth, _, fk = min(options, key=lambda o: o[:2])
+        parent = plans[fk.ref_table]
+        plans[t.name] = TablePlan(t.name, "child", fk, [fk, *parent.path], depth + 1)
+        return True
+
+    _close(model, plans, admit)
     for t in model.tables.values():
         plans.setdefault(t.name, TablePlan(t.name, "reference"))
     return plans
