@@ -14,7 +14,7 @@ from synth_assets.core.pg import database_identity, redact
 from synth_assets.core.store import read_json
 
 from .errors import LoadRefused
-from .meta import META_SCHEMA, _managed
+from .meta import META_SCHEMA, _ours_or_refuse
 
 REPORT_PATH = Path("report") / "privacy_report.json"
 _SAFE_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -128,10 +128,9 @@ def _check_target(conn: psycopg.Connection, target_url: str, names: list[str]) -
             f"target {redact(target_url)} is marked as production ({marker}): refusing to "
             "load synthetic data there; choose a staging database for target.url"
         )
-    ours = _managed(conn, names)
-    foreign = sorted(n for n, mine in ours.items() if not mine)
-    if foreign:
-        raise LoadRefused(
-            f"schema(s) {', '.join(foreign)} exist in the target but were not created by synth_assets: "
-            "refusing to replace them; choose another target.schema or remove them yourself"
-        )
+    _ours_or_refuse(
+        conn,
+        names,
+        "exist in the target but",
+        "refusing to replace them; choose another target.schema or remove them yourself",
+    )

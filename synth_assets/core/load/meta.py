@@ -10,6 +10,8 @@ import hashlib
 
 import psycopg
 
+from .errors import LoadRefused
+
 SCHEMA_MARKER = "synth_assets staging schema"
 META_SCHEMA = "synth_meta"
 
@@ -78,6 +80,20 @@ def _managed(conn: psycopg.Connection, names: list[str]) -> dict[str, bool | Non
             )
         }
     return {name: comment.startswith(SCHEMA_MARKER) and name in listed for name, comment in rows}
+
+
+def _ours_or_refuse(
+    conn: psycopg.Connection, names: list[str], where: str, then: str
+) -> dict[str, bool | None]:
+    """``_managed(conn, names)``, refused when one of them exists but this tool did not create
+    it: "schema(s) <those> <where> were not created by synth_assets: <then>"."""
+    state = _managed(conn, names)
+    foreign = sorted(n for n, mine in state.items() if not mine)
+    if foreign:
+        raise LoadRefused(
+            f"schema(s) {', '.join(foreign)} {where} were not created by synth_assets: {then}"
+        )
+    return state
 
 
 def _outside_dependents(conn: psycopg.Connection, schema: str) -> list[str]:

@@ -22,7 +22,7 @@ from synth_assets.core.store import check_refresh_id
 
 from .errors import LoadRefused
 from .guards import check_schema_name
-from .meta import _lock_key, _managed, _outside_dependents, ensure_meta
+from .meta import _lock_key, _managed, _ours_or_refuse, _outside_dependents, ensure_meta
 
 
 @dataclass
@@ -82,13 +82,8 @@ def teardown(
 def _ours_to_drop(conn: psycopg.Connection, target_url: str, names: list[str]) -> list[str]:
     """The schemas of ``names`` that exist and are ours; refuse when one exists but is not
     ours, or when anything outside them depends on them."""
-    state = _managed(conn, names)
-    foreign = sorted(n for n, mine in state.items() if not mine)
-    if foreign:
-        raise LoadRefused(
-            f"schema(s) {', '.join(foreign)} in {redact(target_url)} were not created by "
-            "synth_assets: teardown only removes schemas it created"
-        )
+    where, then = f"in {redact(target_url)}", "teardown only removes schemas it created"
+    state = _ours_or_refuse(conn, names, where, then)
     mine = [n for n in names if state.get(n)]
     for n in mine:
         outside = _outside_dependents(conn, n)
