@@ -575,3 +575,19 @@ def test_the_html_report_shows_the_ideal_generators_score_and_the_calibrated_lim
     page = render_html(rep)
     assert "0.9 ± 0.01 (limit 0.86)" in page
     assert "calibrated to what this sample and this noise can resolve: customers 0.86" in page
+
+
+def test_identifier_overlap_counts_what_the_hmac_sets_count():
+    """The fast keyed pre-filter only skips values that cannot match: the counts equal those of
+    comparing every value's HMAC (duplicates, values on one side only, and shared ones)."""
+    from synth_assets.core.evaluate.privacy import _overlap
+
+    key = b"k" * 32
+    real = [pl.Series([f"user{i}@x.org" for i in range(0, 3000)] + ["user1@x.org"])]
+    synth = [
+        pl.Series([f"user{i}@x.org" for i in range(2950, 9000)]),
+        pl.Series(["user2990@x.org", "fresh@y.org"]),
+    ]
+    want_r, want_s = _hashes(key, "email", pl.concat(real)), _hashes(key, "email", pl.concat(synth))
+    assert _overlap(key, "email", real, synth) == (len(want_r), len(want_s), len(want_r & want_s))
+    assert _overlap(key, "email", real, synth)[2] == 50

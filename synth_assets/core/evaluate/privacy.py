@@ -8,6 +8,7 @@ copies a handful of outliers must show.
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -373,6 +374,24 @@ def _hashes(key: bytes, group: str, values: pl.Series) -> set[str]:
     return {keyed_hash(key, f"{group}\x1f{v}") for v in values.to_list()}
 
 
+def _fast_keys(key: bytes, group: str, values: pl.Series) -> pl.Series:
+    """A keyed 64-bit hash of each value: a candidate filter, never the comparison itself."""
+    seed = int.from_bytes(hmac.digest(key, f"overlap-candidates/{group}".encode(), "sha256")[:8])
+    return values.hash(seed=seed)
+
+
+def _overlap(
+    key: bytes, group: str, real: list[pl.Series], synth: list[pl.Series]
+) -> tuple[int, int, int]:
+    """(distinct real values, distinct synthetic values, values in both by HMAC) of one group."""
+    r = pl.concat(real).unique() if real else pl.Series([], dtype=pl.Utf8)
+    s = pl.concat(synth).unique() if synth else pl.Series([], dtype=pl.Utf8)
+    fr, fs = _fast_keys(key, group, r), _fast_keys(key, group, s)
+    r_cand, s_cand = r.filter(fr.is_in(fs.implode())), s.filter(fs.is_in(fr.implode()))
+    both = _hashes(key, group, r_cand) & _hashes(key, group, s_cand)
+    return r.len(), s.len(), len(both)
+
+
 def identifier_overlap(
     conn: psycopg.Connection,
     model: SchemaModel,
@@ -380,35 +399,31 @@ def identifier_overlap(
     refresh_dir: Path,
     hmac_key: bytes,
 ) -> dict[str, Any]:
-    """Real identifier/PII values found among synthetic ones, compared as HMAC-SHA256 hashes, per role."""
+    """Real identifier/PII values found among synthetic ones, compared as HMAC-SHA256 hashes, per role.
+
+    Every synthetic identifier of the band is compared, not a sample: a leak must be counted
+    wherever it is. An HMAC per value cost 80 s at 113M rows, so a keyed 64-bit hash (seeded
+    from the HMAC key) first keeps the candidates whose hash the other side also holds; only
+    they are compared by HMAC. Equal values always share the fast hash, so the count is the
+    HMAC comparison's, without its cost on values that cannot match."""
     cols = overlap_columns(model, roles)
-    real: dict[str, set[str]] = {}
-    synth: dict[str, set[str]] = {}
+    real: dict[str, list[pl.Series]] = {}
+    synth: dict[str, list[pl.Series]] = {}
     columns: dict[str, str] = {}
     for t, c, group in cols:
         rows = conn.execute(
             f"SELECT DISTINCT {qi(c)}::text FROM {qi(model.schema)}.{qi(t)} "
             f"WHERE {qi(c)} IS NOT NULL"
         ).fetchall()
-        real.setdefault(group, set()).update(
-            _hashes(
-                hmac_key,
-                group,
-                normalize_identifier(pl.Series([r[0] for r in rows], dtype=pl.Utf8), group),
-            )
-        )
+        values = pl.Series([r[0] for r in rows], dtype=pl.Utf8)
+        real.setdefault(group, []).append(normalize_identifier(values, group))
         s = scan_table(refresh_dir, t).select(pl.col(c).drop_nulls()).collect().to_series()
-        synth.setdefault(group, set()).update(
-            _hashes(hmac_key, group, normalize_identifier(s, group))
-        )
+        synth.setdefault(group, []).append(normalize_identifier(s, group))
         columns[f"{t}.{c}"] = group
+    counts = {g: _overlap(hmac_key, g, real[g], synth.get(g, [])) for g in real}
     groups = {
-        g: {
-            "real_values": len(real[g]),
-            "synthetic_values": len(synth[g]),
-            "overlap": len(real[g] & synth[g]),
-        }
-        for g in real
+        g: {"real_values": r, "synthetic_values": n, "overlap": o}
+        for g, (r, n, o) in counts.items()
     }
     return {
         "columns": columns,
