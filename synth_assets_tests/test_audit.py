@@ -113,10 +113,10 @@ def test_appending_after_tampering_with_the_head_is_refused(audit_url, signer):
 
 
 def test_without_a_signer_nothing_is_written(pg_workdir, monkeypatch):
-    from synth_assets.core import audit
+    from synth_assets.core.audit import keys
 
-    monkeypatch.setattr(audit, "_BOUND", {})
-    monkeypatch.setattr(audit, "_DEFAULT", [])
+    monkeypatch.setattr(keys, "_BOUND", {})
+    monkeypatch.setattr(keys, "_DEFAULT", [])
     url = fresh_db(pg_workdir)
     with pytest.raises(AuditError, match="no audit key is configured.*never written unkeyed"):
         record_event(url, "teardown", None, {"mode": "teardown"}, "carol")
@@ -131,12 +131,12 @@ def test_a_missing_key_fails_closed_with_the_init_hint(pg_workdir, tmp_path):
 
 
 def test_a_bound_signer_signs_for_core_code_that_only_has_a_url(pg_workdir, signer, monkeypatch):
-    from synth_assets.core import audit
+    from synth_assets.core.audit import keys
 
-    monkeypatch.setattr(audit, "_BOUND", {})
-    monkeypatch.setattr(audit, "_DEFAULT", [])
+    monkeypatch.setattr(keys, "_BOUND", {})
+    monkeypatch.setattr(keys, "_DEFAULT", [])
     url = fresh_db(pg_workdir)
-    audit.bind_audit_log(signer, url)
+    keys.bind_audit_log(signer, url)
     ev = record_event(url, "teardown", None, {"mode": "teardown"}, "carol")
     assert ev.key_id == signer.key().key_id and verify_chain(url, signer).ok
 

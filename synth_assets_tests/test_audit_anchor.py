@@ -301,11 +301,11 @@ def test_the_dagster_resource_binds_its_signer_for_core_code_that_only_has_a_url
 ):
     import yaml
 
-    from synth_assets.core import audit
+    from synth_assets.core.audit import keys
     from synth_assets.defs.resources import SynthResource
 
-    monkeypatch.setattr(audit, "_BOUND", {})
-    monkeypatch.setattr(audit, "_DEFAULT", [])
+    monkeypatch.setattr(keys, "_BOUND", {})
+    monkeypatch.setattr(keys, "_DEFAULT", [])
     u = fresh_db(pg_workdir)
     cfg = work / "synth.yaml"
     cfg.write_text(yaml.safe_dump({"target": {"url": u}}))
