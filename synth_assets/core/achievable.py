@@ -117,11 +117,16 @@ def achievable_shapes(
     reps = np.array(
         [[per[col.name][r] if col.name in per else 1.0 for col in cols] for r in range(REPLICATES)]
     ).mean(axis=1)
+    return {**_ideal(reps), "columns": {k: float(np.mean(v)) for k, v in per.items()}}
+
+
+def _ideal(reps: np.ndarray) -> dict[str, Any]:
+    """The ideal generator's mean score over the replicates, its spread, and the limit a gate
+    may fall to: the mean less ``MARGIN`` and two standard deviations."""
     return {
         "score": float(reps.mean()),
         "sd": float(reps.std(ddof=1)),
         "threshold": float(reps.mean() - MARGIN - 2 * reps.std(ddof=1)),
-        "columns": {k: float(np.mean(v)) for k, v in per.items()},
         "replicates": REPLICATES,
         "margin": MARGIN,
     }
@@ -137,6 +142,8 @@ def achievable_how(
     A datetime column of a small table is measured on 168 cells: 10,000 rows at sigma 30 leave
     about 60 rows a cell against noise of 30, and a perfect generator then correlates ~0.8 with
     the real profile, so a fixed 0.9 blocked small tables, not bad generators."""
+    from .evaluate.fidelity import hour_of_week_corr  # the gate's own metric
+
     if not c or c.get("how_sigma") is None or not c.get("how_rows") or how_real.std() == 0:
         return None
     scale = float(c["how_rows"]) / max(1.0, float(how_real.sum()))
@@ -145,12 +152,5 @@ def achievable_how(
     for _ in range(REPLICATES):
         p = smooth_how((how_real * scale + rng.normal(0.0, sigma, how_real.size)).tolist(), sigma)
         sim = rng.multinomial(max(1, int(n)), p).astype(np.float64)
-        scores.append(float(np.corrcoef(how_real, sim)[0, 1]) if sim.std() > 0 else 0.0)
-    reps = np.array(scores)
-    return {
-        "score": float(reps.mean()),
-        "sd": float(reps.std(ddof=1)),
-        "threshold": float(reps.mean() - MARGIN - 2 * reps.std(ddof=1)),
-        "replicates": REPLICATES,
-        "margin": MARGIN,
-    }
+        scores.append(hour_of_week_corr(how_real, sim))
+    return _ideal(np.array(scores))

@@ -286,6 +286,13 @@ def _daily(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return full
 
 
+def hour_of_week_corr(real: np.ndarray, synth: np.ndarray) -> float:
+    """Pearson correlation of two hour-of-week profiles (1 when both are flat, 0 when one is)."""
+    if real.std() > 0 and synth.std() > 0:
+        return float(stats.pearsonr(real, synth).statistic)
+    return 1.0 if real.std() == synth.std() == 0 else 0.0
+
+
 def temporal_profile(
     conn: psycopg.Connection,
     model: SchemaModel,
@@ -320,10 +327,7 @@ def temporal_profile(
     np.add.at(how_s, how["h"].to_numpy(), how["len"].to_numpy())
     days = s.select((pl.col("t").dt.date().cast(pl.Int64)).alias("d")).group_by("d").len().collect()
     ds, cs = days["d"].to_numpy().astype(np.int64), days["len"].to_numpy().astype(np.float64)
-    if how_r.std() > 0 and how_s.std() > 0:
-        corr = float(stats.pearsonr(how_r, how_s).statistic)
-    else:
-        corr = 1.0 if how_r.std() == how_s.std() == 0 else 0.0
+    corr = hour_of_week_corr(how_r, how_s)
     acf_r, acf_s = _acf(_daily(dr, cr)), _acf(_daily(ds, cs))
     diff = np.abs(np.array(acf_r) - np.array(acf_s))
     return {
