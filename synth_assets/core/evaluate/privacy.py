@@ -384,8 +384,7 @@ def _overlap(
     key: bytes, group: str, real: list[pl.Series], synth: list[pl.Series]
 ) -> tuple[int, int, int]:
     """(distinct real values, distinct synthetic values, values in both by HMAC) of one group."""
-    r = pl.concat(real).unique() if real else pl.Series([], dtype=pl.Utf8)
-    s = pl.concat(synth).unique() if synth else pl.Series([], dtype=pl.Utf8)
+    r, s = pl.concat(real).unique(), pl.concat(synth).unique()
     fr, fs = _fast_keys(key, group, r), _fast_keys(key, group, s)
     r_cand, s_cand = r.filter(fr.is_in(fs.implode())), s.filter(fs.is_in(fr.implode()))
     both = _hashes(key, group, r_cand) & _hashes(key, group, s_cand)
@@ -420,7 +419,7 @@ def identifier_overlap(
         s = scan_table(refresh_dir, t).select(pl.col(c).drop_nulls()).collect().to_series()
         synth.setdefault(group, []).append(normalize_identifier(s, group))
         columns[f"{t}.{c}"] = group
-    counts = {g: _overlap(hmac_key, g, real[g], synth.get(g, [])) for g in real}
+    counts = {g: _overlap(hmac_key, g, real[g], synth[g]) for g in real}
     groups = {
         g: {"real_values": r, "synthetic_values": n, "overlap": o}
         for g, (r, n, o) in counts.items()
