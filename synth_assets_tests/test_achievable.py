@@ -110,3 +110,50 @@ def test_the_hour_of_week_gate_judges_against_the_calibrated_limit_only_below_th
         },
     }
     assert calibrated_limits(report)["fidelity_hour_of_week"] == {"a.t": 0.7}
+
+
+def _reference_fanout(real: np.ndarray, sampled_share: float, sigma: float | None) -> dict:
+    """A reference popularity entry of the spec: the one-row-per-unit sample of ``real`` counted
+    on the fan-out bins (noise-free: the simulation adds its own)."""
+    from synth_assets.core.profile import fanout_bins
+
+    bins = fanout_bins(4096)
+    sampled = np.round(real * sampled_share)
+    hist = np.bincount(np.searchsorted(bins, sampled, side="right") - 1, minlength=len(bins))
+    return {"bins": bins, "p": (hist / hist.sum()).tolist(), "max": 4096, "sigma": sigma}
+
+
+def test_the_popularity_ideal_falls_with_the_measurement_noise():
+    rng = np.random.default_rng(3)
+    real = rng.lognormal(np.log(400), 0.8, 300).round()  # children per reference row
+    fan = {s: _reference_fanout(real, 0.02, s) for s in (0.5, 60.0)}  # ~8 sampled rows a row
+    precise, noisy = (
+        ach.achievable_popularity(real, fan[s], int(real.sum()), real.size, rng) for s in fan
+    )
+    assert precise["score"] > 0.9  # a log-normal popularity, measured without noise
+    assert noisy["threshold"] < precise["threshold"] - 0.1
+    assert precise["model"] in ("lognormal", "npmle") and precise["replicates"] >= 8
+
+
+def test_a_popularity_without_its_measurement_noise_is_not_calibrated():
+    real = np.full(100, 50.0)
+    assert (
+        ach.achievable_popularity(
+            real, _reference_fanout(real, 0.1, None), 5000, 100, np.random.default_rng(0)
+        )
+        is None
+    )
+    assert ach.achievable_popularity(real, None, 5000, 100, np.random.default_rng(0)) is None
+
+
+def test_the_fanout_gate_judges_a_reference_against_its_calibrated_limit():
+    from synth_assets.core.gates import calibrated_limits
+
+    report = {
+        "views": {},
+        "fanout": {
+            "t.m->m": {"value": 0.64, "relative": True, "achievable": {"threshold": 0.58}},
+            "t.a->a": {"value": 0.97, "relative": False},
+        },
+    }
+    assert calibrated_limits(report)["fidelity_fanout"] == {"t.m->m": 0.58}

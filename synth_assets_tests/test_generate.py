@@ -117,6 +117,30 @@ def test_shards_draw_from_independent_streams(demo_shards):
     assert (first == second).sum() < 50
 
 
+def test_a_reference_rows_popularity_is_the_same_in_every_shard(demo_spec):
+    """Popularity is a property of the reference row: drawn per shard, every merchant got a
+    fresh weight in each shard and its total over the shards averaged them out (the more
+    shards, the flatter the popularity). With a strongly overdispersed popularity the same
+    merchants must be the busy ones in every shard."""
+    import copy
+
+    spec = copy.deepcopy(demo_spec)
+    fanout = spec["tables"]["transactions"]["fanout"]
+    fk = next(k for k, f in fanout.items() if f["parent"] == "merchants")
+    bins = fanout[fk]["bins"]
+    p = [0.0] * len(bins)
+    p[1], p[bins.index(16)] = 0.5, 0.5  # half the merchants quiet, half busy: CV ~0.9
+    fanout[fk]["p"] = p
+    per_shard = []
+    for s in (0, 1):
+        gen = ShardGenerator(spec, SEED)
+        merchants = gen.references()["merchants"]
+        ids = merchants.columns["id"].to_numpy()
+        got = gen.shard(s)["transactions"].columns["merchant_id"].drop_nulls().to_numpy()
+        per_shard.append(np.array([np.count_nonzero(got == i) for i in ids], dtype=float))
+    assert np.corrcoef(per_shard[0], per_shard[1])[0, 1] > 0.8
+
+
 def test_a_seed_shorter_than_128_bits_is_refused():
     with pytest.raises(GenerationError, match="128 bits"):
         streams(b"x" * 15, 2)

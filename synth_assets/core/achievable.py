@@ -127,7 +127,7 @@ def _ideal(reps: np.ndarray) -> dict[str, Any]:
         "score": float(reps.mean()),
         "sd": float(reps.std(ddof=1)),
         "threshold": float(reps.mean() - MARGIN - 2 * reps.std(ddof=1)),
-        "replicates": REPLICATES,
+        "replicates": int(reps.size),
         "margin": MARGIN,
     }
 
@@ -154,3 +154,84 @@ def achievable_how(
         sim = rng.multinomial(max(1, int(n)), p).astype(np.float64)
         scores.append(hour_of_week_corr(how_real, sim))
     return _ideal(np.array(scores))
+
+
+def _npmle_weights(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.ndarray:
+    """Weights of ``m`` reference rows from the same histogram as :func:`generate._popularity`,
+    deconvolved without a shape: the Poisson mixture's nonparametric maximum-likelihood prior
+    (Kiefer-Wolfowitz, fitted by EM on a log grid of rates). On exact counts of a Zipf-like
+    popularity it reaches 0.92 where the log-normal of the same moments reaches 0.69; under
+    noise its spurious far bins make it the weaker of the two. The ideal takes the better."""
+    from scipy.stats import poisson
+
+    lo = np.asarray(f["bins"], dtype=np.float64)
+    hi = np.append(lo[1:], lo[-1] * 2 if lo[-1] > 0 else 1.0)
+    p = np.clip(np.asarray(f["p"], dtype=np.float64), 0.0, None)
+    if p.sum() <= 0:
+        return np.ones(m)
+    p = p / p.sum()
+    top = float(hi[np.flatnonzero(p)[-1]])
+    lam = np.geomspace(1e-3, max(top, 1.0) * 1.5, 80)
+    like = np.clip(
+        poisson.cdf(hi[:, None] - 1, lam[None, :]) - poisson.cdf(lo[:, None] - 1, lam[None, :]),
+        1e-300,
+        None,
+    )
+    g = np.full(lam.size, 1.0 / lam.size)
+    for _ in range(300):
+        g = g * (like.T @ (p / (like @ g)))
+        g = g / g.sum()
+    step = float(np.log(lam[1] / lam[0]))
+    j = rng.choice(lam.size, size=m, p=g)
+    return np.exp(np.log(lam[j]) + rng.uniform(-step / 2, step / 2, m))
+
+
+def achievable_popularity(
+    real_counts: np.ndarray,
+    f: dict[str, Any] | None,
+    synth_children: int,
+    synth_parents: int,
+    rng: np.random.Generator,
+) -> dict[str, Any] | None:
+    """Fan-out score of the ideal generator of a reference table's popularity (children per
+    reference row, relative to the mean): the real counts thinned to the one row per unit the
+    profile measured, counted on the spec's bins, fresh noise at the measurement's sigma, the
+    spec's own normalisation, then the better of two deconvolutions (the generator's log-normal
+    of the moments, and a shape-free NPMLE; the one whose limit is higher) drawn at the
+    synthetic table's own sizes; None when the spec did not keep the measurement's noise.
+
+    One child per unit measures popularity as a sample: 20,000 units over 1,000 merchants leave
+    ~20 sampled rows a merchant, counted in 24 bins against noise of 50 at epsilon 1, so even a
+    perfect generator scores ~0.67 +- 0.07 where the gate asks 0.9, and the demo relaxed it by
+    hand. The limit now says what this measurement can resolve."""
+    from .evaluate.fidelity import ks_from_histograms  # the gate's own statistic
+    from .generate import _popularity
+    from .spec import fanout_mids, normalize
+
+    if not f or f.get("sigma") is None or real_counts.size == 0 or real_counts.sum() <= 0:
+        return None
+    bins = np.asarray(f["bins"], dtype=np.float64)
+    sampled_mean = float(np.asarray(f["p"], dtype=np.float64) @ fanout_mids(f))
+    q = min(1.0, sampled_mean * real_counts.size / float(real_counts.sum()))
+    vr, cr = np.unique(real_counts / real_counts.mean(), return_counts=True)
+    n, m = max(1, int(synth_children)), max(1, int(synth_parents))
+
+    def score(weights: np.ndarray) -> float:
+        kids = rng.multinomial(n, weights / weights.sum()).astype(np.float64)
+        if kids.mean() <= 0:
+            return 0.0
+        vs, cs = np.unique(kids / kids.mean(), return_counts=True)
+        return 1.0 - ks_from_histograms(vr, cr.astype(np.float64), vs, cs.astype(np.float64))
+
+    models = {"lognormal": [], "npmle": []}
+    for _ in range(REPLICATES * 2):
+        sampled = rng.binomial(real_counts.astype(np.int64), q)
+        hist = np.bincount(np.searchsorted(bins, sampled, side="right") - 1, minlength=bins.size)
+        noisy = hist + rng.normal(0.0, float(f["sigma"]), bins.size)
+        fp = {**f, "p": normalize(noisy).tolist()}
+        models["lognormal"].append(score(_popularity(fp, m, rng)))
+        models["npmle"].append(score(_npmle_weights(fp, m, rng)))
+    # The better deconvolution is the one a generator can count on: the higher limit.
+    ideal = {k: _ideal(np.array(v)) for k, v in models.items()}
+    best = max(ideal, key=lambda k: ideal[k]["threshold"])
+    return {**ideal[best], "model": best}

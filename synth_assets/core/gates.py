@@ -493,15 +493,21 @@ def calibrated_limits(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     standard error is the spread of the same contest between two training samples of the
     holdout's size (measured in the report); the AUC's is Mann-Whitney's under no difference.
 
-    ``fidelity_column_shapes`` gets the other side: what a perfect generator scores from
-    measurements this noisy, less a margin (:mod:`.achievable`); it can only lower the
-    threshold, so a table large enough to measure well is held to the configured one."""
+    ``fidelity_column_shapes``, ``fidelity_hour_of_week`` and a reference table's
+    ``fidelity_fanout`` get the other side: what a perfect generator scores from measurements
+    this noisy, less a margin (:mod:`.achievable`); it can only lower the threshold, so a table
+    large enough to measure well is held to the configured one."""
     out: dict[str, dict[str, float]] = {
         "privacy_dcr_share": {},
         "privacy_membership_inference": {},
         "fidelity_column_shapes": {},
         "fidelity_hour_of_week": {},
+        "fidelity_fanout": {},
     }
+    for k, f in report.get("fanout", {}).items():
+        ach = f.get("achievable")
+        if ach and _measured(ach.get("threshold")):
+            out["fidelity_fanout"][k] = float(ach["threshold"])
     for k, t in report.get("temporal", {}).items():
         ach = t.get("achievable")
         if ach and _measured(ach.get("threshold")):

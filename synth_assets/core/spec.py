@@ -628,6 +628,8 @@ def _fanout_spec(tp: dict[str, Any]) -> dict[str, Any]:
             "p": p.tolist(),
             "max": f["max"],
         }
+        if not f["primary"]:  # the report simulates this measurement's noise (achievable)
+            fanout[fkname]["sigma"] = f.get("sigma")
     return fanout
 
 

@@ -17,7 +17,7 @@ import polars as pl
 import psycopg
 from scipy import stats
 
-from synth_assets.core.achievable import achievable_how
+from synth_assets.core.achievable import achievable_how, achievable_popularity
 from synth_assets.core.profile import fanout_bins
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import ForeignKey, SchemaModel
@@ -207,11 +207,15 @@ def fanout_similarity(
     fk: ForeignKey,
     min_cell: int,
     relative: bool = False,
+    spec_fanout: dict[str, Any] | None = None,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, Any]:
     """KS complement of children per parent (parents without children count as 0), real vs synthetic.
 
     ``relative`` compares children per parent divided by its mean: for a unit-owned child of a
-    reference table, whose size does not follow generation.scale while the child's does.
+    reference table, whose size does not follow generation.scale while the child's does. There,
+    with the spec's fan-out entry and ``rng``, the result also holds what a perfect generator
+    scores from a measurement this noisy (:func:`achievable_popularity`).
     """
     sch = qi(model.schema)
     fkc, pk = fk.columns[0], fk.ref_columns[0]
@@ -251,12 +255,17 @@ def fanout_similarity(
     br, bs = _binned(vr, cr, edges), _binned(vs, cs, edges)
     keep = int(np.max(np.flatnonzero((bs > 0) | (br >= min_cell)), initial=1)) + 1
     labels, br, bs = _bin_labels(edges)[:keep], br[:keep], bs[:keep]
+    ach = None
+    if relative and rng is not None:
+        real = np.repeat(vr, cr.astype(np.int64)).astype(np.float64)
+        ach = achievable_popularity(real, spec_fanout, int(vs @ cs), int(cs.sum()), rng)
     return {
         "child": child,
         "parent": fk.ref_table,
         "column": fkc,
         "value": 1.0 - d,
         "relative": relative,
+        **({"achievable": ach} if ach else {}),
         "real_mean": mean_r,
         "synthetic_mean": mean_s,
         "plot": {

@@ -243,8 +243,9 @@ def _measure_tables(
         for fk in tab.foreign_keys:
             if fk.ref_table in model.tables:
                 rel = plans[fk.ref_table].kind == "reference" and plans[name].kind != "reference"
+                spec_f = spec["tables"].get(name, {}).get("fanout", {}).get(fk.name)
                 report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
-                    conn, model, refresh_dir, name, fk, options.min_cell, relative=rel
+                    conn, model, refresh_dir, name, fk, options.min_cell, rel, spec_f, rng
                 )
         for c in table_columns(model, roles, name):
             if c.kind == "datetime" and not c.date_only:
