@@ -1,4 +1,4 @@
-"""The generator's promises (core/generate.py): a shard is a function of the seed and its index,
+"""The generator's promises (core/generate/): a shard is a function of the seed and its index,
 every key resolves, unique columns stay unique, and the spec's NULL rates and CHECKs hold.
 
 Specs are profiled once per module from the session's small demo and shop sources; every

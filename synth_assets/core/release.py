@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .artifacts import S3Artifacts, report_paths, summary_path, verify_refresh
 from .errors import ConfigError, SynthError
 from .manifest import MANIFEST_NAME, ManifestError, canonical, derive_key, read_gates
 from .secrets import KeyVersionUnavailable, SecretsBackend
-from .store import check_refresh_id, store_for
+from .store import RefreshStore, check_refresh_id, store_for
 
 TOKEN_PREFIX = "sat1"
 MIN_TTL = 60
@@ -192,6 +193,10 @@ def record_release_event(cfg: Any, workdir: str | Path, rid: str, payload: dict[
 # ---- release --------------------------------------------------------------------------------
 
 
+# A refusal of this release with these reasons, recorded in the audit log (see :func:`_refuse`).
+_Refuse = Callable[[list[str]], ReleaseRefused]
+
+
 def _refuse(
     cfg: Any,
     workdir: Path,
@@ -230,44 +235,68 @@ def issue_release(
             f"the release ttl must be between {MIN_TTL} s and {MAX_TTL} s (got {ttl})"
         )
     store = store_for(cfg, workdir)
+    refuse: _Refuse = partial(_refuse, cfg, workdir, rid, ticket, audit=audit)
+    _require_passed_gates(workdir, store, rid, refuse)
+    remote = (s3 or S3Artifacts(store.remote, cfg.artifacts)) if store.remote else None
+    manifest = _verified_manifest(cfg, workdir, rid, secrets, remote, refuse)
+
+    issued = now()
+    release_id = _os_secrets.token_hex(8)
+    claims = _claims(manifest, rid, ticket, release_id, issued, ttl)
+    token = issue_token(claims, secrets)
+    urls = _presigned_urls(remote, manifest, rid, ticket, release_id, ttl)
+    audit(cfg, workdir, rid, _granted_event(claims, token, ttl, len(urls)))
+    return {
+        "release_id": release_id,
+        "refresh_id": rid,
+        "ticket": ticket,
+        "issued_at": _iso(claims["iat"]),
+        "expires_at": _iso(claims["exp"]),
+        "ttl_seconds": ttl,
+        "grants": claims["grants"],
+        "token": token,
+        "urls": urls,
+    }
+
+
+def _require_passed_gates(workdir: Path, store: RefreshStore, rid: str, refuse: _Refuse) -> None:
+    """Refuse unless the refresh's summary (and privacy report, when present) say every gate passed."""
     try:
         gates = read_gates(summary_path(workdir, rid), report_paths(workdir, store, rid))
     except ManifestError as exc:
-        raise _refuse(cfg, workdir, rid, ticket, [str(exc)], audit) from None
+        raise refuse([str(exc)]) from None
     if not gates["passed"]:
-        raise _refuse(cfg, workdir, rid, ticket, gates["failures"], audit)
-    remote = (s3 or S3Artifacts(store.remote, cfg.artifacts)) if store.remote else None
+        raise refuse(gates["failures"])
+
+
+def _verified_manifest(
+    cfg: Any,
+    workdir: Path,
+    rid: str,
+    secrets: SecretsBackend,
+    remote: S3Artifacts | None,
+    refuse: _Refuse,
+) -> dict[str, Any]:
+    """The refresh's signed manifest; refuse when it is unpublished, does not verify, or records
+    a failed gate."""
     # Local artifacts are re-hashed; on S3 the signed manifest is checked against each object's size
     # and recorded SHA-256 (`synth-assets publish --verify` streams and re-hashes every object).
     manifest, problems = verify_refresh(cfg, workdir, rid, secrets, deep=remote is None, s3=remote)
     if manifest is None:
-        raise _refuse(
-            cfg,
-            workdir,
-            rid,
-            ticket,
-            [
-                f"refresh {rid} is not published: run "
-                f"`synth-assets publish --refresh-id {rid}` first"
-            ],
-            audit,
+        raise refuse(
+            [f"refresh {rid} is not published: run `synth-assets publish --refresh-id {rid}` first"]
         )
     if problems:
-        raise _refuse(
-            cfg,
-            workdir,
-            rid,
-            ticket,
-            ["its manifest does not verify: " + "; ".join(problems[:5])],
-            audit,
-        )
+        raise refuse(["its manifest does not verify: " + "; ".join(problems[:5])])
     if not (manifest.get("gates") or {}).get("passed"):
-        raise _refuse(
-            cfg, workdir, rid, ticket, ["its signed manifest records a failed gate"], audit
-        )
+        raise refuse(["its signed manifest records a failed gate"])
+    return manifest
 
-    issued = now()
-    release_id = _os_secrets.token_hex(8)
+
+def _claims(
+    manifest: dict[str, Any], rid: str, ticket: str, release_id: str, issued: float, ttl: int
+) -> dict[str, Any]:
+    """The token's claims: who (ticket), what (read access to the manifest's artifacts), until when."""
     manifest_sha = hashlib.sha256(canonical(manifest)).hexdigest()
     grants = {
         "access": "read",
@@ -276,7 +305,7 @@ def issue_release(
         "manifest_sha256": manifest_sha,
         "artifacts": len(manifest["artifacts"]),
     }
-    claims = {
+    return {
         "v": 1,
         "rid": rid,
         "ticket": ticket,
@@ -285,37 +314,36 @@ def issue_release(
         "exp": int(issued) + ttl,
         "grants": grants,
     }
-    token = issue_token(claims, secrets)
+
+
+def _presigned_urls(
+    remote: S3Artifacts | None,
+    manifest: dict[str, Any],
+    rid: str,
+    ticket: str,
+    release_id: str,
+    ttl: int,
+) -> dict[str, str]:
+    """Presigned GET URLs of the manifest and every artifact (S3 stores only), ticket attached."""
     urls: dict[str, str] = {}
     if remote is not None:
         query = {"x-synth-ticket": ticket, "x-synth-release": release_id}
         for rel in [MANIFEST_NAME, *(a["path"] for a in manifest["artifacts"])]:
             urls[rel] = remote.presign(rid, rel, ttl, query)
-    audit(
-        cfg,
-        workdir,
-        rid,
-        {
-            "outcome": "granted",
-            "ticket": ticket,
-            "release_id": release_id,
-            "ttl_seconds": ttl,
-            "issued_at": _iso(claims["iat"]),
-            "expires_at": _iso(claims["exp"]),
-            "grants": grants,
-            "presigned_urls": len(urls),
-            "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
-            "key_version": json.loads(_unb64(token.split(".")[1]))["kid"],
-        },
-    )
+    return urls
+
+
+def _granted_event(claims: dict[str, Any], token: str, ttl: int, n_urls: int) -> dict[str, Any]:
+    """The audit payload of a granted release: the claims, and the token by its hash only."""
     return {
-        "release_id": release_id,
-        "refresh_id": rid,
-        "ticket": ticket,
+        "outcome": "granted",
+        "ticket": claims["ticket"],
+        "release_id": claims["jti"],
+        "ttl_seconds": ttl,
         "issued_at": _iso(claims["iat"]),
         "expires_at": _iso(claims["exp"]),
-        "ttl_seconds": ttl,
-        "grants": grants,
-        "token": token,
-        "urls": urls,
+        "grants": claims["grants"],
+        "presigned_urls": n_urls,
+        "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+        "key_version": json.loads(_unb64(token.split(".")[1]))["kid"],
     }

@@ -49,7 +49,7 @@ class Role(StrEnum):
 
 
 ROLE_NAMES: tuple[str, ...] = tuple(r.value for r in Role)  # plain strings, in Role's order
-# Personal data: every value is faked (core/fakes.py has a generator for each, and free text).
+# Personal data: every value is faked (core/fakes/ has a generator for each, and free text).
 PII_ROLES: frozenset[str] = frozenset(
     r.value
     for r in (
@@ -73,7 +73,7 @@ PII_ROLES: frozenset[str] = frozenset(
 SYNTHESIZED_ROLES = PII_ROLES | {"free_text", "binary"}
 LENGTH_ROLES = frozenset({"free_text", "binary"})  # measured as a null rate and a length histogram
 MODELLED_ROLES = frozenset({"categorical", "numeric", "boolean"})
-# fakes.py stays a leaf the shard worker loads alone (this module imports its Luhn), so its
+# core/fakes/ stays a leaf the shard worker loads alone (this module imports its Luhn), so its
 # generator table is checked against the vocabulary here rather than imported from it.
 assert frozenset(PII_KINDS) == PII_ROLES | {Role.FREE_TEXT}, "fakes.PII_KINDS drifted from Role"
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from .guards import _check_target, assert_not_source, check_schema_name
 from .inputs import LoadInputs, read_inputs
 from .meta import _lock_key, ensure_meta
 from .scheduler import _run_tasks
-from .steps import Progress, _build_tasks
+from .steps import Build, Progress, _build_tasks
 from .swap import _create_next, _fail, _swap
 
 DEFAULT_BATCH_ROWS = 131_072
@@ -348,15 +347,9 @@ def _build_next(
     """Run every load step on ``workers`` connections; rows copied and counted per table, and
     rows breaking (or repaired for) each cross-column CHECK."""
     t0 = time.perf_counter()
-    abort = threading.Event()
-    copied: dict[str, int] = {}
-    counted: dict[str, int] = {}
-    unvalidated: dict[str, int] = {}
-    repaired: dict[str, int] = {}
-    tasks = _build_tasks(
-        plans, next_s, batch_rows, progress, abort, copied, counted, unvalidated, repaired
-    )
-    steps = _run_tasks(target_url, tasks, workers, [next_s, "public"], abort)
+    build = Build(next_s, batch_rows, progress)
+    tasks = _build_tasks(plans, build)
+    steps = _run_tasks(target_url, tasks, workers, [next_s, "public"], build.abort)
     durations["build"] = round(time.perf_counter() - t0, 3)
     durations["steps"] = steps
     durations["copy"] = round(sum(v for k, v in steps.items() if k.startswith("copy:")), 3)
@@ -368,4 +361,4 @@ def _build_next(
         ),
         3,
     )
-    return copied, counted, unvalidated, repaired
+    return build.copied, build.counted, build.unvalidated, build.repaired

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -21,17 +22,26 @@ from .scheduler import _Aborted, _Task
 Progress = Callable[[str, int, int], None]
 
 
-def _copy_task(
-    tp: TablePlan,
-    next_schema: str,
-    batch_rows: int,
-    progress: Progress | None,
-    abort: threading.Event,
-    copied: dict[str, int],
-) -> Callable[[psycopg.Connection], None]:
+@dataclass
+class Build:
+    """What the steps of one build of the next schema share: where and how they copy, the abort
+    flag, and what they count (rows copied and counted per table; rows breaking, or repaired
+    for, each cross-column CHECK)."""
+
+    next_schema: str
+    batch_rows: int
+    progress: Progress | None
+    abort: threading.Event = field(default_factory=threading.Event)
+    copied: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
+    unvalidated: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+
+
+def _copy_task(tp: TablePlan, build: Build) -> Callable[[psycopg.Connection], None]:
     """A step that creates the table and COPYs its shards in one transaction (so ``FREEZE``
     applies), then casts its text-loaded columns; a broken domain CHECK is named."""
-    qtab = sql.Identifier(next_schema, tp.name)
+    qtab = sql.Identifier(build.next_schema, tp.name)
     copied_cols = [c for c in tp.columns if c.kind != "generated"]
     cols = [c.name for c in copied_cols]
 
@@ -50,7 +60,7 @@ def _copy_task(
             qtab, sql.SQL(", ").join(map(sql.Identifier, cols))
         )
         try:
-            _copy_rows(conn, tp, stmt, cols, copied_cols, batch_rows, progress, abort, copied)
+            _copy_rows(conn, tp, stmt, cols, copied_cols, build)
             _cast_columns(conn, qtab, [c for c in tp.columns if c.kind == "cast"])
         except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
             broken = _domain_violation(tp, exc)
@@ -67,12 +77,10 @@ def _copy_rows(
     stmt: sql.Composable,
     cols: list[str],
     copied_cols: list[ColumnPlan],
-    batch_rows: int,
-    progress: Progress | None,
-    abort: threading.Event,
-    copied: dict[str, int],
+    build: Build,
 ) -> None:
     """Stream every shard of the table through one binary COPY."""
+    batch_rows, progress, abort = build.batch_rows, build.progress, build.abort
     done = 0
     total = tp.rows
     with conn.cursor() as cur:
@@ -91,7 +99,7 @@ def _copy_rows(
                 if in_file != f.rows:
                     raise LoadError(f"{f.path} holds {in_file} rows, its manifest says {f.rows}")
             cp.write(COPY_TRAILER)
-        copied[tp.name] = cur.rowcount
+        build.copied[tp.name] = cur.rowcount
 
 
 def _cast_columns(conn: psycopg.Connection, qtab: sql.Identifier, casts: list[ColumnPlan]) -> None:
@@ -175,12 +183,11 @@ def _order_pair(definition: str) -> tuple[str, str] | None:
     return (b, a) if op in (">", ">=") else (a, b)
 
 
-def _validate_checks_task(
-    tp: TablePlan, next_schema: str, unvalidated: dict[str, int], repaired: dict[str, int]
-) -> Callable[[psycopg.Connection], None]:
+def _validate_checks_task(tp: TablePlan, build: Build) -> Callable[[psycopg.Connection], None]:
     """Validate each cross-column CHECK; one that orders two columns (end_at > start_at) is
     first repaired by swapping the two values in the rows that break it (the generator draws
     each column from its own distribution); what still breaks a CHECK is counted, not fatal."""
+    next_schema, unvalidated, repaired = build.next_schema, build.unvalidated, build.repaired
 
     def run(conn: psycopg.Connection) -> None:
         qt = sql.Identifier(next_schema, tp.name)
@@ -217,40 +224,29 @@ def _validate_checks_task(
     return run
 
 
-def _count_task(
-    tp: TablePlan, next_schema: str, counted: dict[str, int]
-) -> Callable[[psycopg.Connection], None]:
+def _count_task(tp: TablePlan, build: Build) -> Callable[[psycopg.Connection], None]:
     """A step that counts the table's rows (checked against COPY's count and the manifests)."""
 
     def run(conn: psycopg.Connection) -> None:
-        counted[tp.name] = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(next_schema, tp.name))
+        build.counted[tp.name] = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(build.next_schema, tp.name))
         ).fetchone()[0]
 
     return run
 
 
-def _build_tasks(
-    plans: dict[str, TablePlan],
-    next_schema: str,
-    batch_rows: int,
-    progress: Progress | None,
-    abort: threading.Event,
-    copied: dict[str, int],
-    counted: dict[str, int],
-    unvalidated: dict[str, int],
-    repaired: dict[str, int],
-) -> list[_Task]:
+def _build_tasks(plans: dict[str, TablePlan], build: Build) -> list[_Task]:
     """Every step of the load; the biggest tables first, ANALYZE last."""
+    next_schema = build.next_schema
     tasks: list[_Task] = []
     for tp in plans.values():
-        tasks += _table_tasks(tp, next_schema, batch_rows, progress, abort, copied, counted)
+        tasks += _table_tasks(tp, build)
     for tp in plans.values():
         if tp.checks:
             tasks.append(
                 _Task(
                     f"checks:{tp.name}",
-                    _validate_checks_task(tp, next_schema, unvalidated, repaired),
+                    _validate_checks_task(tp, build),
                     frozenset({tp.name}),
                     True,
                     frozenset({f"constraints:{tp.name}"}),
@@ -264,15 +260,7 @@ def _build_tasks(
     return tasks
 
 
-def _table_tasks(
-    tp: TablePlan,
-    next_schema: str,
-    batch_rows: int,
-    progress: Progress | None,
-    abort: threading.Event,
-    copied: dict[str, int],
-    counted: dict[str, int],
-) -> list[_Task]:
+def _table_tasks(tp: TablePlan, build: Build) -> list[_Task]:
     """COPY, count, key indexes, indexes and constraints of one table."""
     big = -float(tp.rows)
     tab = frozenset({tp.name})
@@ -280,14 +268,14 @@ def _table_tasks(
     tasks = [
         _Task(
             f"copy:{tp.name}",
-            _copy_task(tp, next_schema, batch_rows, progress, abort, copied),
+            _copy_task(tp, build),
             tab,
             True,
             priority=big,
         ),
         _Task(
             f"count:{tp.name}",
-            _count_task(tp, next_schema, counted),
+            _count_task(tp, build),
             tab,
             False,
             copy_key,
@@ -302,7 +290,7 @@ def _table_tasks(
     for iname, stmt in tp.indexes:
         key = f"index:{tp.name}:{iname}"
         tasks.append(_Task(key, _exec(stmt), tab, False, copy_key, priority=big + 0.5))
-    tasks.append(_constraints_task(tp, next_schema, idx_keys))
+    tasks.append(_constraints_task(tp, build.next_schema, idx_keys))
     return tasks
 
 

@@ -1,0 +1,237 @@
+"""Each column's spec by kind, and the refusal when a column's values were never released."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from synth_assets.core.errors import DomainError
+
+from .denoise import (
+    denoise,
+    denoise_marginal,
+    denoise_ordered,
+    normalize,
+    significant,
+    smooth_days,
+    smooth_how,
+)
+from .rules import check_rules
+
+
+def _table_columns(
+    name: str, t: Any, tp: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Every column's spec, then the reference attributes (``^fk``) its FKs are drawn by."""
+    cols: dict[str, Any] = {}
+    for c in t.columns:
+        m = tp["columns"][c.name]
+        cols[c.name] = _column_spec(name, c, m, t, overrides)
+    for key, m in tp["columns"].items():
+        if key.startswith("^"):
+            cols[key] = {
+                "kind": "ref_attribute",
+                "fk": m["fk"],
+                "ref_table": m["ref_table"],
+                "attribute": m["attribute"],
+                "values": m["values"],
+                "p": denoise(m["counts"], m.get("sigma")).tolist(),
+            }
+    return cols
+
+
+def _check_releasable(tables: dict[str, Any], pack: dict[str, Any]) -> None:
+    """Refuse before generating when a column would need values no measurement released."""
+    unreleasable = [
+        problem
+        for name, entry in tables.items()
+        for col, c in entry["columns"].items()
+        if (problem := _unreleasable(name, col, c, pack["tables"][name]["columns"].get(col, {})))
+    ]
+    if unreleasable:
+        raise DomainError(
+            "no value of these columns cleared the DP threshold, and the schema states no domain "
+            f"for them (at epsilon {pack['ledger']['epsilon_target']:g}):\n  "
+            + "\n  ".join(unreleasable)
+            + "\nNothing was generated. Fix one per column: declare its values public "
+            '(public: {values: {"table.column": [...]}} in synth.yaml), state them in the schema '
+            "(a CHECK list or bounds, an enum), raise privacy.epsilon, or give the column a "
+            'synthesized role (columns: {"table.column": free_text}); a reference table (a '
+            "geography, a catalogue) can be copied as it is: public: {tables: [...]}."
+        )
+
+
+def _column_spec(
+    table: str, col, m: dict[str, Any], t, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """One column's spec: its type and constraints, and its distribution by kind."""
+    key = f"{table}.{col.name}"
+    kind = m["kind"]
+    unique = any(set(u) == {col.name} for u in t.unique_sets)
+    base = {
+        "kind": kind,
+        "role": m["role"],
+        "pg_type": col.pg_type,
+        "base_type": col.base_type,
+        "nullable": col.nullable,
+        "generated": bool(getattr(col, "generated", None)),
+        "unique": unique,
+        "max_length": col.max_length,
+    }
+    null_override = overrides.get("null_rate", {}).get(key)
+    if kind in ("categorical", "numeric") and m.get("sigma") is not None:
+        # the measurement's noise and rows: the report simulates an ideal generator from them
+        base["sigma"] = float(m["sigma"])
+        base["measured_rows"] = float(
+            np.clip(np.asarray(m["counts"], dtype=np.float64), 0, None).sum()
+        )
+    rules = check_rules(t, col.name)
+    if rules:
+        base["check"] = rules
+    if kind == "categorical":
+        weights = overrides.get("categorical", {}).get(key)
+        _categorical_spec(base, m, col.nullable, weights, null_override)
+    elif kind == "numeric":
+        base.update(
+            edges=m["edges"],
+            outer_bins=list(m.get("outer_bins", (False, False))),
+            atoms=[float(a) for a in m.get("atoms", [])],
+            integer=m["integer"],
+            decimals=m["decimals"],
+            p=_null_fix(denoise_marginal(m["counts"], m), col.nullable, null_override).tolist(),
+        )
+    elif kind == "boolean":
+        base.update(
+            p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist()
+        )
+    elif kind == "datetime":
+        base.update(_datetime_spec(m, col.nullable, null_override))
+    elif kind in ("synth", "fk"):  # ("public" is copied verbatim: public.tables)
+        _lengths_spec(base, m)
+        null_p = _lengths_null(m)
+        if null_override is not None:
+            null_p = float(null_override)
+        base["null_p"] = float(null_p) if col.nullable else 0.0
+    return base
+
+
+def _categorical_spec(
+    base: dict[str, Any],
+    m: dict[str, Any],
+    nullable: bool,
+    weights: dict[str, float] | None,
+    null_override: float | None,
+) -> None:
+    """Values and their probabilities (values..., other, null); the user's weights replace the
+    measured domain, which is then sampled on its own."""
+    values = list(m["values"])
+    p = denoise(m["counts"], m.get("sigma"))  # values..., other, null
+    if weights:
+        values = [str(v) for v in weights]
+        w = normalize([float(x) for x in weights.values()])
+        null_p = p[-1]
+        p = np.concatenate([w * (1 - null_p), [0.0, null_p]])
+        base["independent"] = True
+    base.update(values=values, p=_null_fix(p, nullable, null_override).tolist())
+
+
+def _datetime_spec(
+    m: dict[str, Any], nullable: bool, null_override: float | None
+) -> dict[str, Any]:
+    """Days and hours of the week, the NULL share, and whether values follow the parent's."""
+    how = smooth_how(m["how_counts"], m.get("how_sigma")) if "how_counts" in m else None
+    day = smooth_days(
+        m["day_counts"], m.get("sigma"), how, m["start"], m.get("bucket_days", 1), m.get("days")
+    )
+    total = max(1.0, float(np.clip(m["day_counts"], 0, None).sum()) + max(0, m["null"]))
+    null_p = 0.0 if not nullable else max(0, m["null"]) / total
+    if null_override is not None:
+        null_p = float(null_override) if nullable else 0.0
+    enforce = False
+    if "after_counts" in m:
+        a = np.clip(m["after_counts"], 0, None)
+        enforce = bool(a[1] >= 0.9 * max(1.0, a[0] + a[1]))
+    return dict(
+        start=m["start"],
+        days=len(day),
+        date_only=m["date_only"],
+        day_p=day.tolist(),
+        how_p=how.tolist() if how is not None else None,
+        # the measurement's noise and rows: the report simulates an ideal generator from them
+        how_sigma=float(m["how_sigma"]) if m.get("how_sigma") is not None else None,
+        how_rows=float(np.clip(m["how_counts"], 0, None).sum()) if how is not None else None,
+        null_p=null_p,
+        after_parent_column=m.get("after_parent_column") if enforce else None,
+    )
+
+
+def _length_key(m: dict[str, Any]) -> str | None:
+    """Which joint measurement of NULL and length a synthesized column has, if any."""
+    return next((k for k in ("null_and_words", "null_and_log2_bytes") if k in m), None)
+
+
+def _lengths_spec(base: dict[str, Any], m: dict[str, Any]) -> None:
+    """A synthesized column's length distribution (words of text, log2 bytes of binary)."""
+    lengths = _length_key(m)
+    if lengths is None:
+        return
+    v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
+    if lengths == "null_and_words":
+        p = normalize(v[1:]) if v[1:].sum() > 0 else None
+        base["words_p"] = p.tolist() if p is not None else None
+    else:  # a length 2^30 times too long is a memory fault: keep only the body's runs
+        raw = np.append(np.asarray(m[lengths], dtype=np.float64)[1:], 0.0)
+        p = denoise_ordered(raw, m.get("sigma"))[:-1] if v[1:].sum() > 0 else None
+        base["log2_bytes_p"] = normalize(p).tolist() if p is not None else None
+
+
+def _lengths_null(m: dict[str, Any]) -> float:
+    """A synthesized or FK column's measured NULL share (0 when nothing measured it)."""
+    lengths = _length_key(m)
+    if lengths is not None:
+        v = np.clip(np.asarray(m[lengths], dtype=np.float64), 0, None)
+        return v[0] / v.sum() if v.sum() > 0 else 0.0
+    if "present_null" in m:
+        v = np.clip(np.asarray(m["present_null"], dtype=np.float64), 0, None)
+        return v[1] / v.sum() if v.sum() > 0 else 0.0
+    return 0.0
+
+
+def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, Any]) -> str | None:
+    """Why a column cannot be generated without inventing values (None when it can).
+
+    A column whose only surviving mass is NULL is generated as NULL: that is what was measured.
+    """
+    kind = c["kind"]
+    if kind in ("categorical", "numeric"):
+        no_domain = (
+            not c["values"] and not (c.get("check") or {}).get("allowed")
+            if kind == "categorical"
+            else measured.get("bounds_from") == "unreleased"
+        )
+        counts = measured.get("counts") or [0.0]
+        nonnull = (not c["nullable"]) or significant(counts[:-1], measured.get("sigma"))
+    elif kind == "datetime":
+        no_domain = measured.get("range_found") is False
+        nonnull = c["null_p"] < 1.0
+    else:
+        return None
+    if not no_domain or not nonnull:
+        return None
+    what = {"categorical": "values", "numeric": "range", "datetime": "date range"}[kind]
+    return f"{table}.{col} ({kind}): no {what} released"
+
+
+def _null_fix(p: np.ndarray, nullable: bool, override: float | None) -> np.ndarray:
+    """The last code is NULL: zero it for NOT NULL columns, or set it from an override."""
+    p = np.asarray(p, dtype=np.float64).copy()
+    if override is not None and nullable:
+        rest = p[:-1].sum()
+        p[:-1] = p[:-1] / rest * (1 - override) if rest > 0 else (1 - override) / (len(p) - 1)
+        p[-1] = override
+    elif not nullable:
+        p[-1] = 0.0
+        if p.sum() <= 0:  # nothing but noise survived: spread over the non-null codes, never NULL
+            p[:-1] = 1.0
+    return normalize(p)

@@ -1,0 +1,264 @@
+"""Noisy DP counts turned into probabilities (projection, shrinkage, IPF, smoothing).
+
+Post-processing of DP output spends no budget; every distribution in the spec passes here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from synth_assets.core.errors import GenerationError
+
+
+def normalize(counts: list[float] | np.ndarray) -> np.ndarray:
+    """Non-negative probabilities from noisy counts (uniform when nothing survives)."""
+    v = np.clip(np.asarray(counts, dtype=np.float64), 0, None)
+    s = v.sum()
+    return v / s if s > 0 else np.full(len(v), 1.0 / max(1, len(v)))
+
+
+def project(counts: list[float] | np.ndarray, total: float | None = None) -> np.ndarray:
+    """Non-negative counts closest (Euclidean) to the noisy ones with the same total: every cell
+    minus one common shift, floored at 0 (soft thresholding).
+
+    Clipping alone keeps the positive half of the noise in every empty cell (a 40x40 pair at
+    sigma 50 would gain ~30,000 phantom rows); a hard threshold at k sigma erases real small
+    cells. The projection removes exactly the noise mass the negative cells reveal.
+    """
+    v = np.asarray(counts, dtype=np.float64).ravel()
+    if v.size == 0:
+        return v
+    t = float(v.sum()) if total is None else float(total)
+    if t <= 0:
+        return np.where(v == v.max(), 1.0, 0.0)
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - t
+    idx = np.arange(1, v.size + 1)
+    rho = int(np.nonzero(u - css / idx > 0)[0][-1])
+    tau = css[rho] / (rho + 1)
+    return np.maximum(v - tau, 0.0)
+
+
+def pair_joint(
+    counts: list[list[float]] | np.ndarray,
+    sigma: float | None,
+    pa: list[float] | np.ndarray,
+    pb: list[float] | np.ndarray,
+    total: float | None,
+    groups: list[list[int]] | None = None,
+) -> np.ndarray:
+    """A pair's joint counts from its noisy measurement: the product of the (much less noisy)
+    one-way marginals plus the measured deviation from independence, shrunk by the share of its
+    energy that the noise explains (James-Stein), then projected onto non-negative counts.
+
+    A pair's cells are often far below the noise (1,500 rows over 24 x 25 cells at sigma 35):
+    projecting that raw puts the table's mass on the few cells where the noise happened to be
+    largest, a strong dependence that is not in the data. Shrinking keeps what clears the noise
+    and falls back to independence where nothing does.
+    """
+    v = np.asarray(counts, dtype=np.float64)
+    t = float(v.sum()) if total is None else float(total)
+    pa, pb = np.asarray(pa, dtype=np.float64), np.asarray(pb, dtype=np.float64)
+    ga = np.asarray(groups[0] if groups else range(pa.size), dtype=np.int64)
+    gb = np.asarray(groups[1] if groups else range(pb.size), dtype=np.int64)
+    if ga.size != pa.size or gb.size != pb.size or v.shape != (ga.max() + 1, gb.max() + 1):
+        raise GenerationError(
+            f"pair of shape {v.shape} does not match its columns' codes "
+            f"({pa.size} and {pb.size} codes in {ga.max() + 1} and {gb.max() + 1} groups)"
+        )
+    qa = np.bincount(ga, pa, minlength=v.shape[0])
+    qb = np.bincount(gb, pb, minlength=v.shape[1])
+    indep = np.outer(qa, qb) * t
+    d = v - indep
+    energy = float((d * d).sum())
+    noise = d.size * float(sigma or 0.0) ** 2
+    keep = max(0.0, 1.0 - noise / energy) if energy > 0 else 0.0
+    coarse = project(indep + keep * d, t).reshape(v.shape)
+    # Consistent with the one-way marginals before expanding (a trace of independence keeps
+    # IPF feasible where the projection emptied a whole row or column block).
+    if t > 0:
+        coarse = ipf(coarse + 1e-3 * indep, qa / max(qa.sum(), 1e-12), qb / max(qb.sum(), 1e-12))
+        coarse *= t
+    # Back to the fine codes: within a group, codes share its mass as the one-way marginal does.
+    wa = np.divide(pa, qa[ga], out=np.zeros_like(pa), where=qa[ga] > 0)
+    wb = np.divide(pb, qb[gb], out=np.zeros_like(pb), where=qb[gb] > 0)
+    return coarse[np.ix_(ga, gb)] * wa[:, None] * wb[None, :]
+
+
+def denoise(counts: list[float] | np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Probabilities from noisy counts by :func:`project` (the noise is zero-mean: the noisy
+    total is the unbiased estimate of the true one). ``sigma`` is kept for callers' clarity."""
+    v = np.asarray(counts, dtype=np.float64)
+    if v.size == 0:
+        return v
+    return normalize(project(v).reshape(v.shape))
+
+
+def denoise_ordered(
+    counts: list[float] | np.ndarray,
+    sigma: float | None,
+    lead: int = 0,
+    outer: tuple[bool, bool] = (False, False),
+    k: float = 3.0,
+    k_outer: float = 2.0,
+) -> np.ndarray:
+    """Probabilities of ordered bins (after ``lead`` unordered cells, before one null cell) from
+    noisy counts: :func:`project`, then only the runs of adjacent non-empty bins that hold a bin
+    clearing ``k`` sigma are kept, and an outer bin (``outer``: the first / the last bin widens
+    the range to where a tail might be) only where its own count clears ``k_outer`` sigma.
+
+    Real data is contiguous around its body; a bin that survives the projection far from it is
+    noise, and so is an outer bin that the marginal cannot tell from empty: kept, they drew
+    years 1168 and 2035 for a column of 2003-2009."""
+    raw = np.asarray(counts, dtype=np.float64)
+    v = project(raw).reshape(raw.shape)
+    if not sigma or raw.size < lead + 2:
+        return normalize(v)
+    bins, braw = v[lead:-1], raw[lead:-1]
+    if outer[0] and braw[0] < k_outer * sigma:
+        bins[0] = 0.0
+    if outer[-1] and braw[-1] < k_outer * sigma:
+        bins[-1] = 0.0
+    strong = (braw >= k * sigma) & (bins > 0)
+    if strong.any():
+        run = np.cumsum(np.concatenate([[1], (bins[1:] > 0) != (bins[:-1] > 0)]))
+        bins[~np.isin(run, run[strong]) | (bins <= 0)] = 0.0
+    return normalize(v)
+
+
+def denoise_marginal(counts: list[float] | np.ndarray, col: dict[str, Any]) -> np.ndarray:
+    """A one-way marginal's probabilities as the spec denoises it: numeric codes (point masses,
+    ordered bins, null) by :func:`denoise_ordered`, any other by :func:`denoise`. ``col`` is a
+    pack or spec column (``kind``, ``sigma``, ``atoms``, ``outer_bins``)."""
+    if col["kind"] == "numeric":
+        lead, outer = len(col.get("atoms") or []), tuple(col.get("outer_bins", (False, False)))
+        return denoise_ordered(counts, col.get("sigma"), lead, outer)
+    return denoise(counts, col.get("sigma"))
+
+
+def significant(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> bool:
+    """Whether any cell of a noisy count vector clears ``k`` sigma (signal, not noise)."""
+    v = np.asarray(counts, dtype=np.float64)
+    return bool(v.size) and bool((v >= k * (sigma or 0.0)).any()) and float(v.max()) > 0
+
+
+def denoise_tail(
+    counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5, k_extend: float = 2.0
+) -> np.ndarray:
+    """Zeroes cells below ``k`` sigma, but a bin just past the kept body survives at a lower bar, and so on
+    outward: heavy tails are contiguous, isolated far bins are noise."""
+    v = np.asarray(counts, dtype=np.float64)
+    if not sigma or v.size == 0:
+        return normalize(v)
+    keep = v >= k * sigma
+    if not keep.any():
+        keep = v == v.max()
+    last = int(np.flatnonzero(keep)[-1])
+    while last + 1 < v.size and v[last + 1] >= k_extend * sigma:
+        last += 1
+        keep[last] = True
+    return normalize(np.where(keep, v, 0.0))
+
+
+def denoise_fanout(
+    counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.5
+) -> np.ndarray:
+    """Fan-out probabilities from noisy per-bin parent counts.
+
+    The support ends at the farther of :func:`denoise_tail`'s contiguous tail and the last bin
+    whose *pooled* tail (that bin and every bin beyond) clears ``k`` sigma; inside it, every bin
+    keeps its clipped count. Per-bin thresholds alone fail at low signal: with every bin near
+    the noise only the largest survives, and a lone 0 (or 1) bin empties (or flattens) the child
+    table. Pooling keeps a heavy tail spread thinly over many bins and still drops isolated far
+    bins (noise that would multiply the row count). Simulated on the demo's shape from 1,500 to
+    40,000 units: the child table's mean fan-out within 0.76-1.21 of the real one (5th-95th
+    percentile; per-bin thresholds alone: 0.02-2.64, an empty table in 7 % of refreshes).
+    """
+    v = np.asarray(counts, dtype=np.float64)
+    if not sigma or v.size == 0:
+        return normalize(v)
+    body = denoise_tail(v, sigma, k=k)
+    tail = np.cumsum(v[::-1])[::-1]
+    sd = sigma * np.sqrt(np.arange(v.size, 0, -1, dtype=np.float64))
+    significant = np.flatnonzero(tail >= k * sd)
+    if significant.size == 0:
+        return body
+    last = max(int(np.flatnonzero(body > 0)[-1]), int(significant[-1]))
+    kept = np.clip(v, 0.0, None)
+    kept[last + 1 :] = 0.0
+    return normalize(kept)
+
+
+def smooth_how(counts: list[float], sigma: float | None = None) -> np.ndarray:
+    """Hour-of-week profile, denoised by its signal-to-noise ratio.
+
+    Strong signal: clip and smooth over neighbouring hours (circular 1-2-1). Weak signal (an
+    average cell under 5 sigma): the rank-1 approximation weekday x hour-of-day, each factor
+    averaged over 24 or 7 cells, which keeps the diurnal and weekly cycles and drops the noise.
+    """
+    v = np.asarray(counts, dtype=np.float64)
+    if sigma and v.size == 168 and v.mean() < 5 * sigma:
+        m = np.clip(v.reshape(7, 24), 0, None)
+        u, sv, vt = np.linalg.svd(m, full_matrices=False)
+        r1 = np.abs(sv[0] * np.outer(u[:, 0], vt[0]))
+        hours = r1.sum(axis=0)
+        hours = 0.25 * np.roll(hours, 1) + 0.5 * hours + 0.25 * np.roll(hours, -1)
+        days = r1.sum(axis=1)
+        v = np.outer(days / max(days.sum(), 1e-12), hours).ravel()
+    v = np.clip(v, 0, None)
+    sm = 0.25 * np.roll(v, 1) + 0.5 * v + 0.25 * np.roll(v, -1)
+    return normalize(sm)
+
+
+def smooth_days(
+    day_counts: list[float],
+    sigma: float | None,
+    how_p: np.ndarray | None,
+    start: str,
+    bucket_days: int = 1,
+    days: int | None = None,
+) -> np.ndarray:
+    """Daily distribution: trend from (bucketed, denoised) counts, weekly cycle from hour-of-week."""
+    b = np.asarray(day_counts, dtype=np.float64)
+    if b.size == 0:
+        return b
+    b = (
+        np.where(b >= 2.0 * sigma, b, 0.0)
+        if sigma and (b >= 2.0 * sigma).any()
+        else np.clip(b, 0, None)
+    )
+    if bucket_days > 1:  # spread each bucket evenly over its days
+        v = np.repeat(b / bucket_days, bucket_days)[: days or b.size * bucket_days]
+        trend = v
+    else:
+        v = b
+        lead = np.flatnonzero(v > 0)
+        window = min(7, v.size)
+        kernel = np.ones(window) / window
+        pad = np.pad(v, (window // 2, window - 1 - window // 2), mode="edge")
+        trend = np.convolve(pad, kernel, mode="valid")
+        if lead.size:  # keep the observed range: no mass before the first or after the last day
+            trend[: lead[0]] = 0
+            trend[lead[-1] + 1 :] = 0
+    if how_p is not None and how_p.sum() > 0:
+        from datetime import date
+
+        wd = how_p.reshape(7, 24).sum(axis=1)
+        wd = wd / wd.mean() if wd.mean() > 0 else np.ones(7)
+        dow0 = date.fromisoformat(start).weekday()
+        trend = trend * wd[(dow0 + np.arange(v.size)) % 7]
+    return normalize(trend)
+
+
+def ipf(joint: np.ndarray, pa: np.ndarray, pb: np.ndarray, rounds: int = 50) -> np.ndarray:
+    """Make a non-negative joint consistent with both one-way marginals (iterative proportional fitting)."""
+    j = np.clip(joint.astype(np.float64), 0, None) + 1e-9
+    j /= j.sum()
+    for _ in range(rounds):
+        rs = j.sum(axis=1)
+        j *= np.divide(pa, rs, out=np.zeros_like(pa), where=rs > 0)[:, None]
+        cs = j.sum(axis=0)
+        j *= np.divide(pb, cs, out=np.zeros_like(pb), where=cs > 0)[None, :]
+    return j
