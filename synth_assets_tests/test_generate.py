@@ -333,3 +333,23 @@ def test_card_numbers_are_sixteen_luhn_valid_digits(demo_shards):
 
 def test_shard_files_are_named_by_table_and_shard(tmp_path):
     assert shard_path(tmp_path, "cards", 7) == tmp_path / "shards" / "cards" / "part-00007.parquet"
+
+
+def test_idle_reference_rows_stay_idle():
+    """Popularity with most reference rows idle (1,400 airports, ~100 with flights): the idle
+    share is deconvolved from the rows with no sampled child, so idle rows get weight 0 instead
+    of each getting a log-normal weight (and flights)."""
+    from synth_assets.core.generate import _popularity
+    from synth_assets.core.profile import fanout_bins
+
+    bins = fanout_bins(4096)
+    rng = np.random.default_rng(0)
+    busy = np.zeros(1400)
+    busy[:100] = rng.lognormal(np.log(150), 1.0, 100).round()  # sampled children per airport
+    hist = np.bincount(np.searchsorted(bins, busy, side="right") - 1, minlength=len(bins))
+    w = _popularity({"bins": bins, "p": (hist / hist.sum()).tolist()}, 1400, rng)
+    assert 0.85 <= float(np.mean(w == 0)) <= 0.97  # 1,300 of 1,400 idle
+    flat = rng.lognormal(np.log(20), 0.5, 1000).round()  # no excess idle rows
+    hist = np.bincount(np.searchsorted(bins, flat, side="right") - 1, minlength=len(bins))
+    w = _popularity({"bins": bins, "p": (hist / hist.sum()).tolist()}, 1000, rng)
+    assert np.all(w > 0)

@@ -301,9 +301,12 @@ class ShardGenerator:
                 pool = np.nonzero(ref_code == v)[0] if v < len(vals) else np.arange(m)
                 if pool.size == 0:
                     pool = np.arange(m)
-                idx[rows] = pool[_inverse_cdf(w[pool], u[rows])]
+                # Every row of the category idle (a share of idle rows is drawn, not
+                # measured per category): the rows the category asks for spread evenly.
+                wp = w[pool] if w[pool].sum() > 0 else np.ones(pool.size)
+                idx[rows] = pool[_inverse_cdf(wp, u[rows])]
         else:
-            idx = _inverse_cdf(w, rng.random(n))
+            idx = _inverse_cdf(w if w.sum() > 0 else np.ones(m), rng.random(n))
         s = keycol.gather(idx)
         null = _null_mask(t["columns"][fk.columns[0]].get("null_p", 0.0), n, rng)
         return s.scatter(np.nonzero(null)[0], None) if null.any() else s
