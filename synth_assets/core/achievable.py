@@ -217,6 +217,8 @@ def achievable_popularity(
     n, m = max(1, int(synth_children)), max(1, int(synth_parents))
 
     def score(weights: np.ndarray) -> float:
+        if not weights.sum() > 0:  # every row idle: the generator spreads evenly
+            weights = np.ones(m)
         kids = rng.multinomial(n, weights / weights.sum()).astype(np.float64)
         if kids.mean() <= 0:
             return 0.0

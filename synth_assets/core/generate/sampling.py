@@ -117,8 +117,9 @@ def _popularity(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.ndarr
     cv2 = (var + mean**2 - mean) / (1.0 - pi0) / (mean / (1.0 - pi0)) ** 2 - 1.0
     s2 = np.log1p(max(cv2, 0.0))
     w = np.exp(rng.normal(-s2 / 2, np.sqrt(s2), size=m))
-    if pi0 > 0:
-        w[rng.random(m) < pi0] = 0.0
+    idle = min(m - 1, int(round(pi0 * m)))  # at least one row stays busy
+    if idle > 0:
+        w[rng.permutation(m)[:idle]] = 0.0
     return w
 
 
