@@ -16,12 +16,12 @@ from synth_assets.core.artifacts import ArtifactError, summary_path
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
-from synth_assets.core.manifest import MANIFEST_NAME
-from synth_assets.core.pack import PACK, pack_summary
+from synth_assets.core.pack import pack_summary
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import PreflightError, existing_database, is_source, preflight
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import (
+    RefreshPaths,
     RefreshStore,
     check_refresh_id,
     new_refresh_id,
@@ -107,8 +107,8 @@ def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthCo
     started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
     if step not in started:
         return _failure(result)
-    schema_path = store.path(rid, "schema.json")
-    if store.path(rid, PACK).exists() or not schema_path.exists():
+    schema_path = store.paths(rid).schema
+    if store.paths(rid).pack.exists() or not schema_path.exists():
         return None
     reflected = read_json(schema_path)
     try:
@@ -185,7 +185,7 @@ def run_refresh(
         cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": source_url})})
     if regenerate_from:
         regenerate_from = check_refresh_id(regenerate_from)
-        pack = store_for(cfg, workdir).path(regenerate_from, "metrics_pack.json")
+        pack = store_for(cfg, workdir).paths(regenerate_from).pack
         if not pack.is_file():
             raise ConfigError(
                 f"refresh {regenerate_from} has no metrics pack in {pack.parent}: name a refresh "
@@ -227,7 +227,7 @@ def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -
         for f in failed:
             spec = GATES_BY_NAME.get(f.split(":", 1)[0])
             lines.append(f"  - {f}" + (f" [gates.{spec.key}]" if spec else ""))
-    report = rdir / "report" / "index.html"
+    report = RefreshPaths(rdir).report_html
     if report.is_file():
         lines.append(f"report: {report}")
     if summary.get("summary_path"):
@@ -308,7 +308,7 @@ class _Run:
 
 def _generate(run: _Run) -> bool:
     """Run 2: every shard partition of the spec (one single-run backfill) and downstream."""
-    spec = read_json(run.store.path(run.rid, "spec.json"))
+    spec = read_json(run.store.paths(run.rid).spec)
     run.log(f"[2/2] {run.rid}: generating {spec['shards']} shard(s)…")
     r2 = run.execute_reporting(generate_and_load.name, shard_range_tags(spec["shards"]))
     ok = run.record(r2)
@@ -342,7 +342,7 @@ def _profile_and_generate(run: _Run, regenerate_from: str | None) -> bool:
 def _describe(run: _Run) -> None:
     """What the refresh spent, what the source has left, the spec and the rows generated."""
     summary, store, cfg = run.summary, run.store, run.cfg
-    pack_path = store.path(run.rid, PACK)
+    pack_path = store.paths(run.rid).pack
     if pack_path.exists():
         summary.update(pack_summary(read_json(pack_path)))
     key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
@@ -353,7 +353,7 @@ def _describe(run: _Run) -> None:
         "spent_365d": st.spent,
         "remaining": max(0.0, st.cap - st.spent),
     }
-    spec_path = store.path(run.rid, "spec.json")
+    spec_path = store.paths(run.rid).spec
     if spec_path.exists():
         spec = read_json(spec_path)
         summary["spec_hash"] = spec["content_hash"]
@@ -365,7 +365,7 @@ def _describe(run: _Run) -> None:
             for c, col in e.get("columns", {}).items()
             if col.get("kind") == "ignore" and not col.get("generated")
         ]
-        gen = read_json(store.path(run.rid, "generation.json"))
+        gen = read_json(store.paths(run.rid).generation)
         summary["seed_commitment"] = gen["seed_commitment"]
     shards = SYNTHETIC_SHARDS.to_user_string()
     for c in summary["checks"].values():
@@ -379,7 +379,8 @@ def _publish(run: _Run) -> None:
     r3 = run.execute(publish_refresh.name)
     if not r3.success:
         raise ArtifactError(f"refresh {run.rid} passed but was not published: {_failure(r3)}")
-    run.summary["manifest"] = read_json(run.store.path(run.rid, MANIFEST_NAME))["store"]["location"]
+    manifest = read_json(run.store.paths(run.rid).signed_manifest)
+    run.summary["manifest"] = manifest["store"]["location"]
 
 
 def _fail(run: _Run) -> NoReturn:

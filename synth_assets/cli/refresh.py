@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synth_assets.core.config import BANDS
+from synth_assets.core.store import RefreshPaths
 
 from .common import add_common
 
@@ -148,7 +149,7 @@ def _print_summary(summary: dict) -> None:
         )
     for name, c in summary["checks"].items():
         print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
-    report = Path(summary["artifacts"]) / "report" / "index.html"
+    report = RefreshPaths(Path(summary["artifacts"])).report_html
     if report.is_file():
         print(f"report: {report}")
     print(f"summary: {summary['summary_path']}")
@@ -209,7 +210,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def print_load_summary(summary: dict[str, Any]) -> None:
     """After a refresh: what was loaded where and how to connect (reads <artifacts>/load.json)."""
-    path = Path(summary.get("artifacts", "")) / "load.json"
+    path = RefreshPaths(Path(summary.get("artifacts", ""))).load
     if not path.is_file():
         if summary.get("passed"):
             print("staging: not loaded (staging_schema is not part of this run)")

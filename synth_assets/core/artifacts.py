@@ -31,7 +31,14 @@ from .manifest import (
     signature_problems,
 )
 from .secrets import SecretsBackend
-from .store import RefreshStore, check_refresh_id, read_json, store_for, write_json_atomic
+from .store import (
+    RefreshPaths,
+    RefreshStore,
+    check_refresh_id,
+    read_json,
+    store_for,
+    write_json_atomic,
+)
 
 
 class ArtifactError(SynthError):
@@ -40,14 +47,16 @@ class ArtifactError(SynthError):
 
 def report_paths(workdir: Path, store: RefreshStore, rid: str) -> list[Path]:
     """Where the privacy report of a refresh may be (working copy first)."""
-    name = Path("report") / "privacy_report.json"
-    paths = [store.dir(rid) / name, Path(workdir).expanduser().resolve() / "runs" / rid / name]
+    work_copy = RefreshPaths(Path(workdir).expanduser().resolve() / "runs" / rid)
+    paths = [store.paths(rid).report_json, work_copy.report_json]
     return list(dict.fromkeys(paths))
 
 
 def summary_path(workdir: Path, rid: str) -> Path:
     """The refresh summary (always under <workdir>/runs, where `run_refresh` writes it)."""
-    return Path(workdir).expanduser().resolve() / "runs" / check_refresh_id(rid) / "summary.json"
+    return RefreshPaths(
+        Path(workdir).expanduser().resolve() / "runs" / check_refresh_id(rid)
+    ).summary
 
 
 def write_checks_summary(
@@ -55,7 +64,7 @@ def write_checks_summary(
 ) -> None:
     """The summary of a refresh that ran only in Dagster (a headless refresh writes its own):
     the check verdicts its runs recorded and the rows it loaded, for the manifest to state."""
-    load = store.path(rid, "load.json")
+    load = store.paths(rid).load
     rows = read_json(load)["rows"] if load.is_file() else {}
     write_json_atomic(
         summary_path(workdir, rid),
@@ -370,14 +379,14 @@ class S3Artifacts:
 
 
 def _facts(refresh_dir: Path, rid: str, summary: dict[str, Any]) -> dict[str, Any]:
-    gen_path = refresh_dir / "generation.json"
+    gen_path = RefreshPaths(refresh_dir).generation
     if not gen_path.is_file():
         raise ArtifactError(
             f"refresh {rid} has no generation record ({gen_path}): it never reached "
             "calibrated_spec, so there is nothing to publish"
         )
     gen = read_json(gen_path)
-    pack_path = refresh_dir / "metrics_pack.json"
+    pack_path = RefreshPaths(refresh_dir).pack
     pack = read_json(pack_path) if pack_path.is_file() else None
     led = (pack or {}).get("ledger", {})
     return {
@@ -400,8 +409,8 @@ def _facts(refresh_dir: Path, rid: str, summary: dict[str, Any]) -> dict[str, An
 
 def _collect(refresh_dir: Path, summary: Path) -> list[tuple[str, Path]]:
     files = artifact_files(refresh_dir)
-    if summary.is_file() and "summary.json" not in {rel for rel, _ in files}:
-        files.append(("summary.json", summary))
+    if summary.is_file() and RefreshPaths.SUMMARY not in {rel for rel, _ in files}:
+        files.append((RefreshPaths.SUMMARY, summary))
     return files
 
 
@@ -451,7 +460,7 @@ def publish_refresh(
         existing = remote.read_manifest(rid)
     else:
         location = {"kind": "local", "location": str(rdir)}
-        local_manifest = rdir / MANIFEST_NAME
+        local_manifest = RefreshPaths(rdir).signed_manifest
         existing = read_json(local_manifest) if local_manifest.is_file() else None
     if existing is not None:
         problems = signature_problems(existing, secrets)
@@ -481,7 +490,7 @@ def publish_refresh(
         for e in entries:
             remote.upload(rid, e["path"], by_path[e["path"]], e["sha256"])
         remote.put_manifest(rid, manifest)  # last: the refresh becomes visible only now
-    write_json_atomic(rdir / MANIFEST_NAME, manifest)
+    write_json_atomic(RefreshPaths(rdir).signed_manifest, manifest)
     return manifest
 
 
@@ -492,7 +501,7 @@ def published_manifest(
     store = store_for(cfg, workdir)
     if store.remote:
         return (s3 or S3Artifacts(store.remote, cfg.artifacts)).read_manifest(rid)
-    p = store.dir(rid) / MANIFEST_NAME
+    p = store.paths(rid).signed_manifest
     if not p.is_file():
         return None
     try:
@@ -514,7 +523,7 @@ def artifact_hasher(
 
     def local(rel: str) -> str | None:
         p = rdir / rel
-        if rel == "summary.json" and not p.is_file():
+        if rel == RefreshPaths.SUMMARY and not p.is_file():
             p = spath
         if ".." in Path(rel).parts or not p.is_file():
             return None

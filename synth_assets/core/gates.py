@@ -19,9 +19,10 @@ import psycopg
 
 from .errors import ConfigError
 from .fakes import is_luhn_valid
-from .generate import shard_key, shard_units
+from .generate import shard_units
 from .roles import SYNTHESIZED_ROLES, qi
 from .schema import SchemaModel, Table
+from .store import RefreshPaths
 
 PII_PATTERNS = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
@@ -219,15 +220,16 @@ def _shard_frames(
     """Each table's shard files (all, or those of ``shards``) as one lazy frame; a missing
     file is a failure (reference tables live in shard 0 only)."""
     frames: dict[str, pl.LazyFrame] = {}
+    paths = RefreshPaths(refresh_dir)
     for t in model.tables:
-        d = refresh_dir / "shards" / t
+        d = paths.shard_dir(t)
         if shards is None:
-            files = sorted(d.glob("part-*.parquet"))
+            files = paths.shard_files(t)
             if not files:
                 failures.append(f"{t}: no shard files in {d}")
         else:
             owners = [0] if spec["tables"][t]["kind"] == "reference" else sorted(shards)
-            want = [d / f"part-{shard_key(s)}.parquet" for s in owners if s in shards]
+            want = [paths.shard_file(t, s) for s in owners if s in shards]
             files = [f for f in want if f.is_file()]
             failures += [f"{t}: shard file {f} is missing" for f in want if not f.is_file()]
         if files:

@@ -23,9 +23,10 @@ from typing import Any
 from .digest import canonical_json
 from .errors import SynthError
 from .secrets import KeyVersionUnavailable, Secret, SecretsBackend
+from .store import RefreshPaths
 
 MANIFEST_FORMAT = "synth_assets.manifest/1"
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = RefreshPaths.MANIFEST
 SIGNATURE_ALG = "HMAC-SHA256"
 _MANIFEST_PURPOSE = b"synth_assets/manifest/v1"
 

@@ -16,8 +16,6 @@ from .profile import profile_source
 from .schema import SchemaModel
 from .secrets import Secret
 
-PACK = "metrics_pack.json"
-
 
 def measure_pack(
     conn: psycopg.Connection,

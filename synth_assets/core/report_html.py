@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .gates import calibrated_note
-from .store import write_json_atomic
+from .store import RefreshPaths, write_json_atomic
 
 REAL = "#1f5fa8"
 SYNTH = "#e8833a"
@@ -33,13 +33,13 @@ def json_safe(obj: Any) -> Any:
 
 def write_report(report: dict[str, Any], refresh_dir: Path) -> dict[str, Any]:
     """Write ``report/privacy_report.json`` and ``report/index.html`` beside the shards."""
-    out = Path(refresh_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    paths = RefreshPaths(Path(refresh_dir))
+    paths.report_dir.mkdir(parents=True, exist_ok=True)
     safe = json_safe(report)
-    json_path = out / "privacy_report.json"
+    json_path = paths.report_json
     digest = write_json_atomic(json_path, safe)
-    html_path = out / "index.html"
-    tmp = html_path.with_name(".index.html.tmp")
+    html_path = paths.report_html
+    tmp = html_path.with_name(f".{html_path.name}.tmp")
     tmp.write_text(render_html(safe), encoding="utf-8")
     tmp.replace(html_path)
     return {"json": json_path, "html": html_path, "sha256": digest}

@@ -15,9 +15,6 @@ from .secrets import SecretsBackend, new_master_seed, seed_commitment
 from .spec import calibrate, content_hash
 from .store import RefreshStore, read_json, write_json_atomic
 
-SPEC = "spec.json"
-GENERATION = "generation.json"
-
 
 @dataclass(frozen=True)
 class SealedSpec:
@@ -46,10 +43,11 @@ def seal_generation(
     seed = new_master_seed()
     version = secrets.seal_seed(rid, seed)
     commitment = seed_commitment(seed)
-    path = store.path(rid, SPEC)
+    paths = store.paths(rid)
+    path = paths.spec
     write_json_atomic(path, spec)
     write_json_atomic(
-        store.path(rid, GENERATION),
+        paths.generation,
         {
             "refresh_id": rid,
             "pack_refresh_id": spec["pack_refresh_id"],
@@ -69,7 +67,7 @@ def unseal_checked(
     """(seed, generation record) of refresh ``rid``; refuses a seed that does not match the
     commitment recorded when it was sealed."""
     seed = secrets.unseal_seed(rid).value
-    gen = read_json(store.path(rid, GENERATION))
+    gen = read_json(store.paths(rid).generation)
     if seed_commitment(seed) != gen["seed_commitment"]:
         raise GenerationError(
             f"the sealed seed of {rid} does not match its recorded commitment: refusing to generate"

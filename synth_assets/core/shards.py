@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import GenerationError
 from .generate import die_with_parent, generate_shard_file, usable_cpus
-from .store import write_json_atomic
+from .store import RefreshPaths, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def generate_shards(
     for r in results:
         for t, f in r["tables"].items():
             rows[t] = rows.get(t, 0) + f["rows"]
-        write_json_atomic(refresh_dir / "shards" / f"manifest-{r['shard']:05d}.json", r)
+        write_json_atomic(RefreshPaths(refresh_dir).manifest(r["shard"]), r)
         log(
             f"shard {r['shard']:05d}: {sum(f['rows'] for f in r['tables'].values())} rows "
             f"in {r['seconds']:.1f}s"

@@ -7,9 +7,10 @@ import json
 import os
 import re
 import secrets as _secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -56,8 +57,107 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def shard_key(shard: int) -> str:
+    """Partition key / file stem of a shard."""
+    return f"{shard:05d}"
+
+
+@dataclass(frozen=True)
+class RefreshPaths:
+    """The one spelling of a refresh directory's layout: every artifact's place under ``root``.
+
+    The upper-case names are the artifacts' paths relative to the refresh directory (the keys
+    a step fetches and sends, and the paths a manifest records); a directory ends in '/'.
+    """
+
+    root: Path
+
+    SCHEMA: ClassVar[str] = "schema.json"
+    PACK: ClassVar[str] = "metrics_pack.json"
+    SPEC: ClassVar[str] = "spec.json"
+    GENERATION: ClassVar[str] = "generation.json"
+    LOAD: ClassVar[str] = "load.json"
+    SUMMARY: ClassVar[str] = "summary.json"
+    ANCHOR: ClassVar[str] = "audit-anchor.json"
+    MANIFEST: ClassVar[str] = "manifest.json"  # the signed manifest of a published refresh
+    SHARDS_DIR: ClassVar[str] = "shards/"
+    REPORT_DIR: ClassVar[str] = "report/"
+    REPORT_JSON: ClassVar[str] = "report/privacy_report.json"
+    REPORT_HTML: ClassVar[str] = "report/index.html"
+    SHARD_FILE_GLOB: ClassVar[str] = "part-*.parquet"
+    SHARD_MANIFEST_GLOB: ClassVar[str] = "manifest-*.json"
+
+    @property
+    def schema(self) -> Path:
+        return self.root / self.SCHEMA
+
+    @property
+    def pack(self) -> Path:
+        return self.root / self.PACK
+
+    @property
+    def spec(self) -> Path:
+        return self.root / self.SPEC
+
+    @property
+    def generation(self) -> Path:
+        return self.root / self.GENERATION
+
+    @property
+    def load(self) -> Path:
+        return self.root / self.LOAD
+
+    @property
+    def summary(self) -> Path:
+        return self.root / self.SUMMARY
+
+    @property
+    def anchor(self) -> Path:
+        return self.root / self.ANCHOR
+
+    @property
+    def signed_manifest(self) -> Path:
+        return self.root / self.MANIFEST
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / self.REPORT_DIR
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / self.REPORT_JSON
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / self.REPORT_HTML
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.root / self.SHARDS_DIR
+
+    def shard_dir(self, table: str) -> Path:
+        """``shards/<table>``: every shard file of one table."""
+        return self.shards_dir / table
+
+    def shard_file(self, table: str, shard: int) -> Path:
+        """``shards/<table>/part-<shard:05d>.parquet``."""
+        return self.shard_dir(table) / f"part-{shard_key(shard)}.parquet"
+
+    def shard_files(self, table: str) -> list[Path]:
+        """The shard files of one table present on disk, sorted."""
+        return sorted(self.shard_dir(table).glob(self.SHARD_FILE_GLOB))
+
+    def manifest(self, shard: int) -> Path:
+        """``shards/manifest-<shard:05d>.json``: one shard's files, rows and hashes."""
+        return self.shards_dir / f"manifest-{shard_key(shard)}.json"
+
+    def manifests(self) -> list[Path]:
+        """The shard manifests present on disk, sorted."""
+        return sorted(self.shards_dir.glob(self.SHARD_MANIFEST_GLOB))
+
+
 class RefreshStore:
-    """Layout of a refresh: <root>/<refresh_id>/{schema,metrics_pack,spec,summary}.json and shards/.
+    """Refresh directories under ``root``: <root>/<refresh_id>/, laid out as :class:`RefreshPaths`.
 
     With an ``s3://bucket/prefix`` store, ``root`` is the local working copy (generation and
     evaluation need a file system) and ``remote`` the location `publish_refresh` uploads to.
@@ -80,6 +180,10 @@ class RefreshStore:
 
     def path(self, rid: str, name: str) -> Path:
         return self.dir(rid) / name
+
+    def paths(self, rid: str) -> RefreshPaths:
+        """The named artifact paths of refresh ``rid``."""
+        return RefreshPaths(self.dir(rid))
 
 
 def store_for(cfg: Any, workdir: str | Path) -> RefreshStore:

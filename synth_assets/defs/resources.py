@@ -7,7 +7,7 @@ import dagster as dg
 from synth_assets.core.audit import AuditSigner, bind_audit_log
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.secrets import SecretsBackend, backend_from_config
-from synth_assets.core.store import RefreshStore, store_for
+from synth_assets.core.store import RefreshPaths, RefreshStore, store_for
 
 from .lineage import run_actor
 
@@ -52,10 +52,9 @@ class SynthResource(dg.ConfigurableResource):
         """This step's outputs and the audit anchors (and the refresh's own anchor) to an S3
         store, for the steps after it (see :meth:`fetch`)."""
         from synth_assets.core.artifacts import send_outputs
-        from synth_assets.core.audit import REFRESH_ANCHOR
 
         cfg, store = self.settings(), self.store()
-        anchor = [REFRESH_ANCHOR] if store.path(rid, REFRESH_ANCHOR).is_file() else []
+        anchor = [RefreshPaths.ANCHOR] if store.paths(rid).anchor.is_file() else []
         send_outputs(cfg, store, rid, *rels, *anchor)
         self._anchors("send")
 

@@ -15,12 +15,12 @@ from psycopg.conninfo import conninfo_to_dict
 from synth_assets.core.errors import SynthError
 from synth_assets.core.pg import redact
 from synth_assets.core.secrets import KeyVersionUnavailable, SecretsBackend
+from synth_assets.core.store import RefreshPaths
 
 from .errors import AuditError, AuditKeyUnavailable
 
 ANCHOR_DIR = "audit"  # under the work directory
-REFRESH_ANCHOR = "audit-anchor.json"  # in a refresh's directory of the store
-_MANIFEST = "manifest.json"  # a published refresh is immutable: no anchor is written into it
+REFRESH_ANCHOR = RefreshPaths.ANCHOR  # in a refresh's directory of the store
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,13 @@ class AuditSigner:
         from synth_assets.core.store import check_refresh_id
 
         try:
-            d = self.store_root / check_refresh_id(refresh_id)
+            paths = RefreshPaths(self.store_root / check_refresh_id(refresh_id))
         except SynthError:
             return None
-        if not d.is_dir() or (d / _MANIFEST).exists():
+        # A published refresh is immutable: no anchor is written into it.
+        if not paths.root.is_dir() or paths.signed_manifest.exists():
             return None
-        return d / REFRESH_ANCHOR
+        return paths.anchor
 
 
 # Signers bound to audit databases in this process (by host, port, database), and the default.

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from synth_assets.core.store import RefreshPaths
+
 
 def profile_payload(pack: dict[str, Any]) -> dict[str, Any]:
     """ε spent, δ, mechanisms used and the thresholds applied, from a metrics pack's ledger."""
@@ -48,16 +50,11 @@ def shards_payload(refresh_dir: Path, shards: Iterable[int] | None = None) -> di
     ``shards`` limits it to those shards' manifests: a run that generated only them records
     only them, whatever other runs of the refresh are writing at the same time.
     """
-    refresh_dir = Path(refresh_dir)
-    gen = json.loads((refresh_dir / "generation.json").read_text())
+    paths = RefreshPaths(Path(refresh_dir))
+    gen = json.loads(paths.generation.read_text())
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
-    d = refresh_dir / "shards"
-    manifests = (
-        sorted(d.glob("manifest-*.json"))
-        if shards is None
-        else [d / f"manifest-{s:05d}.json" for s in sorted(shards)]
-    )
+    manifests = paths.manifests() if shards is None else [paths.manifest(s) for s in sorted(shards)]
     for m in manifests:
         man = json.loads(m.read_text())
         for t, f in man["tables"].items():

@@ -27,7 +27,7 @@ from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.profile import holdout_key
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import keyed_hash
-from synth_assets.core.store import check_refresh_id
+from synth_assets.core.store import RefreshPaths, check_refresh_id
 
 from .encode import MixedEncoder
 from .errors import EvaluationError
@@ -264,15 +264,13 @@ def _read(path: Path) -> dict[str, Any]:
 def read_refresh(refresh_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(spec, metrics pack) of a refresh; a regeneration reads the pack of the refresh it was calibrated from."""
     refresh_dir = Path(refresh_dir)
+    paths = RefreshPaths(refresh_dir)
     try:
-        spec = _read(refresh_dir / "spec.json")
-        pack_path = refresh_dir / "metrics_pack.json"
+        spec = _read(paths.spec)
+        pack_path = paths.pack
         if not pack_path.exists() and spec.get("pack_refresh_id"):
-            pack_path = (
-                refresh_dir.parent
-                / check_refresh_id(str(spec["pack_refresh_id"]))
-                / "metrics_pack.json"
-            )
+            pack_rid = check_refresh_id(str(spec["pack_refresh_id"]))
+            pack_path = RefreshPaths(refresh_dir.parent / pack_rid).pack
         pack = _read(pack_path)
     except FileNotFoundError as exc:
         raise EvaluationError(

@@ -19,6 +19,7 @@ from synth_assets.core.plan import TablePlan
 from synth_assets.core.profile import _unit_from, holdout_sql
 from synth_assets.core.roles import EPOCH_TYPES, INTEGER_TYPES, JSON_TYPES, json_shape_sql, qi
 from synth_assets.core.schema import SchemaModel
+from synth_assets.core.store import RefreshPaths
 
 from .errors import EvaluationError
 from .views import Col, View
@@ -248,10 +249,11 @@ def _part_rows(
 
 def shard_files(refresh_dir: Path, table: str) -> list[str]:
     """Parquet files of one table; fail closed when there are none."""
-    files = sorted((Path(refresh_dir) / "shards" / table).glob("part-*.parquet"))
+    paths = RefreshPaths(Path(refresh_dir))
+    files = paths.shard_files(table)
     if not files:
         raise EvaluationError(
-            f"no synthetic shards for table {table} in {Path(refresh_dir) / 'shards'}: "
+            f"no synthetic shards for table {table} in {paths.shards_dir}: "
             "materialize synthetic_shards for this refresh first"
         )
     return [str(f) for f in files]

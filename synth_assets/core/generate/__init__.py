@@ -6,6 +6,8 @@ own stream (every shard can rebuild them in memory, shard 0 writes them). Each s
 from its own ``SeedSequence`` child; nothing touches a global RNG.
 """
 
+from synth_assets.core.store import shard_key
+
 from .decode import (
     INT_MAX,
     MAX_BYTES_BUCKET,
@@ -20,7 +22,6 @@ from .generator import Frame, ShardGenerator
 from .layout import (
     POPULARITY_SUB,
     REFERENCE_STREAM,
-    shard_key,
     shard_path,
     shard_units,
     streams,

@@ -8,15 +8,11 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core.errors import GenerationError
+from synth_assets.core.store import RefreshPaths
 
 REFERENCE_STREAM = 0
 # Sub-stream tag of reference popularity draws (apart from the deferred FKs' 1 + index).
 POPULARITY_SUB = 1 << 16
-
-
-def shard_key(shard: int) -> str:
-    """Partition key / file stem of a shard."""
-    return f"{shard:05d}"
 
 
 def shard_units(spec: dict[str, Any], shard: int) -> tuple[int, int]:
@@ -39,4 +35,4 @@ def streams(master_seed: bytes, n_shards: int) -> list[np.random.SeedSequence]:
 
 def shard_path(root: Path, table: str, shard: int) -> Path:
     """``<refresh>/shards/<table>/part-<shard:05d>.parquet``."""
-    return Path(root) / "shards" / table / f"part-{shard_key(shard)}.parquet"
+    return RefreshPaths(Path(root)).shard_file(table, shard)

@@ -11,12 +11,12 @@ import psycopg
 
 from synth_assets.core.errors import SynthError
 from synth_assets.core.pg import database_identity, redact
-from synth_assets.core.store import read_json
+from synth_assets.core.store import RefreshPaths, read_json
 
 from .errors import LoadRefused
 from .meta import META_SCHEMA, _ours_or_refuse
 
-REPORT_PATH = Path("report") / "privacy_report.json"
+REPORT_PATH = Path(RefreshPaths.REPORT_JSON)  # relative to the refresh directory
 _SAFE_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _RESERVED = {"public", "information_schema", META_SCHEMA, "synth_audit", "synth_budget"}
 _PRODUCTION = re.compile(r"\bproduction\b", re.IGNORECASE)
@@ -89,7 +89,7 @@ def assert_not_source(source_url: str | None, target_url: str) -> None:
 
 def verify_report(refresh_dir: Path, refresh_id: str) -> dict[str, Any]:
     """The refresh's privacy report, if it exists, names this refresh and every gate passed."""
-    path = Path(refresh_dir) / REPORT_PATH
+    path = RefreshPaths(Path(refresh_dir)).report_json
     if not path.is_file():
         raise LoadRefused(
             f"refresh {refresh_id} has no privacy report ({path}): materialize privacy_report "

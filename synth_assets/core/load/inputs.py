@@ -11,7 +11,7 @@ from typing import Any
 from synth_assets.core.digest import sha256_file
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.spec import content_hash
-from synth_assets.core.store import check_refresh_id, read_json
+from synth_assets.core.store import RefreshPaths, check_refresh_id, read_json
 
 from .errors import LoadRefused
 from .guards import verify_report
@@ -51,9 +51,10 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
     check_refresh_id(refresh_id)
     refresh_dir = Path(refresh_dir)
     report = verify_report(refresh_dir, refresh_id)
-    spec_path = refresh_dir / "spec.json"
+    paths = RefreshPaths(refresh_dir)
+    spec_path = paths.spec
     if not spec_path.is_file():
-        raise LoadRefused(f"refresh {refresh_id} has no spec.json in {refresh_dir}")
+        raise LoadRefused(f"refresh {refresh_id} has no {paths.SPEC} in {refresh_dir}")
     spec = read_json(spec_path)
     if content_hash(spec) != spec.get("content_hash"):
         raise LoadRefused(
@@ -67,7 +68,7 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
     files: dict[str, list[ShardFile]] = {t: [] for t in model.tables}
     n_shards = int(spec["shards"])
     for s in range(n_shards):
-        mpath = refresh_dir / "shards" / f"manifest-{s:05d}.json"
+        mpath = paths.manifest(s)
         if not mpath.is_file():
             raise LoadRefused(
                 f"shard {s:05d} of refresh {refresh_id} has no manifest ({mpath}): "
@@ -77,7 +78,7 @@ def read_inputs(refresh_dir: Path, refresh_id: str, *, check_hashes: bool = True
         for t, f in man["tables"].items():
             if t not in files:
                 raise LoadRefused(f"{mpath} lists table {t!r}, which the spec does not have")
-            p = refresh_dir / "shards" / t / Path(f["path"]).name
+            p = paths.shard_dir(t) / Path(f["path"]).name
             files[t].append(ShardFile(p, int(f["rows"]), f["sha256"]))
     for t, fs in files.items():
         if not fs:

@@ -19,13 +19,11 @@ from synth_assets.core.evaluate import (
 )
 from synth_assets.core.gates import GateResult, check_shards
 from synth_assets.core.report_html import write_report
-from synth_assets.core.store import read_json
+from synth_assets.core.store import RefreshPaths, read_json
 from synth_assets.defs.constants import BOUNDARY, PRIVACY_REPORT, RELEASE, SYNTHETIC_SHARDS
 from synth_assets.defs.conventions import owners
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
-
-REPORT_JSON = "report/privacy_report.json"
 
 
 class ReportConfig(dg.Config):
@@ -68,8 +66,8 @@ def verify_refresh_shards(context: dg.AssetExecutionContext, synth: SynthResourc
     """Every shard of the refresh present and valid together (keys unique across shards, FKs to
     the reference tables, totals), before any query reaches the source; else the step fails."""
     rid = refresh_of_run(context, SYNTHETIC_SHARDS)
-    store = synth.fetch(rid, "spec.json", "shards/")
-    spec = read_json(store.path(rid, "spec.json"))
+    store = synth.fetch(rid, RefreshPaths.SPEC, RefreshPaths.SHARDS_DIR)
+    spec = read_json(store.paths(rid).spec)
     res = check_shards(spec, store.dir(rid), range(spec["shards"]))  # each missing file named
     if not res.passed:
         raise GateFailed(
@@ -88,7 +86,9 @@ def measure(
     """Evaluate the refresh against the source, write the report and record it."""
     cfg = synth.settings()
     rid = refresh_of_run(context, SYNTHETIC_SHARDS)
-    store = synth.fetch(rid, "spec.json", "metrics_pack.json", "generation.json", "shards/")
+    store = synth.fetch(
+        rid, RefreshPaths.SPEC, RefreshPaths.PACK, RefreshPaths.GENERATION, RefreshPaths.SHARDS_DIR
+    )
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     options = EvalOptions(
         sample_rows=config.sample_rows,
@@ -120,7 +120,7 @@ def measure(
             "gates": _gate_digest(gates),
         },
     )
-    synth.send(rid, "report/")
+    synth.send(rid, RefreshPaths.REPORT_DIR)
     metadata: dict[str, object] = {
         "refresh_id": rid,
         "passed": bool(report["passed"]),
@@ -144,7 +144,7 @@ def report_url(rid: str) -> str | None:
     linked only where ``SYNTH_REPORT_BASE_URL`` serves ``<workdir>/runs`` (``make ui`` starts
     a local static server for it); otherwise the metadata holds its path."""
     base = os.environ.get("SYNTH_REPORT_BASE_URL", "").strip()
-    return f"{base.rstrip('/')}/{quote(rid)}/report/index.html" if base else None
+    return f"{base.rstrip('/')}/{quote(rid)}/{RefreshPaths.REPORT_HTML}" if base else None
 
 
 GATES_META = {g.name: g.key.removesuffix("_max").removesuffix("_min") for g in GATE_SPECS}
@@ -220,7 +220,7 @@ def gate_checks(gates_cfg: dict[str, float] | None = None) -> dg.AssetChecksDefi
         context: dg.AssetCheckExecutionContext, synth: SynthResource
     ) -> Iterator[dg.AssetCheckResult]:
         rid = refresh_of_run(context, PRIVACY_REPORT)
-        report = read_json(synth.fetch(rid, REPORT_JSON).path(rid, REPORT_JSON))
+        report = read_json(synth.fetch(rid, RefreshPaths.REPORT_JSON).paths(rid).report_json)
         results = evaluate_gates(report, gate_thresholds(synth.settings().gates))
         passed = all(r.passed for r in results)
         synth.audit(

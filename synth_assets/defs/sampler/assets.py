@@ -9,10 +9,10 @@ from synth_assets.core import budget, pg
 from synth_assets.core.audit import profile_payload
 from synth_assets.core.evaluate import privacy_guarantee
 from synth_assets.core.gates import GateResult, check_budget, check_metrics_pack
-from synth_assets.core.pack import PACK, measure_pack
+from synth_assets.core.pack import measure_pack
 from synth_assets.core.preflight import preflight
 from synth_assets.core.roles import infer_roles
-from synth_assets.core.store import new_refresh_id, read_json, write_json_atomic
+from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json, write_json_atomic
 from synth_assets.defs.constants import (
     BOUNDARY,
     MEASURE,
@@ -68,9 +68,9 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     with pg.connect(url) as conn:
         roles = infer_roles(conn, model, cfg.columns)
     store = synth.store()
-    path = store.path(rid, "schema.json")
+    path = store.paths(rid).schema
     write_json_atomic(path, {"schema": model.to_dict(), "roles": roles})
-    synth.send(rid, "schema.json")
+    synth.send(rid, RefreshPaths.SCHEMA)
     by_role = Counter(r for cols in roles.values() for r in cols.values())
     context.log.info(f"refresh {rid}: {len(model.tables)} tables reflected")
     return dg.MaterializeResult(
@@ -110,18 +110,18 @@ def production_shape(
 ) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = refresh_of_run(context, SOURCE_SCHEMA)
-    store = synth.fetch(rid, "schema.json")
-    reflected = read_json(store.path(rid, "schema.json"))
+    store = synth.fetch(rid, RefreshPaths.SCHEMA)
+    reflected = read_json(store.paths(rid).schema)
     key = synth.secrets().hmac_key()  # fail closed before any query reaches the source
     url = pg.resolve_url(cfg.source.url, synth.work, create=False)
     with pg.connect(url) as conn:
         pack = measure_pack(conn, reflected, cfg, key, rid, log=context.log.info)
-    path = store.path(rid, PACK)
+    path = store.paths(rid).pack
     digest = write_json_atomic(path, pack)
     led = pack["ledger"]
     budget.settle(synth.meta_url(), rid, float(led["epsilon_spent"]))
     synth.audit(context, "profile", rid, {**profile_payload(pack), "metrics_pack_sha256": digest})
-    synth.send(rid, PACK)
+    synth.send(rid, RefreshPaths.PACK)
     guarantee = privacy_guarantee(pack)
     return dg.MaterializeResult(
         metadata={
@@ -153,7 +153,7 @@ def production_shape(
 def _pack(context, synth: SynthResource) -> dict:
     """The metrics pack of the refresh a check works on."""
     rid = refresh_of_run(context, PRODUCTION_SHAPE)
-    return read_json(synth.fetch(rid, PACK).path(rid, PACK))
+    return read_json(synth.fetch(rid, RefreshPaths.PACK).paths(rid).pack)
 
 
 def _gate_result(res: GateResult, shown: tuple[str, ...], failures_key: str) -> dg.AssetCheckResult:

@@ -10,9 +10,9 @@ import dagster as dg
 from synth_assets.core.audit import shards_payload
 from synth_assets.core.gates import check_shards
 from synth_assets.core.generate import shard_key
-from synth_assets.core.sealing import GENERATION, SPEC, unseal_checked
+from synth_assets.core.sealing import unseal_checked
 from synth_assets.core.shards import check_shards_in_spec, generate_shards
-from synth_assets.core.store import read_json
+from synth_assets.core.store import RefreshPaths, read_json
 from synth_assets.defs.constants import (
     CALIBRATED_SPEC,
     PARTITION_RANGE_END_TAG,
@@ -80,14 +80,14 @@ def run_generation(context: dg.AssetExecutionContext, synth: SynthResource) -> d
     """Generate this run's shard partitions of its refresh; each shard writes its own files and
     manifest, so runs holding different shards of one refresh can run at once."""
     rid = refresh_of_run(context, CALIBRATED_SPEC)
-    store = synth.fetch(rid, SPEC, GENERATION)
-    spec_path = store.path(rid, SPEC)
+    store = synth.fetch(rid, RefreshPaths.SPEC, RefreshPaths.GENERATION)
+    spec_path = store.paths(rid).spec
     spec = read_json(spec_path)
     shards = [int(k) for k in context.partition_keys]
     check_shards_in_spec(shards, spec["shards"], rid)
     seed, gen = unseal_checked(store, rid, synth.secrets())
     run = generate_shards(spec_path, seed, shards, store.dir(rid), log=context.log.info)
-    synth.send(rid, "shards/")  # this run's shard files (the others are other runs')
+    synth.send(rid, RefreshPaths.SHARDS_DIR)  # this run's shard files (the others are other runs')
     payload = shards_payload(store.dir(rid), shards)  # this run's shards only, not the others'
     synth.audit(context, "shards", rid, {**payload, "partitions": shards})
     return dg.MaterializeResult(
@@ -98,7 +98,7 @@ def run_generation(context: dg.AssetExecutionContext, synth: SynthResource) -> d
             "shards": dg.MetadataValue.json(shards),
             "rows": dg.MetadataValue.json(run.rows),
             "total_rows": sum(run.rows.values()),
-            "path": dg.MetadataValue.path(str(store.dir(rid) / "shards")),
+            "path": dg.MetadataValue.path(str(store.paths(rid).shards_dir)),
         }
     )
 
@@ -136,8 +136,8 @@ def shards_check(
         context: dg.AssetCheckExecutionContext, synth: SynthResource
     ) -> dg.AssetCheckResult:
         rid = refresh_of_run(context, CALIBRATED_SPEC)
-        store = synth.fetch(rid, SPEC, "shards/")
-        spec = read_json(store.path(rid, SPEC))
+        store = synth.fetch(rid, RefreshPaths.SPEC, RefreshPaths.SHARDS_DIR)
+        spec = read_json(store.paths(rid).spec)
         shards = run_shards(context, spec["shards"]) if per_shard_runs else None
         res = check_shards(spec, store.dir(rid), shards)
         return dg.AssetCheckResult(

@@ -5,9 +5,8 @@ import dagster as dg
 from synth_assets.core.audit import spec_payload
 from synth_assets.core.config import with_overrides_file
 from synth_assets.core.generate import shard_key
-from synth_assets.core.pack import PACK
-from synth_assets.core.sealing import GENERATION, SPEC, final_spec, seal_generation
-from synth_assets.core.store import new_refresh_id, read_json
+from synth_assets.core.sealing import final_spec, seal_generation
+from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json
 from synth_assets.defs.constants import (
     CALIBRATED_SPEC,
     PACK_TAG,
@@ -29,10 +28,10 @@ def _refreshes(context: dg.AssetExecutionContext, synth: SynthResource) -> tuple
     """
     tag = run_refresh_tag(context)
     named = context.run.tags.get(PACK_TAG) if context.run else None
-    store = synth.fetch(tag, PACK) if tag else synth.store()
+    store = synth.fetch(tag, RefreshPaths.PACK) if tag else synth.store()
     if named:
         pack_rid = named
-    elif tag and store.path(tag, PACK).exists():
+    elif tag and store.paths(tag).pack.exists():
         pack_rid = tag
     else:
         pack_rid = refresh_of_run(context, PRODUCTION_SHAPE)
@@ -67,7 +66,7 @@ def calibrated_spec(
 ) -> dg.MaterializeResult:
     cfg = with_overrides_file(synth.settings())
     rid, pack_rid = _refreshes(context, synth)
-    pack = read_json(synth.fetch(pack_rid, PACK).path(pack_rid, PACK))
+    pack = read_json(synth.fetch(pack_rid, RefreshPaths.PACK).paths(pack_rid).pack)
     spec = final_spec(pack, cfg, rid, pack_rid)
     sealed = seal_generation(synth.store(), spec, synth.secrets())
     commitment, version = sealed.seed_commitment, sealed.seed_version
@@ -77,7 +76,7 @@ def calibrated_spec(
         rid,
         {**spec_payload(spec), "seed_commitment": commitment, "seed_version": version},
     )
-    synth.send(rid, SPEC, GENERATION)
+    synth.send(rid, RefreshPaths.SPEC, RefreshPaths.GENERATION)
     _add_shard_partitions(context.instance, spec["shards"])
     return dg.MaterializeResult(
         metadata={

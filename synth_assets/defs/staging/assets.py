@@ -9,8 +9,7 @@ from synth_assets.core import pg
 from synth_assets.core.generate import usable_cpus
 from synth_assets.core.load import check_staging, load_refresh
 from synth_assets.core.schema import SchemaModel
-from synth_assets.core.sealing import GENERATION, SPEC
-from synth_assets.core.store import read_json, write_json_atomic
+from synth_assets.core.store import RefreshPaths, read_json, write_json_atomic
 from synth_assets.defs.constants import (
     PRIVACY_REPORT,
     RELEASE,
@@ -44,7 +43,13 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
     rid = refresh_of_run(context, SYNTHETIC_SHARDS)
     cfg = synth.settings()
     work = synth.work
-    store = synth.fetch(rid, SPEC, GENERATION, "shards/", "report/")
+    store = synth.fetch(
+        rid,
+        RefreshPaths.SPEC,
+        RefreshPaths.GENERATION,
+        RefreshPaths.SHARDS_DIR,
+        RefreshPaths.REPORT_DIR,
+    )
     target = pg.resolve_url(cfg.target.url, work)
     source = pg.resolve_url(cfg.source.url, work, create=False)
     last = [0.0]
@@ -68,8 +73,8 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
         progress=progress,
     )
     synth.anchor_audit()  # the load event was appended inside the swap transaction
-    write_json_atomic(store.path(rid, "load.json"), res.to_dict())
-    synth.send(rid, "load.json")
+    write_json_atomic(store.paths(rid).load, res.to_dict())
+    synth.send(rid, RefreshPaths.LOAD)
     context.log.info(
         f"loaded {res.total_rows:,} rows into {res.schema} in {res.seconds:.1f}s; {res.connect_hint}"
     )
@@ -86,7 +91,7 @@ def staging_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> d
             "rows_per_second": round(res.rows_per_second),
             "replaced_previous": res.replaced_previous,
             "connect": dg.MetadataValue.md(f"`{res.connect_hint}`"),
-            **table_schemas(SchemaModel.from_dict(read_json(store.path(rid, SPEC))["schema"])),
+            **table_schemas(SchemaModel.from_dict(read_json(store.paths(rid).spec)["schema"])),
         }
     )
 
