@@ -9,12 +9,16 @@ baseline synthesize each unit-owned table from the same half at the product's rh
 over the tables; contributions clipped to the product's bound). Every method is scored against
 the evaluation half (``bench/realdata_metrics.py``).
 
-The references take their category lists and bin edges from the data without privacy
-(``realdata_refs.discretization``): they are a little optimistic. The product releases its
-domains with DP. k-marginal and 1-way: 1000 = identical to the evaluation half.
+The references take their numeric bin edges (deciles) from the data without privacy
+(``realdata_refs.discretization``): they are a little optimistic. Their category lists come
+either from the data too ("data keys", as free as the bin edges) or from OpenDP's own stable-key
+threshold release at the delta the product keeps for its own threshold releases ("DP keys":
+what OpenDP does for a column without a public category list, and what the product does);
+``--reference-keys`` picks one or both. The product releases all its domains with DP.
+k-marginal and 1-way: 1000 = identical to the evaluation half.
 
 Usage: python bench/realdata.py [--datasets wage,lahman] [--epsilon 1] [--workdir .synth-realdata]
-       [--skip-aim] [--seed 0] [--product-runs 5]
+       [--skip-aim] [--seed 0] [--product-runs 5] [--reference-keys both|data|dp]
 Needs the bench extra: pip install -e '.[bench]'.
 """
 
@@ -156,7 +160,13 @@ def _score(real: pd.DataFrame, train: pd.DataFrame, synth: pd.DataFrame, cols, r
 
 
 def run_dataset(
-    name: str, wd: Path, epsilon: float, skip_aim: bool, seed: int, product_runs: int = 1
+    name: str,
+    wd: Path,
+    epsilon: float,
+    skip_aim: bool,
+    seed: int,
+    product_runs: int = 1,
+    reference_keys: str = "both",
 ) -> list[dict]:
     full = data.load(name)
     source, evaluation = data.split(full, seed=seed)
@@ -172,8 +182,11 @@ def run_dataset(
         ]
         for t in owned
     }
-    rho = dp.Accountant(epsilon, 1e-6).rho_budget
-    rho_table = rho / max(1, sum(1 for t in owned if cols[t]))
+    acc = dp.Accountant(epsilon, 1e-6)
+    n_tables = max(1, sum(1 for t in owned if cols[t]))
+    # Each reference gets the product's rho; where it releases its own category keys, also the
+    # delta the product keeps for its threshold releases (both split evenly over the tables).
+    rho_table, delta_table = acc.rho_budget / n_tables, acc.delta_threshold / n_tables
     rows: list[dict] = []
 
     def add(method: str, synth: dict[str, pd.DataFrame], seconds: float, extra: dict) -> None:
@@ -221,10 +234,15 @@ def run_dataset(
         )
         rows.append(first)
     src_frames = evaluation_frames(source)
-    methods = [("MST", refs.run_mst), ("AIM", refs.run_aim)]
-    if skip_aim:
-        methods = methods[:1]
-    for label, fn in methods:
+    methods = [
+        (f"{algo}{label}", fn, delta)
+        for algo, fn in [("MST", refs.run_mst), ("AIM", refs.run_aim)]
+        if not (skip_aim and algo == "AIM")
+        for label, delta in [(" (data keys)", None), (" (DP keys)", delta_table)]
+        if (label == " (data keys)" and reference_keys != "dp")
+        or (label == " (DP keys)" and reference_keys != "data")
+    ]
+    for label, fn, delta in methods:
         synth: dict[str, pd.DataFrame] = {}
         t0 = time.perf_counter()
         err = ""
@@ -233,7 +251,7 @@ def run_dataset(
                 continue
             df, m = _reference_input(source, t, src_frames, cols[t], rng)
             try:
-                synth[t] = fn(df, rho_table, m, refs.discretization(df))
+                synth[t] = fn(df, rho_table, m, refs.discretization(df), delta=delta)
             except Exception as exc:  # report, keep going
                 err = f"{type(exc).__name__}: {str(exc)[:120]}"
         add(label, synth, time.perf_counter() - t0, {"fanout": float("nan"), "gates": err or "-"})
@@ -280,6 +298,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument(
+        "--reference-keys",
+        choices=("both", "data", "dp"),
+        default="both",
+        help="MST/AIM category lists: from the data (free, optimistic), released by OpenDP's "
+        "own threshold at the product's delta, or both (default)",
+    )
+    ap.add_argument(
         "--product-runs",
         type=int,
         default=1,
@@ -293,7 +318,13 @@ def main() -> None:
         init_local_secrets(wd / "secrets") if not (wd / "secrets").exists() else None
         try:
             out = run_dataset(
-                name, wd, args.epsilon, args.skip_aim, args.seed, max(1, args.product_runs)
+                name,
+                wd,
+                args.epsilon,
+                args.skip_aim,
+                args.seed,
+                max(1, args.product_runs),
+                args.reference_keys,
             )
         except Exception:
             traceback.print_exc()

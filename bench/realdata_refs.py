@@ -269,34 +269,65 @@ def discretization(df: pd.DataFrame) -> Discretization:
     return Discretization(keys=keys, cuts=cuts, bounds=bounds, kinds=kinds, dtypes=dtypes)
 
 
-def _run_opendp(df: pd.DataFrame, rho: float, contributions: int, disc, algorithm, rng, rows: int):
+def _discovered(df: pd.DataFrame, disc: Discretization) -> list[str]:
+    """Columns whose keys OpenDP discovers itself in ``keys="dp"`` mode: every categorical
+    column except booleans (their two values are public from the type, as in the product)."""
+    return [
+        c
+        for c in df.columns
+        if disc.kinds[c] == CAT and not pd.api.types.is_bool_dtype(disc.dtypes[c])
+    ]
+
+
+def _run_opendp(
+    df: pd.DataFrame,
+    rho: float,
+    contributions: int,
+    disc,
+    algorithm,
+    rng,
+    rows: int,
+    delta: float | None = None,
+):
+    """One OpenDP contingency-table release and synthesis. ``delta`` None: every column keyed
+    from ``disc`` (pure rho-zCDP, category lists from the data). ``delta`` set: the categorical
+    columns are passed unkeyed and OpenDP releases their keys itself with its stable-key
+    threshold (values below it become null), at (rho, delta) -- what a user of OpenDP without a
+    public category list gets, and what the product does for its own category columns."""
     import opendp.prelude as dp
     import polars as pl
 
     dp.enable_features("contrib")
     t0 = time.perf_counter()
     codes = _encode(df, disc)
+    discover = set(_discovered(df, disc)) if delta else set()
     # positional names: avoids OpenDP's reserved "len" and any awkward column name
     names = {col: f"c{i}" for i, col in enumerate(codes)}
-    frame = pl.DataFrame(
-        {
-            names[col]: pl.Series(names[col], c, dtype=pl.Int64).set(pl.Series(c < 0), None)
-            for col, c in codes.items()
-        }
-    )
-    keys = {names[col]: list(range(disc.cardinality(col))) for col in codes}
-    # Every column is keyed, so OpenDP needs no key discovery and delta must be absent (or 0):
-    # pure rho-zCDP. Passing delta > 0 here raises "delta ... must be zero because keys and cuts
-    # span all columns"; leaving a column unkeyed would instead *require* delta > 0.
+    series = {}
+    for col, c in codes.items():
+        if col in discover:
+            raw = df[col].astype(object)
+            vals = [None if pd.isna(v) else str(v) for v in raw]
+            series[names[col]] = pl.Series(names[col], vals, dtype=pl.String)
+        else:
+            series[names[col]] = pl.Series(names[col], c, dtype=pl.Int64).set(
+                pl.Series(c < 0), None
+            )
+    frame = pl.DataFrame(series)
+    keys = {names[col]: list(range(disc.cardinality(col))) for col in codes if col not in discover}
+    # With every column keyed, OpenDP needs no key discovery and delta must be absent (or 0):
+    # pure rho-zCDP. Passing delta > 0 then raises "delta ... must be zero because keys and
+    # cuts span all columns"; an unkeyed column instead *requires* delta > 0.
+    loss = dp.loss_of(rho=rho, delta=delta) if discover else dp.loss_of(rho=rho)
     context = dp.Context.compositor(
         data=frame.lazy(),
         privacy_unit=dp.unit_of(contributions=contributions),
-        privacy_loss=dp.loss_of(rho=rho),
+        privacy_loss=loss,
     )
+    query = context.query(rho=rho, delta=delta) if discover else context.query(rho=rho)
     with _mst_select_rounding_fix():
         table = (
-            context.query(rho=rho)
-            .select(*names.values())
+            query.select(*names.values())
             .contingency_table(keys=keys, algorithm=algorithm)
             .release()
         )
@@ -310,7 +341,10 @@ def _run_opendp(df: pd.DataFrame, rho: float, contributions: int, disc, algorith
     out_codes = {}
     for col in codes:
         s = synth[names[col]]
-        out_codes[col] = s.fill_null(-1).to_numpy().astype(np.int64)
+        if col in discover:  # values as OpenDP released them (below its threshold: null)
+            out_codes[col] = _cat_codes(s.to_pandas(), disc.keys[col])
+        else:
+            out_codes[col] = s.fill_null(-1).to_numpy().astype(np.int64)
     out = _decode(out_codes, disc, rng)
     t2 = time.perf_counter()
     out.attrs.update(
@@ -354,14 +388,16 @@ def run_mst(
     contributions: int,
     disc: Discretization,
     rng: np.random.Generator | None = None,
+    delta: float | None = None,
 ) -> pd.DataFrame:
     """OpenDP's MST at rho-zCDP (default split: half the budget on 1-way marginals, of the rest
     10 % selects the spanning tree, 90 % measures its 2-way marginals). ``rng`` is used only for
-    the in-bin numeric draws."""
+    the in-bin numeric draws. ``delta``: None keys every category column from ``disc`` (the data);
+    set, OpenDP releases the category keys with its own threshold at (rho, delta)."""
     import opendp.prelude as dp
 
     rng = rng if rng is not None else np.random.default_rng()
-    return _run_opendp(df, rho, contributions, disc, dp.mbi.MST(), rng, rows=len(df))
+    return _run_opendp(df, rho, contributions, disc, dp.mbi.MST(), rng, len(df), delta)
 
 
 def run_aim(
@@ -373,6 +409,7 @@ def run_aim(
     max_rows: int | None = None,
     queries: int = 2,
     rounds: int | None = None,
+    delta: float | None = None,
 ) -> pd.DataFrame:
     """OpenDP's AIM at rho-zCDP, configured to finish in minutes: ``dp.mbi.AIM(queries=queries,
     rounds=rounds or n_columns)``; everything else is OpenDP's default (half the budget on the
@@ -393,6 +430,8 @@ def run_aim(
     ``max_rows`` rows drawn without replacement with ``rng`` (output still ``len(df)`` rows);
     the guarantee stays rho-zCDP w.r.t. ``df`` (no amplification claimed). Kept for callers that
     want it, but it does not buy time (see above), so the default is None.
+
+    ``delta`` (as for :func:`run_mst`): OpenDP releases the category keys itself.
     """
     import opendp.prelude as dp
 
@@ -402,7 +441,7 @@ def run_aim(
         idx = np.sort(rng.choice(len(df), size=max_rows, replace=False))
         used = df.iloc[idx]
     algorithm = dp.mbi.AIM(queries=queries, rounds=rounds or len(df.columns))
-    out = _run_opendp(used, rho, contributions, disc, algorithm, rng, rows=len(df))
+    out = _run_opendp(used, rho, contributions, disc, algorithm, rng, len(df), delta)
     out.attrs["rows_used"] = len(used)
     return out
 
