@@ -189,6 +189,37 @@ def test_declared_public_values_are_the_domain_and_spend_no_threshold(pg_workdir
     assert set(_column(_generate(spec), "item", "code")) <= set(public)
 
 
+TEAMS = """
+CREATE TABLE src.team (team_key int PRIMARY KEY, team_id text NOT NULL, city text NOT NULL);
+INSERT INTO src.team SELECT g, 'T' || (g % 12), 'city ' || g FROM generate_series(1, 60) g;
+CREATE TABLE src.player (id int PRIMARY KEY, bats text NOT NULL);
+INSERT INTO src.player SELECT g, (ARRAY['L','R'])[1 + g % 2] FROM generate_series(1, 1500) g;
+CREATE TABLE src.season (id int PRIMARY KEY, player_id int NOT NULL REFERENCES src.player,
+                         team_key int NOT NULL REFERENCES src.team, team_id text NOT NULL,
+                         games int NOT NULL);
+INSERT INTO src.season SELECT g, 1 + g % 1500, 1 + g % 60, 'T' || ((1 + g % 60) % 12), g % 160
+  FROM generate_series(1, 6000) g;
+"""
+
+
+def test_a_child_category_copied_from_a_referenced_table_takes_that_tables_values(pg_workdir):
+    """season.team_id copies team.team_id; counted in distinct players at a child table's
+    threshold it would not clear, so its domain is the referenced table's (here public)."""
+    url = _source(pg_workdir, "rd_inherited", TEAMS)
+    codes = {f"T{i}" for i in range(12)}
+    _, _, pack, spec = _spec(
+        url,
+        privacy={"unit_table": "player"},
+        columns={"season.team_id": "categorical", "team.team_id": "categorical"},
+        public={"tables": ["team"]},
+    )
+    entry = pack["tables"]["season"]["columns"]["team_id"]
+    assert entry["values_from"] == "team.team_id"
+    assert set(entry["values"]) == codes
+    generated = _column(_generate(spec), "season", "team_id")
+    assert generated and set(generated) <= codes
+
+
 def test_the_headless_refresh_names_every_refused_column_and_generates_nothing(
     pg_workdir, tmp_path
 ):
