@@ -8,11 +8,11 @@ from .core.config import default_config_path, deployment, load_config
 from .core.errors import ConfigError
 from .defs import staging
 from .defs.automation import automation_defs
+from .defs.profile import assets as profile
 from .defs.progress import progress_logger
 from .defs.publish import assets as publish
 from .defs.report import assets as report
 from .defs.resources import SynthResource
-from .defs.sampler import assets as sampler
 from .defs.shards import assets as shards
 from .defs.spec import assets as spec_assets
 
@@ -60,7 +60,7 @@ def build_definitions(
     )
     cfg = load_config(resource.config_file)
     return dg.Definitions.merge(
-        sampler.defs,
+        profile.defs,
         spec_assets.defs,
         shards.shards_defs(per_shard_runs),
         report.build_defs(cfg.gates, verify_shards=per_shard_runs),

@@ -37,7 +37,7 @@ from synth_assets.defs.automation.jobs import (
     quarterly_refresh,
     regenerate_from_spec,
 )
-from synth_assets.defs.constants import PACK_TAG, PRODUCTION_SHAPE, REFRESH_TAG, SYNTHETIC_SHARDS
+from synth_assets.defs.constants import METRICS_PACK, PACK_TAG, REFRESH_TAG, SYNTHETIC_SHARDS
 from synth_assets.defs.progress import forward_progress
 from synth_assets.defs.shards.assets import shard_range_tags
 
@@ -98,12 +98,12 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 def _unmeasured(result: dg.ExecuteInProcessResult, store, rid: str, cfg: SynthConfig) -> str | None:
     """Why a failed profiling run measured nothing, or None when it may have measured.
 
-    Only production_shape measures. When it never started, nothing was measured. When it
+    Only metrics_pack measures. When it never started, nothing was measured. When it
     started, the unit plan it builds before its first measurement is rebuilt from the
     refresh's schema.json: if that fails, the step failed there. Any other failure may have
     come after a measurement, and the reservation stays (conservative).
     """
-    step = PRODUCTION_SHAPE.to_user_string()
+    step = METRICS_PACK.to_user_string()
     started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
     if step not in started:
         return _failure(result)

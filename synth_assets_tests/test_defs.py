@@ -15,8 +15,8 @@ SYNTH_YAML = str(Path(__file__).resolve().parents[1] / "synth.yaml")
 ASSETS = {
     "production_database": ("measure", set(), None),
     "source_schema": ("measure", {"production_database"}, None),
-    "production_shape": ("measure", {"source_schema"}, None),
-    "calibrated_spec": ("synthesize", {"production_shape"}, None),
+    "metrics_pack": ("measure", {"source_schema"}, None),
+    "calibrated_spec": ("synthesize", {"metrics_pack"}, None),
     "synthetic_shards": ("synthesize", {"calibrated_spec"}, "synth_shards"),
     "privacy_report": ("release", {"synthetic_shards"}, None),
     "staging_schema": ("release", {"synthetic_shards", "privacy_report"}, None),
@@ -25,8 +25,8 @@ ASSETS = {
 
 # (asset, check) -> blocking (the release gates per the repository's synth.yaml)
 CHECKS = {
-    ("production_shape", "metrics_pack_no_pii"): True,
-    ("production_shape", "budget_within_cap"): True,
+    ("metrics_pack", "metrics_pack_no_pii"): True,
+    ("metrics_pack", "budget_within_cap"): True,
     ("synthetic_shards", "shards_valid"): True,
     ("privacy_report", "privacy_dcr_share"): True,
     ("privacy_report", "privacy_nndr"): True,
@@ -48,7 +48,7 @@ GATES = {name for asset, name in CHECKS if asset == "privacy_report"}
 # job -> (selected assets, selected checks, partitions definition, tags)
 JOBS = {
     "quarterly_refresh": (
-        {"source_schema", "production_shape", "calibrated_spec"},
+        {"source_schema", "metrics_pack", "calibrated_spec"},
         {"metrics_pack_no_pii", "budget_within_cap"},
         None,
         {"synth/stage": "measure"},

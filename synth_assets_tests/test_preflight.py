@@ -326,12 +326,12 @@ def test_a_refresh_that_fails_before_measuring_releases_its_reservation(workdir,
 
 def test_a_refresh_that_fails_before_profiling_releases_its_reservation(workdir, src, monkeypatch):
     from synth_assets.core.errors import SourceError
-    from synth_assets.defs.sampler import assets as sampler
+    from synth_assets.defs.profile import assets as profile_assets
 
     def lost_connection(*args, **kwargs):
         raise SourceError("the source went away while reading roles")
 
-    monkeypatch.setattr(sampler, "infer_roles", lost_connection)
+    monkeypatch.setattr(profile_assets, "infer_roles", lost_connection)
     cfg = make_config(src, source={"url": src, "schema": "pf_cycle"})
     with dg.DagsterInstance.ephemeral() as inst, pytest.raises(RunFailed, match="released"):
         run_refresh(None, workdir, cfg_override=cfg, instance=inst, log=lambda m: None)

@@ -100,7 +100,7 @@ def _stage_labels() -> dict[str, str]:
 
     labels = {
         c.SOURCE_SCHEMA: "reflect",
-        c.PRODUCTION_SHAPE: "profile",
+        c.METRICS_PACK: "profile",
         c.CALIBRATED_SPEC: "spec",
         c.SYNTHETIC_SHARDS: "shards",
         c.PRIVACY_REPORT: "report",

@@ -9,7 +9,7 @@ import dagster as dg
 # Asset keys, in the order data flows through them.
 PRODUCTION_DATABASE = dg.AssetKey("production_database")  # external: the source
 SOURCE_SCHEMA = dg.AssetKey("source_schema")
-PRODUCTION_SHAPE = dg.AssetKey("production_shape")  # the metrics pack
+METRICS_PACK = dg.AssetKey("metrics_pack")  # the profile of the source: metrics_pack.json
 CALIBRATED_SPEC = dg.AssetKey("calibrated_spec")
 SYNTHETIC_SHARDS = dg.AssetKey("synthetic_shards")
 PRIVACY_REPORT = dg.AssetKey("privacy_report")

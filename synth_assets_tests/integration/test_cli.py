@@ -100,10 +100,10 @@ def test_init_then_refresh_needs_no_other_setup(tmp_path, demo_url, capsys):
     assert "remaining" in out and "report: " in out
     assert "  stages: reflect " in out and ", load " in out
     # it reports as it goes: every step as it starts and ends, and the assets' own progress
-    for step in ("source_schema", "production_shape", "synthetic_shards", "staging_schema"):
+    for step in ("source_schema", "metrics_pack", "synthetic_shards", "staging_schema"):
         assert f"  {step} …" in out and f"  {step} done in " in out, step
     assert "    shard 00000: " in out and "    COPY " in out
-    assert out.index("  production_shape done in ") < out.index("[2/2] ")
+    assert out.index("  metrics_pack done in ") < out.index("[2/2] ")
 
 
 def test_a_failed_gate_exits_3_and_bad_input_2(workdir, demo_url, capsys, monkeypatch):

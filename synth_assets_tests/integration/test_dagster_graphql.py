@@ -50,7 +50,7 @@ def test_the_ui_sees_the_source_at_the_head_three_domains_owners_and_blocking_ga
     assert set(nodes) == {
         "production_database",
         "source_schema",
-        "production_shape",
+        "metrics_pack",
         "calibrated_spec",
         "synthetic_shards",
         "privacy_report",

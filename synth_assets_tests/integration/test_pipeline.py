@@ -31,7 +31,7 @@ def _refresh(tmp_path_factory, url, **sections):
             None, wd, cfg_override=make_config(url, **sections), instance=inst, log=lambda m: None
         )
         meta = {}
-        for name in ("source_schema", "production_shape", "staging_schema"):
+        for name in ("source_schema", "metrics_pack", "staging_schema"):
             ev = inst.get_latest_materialization_event(dg.AssetKey(name))
             meta[name] = ev.asset_materialization.metadata if ev else {}
         RECORDED[wd] = {
@@ -107,11 +107,11 @@ def test_cli_runs_are_the_named_jobs_and_the_lineage_starts_at_the_source_databa
     assert all(graph.get(k).owners for k in graph.get_all_asset_keys())
     # the budget in plain sight on the assets: rounded epsilon, the unit, the reference tables'
     # own epsilon, what the source has left this year
-    shape, schema = RECORDED[wd]["meta"]["production_shape"], RECORDED[wd]["meta"]["source_schema"]
-    eps = shape["epsilon_spent"].value
-    assert eps == round(eps, 4) and 0 < eps and "customers row" in shape["privacy_unit"].value
-    assert shape["reference_epsilon_spent"].value > 0
-    assert shape["reference_unit"].value == "one row of merchants"
+    pack, schema = RECORDED[wd]["meta"]["metrics_pack"], RECORDED[wd]["meta"]["source_schema"]
+    eps = pack["epsilon_spent"].value
+    assert eps == round(eps, 4) and 0 < eps and "customers row" in pack["privacy_unit"].value
+    assert pack["reference_epsilon_spent"].value > 0
+    assert pack["reference_unit"].value == "one row of merchants"
     assert schema["annual_epsilon_remaining"].value >= 0
     fresh = graph.get(dg.AssetKey("staging_schema")).freshness_policy
     assert fresh.fail_window.to_timedelta().days == 99  # a quarter and a week
@@ -215,7 +215,7 @@ def test_missing_key_fails_the_dagster_run_and_writes_no_artifact(tmp_path, demo
     with dg.DagsterInstance.ephemeral() as inst:
         res = dg.materialize(
             [*defs.assets, *defs.asset_checks],
-            selection=["source_schema", "production_shape"],
+            selection=["source_schema", "metrics_pack"],
             instance=inst,
             resources=defs.resources,
             raise_on_error=False,

@@ -1,7 +1,7 @@
 """The evaluator: measured privacy and fidelity of a refresh, computed inside the privacy boundary.
 
 It reads three samples per table (and per parent-child join, one level deep): real training
-rows (privacy units outside the holdout, by the same keyed-hash rule the sampler used), real
+rows (privacy units outside the holdout, by the same keyed-hash rule the profile used), real
 holdout rows, and synthetic rows from the Parquet shards. Privacy metrics compare "synthetic vs
 training" with "holdout vs training", so a metric is judged against what unseen real data of
 the same population scores. Fidelity metrics compare real with synthetic distributions.

@@ -249,7 +249,7 @@ def fanout_similarity(
         d = ks_from_histograms(vr / mean_r, cr, vs / mean_s, cs)
     else:
         d = ks_from_histograms(vr, cr, vs, cs)
-    # Fixed bins (the sampler's), trimmed where synthetic is empty and real under the minimum
+    # Fixed bins (the profile's), trimmed where synthetic is empty and real under the minimum
     # cell: the plot's extent must not reveal the largest real fan-out.
     edges = fanout_bins(FANOUT_PLOT_CAP)
     br, bs = _binned(vr, cr, edges), _binned(vs, cs, edges)

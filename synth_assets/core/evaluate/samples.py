@@ -1,5 +1,5 @@
 """The three samples of a view: real training and holdout rows (SQL pushdown, by the same
-keyed-hash holdout rule the sampler used) and synthetic rows (Parquet shards).
+keyed-hash holdout rule the profile used) and synthetic rows (Parquet shards).
 
 Both sides leave here in one canonical form (numbers and datetimes as Float64 epoch seconds,
 categories as text with nulls as a token), so the metrics never see where a row came from.

@@ -12,8 +12,8 @@ import dagster as dg
 from synth_assets.defs.constants import (
     CALIBRATED_SPEC,
     MEASURE_TAG,
+    METRICS_PACK,
     PRIVACY_REPORT,
-    PRODUCTION_SHAPE,
     PUBLISHED_REFRESH,
     SHARDS,
     SOURCE_SCHEMA,
@@ -21,7 +21,7 @@ from synth_assets.defs.constants import (
     SYNTHETIC_SHARDS,
 )
 
-PROFILE = dg.AssetSelection.assets(SOURCE_SCHEMA, PRODUCTION_SHAPE, CALIBRATED_SPEC)
+PROFILE = dg.AssetSelection.assets(SOURCE_SCHEMA, METRICS_PACK, CALIBRATED_SPEC)
 REGENERATE = dg.AssetSelection.assets(CALIBRATED_SPEC)
 GENERATE = dg.AssetSelection.assets(SYNTHETIC_SHARDS, PRIVACY_REPORT, STAGING_SCHEMA)
 PUBLISH = dg.AssetSelection.assets(PUBLISHED_REFRESH)

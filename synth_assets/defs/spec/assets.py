@@ -9,8 +9,8 @@ from synth_assets.core.sealing import final_spec, seal_generation
 from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json
 from synth_assets.defs.constants import (
     CALIBRATED_SPEC,
+    METRICS_PACK,
     PACK_TAG,
-    PRODUCTION_SHAPE,
     SHARDS,
     SYNTHESIZE,
 )
@@ -34,7 +34,7 @@ def _refreshes(context: dg.AssetExecutionContext, synth: SynthResource) -> tuple
     elif tag and store.paths(tag).pack.exists():
         pack_rid = tag
     else:
-        pack_rid = refresh_of_run(context, PRODUCTION_SHAPE)
+        pack_rid = refresh_of_run(context, METRICS_PACK)
     rid = (
         pack_rid
         if tag in (None, pack_rid) and _profiled_in_this_run(context)
@@ -56,7 +56,7 @@ def _add_shard_partitions(instance: dg.DagsterInstance, shards: int) -> None:
     key=CALIBRATED_SPEC,
     group_name=SYNTHESIZE,
     owners=owners(),
-    deps=[PRODUCTION_SHAPE],
+    deps=[METRICS_PACK],
     kinds={"json"},
     description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
     "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).",
@@ -102,7 +102,7 @@ def calibrated_spec(
 
 def _profiled_in_this_run(context: dg.AssetExecutionContext) -> bool:
     """Whether this run also materialized the metrics pack (a full refresh, not a regeneration)."""
-    ev = context.instance.get_latest_materialization_event(PRODUCTION_SHAPE)
+    ev = context.instance.get_latest_materialization_event(METRICS_PACK)
     return ev is not None and ev.run_id == context.run_id
 
 

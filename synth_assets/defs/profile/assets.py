@@ -16,7 +16,7 @@ from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json, wri
 from synth_assets.defs.constants import (
     BOUNDARY,
     MEASURE,
-    PRODUCTION_SHAPE,
+    METRICS_PACK,
     SOURCE_SCHEMA,
 )
 from synth_assets.defs.conventions import owners, production_database, table_schemas
@@ -97,7 +97,7 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
 
 
 @dg.asset(
-    key=PRODUCTION_SHAPE,
+    key=METRICS_PACK,
     group_name=MEASURE,
     deps=[SOURCE_SCHEMA],
     tags=BOUNDARY,
@@ -105,9 +105,7 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     kinds={"postgres"},
     description="The metrics pack: DP aggregates of the source (OpenDP, zCDP) and the budget ledger.",
 )
-def production_shape(
-    context: dg.AssetExecutionContext, synth: SynthResource
-) -> dg.MaterializeResult:
+def metrics_pack(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
     cfg = synth.settings()
     rid = refresh_of_run(context, SOURCE_SCHEMA)
     store = synth.fetch(rid, RefreshPaths.SCHEMA)
@@ -152,7 +150,7 @@ def production_shape(
 
 def _pack(context, synth: SynthResource) -> dict:
     """The metrics pack of the refresh a check works on."""
-    rid = refresh_of_run(context, PRODUCTION_SHAPE)
+    rid = refresh_of_run(context, METRICS_PACK)
     return read_json(synth.fetch(rid, RefreshPaths.PACK).paths(rid).pack)
 
 
@@ -169,8 +167,8 @@ def _gate_result(res: GateResult, shown: tuple[str, ...], failures_key: str) -> 
     )
 
 
-# Both gates of the metrics pack block everything downstream of production_shape.
-_pack_gate = functools.partial(dg.asset_check, asset=PRODUCTION_SHAPE, blocking=True)
+# Both gates of the metrics pack block everything downstream of it.
+_pack_gate = functools.partial(dg.asset_check, asset=METRICS_PACK, blocking=True)
 
 
 @_pack_gate(description="No PII-shaped string and no raw value of a PII, key or free-text column.")
@@ -194,6 +192,6 @@ def budget_within_cap(
 
 
 defs = dg.Definitions(
-    assets=[production_database, source_schema, production_shape],
+    assets=[production_database, source_schema, metrics_pack],
     asset_checks=[metrics_pack_no_pii, budget_within_cap],
 )
