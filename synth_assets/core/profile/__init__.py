@@ -1,4 +1,4 @@
-"""The sampler: differentially private aggregates of the source, computed by SQL pushdown.
+"""The profile: differentially private aggregates of the source, computed by SQL pushdown.
 
 Every number that leaves this package went through an OpenDP mechanism in ``dp.py`` and is
 recorded in the ledger. Raw rows never leave PostgreSQL: the queries return counts only
