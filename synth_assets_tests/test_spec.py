@@ -569,6 +569,13 @@ def test_a_range_its_point_masses_hold_is_told_from_one_with_other_rows():
     assert not held_by_atoms(years, {}, 36.0)
 
 
+def test_a_range_of_zero_alone_takes_in_no_neighbour_on_the_log_scale():
+    v = np.zeros(20)
+    v[10], v[11] = 900.0, 100.0  # beside 0 in index: magnitudes below 2^-19, noise at 2.3 sigma
+    assert _released_range(v, 43.0, alone=10) == (10, 10)
+    assert _released_range(v, 43.0) == (10, 11)
+
+
 def test_the_residual_histogram_pools_eight_powers_of_two_per_bucket():
     from synth_assets.core.profile.ranges import _residual_groups
 
@@ -589,3 +596,16 @@ def test_a_column_of_point_masses_only_never_draws_its_other_cell_and_refuses_ro
     assert _unreleasable("loan", "debt", spec, {**m, "counts": [1800.0, 45.0, 0.0]}) is None
     problem = _unreleasable("loan", "debt", spec, {**m, "counts": [1800.0, 375.0, 0.0]})
     assert problem is not None and problem.startswith("loan.debt (numeric): about 375 rows")
+
+
+def test_bins_of_a_range_its_point_masses_hold_are_drawn_only_when_they_show_rows():
+    from synth_assets.core.spec.columns import _numeric_p
+
+    years = [str(y) for y in range(2003, 2010)]
+    m = {"kind": "numeric", "atoms": years, "point_masses_hold": True, "sigma": 20.0}
+    m["outer_bins"] = [False, False]
+    noise = [0.0, 70.0, -30.0, 10.0, -20.0, 5.0]  # one bin at 3.5 sigma, the total at 1 sigma
+    p = _numeric_p({**m, "counts": [214.0] * 7 + noise + [0.0]})
+    assert p[7:].sum() == 0.0 and p[:7] == pytest.approx(np.full(7, 1 / 7))
+    rows = [0.0, 160.0, 90.0, 10.0, -20.0, 5.0]  # a year left to the bins: 245 rows, 5 sigma
+    assert _numeric_p({**m, "counts": [214.0] * 7 + rows + [0.0]})[7:].sum() > 0.1

@@ -124,11 +124,20 @@ REST_SIGMAS = 3.0
 
 
 def _numeric_p(m: dict[str, Any]) -> np.ndarray:
-    """A numeric column's code probabilities; a column with no range beside its point masses
-    (``point_masses_only``) never draws its one bin: no value is invented for its other rows."""
+    """A numeric column's code probabilities (point masses, bins, null).
+
+    A column with no range beside its point masses (``point_masses_only``) never draws its one
+    bin: no value is invented for its other rows. A range its point masses hold
+    (``point_masses_hold``) draws its bins only where their noisy total clears ``REST_SIGMAS``
+    of its noise: years 2003-2009, every one a point mass, were otherwise drawn in [1024, 2048)
+    whenever a bin of pure noise cleared the marginal's bar."""
     p = denoise_marginal(m["counts"], m)
-    if m.get("bounds_from") == "point_masses_only":
-        k = len(m.get("atoms") or [])
+    k = len(m.get("atoms") or [])
+    bins = np.asarray(m["counts"][k:-1], dtype=np.float64)
+    noise = REST_SIGMAS * float(m.get("sigma") or 0.0) * np.sqrt(max(1, bins.size))
+    if m.get("bounds_from") == "point_masses_only" or (
+        m.get("point_masses_hold") and k and bins.sum() < noise
+    ):
         p[k:-1] = 0.0
         p = normalize(p)
     return p
