@@ -12,9 +12,11 @@ from synth_assets.core.profile import (
     _significant_span,
     coarse_groups,
     fanout_parents_bound,
+    held_by_atoms,
     merge_looks,
     numeric_resolution,
     pair_resolution,
+    residual_bucket_edges,
     with_outer_bins,
 )
 from synth_assets.core.schema import Column, Constraint, Domain, Table
@@ -554,3 +556,56 @@ def test_a_check_whose_terms_are_optional_or_negated_bounds_nothing():
     # the tightest bound wins, strict where a CHECK says so at it
     t = _domain_table("CHECK ((VALUE > 0))", "CHECK (((VALUE IS NOT NULL) AND (VALUE >= 0)))")
     assert check_rules(t, "x") == {"min": 0.0, "min_strict": True}
+
+
+def test_a_range_its_point_masses_hold_is_told_from_one_with_other_rows():
+    debt = {"low": 0.0, "high": 0.0, "rows_estimate": 1850.0, "rows_sigma": 44.0}
+    assert held_by_atoms(debt, {"0": 1841}, 44.0)  # the zero bucket alone: nothing to refine
+    years = {"low": 1024.0, "high": 2048.0, "rows_estimate": 1500.0, "rows_sigma": 36.0}
+    every_year = {str(y): 214 for y in range(2003, 2010)}
+    assert held_by_atoms(years, every_year, 36.0)
+    some_years = {"2003": 214, "2006": 214, "2009": 214}  # four years of rows left to range
+    assert not held_by_atoms(years, some_years, 36.0)
+    assert not held_by_atoms(years, {}, 36.0)
+
+
+def test_a_range_of_zero_alone_takes_in_no_neighbour_on_the_log_scale():
+    v = np.zeros(20)
+    v[10], v[11] = 900.0, 100.0  # beside 0 in index: magnitudes below 2^-19, noise at 2.3 sigma
+    assert _released_range(v, 43.0, alone=10) == (10, 10)
+    assert _released_range(v, 43.0) == (10, 11)
+
+
+def test_the_residual_histogram_pools_eight_powers_of_two_per_bucket():
+    from synth_assets.core.profile.ranges import _residual_groups
+
+    g0, ng = _residual_groups()
+    assert residual_bucket_edges(ng) == (0.0, 0.0)
+    assert residual_bucket_edges(ng + 1 - g0) == (1.0, 256.0)
+    assert residual_bucket_edges(ng + 2 - g0) == (256.0, 65536.0)  # debts of 300 .. 20,000
+    assert residual_bucket_edges(ng - 2 + g0) == (-65536.0, -256.0)
+
+
+def test_a_column_of_point_masses_only_never_draws_its_other_cell_and_refuses_rows_there():
+    from synth_assets.core.spec.columns import _numeric_p, _unreleasable
+
+    m = {"kind": "numeric", "bounds_from": "point_masses_only", "atoms": ["0"], "sigma": 20.0}
+    quiet = _numeric_p({**m, "counts": [1800.0, 45.0, 0.0]})  # 2.2 sigma: noise
+    assert quiet.tolist() == [1.0, 0.0, 0.0]
+    spec = {"kind": "numeric", "nullable": False}
+    assert _unreleasable("loan", "debt", spec, {**m, "counts": [1800.0, 45.0, 0.0]}) is None
+    problem = _unreleasable("loan", "debt", spec, {**m, "counts": [1800.0, 375.0, 0.0]})
+    assert problem is not None and problem.startswith("loan.debt (numeric): about 375 rows")
+
+
+def test_bins_of_a_range_its_point_masses_hold_are_drawn_only_when_they_show_rows():
+    from synth_assets.core.spec.columns import _numeric_p
+
+    years = [str(y) for y in range(2003, 2010)]
+    m = {"kind": "numeric", "atoms": years, "point_masses_hold": True, "sigma": 20.0}
+    m["outer_bins"] = [False, False]
+    noise = [0.0, 70.0, -30.0, 10.0, -20.0, 5.0]  # one bin at 3.5 sigma, the total at 1 sigma
+    p = _numeric_p({**m, "counts": [214.0] * 7 + noise + [0.0]})
+    assert p[7:].sum() == 0.0 and p[:7] == pytest.approx(np.full(7, 1 / 7))
+    rows = [0.0, 160.0, 90.0, 10.0, -20.0, 5.0]  # a year left to the bins: 245 rows, 5 sigma
+    assert _numeric_p({**m, "counts": [214.0] * 7 + rows + [0.0]})[7:].sum() > 0.1

@@ -28,9 +28,11 @@ from .ranges import (
     LOG_BUCKETS,
     conclusive_span,
     day_bucket_width,
+    held_by_atoms,
     log_bucket_edges,
     outer_range,
     released_range,
+    residual_bucket_edges,
     significant_span,
 )
 from .run import PACK_FORMAT, profile_source
@@ -60,6 +62,7 @@ __all__ = [
     "fanout_bins",
     "fanout_parents_bound",
     "grouping_counts",
+    "held_by_atoms",
     "holdout_key",
     "holdout_sql",
     "in_holdout",
@@ -72,6 +75,7 @@ __all__ = [
     "profile_source",
     "released_marginal",
     "released_range",
+    "residual_bucket_edges",
     "share_rho",
     "significant_span",
     "table_sql",

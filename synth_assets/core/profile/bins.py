@@ -97,8 +97,15 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
         info["decimals"] = _decimals(col.pg_type)
         # The bins serve the rows the point masses do not hold.
         rows = info.pop("rows_estimate", None)
+        info.pop("rows_sigma", None)
         if rows is not None:
             rows = max(0.0, rows - sum(atoms.get(c, {}).values()))
+        rows = info.pop("bin_rows", rows)  # measured apart from the point masses' rows
+        if info["bounds_from"] == "point_masses_only":
+            # One cell for the rows of no point mass, measured and never drawn: the spec keeps
+            # it empty, or refuses the column where the marginal shows rows in it.
+            info["edges"], info["outer_bins"] = [info["low"], info["high"]], [False, False]
+            continue
         nbins = numeric_resolution(rows, sigma_marginal, run.pcfg.numeric_bins)
         # A few integer values keep a bin each, however noisy: inside a wider bin they would be
         # drawn evenly (a column of years 2003-2009 in bins of two favoured some years).
@@ -109,7 +116,9 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
     # Point masses are their own cells, generated exactly, inside the range or not (a year the
     # refinement of the rest left out); one bin per integer already holds those inside it.
     for c in num_cols:
-        e, per_value = cms[c].info["edges"], _one_bin_per_value(cms[c].info)
+        info = cms[c].info
+        e = info["edges"]
+        per_value = info["bounds_from"] != "point_masses_only" and _one_bin_per_value(info)
         cms[c].info["atoms"] = [
             a for a in atoms.get(c, {}) if not (per_value and e[0] <= float(a) <= e[-1])
         ]

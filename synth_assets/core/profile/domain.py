@@ -130,13 +130,15 @@ def inherited_values(run: TableRun, col: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def point_masses(run: TableRun, cols: list[str]) -> dict[str, dict[str, int]]:
+def point_masses(
+    run: TableRun, cols: list[str], scales: dict[str, float] | None = None
+) -> dict[str, dict[str, int]]:
     """Exact values (with their noisy counts) that hold a large share of a numeric column (0 for
     80 % of rows, a price of 9.99, 40 hours a week), released like category values: a value
     appears only if its noisy count clears the DP threshold, so a value held by one unit is
     released with probability below its delta share. They are generated exactly; the rest of
-    the column stays binned."""
-    released = released_values(run, cols, "point_masses")
+    the column stays binned. ``scales`` receives each release's noise deviation."""
+    released = released_values(run, cols, "point_masses", scales=scales)
     limit = run.pcfg.max_point_masses
     out: dict[str, dict[str, int]] = {}
     for c in cols:

@@ -32,8 +32,9 @@ def release_domains(run: TableRun) -> None:
     # Point masses before the refinement (every numeric column has their budget): a range is
     # refined on the rest of the column, so a spike holding 40 % of the rows (an unemployment
     # rate of 3.2) no longer narrows the range onto itself and leaves the body to the outer bins.
-    atoms = point_masses(run, run.cols("numeric"))
-    refine_ranges(run, found.sens, atoms)
+    scales: dict[str, float] = {}
+    atoms = point_masses(run, run.cols("numeric"), scales)
+    refine_ranges(run, found.sens, atoms, scales)
     numeric_bins(run, atoms)
     datetime_ranges(run, found)
 

@@ -56,7 +56,8 @@ def _check_releasable(tables: dict[str, Any], pack: dict[str, Any]) -> None:
             + "\n  ".join(unreleasable)
             + "\nNothing was generated. Fix one per column: declare its values public "
             '(public: {values: {"table.column": [...]}} in synth.yaml), state them in the schema '
-            "(a CHECK list or bounds, an enum), raise privacy.epsilon, or give the column a "
+            "(a CHECK list or bounds, an enum) or a numeric range in synth.yaml (bounds: "
+            '{"table.column": [low, high]}), raise privacy.epsilon, or give the column a '
             'synthesized role (columns: {"table.column": free_text}); a reference table (a '
             "geography, a catalogue) can be copied as it is: public: {tables: [...]}."
         )
@@ -99,7 +100,7 @@ def _column_spec(
             atoms=[float(a) for a in m.get("atoms", [])],
             integer=m["integer"],
             decimals=m["decimals"],
-            p=_null_fix(denoise_marginal(m["counts"], m), col.nullable, null_override).tolist(),
+            p=_null_fix(_numeric_p(m), col.nullable, null_override).tolist(),
         )
     elif kind == "boolean":
         base.update(
@@ -114,6 +115,42 @@ def _column_spec(
             null_p = float(null_override)
         base["null_p"] = float(null_p) if col.nullable else 0.0
     return base
+
+
+# Noise deviations the rows of no released point mass must clear, in a column whose range is
+# its point masses alone, for the column to be refused rather than generated from them: a
+# column that holds nothing else is refused about once in 700 refreshes.
+REST_SIGMAS = 3.0
+
+
+def _numeric_p(m: dict[str, Any]) -> np.ndarray:
+    """A numeric column's code probabilities (point masses, bins, null).
+
+    A column with no range beside its point masses (``point_masses_only``) never draws its one
+    bin: no value is invented for its other rows. A range its point masses hold
+    (``point_masses_hold``) draws its bins only where their noisy total clears ``REST_SIGMAS``
+    of its noise: years 2003-2009, every one a point mass, were otherwise drawn in [1024, 2048)
+    whenever a bin of pure noise cleared the marginal's bar."""
+    p = denoise_marginal(m["counts"], m)
+    k = len(m.get("atoms") or [])
+    bins = np.asarray(m["counts"][k:-1], dtype=np.float64)
+    noise = REST_SIGMAS * float(m.get("sigma") or 0.0) * np.sqrt(max(1, bins.size))
+    if m.get("bounds_from") == "point_masses_only" or (
+        m.get("point_masses_hold") and k and bins.sum() < noise
+    ):
+        p[k:-1] = 0.0
+        p = normalize(p)
+    return p
+
+
+def _rest_of_point_masses(m: dict[str, Any]) -> float | None:
+    """The noisy rows of a ``point_masses_only`` column that hold no point mass, where they
+    clear ``REST_SIGMAS`` (None otherwise)."""
+    if m.get("bounds_from") != "point_masses_only" or m.get("counts") is None:
+        return None
+    k = len(m.get("atoms") or [])
+    rest = float(sum(m["counts"][k:-1]))
+    return rest if rest >= REST_SIGMAS * float(m.get("sigma") or 0.0) else None
 
 
 def _categorical_spec(
@@ -204,6 +241,11 @@ def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, A
     A column whose only surviving mass is NULL is generated as NULL: that is what was measured.
     """
     kind = c["kind"]
+    if kind == "numeric" and (rest := _rest_of_point_masses(measured)) is not None:
+        return (
+            f"{table}.{col} (numeric): about {rest:.0f} rows hold none of its released point "
+            "masses, and no range of them was released"
+        )
     if kind in ("categorical", "numeric"):
         no_domain = (
             not c["values"] and not (c.get("check") or {}).get("allowed")
