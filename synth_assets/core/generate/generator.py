@@ -227,9 +227,11 @@ class ShardGenerator:
             us = _datetime_us(c, n, rng, _parent_floor(c, rows))
             return _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
         if kind == "synth" and c["role"] == "binary":
-            return random_bytes(c.get("log2_bytes_p"), n, rng).scatter(
-                np.flatnonzero(_null_mask(c["null_p"], n, rng)), None
-            )
+            # NULLs by a mask, not Series.scatter: polars 1.x has no scatter for binary (the
+            # bench extra pins polars 1.x; the product runs on 1.x and 2.x).
+            values = random_bytes(c.get("log2_bytes_p"), n, rng)
+            keep = pl.Series(~_null_mask(c["null_p"], n, rng))
+            return values.to_frame().select(pl.when(keep).then(pl.first())).to_series()
         if kind == "synth":
             return _synth_column(c, rows)
         if kind in ("fk", "public"):
