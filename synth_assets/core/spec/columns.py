@@ -51,8 +51,9 @@ def _check_releasable(tables: dict[str, Any], pack: dict[str, Any]) -> None:
     ]
     if unreleasable:
         raise DomainError(
-            "no value of these columns cleared the DP threshold, and the schema states no domain "
-            f"for them (at epsilon {pack['ledger']['epsilon_target']:g}):\n  "
+            "these columns have no domain: no DP release found one (category values over the "
+            "threshold, a numeric or date range) and the schema states none "
+            f"(at epsilon {pack['ledger']['epsilon_target']:g}):\n  "
             + "\n  ".join(unreleasable)
             + "\nNothing was generated. Fix one per column: declare its values public "
             '(public: {values: {"table.column": [...]}} in synth.yaml), state them in the schema '
