@@ -95,7 +95,8 @@ def release_categories(run: TableRun) -> None:
         elif inherited := inherited_values(run, c):
             ref, values = inherited
             own = [v for v, _ in top]
-            more = [v for v in values if v not in set(own)]
+            seen = set(own)
+            more = [v for v in values if v not in seen]
             run.cms[c].info = {
                 "values": sorted((own + more)[: run.pcfg.max_categories]),
                 "values_from": ref,

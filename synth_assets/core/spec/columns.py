@@ -133,25 +133,31 @@ def _numeric_p(m: dict[str, Any]) -> np.ndarray:
     of its noise: years 2003-2009, every one a point mass, were otherwise drawn in [1024, 2048)
     whenever a bin of pure noise cleared the marginal's bar."""
     p = denoise_marginal(m["counts"], m)
-    k = len(m.get("atoms") or [])
-    bins = np.asarray(m["counts"][k:-1], dtype=np.float64)
-    noise = REST_SIGMAS * float(m.get("sigma") or 0.0) * np.sqrt(max(1, bins.size))
+    k, rest, bar = _rest_rows(m)
     if m.get("bounds_from") == "point_masses_only" or (
-        m.get("point_masses_hold") and k and bins.sum() < noise
+        m.get("point_masses_hold") and k and rest < bar
     ):
         p[k:-1] = 0.0
         p = normalize(p)
     return p
 
 
+def _rest_rows(m: dict[str, Any]) -> tuple[int, float, float]:
+    """(point masses, noisy rows of the bins, the ``REST_SIGMAS`` bar those rows must clear
+    over the bins' pooled noise) of a numeric pack column."""
+    k = len(m.get("atoms") or [])
+    bins = np.asarray(m["counts"][k:-1], dtype=np.float64)
+    bar = REST_SIGMAS * float(m.get("sigma") or 0.0) * float(np.sqrt(max(1, bins.size)))
+    return k, float(bins.sum()), bar
+
+
 def _rest_of_point_masses(m: dict[str, Any]) -> float | None:
-    """The noisy rows of a ``point_masses_only`` column that hold no point mass, where they
-    clear ``REST_SIGMAS`` (None otherwise)."""
+    """The noisy rows of a ``point_masses_only`` column (one bin) that hold no point mass,
+    where they clear ``REST_SIGMAS`` (None otherwise)."""
     if m.get("bounds_from") != "point_masses_only" or m.get("counts") is None:
         return None
-    k = len(m.get("atoms") or [])
-    rest = float(sum(m["counts"][k:-1]))
-    return rest if rest >= REST_SIGMAS * float(m.get("sigma") or 0.0) else None
+    _, rest, bar = _rest_rows(m)
+    return rest if rest >= bar else None
 
 
 def _categorical_spec(
