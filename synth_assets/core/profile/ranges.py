@@ -232,12 +232,20 @@ def range_counts(run: TableRun) -> RangeCounts:
 
 
 def _noisy_buckets(run: TableRun, c: str, counts: dict[tuple, int], size: int, rc: RangeCounts):
+    return _noisy_histogram(run, c, "bounds", counts, size, rc.sens, rc.rho)
+
+
+def _noisy_histogram(
+    run: TableRun, c: str, what: str, counts: dict[tuple, int], size: int, sens: int, rho: float
+) -> np.ndarray:
+    """One column's bucket counts (NULL bucket left out) as a vector of ``size``, released
+    with DP under ``{table}.{column}:{what}``."""
     vec = np.zeros(size, dtype=np.int64)
     for (b,), v in counts.items():
         if b is not None:
             vec[int(b)] += v
     return dp.noisy_counts(
-        run.acc, f"{run.name}.{c}:bounds", vec, rc.sens, rc.rho, table=run.name, column=c
+        run.acc, f"{run.name}.{c}:{what}", vec, sens, rho, table=run.name, column=c
     )
 
 
@@ -409,9 +417,10 @@ def residual_ranges(
     Pooled in the measurement, not after it, a thin body clears the noise: credit_data's ~300
     debts of 300..20,000 measured beside ~1,650 zeros sit in one bucket at about 6.5 sigma
     (found in 46 of 49 refreshes), where six log2 buckets of ~50 rows each cleared nothing.
-    Over the 23 buckets a false window (4.5 sigma) is released about once in 3,000 columns. With nothing found, the column keeps its point masses only
-    (``bounds_from = "point_masses_only"``): the spec generates them alone where the marginal
-    shows no other rows, and refuses the column where it does (never an invented range)."""
+    Over the 23 buckets a false window (4.5 sigma) is released about once in 3,000 columns.
+    With nothing found, the column keeps its point masses only (``bounds_from =
+    "point_masses_only"``): the spec generates them alone where the marginal shows no other
+    rows, and refuses the column where it does (never an invented range)."""
     if not cols:
         return
     exprs = []
@@ -424,13 +433,7 @@ def residual_ranges(
     sigma = sens / math.sqrt(2 * rho)
     size = 2 * _residual_groups()[1] + 1
     for c, counts in zip(cols, res, strict=True):
-        vec = np.zeros(size, dtype=np.int64)
-        for (b,), v in counts.items():
-            if b is not None:
-                vec[int(b)] += v
-        noisy = dp.noisy_counts(
-            run.acc, f"{run.name}.{c}:range_residual", vec, sens, rho, table=run.name, column=c
-        )
+        noisy = _noisy_histogram(run, c, "range_residual", counts, size, sens, rho)
         _set_residual_range(run, c, noisy, sigma, atoms.get(c, {}))
 
 
@@ -448,15 +451,14 @@ def _set_residual_range(
             residual_bucket_edges(found[1])[1],
         )
     )
+    info.pop("outer", None)
     if hi > lo:
         if run.table.column(c).base_type in INTEGER_TYPES:
             lo, hi = float(math.floor(lo)), float(math.ceil(hi))
         rows = float(np.clip(noisy[found[0] : found[1] + 1], 0, None).sum())
         info.update(low=lo, high=hi, bounds_from="dp_residual_histogram", bin_rows=rows)
-        info.pop("outer", None)
         return
     values = sorted(float(v) for v in atoms)
-    info.pop("outer", None)
     if not values:  # nothing released at all: the spec refuses the column by name
         info.update(low=0.0, high=1.0, bounds_from="unreleased")
         return
