@@ -609,3 +609,40 @@ def test_bins_of_a_range_its_point_masses_hold_are_drawn_only_when_they_show_row
     assert p[7:].sum() == 0.0 and p[:7] == pytest.approx(np.full(7, 1 / 7))
     rows = [0.0, 160.0, 90.0, 10.0, -20.0, 5.0]  # a year left to the bins: 245 rows, 5 sigma
     assert _numeric_p({**m, "counts": [214.0] * 7 + rows + [0.0]})[7:].sum() > 0.1
+
+
+def test_a_refinement_round_that_cannot_narrow_is_retried_and_two_narrowings_end_it(monkeypatch):
+    """The year column's first look cannot narrow (noise outside its span): the next two rounds
+    narrow it twice. A column narrowed by the first two rounds sits out the third."""
+    from types import SimpleNamespace
+
+    from synth_assets.core.profile import ranges
+
+    def info(lo, hi):
+        return {
+            "low": lo,
+            "high": hi,
+            "bounds_from": "dp_log_histogram",
+            "rows_estimate": 1e3,
+            "rows_sigma": 9.0,
+        }
+
+    run = SimpleNamespace(
+        name="wage",
+        src=SimpleNamespace(cfg=SimpleNamespace(bounds={})),
+        cols=lambda kind: ["year", "age"],
+        cms={
+            c: SimpleNamespace(info=info(lo, hi))
+            for c, lo, hi in [("year", 1024.0, 2048.0), ("age", 16.0, 128.0)]
+        },
+    )
+    narrows = {0: {"age"}, 1: {"year", "age"}, 2: {"year", "age"}}
+    seen: list[list[str]] = []
+
+    def fake_round(run_, cols, sens, level, atoms):
+        seen.append(list(cols))
+        return [c for c in cols if c in narrows[level]]
+
+    monkeypatch.setattr(ranges, "_refine_once", fake_round)
+    ranges.refine_ranges(run, 1, {})
+    assert seen == [["year", "age"], ["year", "age"], ["year"]]
