@@ -19,6 +19,7 @@ from synth_assets.core.profile import (
     residual_bucket_edges,
     with_outer_bins,
 )
+from synth_assets.core.profile.ranges import outer_steps
 from synth_assets.core.schema import Column, Constraint, Domain, Table
 from synth_assets.core.spec import (
     _null_fix,
@@ -261,6 +262,42 @@ def test_a_refined_range_keeps_one_outer_bin_on_each_side():
     assert with_outer_bins([2.0, 3.0, 4.0], [0.0, 8.0]) == [0.0, 2.0, 3.0, 4.0, 8.0]
     assert with_outer_bins([0.0, 1.0], [0.0, 8.0]) == [0.0, 1.0, 8.0]
     assert with_outer_bins([0.0, 1.0], None) == [0.0, 1.0]
+
+
+def test_a_narrowed_range_keeps_its_tails_near_it_in_outer_bins_split_at_the_sub_buckets():
+    # wage's wages narrowed from [64, 256] to [79, 134]: the tail above is split where the
+    # refinement's sub-buckets were, not drawn evenly over [134, 512].
+    edges = [float(x) for x in np.linspace(64, 256, 17)]  # 16 sub-buckets of 12
+    steps = outer_steps(edges, (2, 5))  # the span [88, 136]
+    assert steps == [64.0, 76.0, 148.0, 172.0, 220.0, 256.0]
+    got = with_outer_bins([88.0, 100.0, 112.0, 124.0, 136.0], [32.0, 512.0], steps)
+    assert got == [
+        32.0,
+        64.0,
+        76.0,
+        88.0,
+        100.0,
+        112.0,
+        124.0,
+        136.0,
+        148.0,
+        172.0,
+        220.0,
+        256.0,
+        512.0,
+    ]
+    years = with_outer_bins([2003.5, 2010.5], [1961.0, 2048.0], [1988.3, 2015.7], integer=True)
+    assert years == [1961.0, 1988.5, 2003.5, 2010.5, 2015.5, 2048.0]  # whole years per bin
+
+
+def test_outer_bins_are_kept_only_where_their_pooled_count_clears_the_noise():
+    sigma = 10.0
+    body = [0.0, 0.0, 0.0, 500.0, 800.0, 400.0, 12.0, 14.0, 13.0, 0.0]  # then the null cell
+    kept = denoise_ordered(body, sigma, 0, (3, 3))
+    assert kept[6:9].sum() > 0  # 39 rows over three outer bins: 2.25 sigma of their noise
+    thin = [0.0, 0.0, 0.0, 500.0, 800.0, 400.0, 9.0, 8.0, 7.0, 0.0]
+    assert denoise_ordered(thin, sigma, 0, (3, 3))[6:9].sum() == 0  # 24 rows: 1.4 sigma
+    assert denoise_ordered(thin, sigma, 0, (True, True))[8] == 0  # a bool is one outer bin
 
 
 def test_a_range_takes_in_a_neighbouring_bucket_that_clears_the_noise():

@@ -55,16 +55,28 @@ def numeric_edges(
     return [float(v) for v in e]
 
 
-def with_outer_bins(edges: list[float], outer: list[float] | None) -> list[float]:
-    """Fine edges of a refined range plus one bin on each side up to the range it was refined
-    from. A refinement is a decision on noisy counts; when it wrongly drops a thinly spread
-    part of the column, the marginal still finds that mass in the outer bin (and where there
-    is none, the marginal's projection empties it)."""
+def with_outer_bins(
+    edges: list[float],
+    outer: list[float] | None,
+    steps: list[float] | None = None,
+    integer: bool = False,
+) -> list[float]:
+    """Fine edges of a refined range plus its outer bins on each side, up to the range it was
+    refined from. A refinement is a decision on noisy counts; when it wrongly drops a thinly
+    spread part of the column, the marginal still finds that mass in the outer bins (and where
+    there is none, the marginal's projection empties them). ``steps`` are the refinement's
+    sub-bucket edges beside the span (:func:`.ranges.outer_steps`): the outer bins split there,
+    on half-integers for an integer column."""
     if not outer:
         return edges
     lo, hi = float(outer[0]), float(outer[1])
     edges = [float(e) for e in edges]
-    return ([lo] if lo < edges[0] else []) + edges + ([hi] if hi > edges[-1] else [])
+    snapped = {math.floor(x) + 0.5 if integer else float(x) for x in steps or ()}
+    below = sorted(x for x in snapped if lo < x < edges[0])
+    above = sorted(x for x in snapped if edges[-1] < x < hi)
+    return (
+        ([lo] if lo < edges[0] else []) + below + edges + above + ([hi] if hi > edges[-1] else [])
+    )
 
 
 def _one_bin_per_value(info: dict[str, Any]) -> bool:
@@ -110,9 +122,12 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
         # A few integer values keep a bin each, however noisy: inside a wider bin they would be
         # drawn evenly (a column of years 2003-2009 in bins of two favoured some years).
         inner = numeric_edges(info["low"], info["high"], nbins, integer, run.pcfg.numeric_bins)
-        info["edges"] = with_outer_bins(inner, info.pop("outer", None))
-        # Which end bins are outer ones: the spec keeps them only where the marginal shows data.
-        info["outer_bins"] = [info["edges"][0] < inner[0], info["edges"][-1] > inner[-1]]
+        steps = info.pop("outer_steps", None)
+        info["edges"] = with_outer_bins(inner, info.pop("outer", None), steps, integer)
+        # How many end bins on each side are outer ones: the spec keeps them only where the
+        # marginal shows data there.
+        e = np.asarray(info["edges"])
+        info["outer_bins"] = [int((e < inner[0]).sum()), int((e > inner[-1]).sum())]
     # Point masses are their own cells, generated exactly, inside the range or not (a year the
     # refinement of the rest left out); one bin per integer already holds those inside it.
     for c in num_cols:

@@ -100,14 +100,15 @@ def denoise_ordered(
     counts: list[float] | np.ndarray,
     sigma: float | None,
     lead: int = 0,
-    outer: tuple[bool, bool] = (False, False),
+    outer: tuple[int, int] = (0, 0),
     k: float = 3.0,
     k_outer: float = 2.0,
 ) -> np.ndarray:
     """Probabilities of ordered bins (after ``lead`` unordered cells, before one null cell) from
     noisy counts: :func:`project`, then only the runs of adjacent non-empty bins that hold a bin
-    clearing ``k`` sigma are kept, and an outer bin (``outer``: the first / the last bin widens
-    the range to where a tail might be) only where its own count clears ``k_outer`` sigma.
+    clearing ``k`` sigma are kept, and the outer bins (``outer``: how many of the first / the
+    last bins widen the range to where a tail might be; a bool counts as one) only out to
+    where they stop showing data (:func:`_tail_from_body`).
 
     Real data is contiguous around its body; a bin that survives the projection far from it is
     noise, and so is an outer bin that the marginal cannot tell from empty: kept, they drew
@@ -117,15 +118,30 @@ def denoise_ordered(
     if not sigma or raw.size < lead + 2:
         return normalize(v)
     bins, braw = v[lead:-1], raw[lead:-1]
-    if outer[0] and braw[0] < k_outer * sigma:
-        bins[0] = 0.0
-    if outer[-1] and braw[-1] < k_outer * sigma:
-        bins[-1] = 0.0
+    n_lo, n_hi = int(outer[0]), int(outer[-1])
+    if n_lo:
+        bins[:n_lo] = _tail_from_body(bins[:n_lo][::-1], braw[:n_lo][::-1], sigma, k_outer)[::-1]
+    if n_hi:
+        bins[-n_hi:] = _tail_from_body(bins[-n_hi:], braw[-n_hi:], sigma, k_outer)
     strong = (braw >= k * sigma) & (bins > 0)
     if strong.any():
         run = np.cumsum(np.concatenate([[1], (bins[1:] > 0) != (bins[:-1] > 0)]))
         bins[~np.isin(run, run[strong]) | (bins <= 0)] = 0.0
     return normalize(v)
+
+
+def _tail_from_body(v: np.ndarray, raw: np.ndarray, sigma: float, k: float) -> np.ndarray:
+    """One side's outer bins, ordered outward from the body: kept while a bin, or it and
+    everything beyond it pooled, clears ``k`` sigma of its noise; from the first that does
+    neither, emptied. A tail runs on from the body; noise beyond it does not (one outer bin is
+    kept where its own count clears ``k`` sigma)."""
+    out = v.copy()
+    for i in range(raw.size):
+        rest = raw[i:]
+        if raw[i] < k * sigma and rest.sum() < k * sigma * np.sqrt(rest.size):
+            out[i:] = 0.0
+            break
+    return out
 
 
 def denoise_marginal(counts: list[float] | np.ndarray, col: dict[str, Any]) -> np.ndarray:
