@@ -24,6 +24,7 @@ from synth_assets.core.schema import Column, Constraint, Domain, Table
 from synth_assets.core.spec import (
     _null_fix,
     check_rules,
+    connected_to_signal,
     content_hash,
     denoise,
     denoise_fanout,
@@ -683,3 +684,21 @@ def test_a_refinement_round_that_cannot_narrow_is_retried_and_two_narrowings_end
     monkeypatch.setattr(ranges, "_refine_once", fake_round)
     ranges.refine_ranges(run, 1, {})
     assert seen == [["year", "age"], ["year", "age"], ["year"]]
+
+
+def test_noise_cut_off_from_a_pairs_data_along_its_values_is_emptied():
+    sigma = 10.0
+    raw = np.zeros((6, 6))
+    raw[np.arange(6), np.arange(6)] = 400.0  # two columns that move together
+    raw[0, 1] = 15.0  # a thin neighbour of the body: data
+    raw[0, 5], raw[5, 0] = 25.0, 12.0  # far corners: noise
+    both = connected_to_signal(raw, raw, sigma, (np.arange(6), np.arange(6)))
+    assert both[0, 5] == both[5, 0] == 0 and both[0, 1] == 15.0 and both.trace() == 2400
+    # value order is what counts: the same joint with its first axis stored out of order
+    perm = np.array([3, 0, 5, 1, 4, 2])
+    shuffled = connected_to_signal(raw[perm], raw[perm], sigma, (np.argsort(perm), np.arange(6)))
+    assert np.array_equal(shuffled, both[perm])
+    # a category axis has no order: only along the numeric one does mass connect
+    cat = connected_to_signal(raw, raw, sigma, (None, np.arange(6)))
+    assert cat[0, 1] == 15.0 and cat[0, 5] == 0 and cat[5, 0] == 0
+    assert np.array_equal(connected_to_signal(raw, raw, sigma, (None, None)), raw)

@@ -72,8 +72,9 @@ def with_outer_bins(
     lo, hi = float(outer[0]), float(outer[1])
     edges = [float(e) for e in edges]
     snapped = {math.floor(x) + 0.5 if integer else float(x) for x in steps or ()}
-    below = sorted(x for x in snapped if lo < x < edges[0])
-    above = sorted(x for x in snapped if edges[-1] < x < hi)
+    gap = 1.0 if integer else 0.0  # an integer column's outer bin holds a whole value or more
+    below = sorted(x for x in snapped if lo + gap < x < edges[0])
+    above = sorted(x for x in snapped if edges[-1] < x < hi - gap)
     return (
         ([lo] if lo < edges[0] else []) + below + edges + above + ([hi] if hi > edges[-1] else [])
     )

@@ -6,6 +6,7 @@ Post-processing of DP output spends no budget. The spec is everything the genera
 from .calibration import SPEC_FORMAT, SPEC_VERSION, calibrate, canonical_json, content_hash
 from .columns import _null_fix
 from .denoise import (
+    connected_to_signal,
     denoise,
     denoise_fanout,
     denoise_marginal,
@@ -53,6 +54,7 @@ __all__ = [
     "ipf",
     "normalize",
     "pair_joint",
+    "connected_to_signal",
     "project",
     "released_rows",
     "significant",

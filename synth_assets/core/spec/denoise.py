@@ -48,6 +48,7 @@ def pair_joint(
     pb: list[float] | np.ndarray,
     total: float | None,
     groups: list[list[int]] | None = None,
+    ordered: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """A pair's joint counts from its noisy measurement: the product of the (much less noisy)
     one-way marginals plus the measured deviation from independence, shrunk by the share of its
@@ -56,7 +57,9 @@ def pair_joint(
     A pair's cells are often far below the noise (1,500 rows over 24 x 25 cells at sigma 35):
     projecting that raw puts the table's mass on the few cells where the noise happened to be
     largest, a strong dependence that is not in the data. Shrinking keeps what clears the noise
-    and falls back to independence where nothing does.
+    and falls back to independence where nothing does. Along a numeric column's axis
+    (``ordered``: its groups in value order, None for a category column), cells cut off from
+    every cell that clears the noise are emptied (:func:`connected_to_signal`).
     """
     v = np.asarray(counts, dtype=np.float64)
     t = float(v.sum()) if total is None else float(total)
@@ -76,6 +79,8 @@ def pair_joint(
     noise = d.size * float(sigma or 0.0) ** 2
     keep = max(0.0, 1.0 - noise / energy) if energy > 0 else 0.0
     coarse = project(indep + keep * d, t).reshape(v.shape)
+    if any(o is not None for o in ordered) and keep > 0:
+        coarse = connected_to_signal(coarse, v, float(sigma or 0.0), ordered)
     # Consistent with the one-way marginals before expanding (a trace of independence keeps
     # IPF feasible where the projection emptied a whole row or column block).
     if t > 0:
@@ -85,6 +90,48 @@ def pair_joint(
     wa = np.divide(pa, qa[ga], out=np.zeros_like(pa), where=qa[ga] > 0)
     wb = np.divide(pb, qb[gb], out=np.zeros_like(pb), where=qb[gb] > 0)
     return coarse[np.ix_(ga, gb)] * wa[:, None] * wb[None, :]
+
+
+def connected_to_signal(
+    joint: np.ndarray,
+    raw: np.ndarray,
+    sigma: float,
+    ordered: tuple[np.ndarray | None, np.ndarray | None],
+    k: float = 3.0,
+) -> np.ndarray:
+    """``joint`` with the non-empty cells kept only where they connect, through non-empty
+    cells next to each other in value along the ordered axes (``ordered``: an axis' indices in
+    value order, None where it has no order), to a cell whose ``raw`` count clears ``k`` sigma:
+    what :func:`denoise_ordered` does for one column, in two dimensions.
+
+    The projection leaves the noise that happened to be largest in cells far from the data: on
+    diamonds' length x carat (99 % of rows near the diagonal) about 1-2 % of the rows of every
+    row of deciles sat in far corners. Real data is contiguous along its values; an island of
+    mass with no cell clearing the noise is noise. diamonds' k-marginal 916 -> 923 (20
+    refreshes); wage, hmda and credit_data moved within their standard errors."""
+    from scipy.ndimage import label
+
+    if sigma <= 0 or joint.ndim != 2 or (ordered[0] is None and ordered[1] is None):
+        return joint
+    ia = np.arange(joint.shape[0]) if ordered[0] is None else np.asarray(ordered[0])
+    ib = np.arange(joint.shape[1]) if ordered[1] is None else np.asarray(ordered[1])
+    if ia.size != joint.shape[0] or ib.size != joint.shape[1]:
+        return joint
+    j = joint[np.ix_(ia, ib)]
+    alive = j > 0
+    strong = alive & (np.asarray(raw, dtype=np.float64)[np.ix_(ia, ib)] >= k * sigma)
+    if not strong.any():
+        return joint
+    structure = np.zeros((3, 3), dtype=bool)
+    structure[:, 1] = ordered[0] is not None
+    structure[1, :] = ordered[1] is not None
+    if ordered[0] is not None and ordered[1] is not None:
+        structure[:, :] = True
+    lab, _ = label(alive, structure=structure)
+    kept = np.where(np.isin(lab, np.unique(lab[strong])), j, 0.0)
+    out = np.empty_like(kept)
+    out[np.ix_(ia, ib)] = kept
+    return out
 
 
 def denoise(counts: list[float] | np.ndarray, sigma: float | None = None) -> np.ndarray:

@@ -64,6 +64,7 @@ def _dependency_tree(tp: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]
             cols[p["b"]]["p"],
             total,
             p.get("groups"),
+            (_group_order(cols[p["a"]], p, 0), _group_order(cols[p["b"]], p, 1)),
         )
         for p in tp["pairs"]
         if (p["a"], p["b"]) in edges
@@ -89,6 +90,18 @@ def _dependency_tree(tp: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]
         if link := _numeric_link(cols[par], cols[node], j, groups):
             links[node] = link
     return {"order": order, "parent": parent, "cond": cond, "links": links}
+
+
+def _group_order(col: dict[str, Any], pair: dict[str, Any], axis: int) -> np.ndarray | None:
+    """A numeric column's groups in a pair, in value order (None for any other column): pooled
+    groups are runs of values already; ungrouped codes (point masses, then bins) are sorted."""
+    if col["kind"] != "numeric":
+        return None
+    groups = (pair.get("groups") or [None, None])[axis]
+    n_codes = len(col["p"])
+    if groups is not None and max(groups) + 1 < n_codes:
+        return np.arange(max(groups) + 1)
+    return copula.value_order(col.get("atoms") or [], col["edges"])
 
 
 def _numeric_link(
