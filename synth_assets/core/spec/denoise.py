@@ -101,8 +101,8 @@ def connected_to_signal(
 ) -> np.ndarray:
     """``joint`` with the non-empty cells kept only where they connect, through non-empty
     cells next to each other in value along the ordered axes (``ordered``: an axis' indices in
-    value order, None where it has no order), to a cell whose ``raw`` count clears ``k`` sigma:
-    what :func:`denoise_ordered` does for one column, in two dimensions.
+    value order, None where it has no order), to a cell whose ``raw`` count clears ``k`` sigma.
+    :func:`denoise_ordered` applies it to one column's bins (a single row).
 
     The projection leaves the noise that happened to be largest in cells far from the data: on
     diamonds' length x carat (99 % of rows near the diagonal) about 1-2 % of the rows of every
@@ -170,10 +170,8 @@ def denoise_ordered(
         bins[:n_lo] = _tail_from_body(bins[:n_lo][::-1], braw[:n_lo][::-1], sigma, k_outer)[::-1]
     if n_hi:
         bins[-n_hi:] = _tail_from_body(bins[-n_hi:], braw[-n_hi:], sigma, k_outer)
-    strong = (braw >= k * sigma) & (bins > 0)
-    if strong.any():
-        run = np.cumsum(np.concatenate([[1], (bins[1:] > 0) != (bins[:-1] > 0)]))
-        bins[~np.isin(run, run[strong]) | (bins <= 0)] = 0.0
+    order = (None, np.arange(bins.size))  # one row, ordered along its bins
+    bins[:] = connected_to_signal(bins[None, :], braw[None, :], float(sigma), order, k)[0]
     return normalize(v)
 
 
