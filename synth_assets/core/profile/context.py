@@ -57,6 +57,9 @@ class TableRun:
     budget: Budget
     delta_each: float  # delta of one threshold release
     out: dict[str, Any]
+    # rho held back for rescue looks at category columns that released nothing; what they do
+    # not spend goes to the one-way marginals (see table.thin_table)
+    reserve: float = 0.0
 
     @property
     def table(self) -> Table:

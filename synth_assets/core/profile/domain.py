@@ -85,6 +85,8 @@ def release_categories(run: TableRun) -> None:
         with_null=merged,
         scales=scales,
     )
+    if merged:
+        rescue_empty(run, cat_cols, released, scales)
     for c in cat_cols:
         counts = {v: x for v, x in released[c].items() if v != NULL_KEY}
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: run.pcfg.max_categories]
@@ -104,6 +106,26 @@ def release_categories(run: TableRun) -> None:
     for c, cm in run.cms.items():
         if cm.kind == "categorical" and (public := public_domain(cfg, t, c)):
             cm.info = {"values": public, "schema_values": True}
+
+
+def rescue_empty(
+    run: TableRun,
+    cols: list[str],
+    released: dict[str, dict[str, int]],
+    scales: dict[str, float],
+) -> None:
+    """A second threshold release, with the table's reserve (``run.reserve``) shared among
+    them, of the category columns whose first release found no value: without one the column
+    cannot be generated and the refresh stops. The second release replaces the first (its
+    null count too: a first look that found nothing holds nothing else worth averaging)."""
+    empty = [c for c in cols if not any(v != NULL_KEY for v in released[c])]
+    if not empty or run.reserve <= 0:
+        return
+    rho, run.reserve = run.reserve / len(empty), 0.0
+    again: dict[str, float] = {}
+    found = released_values(run, empty, "values_rescue", with_null=True, scales=again, rho=rho)
+    for c in empty:
+        released[c], scales[c] = found[c], again[c]
 
 
 def inherited_values(run: TableRun, col: str) -> tuple[str, list[str]] | None:

@@ -45,7 +45,13 @@ def measure_rows(run: TableRun) -> None:
 
 
 def _column_counts(
-    run: TableRun, column: str, label: str, counts: np.ndarray, share: str, weight: float = 1.0
+    run: TableRun,
+    column: str,
+    label: str,
+    counts: np.ndarray,
+    share: str,
+    weight: float = 1.0,
+    extra_rho: float = 0.0,
 ) -> np.ndarray:
     """One column's noisy histogram at the table's sensitivity: every per-column measurement
     of this module, entered in the ledger as ``table.column:label``."""
@@ -54,7 +60,7 @@ def _column_counts(
         f"{run.name}.{column}:{label}",
         counts,
         run.sens,
-        run.budget(share, weight),
+        run.budget(share, weight) + extra_rho,
         table=run.name,
         column=column,
     )
@@ -64,16 +70,24 @@ def one_way_marginals(
     run: TableRun, codes: Codes, one: Counts
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(noisy marginal, its sigma) of every modelled key: a category column whose threshold
-    release was already its marginal spends nothing more."""
+    release was already its marginal spends nothing more. The table's reserve left over from
+    its rescue looks (a thin table's, see ``table.thin_table``) is shared by the others."""
     marg: dict[str, np.ndarray] = {}
     sig: dict[str, float] = {}
+    measured = [
+        key
+        for key, _, _ in codes.modelled
+        if run.cms.get(key) is None or run.cms[key].released is None
+    ]
+    extra = run.reserve / len(measured) if measured else 0.0
+    run.reserve = 0.0 if measured else run.reserve
     for key, _, dom in codes.modelled:
         cm = run.cms.get(key)
         if cm is not None and cm.released is not None:
             marg[key] = released_marginal(cm.released, cm.info["values"], dom)
             sig[key] = cm.released_sigma
             continue
-        noisy = _column_counts(run, key, "marginal", vec(one[key], dom), "one_way")
+        noisy = _column_counts(run, key, "marginal", vec(one[key], dom), "one_way", 1.0, extra)
         marg[key] = noisy
         sig[key] = run.acc.entries[-1].scale
     for c, cm in run.cms.items():
