@@ -353,6 +353,38 @@ def test_pairs_follow_signal_and_the_unused_pair_budget_remeasures_the_marginals
         assert (m.max(axis=1)[:5] > 0.8).all()  # a value of a determines b
 
 
+THIN = """
+CREATE TABLE src.survey (id int PRIMARY KEY, code text NOT NULL, score int NOT NULL, {cols});
+INSERT INTO src.survey SELECT g, 'c' || (g % 10), g % 101, {vals} FROM generate_series(1, 400) g;
+""".format(
+    cols=", ".join(f"b{i} text NOT NULL" for i in range(20)),
+    vals=", ".join(f"CASE WHEN (g * {7 + 2 * i}) % 2 = 0 THEN 'x' ELSE 'y' END" for i in range(20)),
+)
+
+
+def test_a_thin_table_spends_its_pair_budget_on_domains_and_rescues_an_empty_column(pg_workdir):
+    # 400 rows, 22 columns at epsilon 1: pairs could hold 2 codes a column. Each binary column's
+    # values (200 rows) clear the first look's threshold (~140); none of code's ten 40-row
+    # values can (4 sigma short), so code alone gets the rescue look with the whole reserve.
+    url = _source(pg_workdir, "rd_thin", THIN)
+    cfg = make_config(url, source={"schema": "src"}, bounds={"survey.score": [0, 100]})
+    with pg.connect(url) as conn:
+        model = reflect(conn, "src", None, [])
+        roles = infer_roles(conn, model, cfg.columns)
+        pack = profile_source(conn, model, roles, cfg, KEY, refresh_id="r-test", log=lambda m: None)
+    entry, ledger = pack["tables"]["survey"], pack["ledger"]
+    assert entry["thin"]["pair_codes"] <= 2 and entry["pairs"] == []
+    names = [e["name"] for e in ledger["entries"]]
+    assert not [n for n in names if n.endswith((":select_pair", ":pair", ":values_again"))]
+    rescue = [e for e in ledger["entries"] if e["name"].endswith(":values_rescue")]
+    assert [e["name"] for e in rescue] == ["survey.code:values_rescue"]
+    assert rescue[0]["rho"] == pytest.approx(entry["thin"]["rho_moved"] / 2, rel=1e-9)
+    first = next(e for e in ledger["entries"] if e["name"] == "survey.code:values")
+    assert rescue[0]["scale"] < first["scale"] / 2
+    # Nothing held back is lost or spent twice: the refresh spends its whole budget.
+    assert ledger["rho_spent"] == pytest.approx(ledger["rho_budget"], rel=1e-9)
+
+
 CYCLE = """
 CREATE TABLE src.store (id int PRIMARY KEY, manager_staff_id int NOT NULL, city text NOT NULL);
 CREATE TABLE src.staff (id int PRIMARY KEY, store_id int NOT NULL REFERENCES src.store,

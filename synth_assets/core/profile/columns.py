@@ -22,6 +22,7 @@ class ColumnModel:
     info: dict | None = None
     released: dict[str, int] | None = None  # threshold release that is also the marginal
     released_sigma: float = 0.0
+    rescued: bool = False  # its values came from a rescue look (which took its second look)
 
 
 def column_model(t: Table, c: Column, role: str) -> ColumnModel:

@@ -85,8 +85,7 @@ def release_categories(run: TableRun) -> None:
         with_null=merged,
         scales=scales,
     )
-    if merged:
-        rescue_empty(run, cat_cols, released, scales)
+    rescue_empty(run, cat_cols, released, scales, with_null=merged)
     for c in cat_cols:
         counts = {v: x for v, x in released[c].items() if v != NULL_KEY}
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: run.pcfg.max_categories]
@@ -113,6 +112,7 @@ def rescue_empty(
     cols: list[str],
     released: dict[str, dict[str, int]],
     scales: dict[str, float],
+    with_null: bool,
 ) -> None:
     """A second threshold release, with the table's reserve (``run.reserve``) shared among
     them, of the category columns whose first release found no value: without one the column
@@ -123,9 +123,10 @@ def rescue_empty(
         return
     rho, run.reserve = run.reserve / len(empty), 0.0
     again: dict[str, float] = {}
-    found = released_values(run, empty, "values_rescue", with_null=True, scales=again, rho=rho)
+    found = released_values(run, empty, "values_rescue", with_null=with_null, scales=again, rho=rho)
     for c in empty:
         released[c], scales[c] = found[c], again[c]
+        run.cms[c].rescued = True
 
 
 def inherited_values(run: TableRun, col: str) -> tuple[str, list[str]] | None:

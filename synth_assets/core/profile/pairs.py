@@ -208,7 +208,11 @@ def spend_unused(
     """The budget selection stopped short of: a second threshold release of each category
     column of a table whose units own one row, a second marginal of every other column."""
     again = (
-        [k for k in codes.keys if k in run.cms and run.cms[k].released is not None]
+        [
+            k
+            for k in codes.keys
+            if k in run.cms and run.cms[k].released is not None and not run.cms[k].rescued
+        ]
         if run.plan.kind in SECOND_LOOK_KINDS
         else []
     )

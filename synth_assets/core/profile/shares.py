@@ -16,7 +16,6 @@ from synth_assets.core.schema import Table
 from .budget import WEIGHT, Budget, share_rho
 from .columns import MODELLED_KINDS, ColumnModel
 from .context import Source
-from .domain import SECOND_LOOK_KINDS
 from .fanout import fanout_fks
 from .public import public_domain
 from .sql import conditions_on, deferred_fks
@@ -97,11 +96,11 @@ def make_budget(
     ``kinds`` under accountant ``acc``."""
     plans = src.plans
     per = share_rho(acc.rho_budget, src.cfg.privacy.split, counts)
-    # Threshold releases: one per numeric column (point masses), one per private category
-    # column, and a second look at the categories of a table whose units own one row each
-    # (see second_look).
+    # Threshold releases: one per numeric column (point masses), two per private category
+    # column: its first, and either a rescue look (``domain.rescue_empty``: the first found
+    # nothing) or, in a table whose units own one row each, a second look (``second_look``).
     n_thr = sum(
-        1 + (cm.kind == "categorical" and plans[n].kind in SECOND_LOOK_KINDS)
+        1 + (cm.kind == "categorical")
         for n in src.order
         if plans[n].kind in kinds and n not in src.public
         for cm in src.colmodels[n].values()
