@@ -253,19 +253,6 @@ def test_a_range_is_not_narrowed_when_the_rest_of_it_clearly_holds_data():
     assert not _conclusive_span(spread, (7, 7), sigma)
 
 
-def test_a_range_is_not_narrowed_by_a_test_too_noisy_to_see_the_rest():
-    # attrition's job level (1..5) at sigma 110: its value 2 in one sub-bucket, the others'
-    # 400 rows outside lost in 1 sigma of the pooled outside noise (426)
-    sigma = 110.0
-    v = np.zeros(16)
-    v[[0, 5, 10, 13, 15]] = [250, 260, 90, 40, 20]
-    assert not _conclusive_span(v, (5, 5), sigma)
-    assert _conclusive_span(v * 20, (5, 5), sigma) is False  # the data really is spread
-    peak = np.zeros(16)
-    peak[5] = 2000  # enough rows inside for the test to see a spread outside: narrowed
-    assert _conclusive_span(peak, (5, 5), sigma)
-
-
 def test_released_counts_become_the_marginal_without_inventing_other():
     vec = _released_marginal({"a": 50, "b": 30, "z": 7, NULL_KEY: 12}, ["a", "b"], 4)
     assert vec.tolist() == [50, 30, 7, 12]  # values, other (released beyond the kept list), null

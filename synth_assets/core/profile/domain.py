@@ -121,7 +121,11 @@ def rescue_empty(
     empty = [c for c in cols if not any(v != NULL_KEY for v in released[c])]
     if not empty or run.reserve <= 0:
         return
-    rho, run.reserve = run.reserve / len(empty), 0.0
+    # A numeric column may need a rescue of its range too (ranges.rescue_ranges): one share
+    # more is kept for them, if the table has any to range.
+    ranged = [c for c in run.cols("numeric") if f"{run.name}.{c}" not in run.src.cfg.bounds]
+    spend = run.reserve * len(empty) / (len(empty) + (1 if ranged else 0))
+    rho, run.reserve = spend / len(empty), run.reserve - spend
     again: dict[str, float] = {}
     found = released_values(run, empty, "values_rescue", with_null=with_null, scales=again, rho=rho)
     for c in empty:

@@ -20,7 +20,13 @@ from .marginals import (
     temporal_histograms,
 )
 from .pairs import measure_tree, pair_resolution
-from .ranges import datetime_ranges, numeric_ranges, range_counts, refine_ranges
+from .ranges import (
+    datetime_ranges,
+    numeric_ranges,
+    range_counts,
+    refine_ranges,
+    rescue_ranges,
+)
 from .shares import table_measurements
 from .sql import TableSQL
 
@@ -44,6 +50,7 @@ def release_domains(run: TableRun) -> None:
     scales: dict[str, float] = {}
     atoms = point_masses(run, run.cols("numeric"), scales)
     refine_ranges(run, found.sens, atoms, scales)
+    rescue_ranges(run, found.sens, atoms)
     numeric_bins(run, atoms)
     datetime_ranges(run, found)
 
