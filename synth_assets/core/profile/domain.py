@@ -118,7 +118,12 @@ def rescue_empty(
     them, of the category columns whose first release found no value: without one the column
     cannot be generated and the refresh stops. The second release replaces the first (its
     null count too: a first look that found nothing holds nothing else worth averaging)."""
-    empty = [c for c in cols if not any(v != NULL_KEY for v in released[c])]
+    empty = [
+        c
+        for c in cols
+        if not any(v != NULL_KEY for v in released[c])
+        and (with_null or inherited_values(run, c) is None)  # a copied code takes its values
+    ]
     if not empty or run.reserve <= 0:
         return
     # A numeric column may need a rescue of its range too (ranges.rescue_ranges): one share
