@@ -1,6 +1,7 @@
 """Rules learned from real databases, each on a small real PostgreSQL source: the unit is the
 entity, not a dimension table; numerics keep their point masses; values are never invented."""
 
+import math
 import os
 
 import numpy as np
@@ -697,3 +698,56 @@ def test_a_domain_check_the_generator_cannot_keep_stops_the_load_naming_it(pg_wo
     """
     with pytest.raises(RunFailed, match=r"(?s)lot\.serial.*serial_check.*serial_no"):
         _refreshed(pg_workdir, tmp_path, "rd_domain_broken", ddl, target={"schema": "lot_copy"})
+
+
+SEASONS = """
+CREATE TABLE src.player (id int PRIMARY KEY, bats text NOT NULL);
+INSERT INTO src.player SELECT g, (ARRAY['L','R'])[1 + g % 2] FROM generate_series(1, 1200) g;
+CREATE TABLE src.season (id int PRIMARY KEY, player_id int NOT NULL REFERENCES src.player,
+                         caught int NOT NULL);
+INSERT INTO src.season SELECT g, 1 + (g - 1) / 6,
+  CASE WHEN ((g - 1) / 6) % 8 = 0 THEN 20 + g % 120 ELSE 0 END FROM generate_series(1, 7200) g;
+CREATE TABLE src.units_all AS SELECT id AS u FROM src.player;
+"""
+
+
+def test_a_units_rows_in_one_residual_bucket_count_up_to_its_mean_rows(pg_workdir):
+    # 1,200 players of 6 seasons each; every eighth player catches in all 6. A residual bucket
+    # spans a factor of 256, so a catcher's seasons share one: counted up to k rows a unit
+    # (L2 sensitivity sqrt(k m)) they carry sqrt(k) times the signal over noise of distinct
+    # units. k is the mean rows a unit keeps, from the DP histogram that chose the bound.
+    from types import SimpleNamespace
+
+    from synth_assets.core.plan import build_plan
+    from synth_assets.core.profile.ranges import residual_cap
+    from synth_assets.core.profile.sql import one_way_counts, table_sql
+
+    url = _source(pg_workdir, "rd_seasons", SEASONS)
+    model, roles, pack, _ = _spec(url)
+    season = pack["tables"]["season"]
+    assert season["rows_per_unit"] == 6 and 5.5 <= season["unit_rows"] <= 6.5
+
+    with pg.connect(url) as conn:
+        model = reflect(conn, "src", None, [])
+        model.tables.pop("units_all")
+        roles = infer_roles(conn, model, make_config(url, source={"schema": "src"}).columns)
+        plans = build_plan(model, roles, None)
+        ts = table_sql(model, plans, roles, "season", 6, {}, "src.units_all")
+        params = {"hseed": 7}
+        expr = ["(caught > 0)::int"]
+        assert one_way_counts(conn, ts, params, expr) == [{(0,): 1050, (1,): 150}]
+        assert one_way_counts(conn, ts, params, expr, cap=4) == [{(0,): 4200, (1,): 600}]
+
+    def run(mean):
+        return SimpleNamespace(
+            src=SimpleNamespace(unit_rows={"season": mean}), name="season", ts=ts
+        )
+
+    assert [residual_cap(run(x)) for x in (0.4, 1.4, 4.2, 5.6, 30.0)] == [1, 1, 4, 6, 6]
+    # Where the first look left the catchers to the residual look, it counted them capped.
+    k = residual_cap(run(season["unit_rows"]))
+    for e in pack["ledger"]["entries"]:
+        if e["name"].startswith("season.") and e["name"].endswith(
+            (":range_residual", ":range_rescue")
+        ):
+            assert e["sensitivity"] == math.ceil(math.sqrt(k * 6))

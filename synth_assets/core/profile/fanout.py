@@ -88,9 +88,10 @@ def contribution_bound(
     budget: Budget,
     cap: int,
     coverage: float = 0.95,
-) -> int:
-    """Rows per unit to keep for ``plan``'s table: the smallest bound covering ``coverage`` of the
-    units, from a DP histogram of rows per unit (each unit adds one count: sensitivity 1).
+) -> tuple[int, float]:
+    """(Rows per unit to keep for ``plan``'s table, mean rows a unit keeps under it): the
+    smallest bound covering ``coverage`` of the units, from a DP histogram of rows per unit
+    (each unit adds one count: sensitivity 1); the mean is post-processing of the same counts.
 
     A bound far above what units hold only adds noise (sensitivity = bound); one far below
     biases towards light units. Capped at ``privacy.max_rows_per_unit``.
@@ -110,9 +111,11 @@ def contribution_bound(
     )
     c = np.clip(noisy[1:], 0, None).astype(np.float64)
     if c.sum() <= 0:
-        return cap
+        return cap, 1.0
     cum = np.cumsum(c) / c.sum()
-    return int(min(cap, np.searchsorted(cum, coverage) + 1))
+    bound = int(min(cap, np.searchsorted(cum, coverage) + 1))
+    kept = np.minimum(np.arange(1, c.size + 1), bound)
+    return bound, float((kept * c).sum() / c.sum())
 
 
 def _parent_fanout_sql(run: TableRun, fk: ForeignKey, bucket: str) -> tuple[str, int]:

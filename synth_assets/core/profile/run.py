@@ -87,7 +87,7 @@ def _contribution_bounds(src: Source, budget: Budget, log: Callable[[str], None]
     pcfg = src.cfg.privacy
     for n in src.order:
         if src.plans[n].kind == "child" and n not in pcfg.max_rows_per_unit_by_table:
-            src.bounds_m[n] = contribution_bound(
+            src.bounds_m[n], src.unit_rows[n] = contribution_bound(
                 src.conn,
                 src.model,
                 src.plans[n],

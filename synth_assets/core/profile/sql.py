@@ -287,9 +287,10 @@ def per_unit(ts: TableSQL) -> bool:
 
 
 def one_way_counts(
-    conn: psycopg.Connection, ts: TableSQL, params: dict, exprs: list[str]
+    conn: psycopg.Connection, ts: TableSQL, params: dict, exprs: list[str], cap: int = 1
 ) -> list[dict[tuple, int]]:
-    """Counts per value of each expression: rows, or distinct units where :func:`per_unit`."""
+    """Counts per value of each expression: rows, or where :func:`per_unit` each unit's rows
+    with that value up to ``cap`` (distinct units at 1)."""
     if not exprs:
         return []
     if not per_unit(ts):
@@ -299,7 +300,13 @@ def one_way_counts(
     # (measured 2x slower on 2.1M clipped rows).
     out = []
     for e in exprs:
-        sql = f"{ts.cte} SELECT g, count(*) FROM (SELECT DISTINCT {e} AS g, __unit FROM c) s GROUP BY g"
+        if cap <= 1:
+            sql = f"{ts.cte} SELECT g, count(*) FROM (SELECT DISTINCT {e} AS g, __unit FROM c) s GROUP BY g"
+        else:
+            sql = (
+                f"{ts.cte} SELECT g, sum(least(n, {int(cap)})) FROM (SELECT {e} AS g, __unit, "
+                "count(*) AS n FROM c GROUP BY 1, 2) s GROUP BY g"
+            )
         out.append({(g,): int(n) for g, n in conn.execute(sql, params)})
     return out
 

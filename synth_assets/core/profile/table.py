@@ -129,6 +129,8 @@ def profile_table(
 ) -> dict[str, Any]:
     """The metrics pack entry of one table, from its measured rows ``ts``."""
     out = {"kind": ts.plan.kind, "rows_per_unit": ts.m, "columns": {}, "pairs": [], "fanout": {}}
+    if ts.plan.kind == "child" and ts.plan.name in src.unit_rows:
+        out["unit_rows"] = round(src.unit_rows[ts.plan.name], 3)  # mean kept rows, DP
     run = TableRun(src, ts, cms, budget, delta_each, out)
     measure_rows(run)
     thin_table(run)
