@@ -348,6 +348,22 @@ def test_integer_bins_hold_whole_values():
     assert numeric_edges(0.0, 3.2, 4, False) == [0.0, 0.8, 1.6, 2.4000000000000004, 3.2]
 
 
+def test_small_integer_ranges_keep_a_bin_a_value_only_where_each_value_clears_the_noise():
+    from synth_assets.core.profile import numeric_edges
+    from synth_assets.core.profile.bins import per_value_limit
+
+    # Years 2003-2009 on 1,500 rows at sigma 22: ~210 rows a year, a bin each.
+    assert per_value_limit(2003, 2009, 1500, 22.0, 15, 24) == 24
+    assert per_value_limit(2003, 2009, 1500, 22.0, 6, 24) == 24
+    # Build years 1993-2010 on 1,450 planes at sigma 51 (~80 a year): the 6 fitted bins.
+    assert per_value_limit(1993, 2010, 1450, 51.0, 6, 24) == 0
+    e = numeric_edges(1993, 2010, 6, True, per_value_limit(1993, 2010, 1450, 51.0, 6, 24))
+    assert len(e) - 1 == 6 and np.allclose(np.diff(e), 3.0)
+    # Fewer values than fitted bins, or no rows estimate (declared bounds): as configured.
+    assert per_value_limit(1, 5, 100, 51.0, 6, 24) == 24
+    assert per_value_limit(1993, 2010, None, 51.0, 6, 24) == 24
+
+
 def test_a_released_range_keeps_its_tails_in_outer_bins():
     """A tail bucket with data beyond the released range widens it by one power of two (an outer
     bin), never across zero and never past the schema's CHECK bounds; an empty one does not."""
