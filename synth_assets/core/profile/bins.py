@@ -38,14 +38,16 @@ def per_value_limit(
     lo: float, hi: float, rows: float | None, sigma: float, nbins: int, configured: int
 ) -> int:
     """Integer values up to which a range gets one bin per value: ``configured``
-    (``privacy.numeric_bins``), unless the values outnumber the noise-fitted bins and hold
-    under ``PER_VALUE_SNR`` noise deviations each; then the fitted bins hold several values.
+    (``privacy.numeric_bins``), unless the values are at least twice the noise-fitted bins and
+    hold under ``PER_VALUE_SNR`` noise deviations each; then the fitted bins hold several.
 
     Years 2003-2009 on 1,500 rows keep a bin each (~210 rows a year at sigma 22). Planes'
     build years 1993-2010 (~80 planes a year at sigma 51) and attrition's years at the company
     2-16 (~40 employees a value at sigma 52) were one bin a value of mostly noise."""
     values = math.floor(hi + 1e-9) - math.ceil(lo - 1e-9) + 1
-    if rows is None or sigma <= 0 or values <= nbins:
+    # Fewer than two values a fitted bin: bins would hold one value or two, unevenly (years
+    # 2003-2009 whose point masses left few rows to the bins lost 939 -> 837 of their 1-way).
+    if rows is None or sigma <= 0 or values < 2 * nbins:
         return configured
     return configured if rows / values >= PER_VALUE_SNR * sigma else 0
 
@@ -142,7 +144,10 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
         # A few integer values keep a bin each, however noisy: inside a wider bin they would be
         # drawn evenly (a column of years 2003-2009 in bins of two favoured some years).
         per_value = run.pcfg.numeric_bins
-        if integer:
+        # Beside point masses the bins serve the values that missed the threshold, each on its
+        # own: wage's years (three or four of 2003-2009 point masses, the range refined to
+        # 2004-2015) spread the others over 2010-2015 in bins of two (year 1-way 939 -> 765).
+        if integer and not atoms.get(c):
             per_value = per_value_limit(
                 info["low"], info["high"], rows, sigma_marginal, nbins, per_value
             )
