@@ -359,7 +359,7 @@ def test_small_integer_ranges_keep_a_bin_a_value_only_where_each_value_clears_th
     assert per_value_limit(1993, 2010, 1450, 51.0, 6, 24) == 0
     e = numeric_edges(1993, 2010, 6, True, per_value_limit(1993, 2010, 1450, 51.0, 6, 24))
     assert len(e) - 1 == 6 and np.allclose(np.diff(e), 3.0)
-    # Fewer values than fitted bins, or no rows estimate (declared bounds): as configured.
+    # Under twice the fitted bins in values, or no rows estimate (declared bounds): configured.
     assert per_value_limit(1, 5, 100, 51.0, 6, 24) == 24
     assert per_value_limit(2003, 2009, 60, 22.0, 6, 24) == 24  # few rows left, 7 values: kept
     assert per_value_limit(1993, 2010, None, 51.0, 6, 24) == 24

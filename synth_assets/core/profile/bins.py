@@ -45,8 +45,7 @@ def per_value_limit(
     build years 1993-2010 (~80 planes a year at sigma 51) and attrition's years at the company
     2-16 (~40 employees a value at sigma 52) were one bin a value of mostly noise."""
     values = math.floor(hi + 1e-9) - math.ceil(lo - 1e-9) + 1
-    # Fewer than two values a fitted bin: bins would hold one value or two, unevenly (years
-    # 2003-2009 whose point masses left few rows to the bins lost 939 -> 837 of their 1-way).
+    # Fewer than two values a fitted bin: bins would hold one value or two, unevenly.
     if rows is None or sigma <= 0 or values < 2 * nbins:
         return configured
     return configured if rows / values >= PER_VALUE_SNR * sigma else 0
@@ -141,12 +140,13 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
             info["edges"], info["outer_bins"] = [info["low"], info["high"]], [False, False]
             continue
         nbins = numeric_resolution(rows, sigma_marginal, run.pcfg.numeric_bins)
-        # A few integer values keep a bin each, however noisy: inside a wider bin they would be
-        # drawn evenly (a column of years 2003-2009 in bins of two favoured some years).
+        # A few integer values keep a bin each: inside a wider bin they would be drawn evenly
+        # (a column of years 2003-2009 in bins of two favoured some years). Without point
+        # masses, only where each value's rows clear the noise (per_value_limit); beside them
+        # the bins serve the values that missed the threshold, each on its own (wage's years,
+        # three or four of 2003-2009 point masses and the range refined to 2004-2015, spread
+        # the others over 2010-2015 in bins of two: year 1-way 939 -> 765).
         per_value = run.pcfg.numeric_bins
-        # Beside point masses the bins serve the values that missed the threshold, each on its
-        # own: wage's years (three or four of 2003-2009 point masses, the range refined to
-        # 2004-2015) spread the others over 2010-2015 in bins of two (year 1-way 939 -> 765).
         if integer and not atoms.get(c):
             per_value = per_value_limit(
                 info["low"], info["high"], rows, sigma_marginal, nbins, per_value
