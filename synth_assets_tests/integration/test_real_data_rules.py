@@ -1,7 +1,6 @@
 """Rules learned from real databases, each on a small real PostgreSQL source: the unit is the
 entity, not a dimension table; numerics keep their point masses; values are never invented."""
 
-import math
 import os
 
 import numpy as np
@@ -711,15 +710,15 @@ CREATE TABLE src.units_all AS SELECT id AS u FROM src.player;
 """
 
 
-def test_a_units_rows_in_one_residual_bucket_count_up_to_its_mean_rows(pg_workdir):
-    # 1,200 players of 6 seasons each; every eighth player catches in all 6. A residual bucket
-    # spans a factor of 256, so a catcher's seasons share one: counted up to k rows a unit
-    # (L2 sensitivity sqrt(k m)) they carry sqrt(k) times the signal over noise of distinct
-    # units. k is the mean rows a unit keeps, from the DP histogram that chose the bound.
+def test_a_range_look_counts_each_units_share_of_its_rows(pg_workdir):
+    # 1,200 players of 6 seasons each; every eighth player catches in all 6. A range look
+    # counts each unit's rows in 6-ths of one (L2 sensitivity 6 in 6-ths, i.e. 1 unit): a
+    # catcher whose seasons share a bucket adds a whole unit to it at a third of the noise of
+    # counting distinct units (sqrt(6) units). A count stands for the unit's mean rows / 6.
     from types import SimpleNamespace
 
     from synth_assets.core.plan import build_plan
-    from synth_assets.core.profile.ranges import residual_cap
+    from synth_assets.core.profile.ranges import rows_per_count, unit_shares
     from synth_assets.core.profile.sql import one_way_counts, table_sql
 
     url = _source(pg_workdir, "rd_seasons", SEASONS)
@@ -736,18 +735,19 @@ def test_a_units_rows_in_one_residual_bucket_count_up_to_its_mean_rows(pg_workdi
         params = {"hseed": 7}
         expr = ["(caught > 0)::int"]
         assert one_way_counts(conn, ts, params, expr) == [{(0,): 1050, (1,): 150}]
-        assert one_way_counts(conn, ts, params, expr, cap=4) == [{(0,): 4200, (1,): 600}]
+        assert one_way_counts(conn, ts, params, expr, shares=6) == [{(0,): 6300, (1,): 900}]
+        # a unit split over two values adds its shares to each, never more than 6 in all
+        half = ["(id %% 2)::int"]
+        assert one_way_counts(conn, ts, params, half, shares=6) == [{(0,): 3600, (1,): 3600}]
+        # NULLs are not a value of a range: they take no share
+        some = ["CASE WHEN id %% 3 = 0 THEN NULL ELSE 1 END"]
+        assert one_way_counts(conn, ts, params, some, shares=6) == [{(1,): 7200}]
 
-    def run(mean):
-        return SimpleNamespace(
-            src=SimpleNamespace(unit_rows={"season": mean}), name="season", ts=ts
-        )
-
-    assert [residual_cap(run(x)) for x in (0.4, 1.4, 4.2, 5.6, 30.0)] == [1, 1, 4, 6, 6]
-    # Where the first look left the catchers to the residual look, it counted them capped.
-    k = residual_cap(run(season["unit_rows"]))
+    run = SimpleNamespace(src=SimpleNamespace(unit_rows={"season": 4.8}), name="season", ts=ts)
+    assert unit_shares(run) == 6 and rows_per_count(run) == pytest.approx(0.8)
+    # Where the first look left the catchers to the residual look, it counted shares.
     for e in pack["ledger"]["entries"]:
         if e["name"].startswith("season.") and e["name"].endswith(
             (":range_residual", ":range_rescue")
         ):
-            assert e["sensitivity"] == math.ceil(math.sqrt(k * 6))
+            assert e["sensitivity"] == 6

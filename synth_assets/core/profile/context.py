@@ -37,7 +37,7 @@ class Source:
     public: set[str] = field(default_factory=set)  # tables declared public (copied)
     tables: dict[str, Any] = field(default_factory=dict)  # pack entries measured so far
     bounds_m: dict[str, int] = field(default_factory=dict)  # contribution bounds chosen with DP
-    # Mean rows a unit keeps under its bound, from the same DP histogram (see residual_cap).
+    # Mean rows a unit keeps under its bound, from the same DP histogram (see ranges.rows_per_count).
     unit_rows: dict[str, float] = field(default_factory=dict)
 
     def rows_per_unit(self, name: str) -> int:
@@ -92,7 +92,7 @@ class TableRun:
         """The columns measured as ``kind``, in table order."""
         return [c for c, cm in self.cms.items() if cm.kind == kind]
 
-    def counts(self, exprs: list[str], cap: int = 1) -> list[dict[tuple, int]]:
-        """One-way counts of ``exprs`` over the measured rows (rows, or each unit's rows per
-        value up to ``cap``: distinct units at 1)."""
-        return one_way_counts(self.src.conn, self.ts, self.src.params, exprs, cap)
+    def counts(self, exprs: list[str], shares: int = 0) -> list[dict[tuple, int]]:
+        """One-way counts of ``exprs`` over the measured rows (rows, or distinct units, or each
+        unit's row shares in ``shares``-ths: see :func:`.sql.one_way_counts`)."""
+        return one_way_counts(self.src.conn, self.ts, self.src.params, exprs, shares)

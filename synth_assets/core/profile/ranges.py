@@ -454,37 +454,40 @@ def residual_ranges(
     rows, and refuses the column where it does (never an invented range)."""
     if not cols:
         return
-    cap = residual_cap(run)
-    if cap > 1:
-        sens = math.ceil(math.sqrt(cap * run.ts.m))
+    k = unit_shares(run)
+    sens = k or sens
     exprs = []
     for c in cols:
         not_atom = f" OR {qi(c)}::text = ANY({text_array(atoms[c])})" if atoms.get(c) else ""
         x = qi(c)
         exprs.append(f"CASE WHEN {x} IS NULL{not_atom} THEN NULL ELSE {residual_bucket_sql(x)} END")
-    res = run.counts(exprs, cap)
+    res = run.counts(exprs, shares=k)
     rho = run.budget("bounds", weight) if rho is None else rho
     sigma = sens / math.sqrt(2 * rho)
     size = 2 * _residual_groups()[1] + 1
     for c, counts in zip(cols, res, strict=True):
         noisy = _noisy_histogram(run, c, what, counts, size, sens, rho)
-        _set_residual_range(run, c, noisy, sigma, atoms.get(c, {}))
+        _set_residual_range(run, c, noisy, sigma, atoms.get(c, {}), rows_per_count(run))
 
 
-def residual_cap(run: TableRun) -> int:
-    """Rows of one unit a residual bucket counts (1 unless the table's units own several rows).
+def unit_shares(run: TableRun) -> int:
+    """K where a range look counts each unit's share of its rows in K-ths (0: rows counted).
 
-    A residual bucket spans a factor of 256, so a unit's rows of a column mostly share one: a
-    catcher's seasons all sit in [1, 256) games caught. Counting each unit's rows in a bucket
-    up to ``k`` has L2 sensitivity sqrt(k m) (at most m rows a unit, at most k in a bucket),
-    and a unit with r rows there adds min(r, k): signal over noise grows as sqrt(k) up to
-    k = r. ``k`` is the mean rows a unit keeps (post-processing of the DP histogram that chose
-    the bound m). lahman's appearances (m = 8, ~4 rows a unit): ~900 catchers at 3.7 sigma
-    as distinct units; their ~3,800 rows counted up to 4 a unit at about 6."""
+    A range says where units' values lie: each unit adds its rows' shares of one, so it adds at
+    most 1 in all (L2 sensitivity K in K-ths), where counting distinct units has sensitivity
+    sqrt(m) and counting a unit's rows per bucket up to k, sqrt(k m). A unit whose rows share
+    a bucket adds the same 1 to it at a third of the noise (m = 8). lahman's catchers (~1,160
+    units in 72k fielding rows, a quarter of their passed balls 0, the rest in [1, 256)) cleared
+    a residual look at about 11 sigma, against about 5 counting rows up to 5 a unit."""
+    return run.ts.m if per_unit(run.ts) else 0
+
+
+def rows_per_count(run: TableRun) -> float:
+    """Rows one count of a range look stands for: the mean rows a unit keeps (DP, from the
+    histogram that chose its bound) per K-th share, else 1."""
+    k = unit_shares(run)
     mean = run.src.unit_rows.get(run.name)
-    if not per_unit(run.ts) or mean is None:
-        return 1
-    return max(1, min(run.ts.m, round(mean)))
+    return 1.0 if not k else (mean or 1.0) / k
 
 
 def rescue_ranges(run: TableRun, sens: int, atoms: dict[str, dict[str, int]]) -> None:
@@ -505,7 +508,7 @@ def rescue_ranges(run: TableRun, sens: int, atoms: dict[str, dict[str, int]]) ->
 
 
 def _set_residual_range(
-    run: TableRun, c: str, noisy: np.ndarray, sigma: float, atoms: dict[str, int]
+    run: TableRun, c: str, noisy: np.ndarray, sigma: float, atoms: dict[str, int], scale: float
 ) -> None:
     """A column's range from its residual histogram, else its point masses only."""
     info = run.cms[c].info
@@ -522,7 +525,7 @@ def _set_residual_range(
     if hi > lo:
         if run.table.column(c).base_type in INTEGER_TYPES:
             lo, hi = float(math.floor(lo)), float(math.ceil(hi))
-        rows = float(np.clip(noisy[found[0] : found[1] + 1], 0, None).sum())
+        rows = float(np.clip(noisy[found[0] : found[1] + 1], 0, None).sum()) * scale
         info.update(low=lo, high=hi, bounds_from="dp_residual_histogram", bin_rows=rows)
         return
     values = sorted(float(v) for v in atoms)
@@ -548,7 +551,7 @@ def _refine_counts(
             f"CASE WHEN {x} >= {lo!r} AND {x} <= {hi!r}{rest} "
             f"THEN width_bucket({x}, ARRAY[{inner}]::float8[]) END"
         )
-    return run.counts(exprs)
+    return run.counts(exprs, shares=unit_shares(run))
 
 
 def outer_steps(edges: list[float], span: tuple[int, int]) -> list[float]:
@@ -579,6 +582,7 @@ def _refine_once(
         for c in cols
     }
     res = _refine_counts(run, cols, edges, atoms)
+    sens = unit_shares(run) or sens
     rho = run.budget("bounds", WEIGHT["refine"] / REFINE_ROUNDS)
     sigma = sens / math.sqrt(2 * rho)
     n = run.name

@@ -287,10 +287,15 @@ def per_unit(ts: TableSQL) -> bool:
 
 
 def one_way_counts(
-    conn: psycopg.Connection, ts: TableSQL, params: dict, exprs: list[str], cap: int = 1
+    conn: psycopg.Connection,
+    ts: TableSQL,
+    params: dict,
+    exprs: list[str],
+    shares: int = 0,
 ) -> list[dict[tuple, int]]:
-    """Counts per value of each expression: rows, or where :func:`per_unit` each unit's rows
-    with that value up to ``cap`` (distinct units at 1)."""
+    """Counts per value of each expression: rows, or where :func:`per_unit` distinct units, or
+    with ``shares`` = K each unit's share of its non-NULL rows in K-ths, rounded down (a unit
+    adds at most K in all)."""
     if not exprs:
         return []
     if not per_unit(ts):
@@ -300,13 +305,14 @@ def one_way_counts(
     # (measured 2x slower on 2.1M clipped rows).
     out = []
     for e in exprs:
-        if cap <= 1:
-            sql = f"{ts.cte} SELECT g, count(*) FROM (SELECT DISTINCT {e} AS g, __unit FROM c) s GROUP BY g"
-        else:
+        if shares:
             sql = (
-                f"{ts.cte} SELECT g, sum(least(n, {int(cap)})) FROM (SELECT {e} AS g, __unit, "
-                "count(*) AS n FROM c GROUP BY 1, 2) s GROUP BY g"
+                f"{ts.cte} SELECT g, sum(w) FROM (SELECT g, div({int(shares)} * count(*), "
+                "sum(count(*)) OVER (PARTITION BY __unit)) AS w FROM (SELECT "
+                f"{e} AS g, __unit FROM c) s WHERE g IS NOT NULL GROUP BY g, __unit) t GROUP BY g"
             )
+        else:
+            sql = f"{ts.cte} SELECT g, count(*) FROM (SELECT DISTINCT {e} AS g, __unit FROM c) s GROUP BY g"
         out.append({(g,): int(n) for g, n in conn.execute(sql, params)})
     return out
 
