@@ -74,4 +74,10 @@ def generate_shards(
             f"shard {r['shard']:05d}: {sum(f['rows'] for f in r['tables'].values())} rows "
             f"in {r['seconds']:.1f}s"
         )
+        for t, f in r["tables"].items():
+            if f.get("dropped"):
+                log(
+                    f"{t}: {f['dropped']} rows dropped: their composite UNIQUE values repeated "
+                    "an earlier row's after every redraw (the released domain holds too few)"
+                )
     return ShardRun(results=results, rows=rows)

@@ -751,3 +751,48 @@ def test_a_range_look_counts_each_units_share_of_its_rows(pg_workdir):
             (":range_residual", ":range_rescue")
         ):
             assert e["sensitivity"] == 6
+
+
+LEAGUES = """
+CREATE TABLE src.team (team_key int PRIMARY KEY, year int NOT NULL, league text NOT NULL,
+                       code text NOT NULL, UNIQUE (year, league, code));
+INSERT INTO src.team SELECT g, 1990 + (g - 1) / 16, (ARRAY['AL','NL'])[1 + g % 2],
+  'T' || ((g - 1) % 16) / 2 FROM generate_series(1, 480) g;
+CREATE TABLE src.player (id int PRIMARY KEY, bats text NOT NULL);
+INSERT INTO src.player SELECT g, (ARRAY['L','R'])[1 + g % 2] FROM generate_series(1, 1500) g;
+CREATE TABLE src.season (id int PRIMARY KEY, player_id int NOT NULL REFERENCES src.player,
+                         team_key int NOT NULL REFERENCES src.team, games int NOT NULL);
+INSERT INTO src.season SELECT g, 1 + g % 1500, 1 + g % 480, g % 160 FROM generate_series(1, 6000) g;
+"""
+
+
+def test_a_reference_table_keeps_its_composite_unique_set_and_counts_what_it_drops(pg_workdir):
+    """team is unique on (year, league, code) and its domain holds exactly as many sets as
+    rows: drawn row by row, a third would repeat one. Repeats are drawn again, what still
+    repeats is dropped and counted, children point at the rows that remain, and the shard
+    check expects that many fewer rows."""
+    from synth_assets.core.gates import _count_failures
+
+    url = _source(pg_workdir, "rd_unique_ref", LEAGUES)
+    codes = [f"T{i}" for i in range(8)]
+    _, _, _, spec = _spec(
+        url,
+        privacy={"unit_table": "player"},
+        columns={"team.year": "categorical"},
+        public={"values": {"team.league": ["AL", "NL"], "team.code": codes}},
+    )
+    assert spec["tables"]["team"]["kind"] == "reference"
+    gen = ShardGenerator(spec, os.urandom(32))
+    team = gen.references()["team"]
+    sets = list(zip(*(team.columns[c].to_list() for c in ("year", "league", "code")), strict=True))
+    assert len(sets) == len(set(sets)) == team.n
+    want = spec["expected_rows"]["team"]
+    dropped = gen.dropped.get("team", 0)
+    assert team.n + dropped == want and team.n >= 0.8 * want
+    keys = set(team.columns["team_key"].to_list())
+    assert len(keys) == team.n
+    season = {k for s in range(spec["shards"]) for k in gen.shard(s)["season"].columns["team_key"]}
+    assert season and season <= keys
+    entry, rows = spec["tables"]["team"], {"team": team.n}
+    assert _count_failures(spec, "team", entry, rows, None, dropped) == []
+    assert _count_failures(spec, "team", entry, {"team": team.n - 1}, None, dropped)

@@ -55,4 +55,6 @@ def generate_shard(
         df = to_polars(fr, [c.name for c in gen.model.tables[name].columns])
         p = shard_path(refresh_dir, name, shard)
         files[name] = {"rows": df.height, "path": str(p), "sha256": write_parquet_atomic(df, p)}
+        if name in gen.dropped:  # a reference table's rows whose UNIQUE set kept repeating
+            files[name]["dropped"] = gen.dropped[name]
     return {"shard": shard, "tables": files, "seconds": (datetime.now() - started).total_seconds()}

@@ -27,6 +27,10 @@ from .decode import (
 from .layout import POPULARITY_SUB, REFERENCE_STREAM, shard_units, streams
 from .sampling import _groups, _inverse_cdf, _popularity, _sample_tree
 
+# Rounds in which a reference table's rows repeating a composite UNIQUE set are drawn again
+# before those still repeating are dropped (see ShardGenerator._distinct_rows).
+REDRAW_ROUNDS = 20
+
 
 @dataclass
 class Frame:
@@ -98,6 +102,7 @@ class ShardGenerator:
         self.seqs = streams(master_seed, spec["shards"])
         self._refs: dict[str, Frame] | None = None
         self._popularity: dict[tuple[str, str], np.ndarray] = {}
+        self.dropped: dict[str, int] = {}  # reference rows dropped by _distinct_rows
 
     def _rng(self, stream: int, table: str, *sub: int) -> np.random.Generator:
         """Independent generator for (stream, table[, sub]): a child of the stream's SeedSequence."""
@@ -120,6 +125,7 @@ class ShardGenerator:
                 )
                 for col, values in t.get("copy", {}).items():  # public.tables
                     frames[name].columns[col] = from_text(values, t["columns"][col])
+                frames[name] = self._distinct_rows(name, frames, rng)
             self._refs = frames
         return self._refs
 
@@ -153,6 +159,51 @@ class ShardGenerator:
         for name in out:
             out[name] = frames[name] = self._drop_duplicate_keys(name, frames[name])
         return out
+
+    def _distinct_rows(
+        self, name: str, frames: dict[str, Frame], rng: np.random.Generator
+    ) -> Frame:
+        """A reference table's rows with every composite UNIQUE set of generated columns
+        distinct: rows repeating an earlier row's set are drawn again from the model (up to
+        ``REDRAW_ROUNDS`` times), and those still repeating are dropped. Nothing references the
+        table yet, so its children draw from the rows that remain.
+
+        lahman's teams are unique on (year, league, team): drawn row by row from the model, a
+        fifth of them repeated one (663 of 2,943) and the staging load would have refused them.
+        Its released domain (11 team codes, two leagues, ~150 years) holds barely more sets than
+        rows, so a few percent still repeat after the redraws: they are dropped, and counted
+        (``self.dropped``, the shard manifest), and the shard check expects that many fewer.
+        """
+        fr = frames[name]
+        table, t = self.model.tables[name], self.spec["tables"][name]
+        kept = set(t.get("copy", {}))
+        sets = [
+            cols
+            for cols in table.unique_sets
+            if len(cols) > 1 and all(t["columns"][c]["kind"] != "key" for c in cols)
+        ]
+        if not sets or fr.n == 0:
+            return fr
+        for round_ in range(REDRAW_ROUNDS + 1):
+            dup = np.zeros(fr.n, dtype=bool)
+            for cols in sets:
+                df = pl.DataFrame({c: fr.columns[c] for c in cols})
+                dup |= ~df.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
+            idx = np.flatnonzero(dup)
+            if idx.size == 0:
+                return fr
+            if round_ == REDRAW_ROUNDS:
+                break
+            again = self._table(name, int(idx.size), idx, None, None, frames, rng)
+            rest = np.flatnonzero(~dup)
+            order = np.argsort(np.concatenate([rest, idx]), kind="stable")
+            for c, s in again.columns.items():  # gather, not scatter: any column type
+                if s is not None and c not in kept and t["columns"][c]["kind"] != "key":
+                    fr.columns[c] = pl.concat([fr.columns[c].gather(rest), s]).gather(order)
+        keep = np.flatnonzero(~dup)
+        self.dropped[name] = int(fr.n - keep.size)
+        cols = {c: s.gather(keep) if s is not None else s for c, s in fr.columns.items()}
+        return Frame(cols, int(keep.size), None)
 
     def _drop_duplicate_keys(self, name: str, fr: Frame) -> Frame:
         """Rows whose composite key repeats within the shard, dropped (first kept).
