@@ -334,6 +334,19 @@ def test_significant_span_does_not_walk_out_on_noise_around_a_narrow_peak():
     assert narrow >= 470  # it was ~430 with the pooled tail at 1 sigma
 
 
+def test_significant_pools_the_cells_so_noise_alone_rarely_passes():
+    """A column's non-NULL rows are signal when their cells together clear 3 sigma of pooled
+    noise: one cell over 2 sigma (the old test) let pure noise over 10 cells pass 1 in 5."""
+    from synth_assets.core.spec.denoise import significant
+
+    rng = np.random.default_rng(11)
+    noise = [significant(rng.normal(0, 20, 10), 20.0) for _ in range(4000)]
+    assert sum(noise) <= 30  # expected ~5 (one-sided 3 sigma)
+    spread = [significant(rng.normal(0, 20, 10) + 50, 20.0) for _ in range(2000)]
+    assert sum(spread) >= 1990  # 500 rows, no cell past 2.5 sigma: 4.9 sigma pooled
+    assert not significant([], 20.0) and not significant([0.0, -1.0], 0.0)
+
+
 def test_integer_bins_hold_whole_values():
     """Edges of an integer column sit on half-integers: every bin holds whole values, so a draw
     inside a bin (then rounded) gives each of its values an even chance."""

@@ -199,10 +199,17 @@ def denoise_marginal(counts: list[float] | np.ndarray, col: dict[str, Any]) -> n
     return denoise(counts, col.get("sigma"))
 
 
-def significant(counts: list[float] | np.ndarray, sigma: float | None, k: float = 2.0) -> bool:
-    """Whether any cell of a noisy count vector clears ``k`` sigma (signal, not noise)."""
+def significant(counts: list[float] | np.ndarray, sigma: float | None, k: float = 3.0) -> bool:
+    """Whether the cells of a noisy count vector together clear ``k`` sigma of their pooled
+    noise (signal, not noise).
+
+    Any single cell over 2 sigma was the test before: over a column's few cells, pure noise
+    passed it about once in twenty, and lahman's fielding.zr (about 300 of 40,000 rows not
+    NULL, no range releasable) stopped one refresh in three or four by name."""
     v = np.asarray(counts, dtype=np.float64)
-    return bool(v.size) and bool((v >= k * (sigma or 0.0)).any()) and float(v.max()) > 0
+    if not v.size:
+        return False
+    return float(v.sum()) >= k * (sigma or 0.0) * float(np.sqrt(v.size)) and float(v.sum()) > 0
 
 
 def denoise_tail(
