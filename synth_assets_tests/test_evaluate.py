@@ -108,6 +108,29 @@ def test_blocked_knn_matches_brute_force(k):
     assert np.allclose(got, want, atol=1e-7)
 
 
+def test_wide_rows_are_searched_whole_with_the_same_distances_as_blocked(monkeypatch):
+    """Past ``BLOCKED_DIMS`` continuous columns one brute-force search replaces the per-block
+    KD-trees (faster there); both give the same distances."""
+    import synth_assets.core.evaluate.distance as dist
+
+    rng = np.random.default_rng(RNG_SEED + 7)
+    wide = dist.BLOCKED_DIMS + 4
+    cols = [ev.Col("kind", "t", "kind", "categorical", "text")]
+    cols += [ev.Col(f"x{i}", "t", f"x{i}", "numeric", "float8") for i in range(wide)]
+
+    def frame(n):
+        data = {"kind": rng.choice(["a", "b", "c"], n)}
+        data |= {f"x{i}": rng.integers(0, 5, n).astype(float) for i in range(wide)}
+        return pl.DataFrame(data)
+
+    a, b = frame(400), frame(300)
+    enc = ev.MixedEncoder(cols, a)
+    ea, eb = enc.transform(a), enc.transform(b)
+    whole = ev.knn_distances(ea, eb, 2)
+    monkeypatch.setattr(dist, "BLOCKED_DIMS", 10**6)
+    assert np.allclose(whole, ev.knn_distances(ea, eb, 2), atol=1e-7)
+
+
 def test_a_category_mismatch_costs_one_squared_unit():
     view = ev.View("t", "t", "root", [ev.Col("kind", "t", "kind", "categorical", "text")])
     df = pl.DataFrame({"kind": ["a", "b"]})
