@@ -341,7 +341,9 @@ class ShardGenerator:
         w = self._reference_weights(name, fk, m)
         attr_key = f"^{fk.columns[0]}"
         idx = np.empty(n, dtype=np.int64)
-        if attr_key in codes:
+        # An attribute whose marginal matched the reference's mix is not used (see
+        # :func:`.spec.columns.condition_references`): the rows go by popularity alone.
+        if attr_key in codes and t["columns"][attr_key].get("conditioned", True):
             a = t["columns"][attr_key]
             vals = a["values"]
             ref_vals = ref.columns[a["attribute"]].cast(pl.Utf8).to_numpy()

@@ -33,13 +33,35 @@ class Budget:
         return self.per[share] * weight
 
 
+# Most rho one measurement of a share gets, as a multiple of an even split over every
+# measurement of the refresh (see :func:`share_rho`).
+SHARE_CAP = 4.0
+
+
 def share_rho(rho: float, split: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
     """rho per unit-weight measurement of each share. A share with nothing to measure (no
     datetime, no foreign key) gives its fraction to the others in proportion: budget follows
-    signal, and the whole refresh budget is spent on what exists."""
+    signal, and the whole refresh budget is spent on what exists.
+
+    A share with few measurements would give each a large slice: in lahman only people has
+    dates, and the temporal share's 18 % went to two day histograms (noise 15 rows, where its
+    year ranges got 155 and found one year of 1871-2019). No measurement gets more than
+    ``SHARE_CAP`` times an even split; what a capped share leaves goes to the others in
+    proportion to their fractions (water-filling, at most one round per share).
+    """
     used = {share: frac for share, frac in split.items() if counts.get(share)}
-    total = sum(used.values())
-    return {
-        share: (rho * used[share] / total / counts[share]) if share in used else 0.0
-        for share in split
-    }
+    if not used:
+        return dict.fromkeys(split, 0.0)
+    cap = SHARE_CAP * rho / sum(counts[s] for s in used)
+    capped: set[str] = set()
+    per: dict[str, float] = {}
+    for _ in range(len(used)):
+        free = {s: f for s, f in used.items() if s not in capped}
+        left = rho - sum(cap * counts[s] for s in capped)
+        total = sum(free.values())
+        per = {s: cap if s in capped else left * free[s] / total / counts[s] for s in used}
+        over = {s for s in free if per[s] > cap}
+        if not over or len(over) == len(free):
+            break
+        capped |= over
+    return {share: per.get(share, 0.0) for share in split}

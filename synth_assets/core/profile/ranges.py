@@ -27,15 +27,21 @@ from .sql import per_unit, text_array
 
 LOG_OFFSET = 20  # log2 buckets cover 2^-20 .. 2^63
 LOG_BUCKETS = 84
-YEAR0 = 1900
-YEARS = 201
-DAY_BUCKETS = (
-    1,
-    7,
-    14,
-    28,
-    91,
-)  # days per bucket of the daily histogram, coarsened to beat the noise
+# The year axis of a datetime range: [YEAR0, YEAR0 + YEARS), earlier and later years clamped
+# into the end buckets. It began at 1900: lahman's debuts of 1871-1899 (~1,000 rows), clamped
+# into its first bucket, were the only years to clear the noise, and every debut was 1900.
+YEAR0 = 1800
+YEARS = 300
+# Years per bucket of the nested year looks, coarse to fine (each divides YEARS). One look a
+# year at sigma 131 found 2011-2026 of lahman's debuts of 1871-2019 (~66 a year): the few dense
+# recent years, every debut drawn there (KS complement 0.11-0.22). A quarter century holds
+# ~1,650 of them, clear of the noise; the finer looks narrow only where the rest tests empty.
+YEAR_LEVELS = (25, 5, 1)
+STRONG_SIGMAS = 4.0
+TRIM_SLACK = 0.5
+# Days per bucket of the daily histogram, coarsened until an average bucket beats the noise:
+# ~10,000 debuts over 150 years at sigma 70 need about six years a bucket.
+DAY_BUCKETS = (1, 7, 14, 28, 91, 182, 365, 730, 1461)
 RANGE_WINDOWS = (1, 2, 4, 8, 16, 32, 64)  # adjacent buckets pooled when no single one clears
 # A bucket next to a released range holds a tail when its noisy count clears this many sigma
 # (an empty one does so 7 % of the time; the projection then mostly empties its bin again).
@@ -129,7 +135,9 @@ def day_bucket_width(expected_rows: float, days: int, sigma: float, snr: float =
 
 
 def released_range(
-    noisy: np.ndarray, sigma: float, alone: int | None = None
+    noisy: np.ndarray,
+    sigma: float,
+    alone: int | None = None,
 ) -> tuple[int, int] | None:
     """First and last index of the windows of adjacent buckets whose pooled noisy count clears
     4.5 sigma of its noise (no false windows in practice).
@@ -291,23 +299,92 @@ def numeric_ranges(run: TableRun, rc: RangeCounts) -> None:
             run.cms[c].info["outer"] = outer
 
 
+def nested_year_range(noisy: list[np.ndarray], sigma: float) -> tuple[int, int] | None:
+    """First and last year index of a datetime's rows from its noisy year counts at each of
+    ``YEAR_LEVELS`` (post-processing: spends nothing).
+
+    The coarsest look sets the range (:func:`released_range`); each finer one may trim the end
+    blocks of the look before it (:func:`trim_ends`). A thin body is found whole, where one
+    look a year found only its densest years, and a dense one still ends on its years."""
+    found = released_range(noisy[0], sigma)
+    if found is None:
+        return None
+    parent = YEAR_LEVELS[0]
+    lo, hi = found[0] * parent, (found[1] + 1) * parent - 1
+    for v, w in zip(noisy[1:], YEAR_LEVELS[1:], strict=True):
+        a, b = lo // w, hi // w
+        t0, t1 = trim_ends(np.asarray(v[a : b + 1], dtype=np.float64), parent // w, sigma)
+        lo, hi, parent = (a + t0) * w, (a + t1 + 1) * w - 1, w
+    return lo, hi
+
+
+def trim_ends(v: np.ndarray, k: int, sigma: float) -> tuple[int, int]:
+    """First and last bucket kept of ``v`` when up to ``k`` buckets at each end may go: those
+    before the first (after the last) that clears 3 sigma, widened back while a neighbour
+    clears 1 sigma, and only where the ones dropped pool to no more than ``REFINE_SLACK`` sigma
+    of their noise over ``REFINE_LOSS`` of the rows (each side tested alone: pooled over the
+    whole range, the test let a thin body of 150 years narrow onto its last decades).
+
+    Without a bucket clearing 3 sigma near an end, that end stays: a thin body is kept whole."""
+    strong = np.flatnonzero(v > STRONG_SIGMAS * sigma)
+    lo, hi = 0, v.size - 1
+    if strong.size == 0:
+        return lo, hi
+    allow = REFINE_LOSS * float(np.clip(v, 0, None).sum())
+    first, last = int(strong[0]), int(strong[-1])
+    if 0 < first < k and v[:first].sum() <= TRIM_SLACK * sigma * math.sqrt(first) + allow:
+        lo = first
+    out = v.size - 1 - last
+    if 0 < out < k and v[last + 1 :].sum() <= TRIM_SLACK * sigma * math.sqrt(out) + allow:
+        hi = last
+    return lo, hi
+
+
+def _year_looks(run: TableRun, c: str, counts: dict[tuple, int], sens: int, rho: float):
+    """One column's year counts released at each of ``YEAR_LEVELS``, each with ``rho``."""
+    years = np.zeros(YEARS, dtype=np.int64)
+    for (b,), v in counts.items():
+        if b is not None:
+            years[int(b)] += v
+    out = []
+    for w in YEAR_LEVELS:
+        pooled = years.reshape(-1, w).sum(axis=1)
+        out.append(
+            dp.noisy_counts(
+                run.acc,
+                f"{run.name}.{c}:bounds_{w}y",
+                pooled,
+                sens,
+                rho,
+                table=run.name,
+                column=c,
+            )
+        )
+    return out
+
+
 def datetime_ranges(run: TableRun, rc: RangeCounts) -> None:
     """Each datetime column's range in whole years (declared bounds spend nothing), and the
     days per bucket of its daily histogram that the expected rows can carry over the noise."""
     budget, sens = run.budget, run.sens
     bounds = run.src.cfg.bounds
+    # The nested looks share the weight a numeric range gets for its look and refinement.
+    rho = budget("bounds", (WEIGHT["range"] + WEIGHT["refine"]) / len(YEAR_LEVELS))
+    sigma = rc.sens / math.sqrt(2 * rho) if rho else 0.0
     for c in run.cols("datetime"):
         if f"{run.name}.{c}" in bounds:  # declared in bounds: public, no budget
             start, end = (date.fromisoformat(str(d)[:10]) for d in bounds[f"{run.name}.{c}"])
             rng_, expected = (0, 0), 0.0
         else:
-            noisy = _noisy_buckets(run, c, rc.years[c], YEARS, rc)
-            rng_ = released_range(noisy, rc.sigma)
+            looks = _year_looks(run, c, rc.years[c], rc.sens, rho)
+            rng_ = nested_year_range(looks, sigma)
             if rng_ is None:  # no signal: the spec refuses unless the column is all NULL
                 start, end, expected = date(2020, 1, 1), date(2020, 12, 31), 0.0
             else:
                 start, end = date(YEAR0 + rng_[0], 1, 1), date(YEAR0 + rng_[1], 12, 31)
-                expected = float(np.clip(noisy[rng_[0] : rng_[1] + 1], 0, None).sum())
+                w0 = YEAR_LEVELS[0]
+                body = looks[0][rng_[0] // w0 : rng_[1] // w0 + 1]
+                expected = float(np.clip(body, 0, None).sum())
         days = (end - start).days + 1
         sigma_t = sens / math.sqrt(2 * budget("temporal")) if budget("temporal") else 1.0
         run.cms[c].info = {

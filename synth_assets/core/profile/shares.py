@@ -43,7 +43,7 @@ def _column_measurements(
     if cm.kind == "datetime":
         date_only = t.column(cm.name).base_type == "date"
         return [
-            *([] if bounded else [("bounds", WEIGHT["range"])]),
+            *([] if bounded else [("bounds", WEIGHT["range"] + WEIGHT["refine"])]),
             ("temporal", WEIGHT["day"] + (WEIGHT["how"] if not date_only else 0.0)),
             ("temporal", WEIGHT["after"] if plan.kind == "child" else 0.0),
         ]

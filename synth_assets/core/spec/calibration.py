@@ -10,7 +10,7 @@ from synth_assets.core.config import BANDS, SynthConfig
 from synth_assets.core.errors import ConfigError, GenerationError
 from synth_assets.core.schema import SchemaModel
 
-from .columns import _check_releasable, _table_columns
+from .columns import _check_releasable, _table_columns, condition_references
 from .denoise import denoise_fanout, normalize
 from .sizing import SIZE_FACTOR, _shard_count, _Sizing
 from .tree import _dependency_tree
@@ -45,6 +45,7 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
     for name in gen_order:
         tables[name] = _table_entry(name, pack, model, overrides, sizing)
     _check_releasable(tables, pack)
+    condition_references(tables, pack)
     for key in (*overrides.get("categorical", {}), *overrides.get("null_rate", {})):
         tname, cname = key.split(".")
         if tname not in tables or cname not in tables[tname]["columns"]:
