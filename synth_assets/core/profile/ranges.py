@@ -136,9 +136,7 @@ def day_bucket_width(expected_rows: float, days: int, sigma: float, snr: float =
 
 
 def released_range(
-    noisy: np.ndarray,
-    sigma: float,
-    alone: int | None = None,
+    noisy: np.ndarray, sigma: float, alone: int | None = None
 ) -> tuple[int, int] | None:
     """First and last index of the windows of adjacent buckets whose pooled noisy count clears
     4.5 sigma of its noise (no false windows in practice).
@@ -260,13 +258,24 @@ def _noisy_histogram(
 ) -> np.ndarray:
     """One column's bucket counts (NULL bucket left out) as a vector of ``size``, released
     with DP under ``{table}.{column}:{what}``."""
+    return dp.noisy_counts(
+        run.acc,
+        f"{run.name}.{c}:{what}",
+        _bucket_vector(counts, size),
+        sens,
+        rho,
+        table=run.name,
+        column=c,
+    )
+
+
+def _bucket_vector(counts: dict[tuple, int], size: int) -> np.ndarray:
+    """One column's bucket counts (NULL bucket left out) as a vector of ``size``."""
     vec = np.zeros(size, dtype=np.int64)
     for (b,), v in counts.items():
         if b is not None:
             vec[int(b)] += v
-    return dp.noisy_counts(
-        run.acc, f"{run.name}.{c}:{what}", vec, sens, rho, table=run.name, column=c
-    )
+    return vec
 
 
 def numeric_ranges(run: TableRun, rc: RangeCounts) -> None:
@@ -362,10 +371,7 @@ def trim_ends(v: np.ndarray, k: int, sigma: float) -> tuple[int, int]:
 
 def _year_looks(run: TableRun, c: str, counts: dict[tuple, int], sens: int, rho: float):
     """One column's year counts released at each of ``YEAR_LEVELS``, each with ``rho``."""
-    years = np.zeros(YEARS, dtype=np.int64)
-    for (b,), v in counts.items():
-        if b is not None:
-            years[int(b)] += v
+    years = _bucket_vector(counts, YEARS)
     out = []
     for w in YEAR_LEVELS:
         pooled = years.reshape(-1, w).sum(axis=1)
