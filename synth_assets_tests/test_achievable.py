@@ -135,6 +135,23 @@ def test_the_popularity_ideal_falls_with_the_measurement_noise():
     assert precise["model"] in ("lognormal", "npmle") and precise["replicates"] >= 8
 
 
+def test_the_popularity_ideal_thins_the_real_counts_by_the_share_the_profile_measured():
+    # ~18 children a reference row, one row a unit kept: ~3 sampled a row. Noise that lands in
+    # a far bin inflates the histogram's mean past the real counts' own (share read as 1.0),
+    # and the ideal was simulated from a measurement five times sharper than the real one.
+    rng = np.random.default_rng(0)  # 20 seeds: the gap is 0.08-0.30
+    real = rng.poisson(18, 3000).astype(np.float64)
+    f = _reference_fanout(real, 0.18, 140.0)
+    p = np.asarray(f["p"]) * 0.97
+    p[-1] += 0.03
+    f["p"] = p.tolist()
+    read, told = (
+        ach.achievable_popularity(real, f, int(real.sum()), real.size, rng, sampled_share=q)
+        for q in (None, 0.18)
+    )
+    assert told["threshold"] < read["threshold"] - 0.05
+
+
 def test_a_popularity_without_its_measurement_noise_is_not_calibrated():
     real = np.full(100, 50.0)
     assert (

@@ -192,6 +192,7 @@ def achievable_popularity(
     synth_children: int,
     synth_parents: int,
     rng: np.random.Generator,
+    sampled_share: float | None = None,
 ) -> dict[str, Any] | None:
     """Fan-out score of the ideal generator of a reference table's popularity (children per
     reference row, relative to the mean): the real counts thinned to the one row per unit the
@@ -199,6 +200,7 @@ def achievable_popularity(
     spec's own normalisation, then the better of two deconvolutions (the generator's log-normal
     of the moments, and a shape-free NPMLE; the one whose limit is higher) drawn at the
     synthetic table's own sizes; None when the spec did not keep the measurement's noise.
+    ``sampled_share`` is the share of the real rows the measurement counted (units over rows).
 
     One child per unit measures popularity as a sample: 20,000 units over 1,000 merchants leave
     ~20 sampled rows a merchant, counted in 24 bins against noise of 50 at epsilon 1, so even a
@@ -211,8 +213,10 @@ def achievable_popularity(
     if not f or f.get("sigma") is None or real_counts.size == 0 or real_counts.sum() <= 0:
         return None
     bins = np.asarray(f["bins"], dtype=np.float64)
-    sampled_mean = float(np.asarray(f["p"], dtype=np.float64) @ fanout_mids(f))
-    q = min(1.0, sampled_mean * real_counts.size / float(real_counts.sum()))
+    if sampled_share is None:  # the share read off the noisy histogram: an upper estimate
+        sampled_mean = float(np.asarray(f["p"], dtype=np.float64) @ fanout_mids(f))
+        sampled_share = sampled_mean * real_counts.size / float(real_counts.sum())
+    q = min(1.0, sampled_share)
     vr, cr = np.unique(real_counts / real_counts.mean(), return_counts=True)
     n, m = max(1, int(synth_children)), max(1, int(synth_parents))
 

@@ -497,3 +497,22 @@ def test_a_report_only_metric_says_so_beside_its_passing_check(env):
     assert ev.description == (
         "reported, not gated: set gates.pair_trends_min in synth.yaml to gate it"
     )
+
+
+def test_the_popularity_ideal_is_thinned_by_units_over_rows_as_the_profile_measured(demo_url):
+    # transactions -> accounts -> customers (the unit); merchant_id points at a reference table.
+    from synth_assets.core.evaluate.fidelity import sampled_share
+    from synth_assets.core.plan import build_plan
+    from synth_assets.core.roles import infer_roles
+    from synth_assets.core.schema import reflect
+
+    with pg.connect(demo_url) as conn:
+        model = reflect(conn, "public")
+        plans = build_plan(model, infer_roles(conn, model), "customers")
+        units, rows = conn.execute(
+            "SELECT count(DISTINCT a.customer_id), count(*) FROM transactions t "
+            "JOIN accounts a ON a.id = t.account_id WHERE t.merchant_id IS NOT NULL"
+        ).fetchone()
+        share = sampled_share(conn, model, plans["transactions"], "merchant_id")
+        assert share == pytest.approx(units / rows) and 0 < share < 0.2
+        assert sampled_share(conn, model, plans["merchants"], "id") is None

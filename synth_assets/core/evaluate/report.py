@@ -245,7 +245,16 @@ def _measure_tables(
                 rel = plans[fk.ref_table].kind == "reference" and plans[name].kind != "reference"
                 spec_f = spec["tables"].get(name, {}).get("fanout", {}).get(fk.name)
                 report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
-                    conn, model, refresh_dir, name, fk, options.min_cell, rel, spec_f, rng
+                    conn,
+                    model,
+                    refresh_dir,
+                    name,
+                    fk,
+                    options.min_cell,
+                    rel,
+                    spec_f,
+                    rng,
+                    plans[name],
                 )
         for c in table_columns(model, roles, name):
             if c.kind == "datetime" and not c.date_only:
