@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from .generate import _decode_numeric
-from .spec import _null_fix, denoise_marginal, smooth_how
+from .spec import _null_fix, denoise_marginal, separable_how, smooth_how
 
 REPLICATES = 8
 # What the generator may lose beyond the ideal one (pairs, conditioning, rounding), in score.
@@ -148,9 +148,16 @@ def achievable_how(
         return None
     scale = float(c["how_rows"]) / max(1.0, float(how_real.sum()))
     sigma = float(c["how_sigma"])
+    week = (how_real * scale).reshape(7, 24)
     scores = []
     for _ in range(REPLICATES):
-        p = smooth_how((how_real * scale + rng.normal(0.0, sigma, how_real.size)).tolist(), sigma)
+        if c.get("how_separable"):  # measured as 24 hours of the day and 7 days of the week
+            p = separable_how(
+                week.sum(axis=0) + rng.normal(0.0, sigma, 24),
+                week.sum(axis=1) + rng.normal(0.0, sigma, 7),
+            )
+        else:
+            p = smooth_how(week.ravel() + rng.normal(0.0, sigma, how_real.size), sigma)
         sim = rng.multinomial(max(1, int(n)), p).astype(np.float64)
         scores.append(hour_of_week_corr(how_real, sim))
     return _ideal(np.array(scores))

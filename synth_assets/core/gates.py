@@ -113,6 +113,8 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
             "start",
             "day_counts",
             "how_counts",
+            "hour_counts",
+            "weekday_counts",
         }
         if extra:
             failures.append(f"{t}.{c} ({role}) is measured beyond null rates: {sorted(extra)}")

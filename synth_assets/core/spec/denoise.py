@@ -271,11 +271,23 @@ def smooth_how(counts: list[float], sigma: float | None = None) -> np.ndarray:
         m = np.clip(v.reshape(7, 24), 0, None)
         u, sv, vt = np.linalg.svd(m, full_matrices=False)
         r1 = np.abs(sv[0] * np.outer(u[:, 0], vt[0]))
-        hours = r1.sum(axis=0)
-        hours = 0.25 * np.roll(hours, 1) + 0.5 * hours + 0.25 * np.roll(hours, -1)
-        days = r1.sum(axis=1)
-        v = np.outer(days / max(days.sum(), 1e-12), hours).ravel()
+        return separable_how(r1.sum(axis=0), r1.sum(axis=1))
     v = np.clip(v, 0, None)
+    sm = 0.25 * np.roll(v, 1) + 0.5 * v + 0.25 * np.roll(v, -1)
+    return normalize(sm)
+
+
+def separable_how(
+    hours: list[float] | np.ndarray, weekdays: list[float] | np.ndarray
+) -> np.ndarray:
+    """Hour-of-week profile (168, Monday 0h first) as weekday x hour-of-day from noisy counts
+    of each (clipped; hours smoothed over their circular neighbours, 1-2-1, then the week)."""
+    h = np.clip(np.asarray(hours, dtype=np.float64), 0, None)
+    h = 0.25 * np.roll(h, 1) + 0.5 * h + 0.25 * np.roll(h, -1)
+    d = np.clip(np.asarray(weekdays, dtype=np.float64), 0, None)
+    if d.sum() <= 0:
+        d = np.ones(7)
+    v = np.outer(d / d.sum(), h).ravel()
     sm = 0.25 * np.roll(v, 1) + 0.5 * v + 0.25 * np.roll(v, -1)
     return normalize(sm)
 
