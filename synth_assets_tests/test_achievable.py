@@ -173,6 +173,21 @@ def test_the_popularity_ideal_thins_the_real_counts_by_the_share_the_profile_mea
     assert told["threshold"] < read["threshold"] - 0.05
 
 
+def test_the_primary_fanout_ideal_falls_with_the_noise_and_needs_its_measurement():
+    # 1,650 parents of ~80 children each (log-normal): drawn evenly inside doubling bins even a
+    # noise-free measurement does not reach 1, and noise lowers it further.
+    from synth_assets.core.profile import fanout_bins
+
+    rng = np.random.default_rng(0)
+    real = np.maximum(1, rng.lognormal(np.log(80), 1.0, 1650)).astype(np.int64)
+    f = {"bins": fanout_bins(4096), "max": 4096, "primary": True, "rows": 1650.0}
+    sharp, noisy = (ach.achievable_fanout(real, {**f, "sigma": s}, 1650, rng) for s in (0.5, 60))
+    assert 0.9 < sharp["score"] < 0.99  # 0.964 +- 0.011
+    assert noisy["threshold"] < sharp["threshold"] - 0.1  # 0.75 against 0.92
+    assert ach.achievable_fanout(real, {**f, "sigma": None}, 1650, rng) is None
+    assert ach.achievable_fanout(real, {**f, "sigma": 3.0, "rows": None}, 1650, rng) is None
+
+
 def test_a_popularity_without_its_measurement_noise_is_not_calibrated():
     real = np.full(100, 50.0)
     assert (

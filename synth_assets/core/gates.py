@@ -522,8 +522,8 @@ def calibrated_limits(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     holdout planes, thousands of flights) was held to the floor of thousands of independent
     rows and failed at 0.559, where its planes view, the same units, had a floor of 0.579.
 
-    ``fidelity_column_shapes``, ``fidelity_hour_of_week`` and a reference table's
-    ``fidelity_fanout`` get the other side: what a perfect generator scores from measurements
+    ``fidelity_column_shapes``, ``fidelity_hour_of_week`` and ``fidelity_fanout`` (a primary
+    parent's children and a reference table's popularity) get the other side: what a perfect generator scores from measurements
     this noisy, less a margin (:mod:`.achievable`); it can only lower the threshold, so a table
     large enough to measure well is held to the configured one."""
     out: dict[str, dict[str, float]] = {

@@ -17,7 +17,7 @@ import polars as pl
 import psycopg
 from scipy import stats
 
-from synth_assets.core.achievable import achievable_how, achievable_popularity
+from synth_assets.core.achievable import achievable_fanout, achievable_how, achievable_popularity
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.profile import fanout_bins
 from synth_assets.core.profile.sql import unit_from
@@ -279,7 +279,10 @@ def fanout_similarity(
     keep = int(np.max(np.flatnonzero((bs > 0) | (br >= min_cell)), initial=1)) + 1
     labels, br, bs = _bin_labels(edges)[:keep], br[:keep], bs[:keep]
     ach = None
-    if relative and rng is not None:
+    if not relative and rng is not None:
+        real = np.repeat(vr, cr.astype(np.int64))
+        ach = achievable_fanout(real, spec_fanout, int(cs.sum()), rng)
+    elif rng is not None:
         real = np.repeat(vr, cr.astype(np.int64)).astype(np.float64)
         share = sampled_share(conn, model, plan, fkc) if plan is not None else None
         ach = achievable_popularity(

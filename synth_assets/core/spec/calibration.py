@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
+
 from synth_assets.core import digest
 from synth_assets.core.config import BANDS, SynthConfig
 from synth_assets.core.errors import ConfigError, GenerationError
@@ -142,8 +144,11 @@ def _fanout_spec(tp: dict[str, Any]) -> dict[str, Any]:
             "p": p.tolist(),
             "max": f["max"],
         }
-        if not f["primary"]:  # the report simulates this measurement's noise (achievable)
-            fanout[fkname]["sigma"] = f.get("sigma")
+        # The report simulates this measurement's noise (achievable); a primary fan-out also
+        # needs how many parents it counted (the unclipped noisy sum: clipped, noise adds).
+        fanout[fkname]["sigma"] = f.get("sigma")
+        if f["primary"]:
+            fanout[fkname]["rows"] = max(1.0, float(np.sum(f["counts"])))
     return fanout
 
 
