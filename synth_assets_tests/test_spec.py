@@ -30,6 +30,7 @@ from synth_assets.core.spec import (
     denoise_fanout,
     denoise_ordered,
     denoise_tail,
+    fanout_mids,
     ipf,
     pair_joint,
     project,
@@ -846,3 +847,19 @@ def test_a_reference_attribute_conditions_children_only_where_they_prefer_some_v
     tables["teams"]["columns"]["franchise_id"]["values"] = values[:-1]
     condition_references(tables, pack)
     assert tables["kids"]["columns"]["^team_key"]["conditioned"] is True
+
+
+def test_a_primary_fanout_keeps_a_tail_that_hangs_together_octave_by_octave():
+    # lahman's pitching rows per player (sigma 70): bins 7-15 hold 2-3 sigma each, bins from
+    # 16 on only noise. The pooled tail from 7 (far noise included) fell 2 short of 3.5 sigma
+    # and every player got at most 6 seasons; the octave walk keeps 8-15 and stops at 16-31.
+    from synth_assets.core.profile import fanout_bins
+
+    bins = fanout_bins(4096)
+    counts = [4451, 1087, 769, 508, 239, 267, 67, 156, 188, 203, 165, 172, 121, 112, 23, 164]
+    counts += [94, 9, -171, -21, -94, -100, 35, -57]
+    f = {"bins": bins, "max": 4096}
+    cut, whole = denoise_fanout(counts, 69.8), denoise_fanout(counts, 69.8, bins=bins)
+    assert cut[7:].sum() == 0 and cut @ fanout_mids(f) < 1.0
+    assert whole[7:16].min() > 0 and whole[16:].sum() == 0
+    assert 2.2 < whole @ fanout_mids(f) < 2.5  # the real 2.46

@@ -218,7 +218,7 @@ def achievable_fanout(
     m, sigma = max(1, int(synth_parents)), float(f["sigma"])
     scores = []
     for _ in range(REPLICATES):
-        p = denoise_fanout(hist + rng.normal(0.0, sigma, bins.size), sigma)
+        p = denoise_fanout(hist + rng.normal(0.0, sigma, bins.size), sigma, bins=f["bins"])
         if not p.sum() > 0:
             scores.append(0.0)
             continue

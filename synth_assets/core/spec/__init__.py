@@ -6,6 +6,7 @@ Post-processing of DP output spends no budget. The spec is everything the genera
 from .calibration import SPEC_FORMAT, SPEC_VERSION, calibrate, canonical_json, content_hash
 from .columns import _null_fix
 from .denoise import (
+    SIZE_TAIL_SIGMAS,
     connected_to_signal,
     denoise,
     denoise_fanout,
@@ -20,17 +21,16 @@ from .denoise import (
     significant,
     smooth_days,
     smooth_how,
+    tail_support,
 )
 from .rules import check_rules
 from .sizing import (
     SIZE_FACTOR,
     SIZE_FLOOR_SIGMAS,
-    SIZE_TAIL_SIGMAS,
     child_source_rows,
     fanout_mids,
     released_rows,
     size_bounds,
-    tail_support,
     tilt_fanout,
 )
 

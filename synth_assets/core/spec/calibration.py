@@ -135,7 +135,11 @@ def _fanout_spec(tp: dict[str, Any]) -> dict[str, Any]:
         # Primary fan-out: tails matter (one spurious far bin multiplies the row count), so
         # the support is cut where the pooled tail is noise. Reference popularity is deconvolved
         # from moments downstream, so it keeps the clipped noisy histogram.
-        p = denoise_fanout(f["counts"], f.get("sigma")) if f["primary"] else normalize(f["counts"])
+        p = (
+            denoise_fanout(f["counts"], f.get("sigma"), bins=f["bins"])
+            if f["primary"]
+            else normalize(f["counts"])
+        )
         fanout[fkname] = {
             "parent": f["parent"],
             "column": f["column"],

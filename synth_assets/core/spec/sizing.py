@@ -10,6 +10,8 @@ import numpy as np
 from synth_assets.core.config import SynthConfig
 from synth_assets.core.errors import ConfigError
 
+from .denoise import tail_support
+
 # The stated size bound: every generated table's expected rows lie within [N s / F, N s F], N its
 # released (noisy) source count, s the generation scale actually used (scale, a rows override of
 # the unit table or a band's rescale), F = SIZE_FACTOR. A child table whose fan-out breaks it is
@@ -18,9 +20,6 @@ SIZE_FACTOR = 2.0
 # N below this many standard deviations of its own noise is not a reliable size: the upper bound
 # then uses the noise floor instead and the lower bound is not applied.
 SIZE_FLOOR_SIGMAS = 4.0
-# An octave of fan-out bins continues the tail a child's count relies on when its pooled count
-# clears this many standard deviations (see :func:`tail_support`).
-SIZE_TAIL_SIGMAS = 2.0
 
 
 def fanout_mids(f: dict[str, Any]) -> np.ndarray:
@@ -28,29 +27,6 @@ def fanout_mids(f: dict[str, Any]) -> np.ndarray:
     lo = np.asarray(f["bins"], dtype=np.float64)
     hi = np.append(lo[1:], max(lo[-1] * 2, lo[-1] + 1))
     return np.minimum(np.where(hi - lo > 1, (lo + hi - 1) / 2, lo), f["max"])
-
-
-def tail_support(
-    counts: list[float] | np.ndarray, bins: list[int], sigma: float, k: float = SIZE_TAIL_SIGMAS
-) -> int:
-    """Last fan-out bin of the tail that hangs together with the body, walking up by octaves.
-
-    From the octave holding the largest count, each next octave (1, 2-3, 4-7, ...: the exact bins
-    pooled like the wide ones) continues the tail while its pooled count clears ``k`` sigma; the
-    first octave that does not ends it. A real tail decays octave by octave (transactions per
-    account: 8-15, 16-31, ... 64-127 all clear it), while noise that
-    :func:`denoise_fanout` keeps far out (a few 2-sigma bins at 512-4095 whose pooled tail clears
-    3.5 sigma: 40x the cards of a 1,500-customer demo) sits beyond an octave of nothing.
-    """
-    v = np.asarray(counts, dtype=np.float64)
-    octave = np.array([0 if b == 0 else int(b).bit_length() for b in bins])
-    n_oct = int(octave.max()) + 1
-    sums = np.bincount(octave, weights=v, minlength=n_oct)
-    width = np.bincount(octave, minlength=n_oct)
-    last = int(octave[int(np.argmax(v))])
-    while last + 1 < n_oct and sums[last + 1] >= k * sigma * math.sqrt(max(1, width[last + 1])):
-        last += 1
-    return int(np.flatnonzero(octave == last)[-1])
 
 
 def released_rows(tp: dict[str, Any], holdout: float) -> tuple[float, float] | None:
