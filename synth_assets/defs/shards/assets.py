@@ -18,10 +18,9 @@ from synth_assets.defs.constants import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     SHARDS,
-    SYNTHESIZE,
     SYNTHETIC_SHARDS,
 )
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -56,11 +55,8 @@ def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
     """The shard asset with the backfill and retry policies of a deployment (see the module
     docstring)."""
 
-    @dg.asset(
-        key=SYNTHETIC_SHARDS,
-        group_name=SYNTHESIZE,
-        owners=owners(),
-        deps=[CALIBRATED_SPEC],
+    @stage_asset(
+        SYNTHETIC_SHARDS,
         partitions_def=SHARDS,
         backfill_policy=backfill_policy(per_shard_runs),
         retry_policy=SHARD_RETRY if per_shard_runs else None,

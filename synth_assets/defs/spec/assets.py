@@ -12,9 +12,8 @@ from synth_assets.defs.constants import (
     METRICS_PACK,
     PACK_TAG,
     SHARDS,
-    SYNTHESIZE,
 )
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
 
@@ -52,11 +51,8 @@ def _add_shard_partitions(instance: dg.DagsterInstance, shards: int) -> None:
         instance.add_dynamic_partitions(SHARDS.name, missing)
 
 
-@dg.asset(
-    key=CALIBRATED_SPEC,
-    group_name=SYNTHESIZE,
-    owners=owners(),
-    deps=[METRICS_PACK],
+@stage_asset(
+    CALIBRATED_SPEC,
     kinds={"json"},
     description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
     "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).",
