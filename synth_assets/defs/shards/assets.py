@@ -54,8 +54,7 @@ SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=30)
 def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
     """The shard asset with the backfill and retry policies of a deployment (see the module
     docstring)."""
-
-    @stage_asset(
+    return stage_asset(
         SYNTHETIC_SHARDS,
         partitions_def=SHARDS,
         backfill_policy=backfill_policy(per_shard_runs),
@@ -63,13 +62,7 @@ def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
         kinds={"parquet"},
         description="Relational synthetic rows: each shard holds whole privacy units with all their "
         "descendants; each shard draws from its own SeedSequence child of the sealed seed.",
-    )
-    def synthetic_shards(
-        context: dg.AssetExecutionContext, synth: SynthResource
-    ) -> dg.MaterializeResult:
-        return run_generation(context, synth)
-
-    return synthetic_shards
+    )(run_generation)  # the op is named for the key: synthetic_shards
 
 
 def run_generation(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:
