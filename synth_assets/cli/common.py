@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synth_assets.core.config import default_config_path
 
@@ -28,6 +29,20 @@ def add_common(sp: argparse.ArgumentParser, *, suppress: bool = False) -> None:
         default=argparse.SUPPRESS if suppress else default_config_path(),
         help="path of synth.yaml",
     )
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    fn: Callable[[argparse.Namespace], int],
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A subcommand that runs ``fn``, its --workdir and --config first (``kwargs``: help,
+    description); the caller adds the rest of its arguments."""
+    sp = subparsers.add_parser(name, **kwargs)
+    add_common(sp)
+    sp.set_defaults(fn=fn)
+    return sp
 
 
 def add_target(sp: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_actor, add_audit_url, add_common, add_target, settings
+from .common import add_actor, add_audit_url, add_command, add_target, settings
 
 
 def _target(args: argparse.Namespace, cfg: Any, work: Path) -> str:
@@ -182,49 +182,51 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register teardown, budget, emergency-teardown and audit {verify,show} on the CLI's
     subparsers."""
-    sp = subparsers.add_parser(
-        "teardown", help="drop a staging schema created by synth_assets (and its __next/__prev)"
+    sp = add_command(
+        subparsers,
+        "teardown",
+        _cmd_teardown,
+        help="drop a staging schema created by synth_assets (and its __next/__prev)",
     )
-    add_common(sp)
     add_target(sp)
     sp.add_argument("--schema", default=None, help="staging schema (default target.schema)")
     add_audit_url(sp)
     add_actor(sp)
-    sp.set_defaults(fn=_cmd_teardown)
 
-    sp = subparsers.add_parser(
-        "budget", help="the annual privacy budget per source: spent, remaining, the ledger"
+    sp = add_command(
+        subparsers,
+        "budget",
+        _cmd_budget,
+        help="the annual privacy budget per source: spent, remaining, the ledger",
     )
-    add_common(sp)
     sp.add_argument("--source", default=None, help="only this source (default: every source)")
     sp.add_argument("--schema", default=None, help="with --source: its schema (default config)")
     add_audit_url(sp)
-    sp.set_defaults(fn=_cmd_budget)
 
-    sp = subparsers.add_parser(
+    sp = add_command(
+        subparsers,
         "emergency-teardown",
+        _cmd_emergency,
         help="drop every synthetic schema in the target and delete every refresh's artifacts",
     )
-    add_common(sp)
     add_target(sp)
     add_audit_url(sp)
     add_actor(sp)
     sp.add_argument("--yes", action="store_true", help="confirm: this deletes data and artifacts")
-    sp.set_defaults(fn=_cmd_emergency)
 
     sp = subparsers.add_parser("audit", help="the keyed, hash-chained audit log: verify or show it")
     asub = sp.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser(
+    v = add_command(
+        asub,
         "verify",
+        _cmd_audit_verify,
         help="check every MAC and link, the chain head and the anchors outside the database "
         "(<workdir>/audit, the store's refreshes); exit 1 on any break",
     )
-    add_common(v)
     add_audit_url(v)
-    v.set_defaults(fn=_cmd_audit_verify)
-    s = asub.add_parser("show", help="print the events (optionally of one refresh)")
-    add_common(s)
+    s = add_command(
+        asub, "show", _cmd_audit_show, help="print the events (optionally of one refresh)"
+    )
     add_audit_url(s)
     s.add_argument("--refresh-id", default=None, help="only the events of this refresh")
     s.add_argument("--json", action="store_true", help="JSON instead of one line per event")
-    s.set_defaults(fn=_cmd_audit_show)

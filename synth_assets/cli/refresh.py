@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from synth_assets.core.config import BANDS
 from synth_assets.core.store import RefreshPaths
 
-from .common import add_common
+from .common import add_command
 
 if TYPE_CHECKING:
     from synth_assets.core.config import SynthConfig
@@ -158,30 +158,33 @@ def _print_summary(summary: dict) -> None:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register init, demo, refresh and regenerate on the CLI's subparsers."""
-    sp = subparsers.add_parser("init", help="create the local HMAC key (mode 0600); never implicit")
-    add_common(sp)
+    sp = add_command(
+        subparsers, "init", _cmd_init, help="create the local HMAC key (mode 0600); never implicit"
+    )
     sp.add_argument(
         "--force",
         action="store_true",
         help="replace an existing key (old refreshes become unverifiable)",
     )
-    sp.set_defaults(fn=_cmd_init)
 
-    sp = subparsers.add_parser(
-        "demo", help="build the demo bank database if absent and run a refresh on it"
+    sp = add_command(
+        subparsers,
+        "demo",
+        _cmd_demo,
+        help="build the demo bank database if absent and run a refresh on it",
     )
-    add_common(sp)
     sp.add_argument(
         "--scale", type=float, default=None, help="synthetic size relative to the source"
     )
     sp.add_argument("--customers", type=int, default=40_000, help="size of the demo source")
     sp.add_argument("--band", choices=list(BANDS), default=None)
-    sp.set_defaults(fn=_cmd_demo)
 
-    sp = subparsers.add_parser(
-        "refresh", help="profile a Postgres source and generate synthetic shards"
+    sp = add_command(
+        subparsers,
+        "refresh",
+        _cmd_refresh,
+        help="profile a Postgres source and generate synthetic shards",
     )
-    add_common(sp)
     sp.add_argument(
         "--source",
         default=None,
@@ -196,16 +199,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="size the largest table: dev ~5M, staging ~100M, perf ~300M rows",
     )
-    sp.set_defaults(fn=_cmd_refresh)
 
-    sp = subparsers.add_parser(
+    sp = add_command(
+        subparsers,
         "regenerate",
+        _cmd_regenerate,
         help="after a failed gate: a new spec and seed from a refresh's metrics pack, with the "
         "config as it is now (a relaxed gate, an override); spends no budget",
     )
-    add_common(sp)
     sp.add_argument("--refresh-id", required=True, help="the refresh whose metrics pack to reuse")
-    sp.set_defaults(fn=_cmd_regenerate)
 
 
 def print_load_summary(summary: dict[str, Any]) -> None:

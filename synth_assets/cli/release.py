@@ -16,7 +16,7 @@ from typing import Any
 from synth_assets.core.errors import ConfigError
 from synth_assets.core.store import write_private
 
-from .common import add_common, settings
+from .common import add_command, add_common, settings
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Path, Any]:
@@ -100,24 +100,26 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add `publish` and `release` (with `release verify`) to the `synth-assets` parser."""
 
-    sp = subparsers.add_parser(
-        "publish", help="hash, sign and publish a refresh's artifacts (manifest last)"
+    sp = add_command(
+        subparsers,
+        "publish",
+        _cmd_publish,
+        help="hash, sign and publish a refresh's artifacts (manifest last)",
     )
-    add_common(sp)
     sp.add_argument("--refresh-id", required=True)
     sp.add_argument(
         "--verify",
         action="store_true",
         help="verify an already published refresh instead (signature and every artifact's SHA-256)",
     )
-    sp.set_defaults(fn=_cmd_publish)
 
-    sp = subparsers.add_parser(
+    sp = add_command(
+        subparsers,
         "release",
+        _cmd_release,
         help="issue expiring, ticket-bound access to a published refresh whose gates all passed",
         description="synth-assets release --refresh-id R --ticket T [--ttl 1h] | synth-assets release verify TOKEN",
     )
-    add_common(sp)
     sp.add_argument("--refresh-id", default=None)
     sp.add_argument(
         "--ticket",
@@ -130,7 +132,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument(
         "--out", default=None, help="write the release (token, URLs) to this file, mode 0600"
     )
-    sp.set_defaults(fn=_cmd_release)
     sub = sp.add_subparsers(dest="release_command")
     vp = sub.add_parser("verify", help="say whether a release token is valid and what it grants")
     vp.add_argument("token", help="the release token (or - to read it from stdin)")

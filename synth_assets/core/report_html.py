@@ -574,6 +574,12 @@ def _fidelity_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _series_bars(title: str, series: dict[str, Any]) -> str:
+    """Bars of a report series as the report stores one (``labels``, ``real``, ``synthetic``):
+    a marginal, or a fan-out's plot."""
+    return svg_bars(title, series["labels"], series["real"], series["synthetic"])
+
+
 def _plots_section(report: dict[str, Any]) -> list[str]:
     out = ["<h2 id='plots'>Plots</h2><h3>Hour-of-week profiles</h3><div class='grid'>"]
     ticks = [(d * 24, DOW[d]) for d in range(7)]
@@ -600,14 +606,8 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
         )
     out.append("</div><h3>Fan-out (children per parent)</h3><div class='grid'>")
     for k, f in report["fanout"].items():
-        out.append(
-            svg_bars(
-                f"{k} (share of parents): KS complement {_num(f.get('value'), 3)}",
-                f["plot"]["labels"],
-                f["plot"]["real"],
-                f["plot"]["synthetic"],
-            )
-        )
+        title = f"{k} (share of parents): KS complement {_num(f.get('value'), 3)}"
+        out.append(_series_bars(title, f["plot"]))
     out.append(
         "</div><h3>Pair trends (1 = the same association in real and synthetic rows)</h3>"
         "<div class='grid'>"
@@ -646,6 +646,6 @@ def _plots_section(report: dict[str, Any]) -> list[str]:
         table, _, col = k.partition(".")
         cs = ((report["views"].get(table) or {}).get("column_shapes") or {}).get("columns", {})
         score = f": score {_num(cs[col]['score'], 3)}" if col in cs else ""
-        out.append(svg_bars(f"{k} ({m['kind']}){score}", m["labels"], m["real"], m["synthetic"]))
+        out.append(_series_bars(f"{k} ({m['kind']}){score}", m))
     out.append("</div>")
     return out

@@ -24,6 +24,18 @@ SYNTHESIZE = "synthesize"
 # The gates and what they release: the privacy report, the staging schema, the publication.
 RELEASE = "release"
 
+# The data flow in one table: each pipeline asset's group and the assets it is computed from
+# (its deps), read by ``conventions.stage_asset``.
+FLOW: dict[dg.AssetKey, tuple[str, tuple[dg.AssetKey, ...]]] = {
+    SOURCE_SCHEMA: (MEASURE, (PRODUCTION_DATABASE,)),
+    METRICS_PACK: (MEASURE, (SOURCE_SCHEMA,)),
+    CALIBRATED_SPEC: (SYNTHESIZE, (METRICS_PACK,)),
+    SYNTHETIC_SHARDS: (SYNTHESIZE, (CALIBRATED_SPEC,)),
+    PRIVACY_REPORT: (RELEASE, (SYNTHETIC_SHARDS,)),
+    STAGING_SCHEMA: (RELEASE, (SYNTHETIC_SHARDS, PRIVACY_REPORT)),
+    PUBLISHED_REFRESH: (RELEASE, (STAGING_SCHEMA,)),
+}
+
 # Asset tags.
 BOUNDARY = {"synth/privacy_boundary": "inside"}
 

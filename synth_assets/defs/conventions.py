@@ -1,15 +1,18 @@
-"""What every asset shares in the Dagster UI: owners, column schemas, and the source database
-as the external asset at the head of the lineage (the group names are in ``constants``)."""
+"""What every asset shares in the Dagster UI: owners, column schemas, the pipeline assets'
+decorator, and the source database as the external asset at the head of the lineage (the group
+names and the data flow are in ``constants``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
 from synth_assets.core.schema import SchemaModel
 
-from .constants import BOUNDARY, MEASURE, PRODUCTION_DATABASE
+from .constants import BOUNDARY, FLOW, MEASURE, PRODUCTION_DATABASE
 
 
 def owners() -> list[str]:
@@ -28,6 +31,13 @@ production_database = dg.AssetSpec(
     description="The source database (source.url and source.schema in synth.yaml). Read inside "
     "the privacy boundary with a read-only role, never written; every refresh starts here.",
 )
+
+
+def stage_asset(key: dg.AssetKey, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
+    """``dg.asset`` for a pipeline stage: its group and deps from ``FLOW`` (the data flow in one
+    table) and the owners every asset shows; ``kwargs`` say the rest (kinds, description...)."""
+    group, deps = FLOW[key]
+    return dg.asset(key=key, group_name=group, deps=list(deps), owners=owners(), **kwargs)
 
 
 def table_schemas(model: SchemaModel) -> dict[str, dg.MetadataValue]:

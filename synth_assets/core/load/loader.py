@@ -76,6 +76,31 @@ def connect_hint(target_url: str, schema: str) -> str:
     return f'psql "{url}{sep}options=-csearch_path%3D{schema}"'
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One load's settings, fixed before the target is written and read by every step after."""
+
+    inputs: LoadInputs
+    target_url: str
+    schema: str
+    actor: str
+    run_id: str | None
+    audit_target: str  # the audit database: the target unless audit_url names another
+    workers: int
+    batch_rows: int
+    progress: Progress | None
+    started: float
+
+    @property
+    def audit_inline(self) -> bool:
+        """Whether the load's audit event shares the swap's transaction (audit log in the target)."""
+        return self.audit_target == self.target_url
+
+    @property
+    def next_schema(self) -> str:
+        return f"{self.schema}__next"
+
+
 def load_refresh(
     refresh_dir: Path,
     refresh_id: str,
@@ -99,8 +124,18 @@ def load_refresh(
     inputs = read_inputs(Path(refresh_dir), refresh_id)
     assert_not_source(source_url, target_url)
     durations: dict[str, Any] = {"verify_inputs": round(time.perf_counter() - t0, 3)}
-    audit_target = audit_url or target_url
-    audit_inline = audit_target == target_url
+    job = _Job(
+        inputs=inputs,
+        target_url=target_url,
+        schema=schema,
+        actor=actor,
+        run_id=run_id,
+        audit_target=audit_url or target_url,
+        workers=workers,
+        batch_rows=batch_rows,
+        progress=progress,
+        started=started,
+    )
     main = connect(target_url)
     locked = False
     try:
@@ -115,37 +150,19 @@ def load_refresh(
                 f"another load into schema {schema} of {redact(target_url)} is running; retry later"
             )
         # ---- from here on the target is written ----
-        load_id = _start_run(main, inputs, schema, actor, run_id, audit_inline)
+        load_id = _start_run(main, job)
         try:
-            result = _load(
-                main,
-                inputs,
-                target_url,
-                schema,
-                load_id,
-                ddl_types,
-                type_ddl,
-                durations,
-                actor=actor,
-                run_id=run_id,
-                audit_inline=audit_inline,
-                workers=workers,
-                batch_rows=batch_rows,
-                progress=progress,
-                started=started,
-            )
+            result = _load(main, job, load_id, ddl_types, type_ddl, durations)
         except BaseException as exc:
-            _record_failure(
-                main, inputs, target_url, schema, load_id, exc, audit_target, actor, run_id
-            )
+            _record_failure(main, job, load_id, exc)
             if isinstance(exc, psycopg.Error):
                 raise LoadError(
                     f"loading refresh {refresh_id} into {schema} failed: {_first_line(exc)}; "
                     f"the live schema {schema} was not changed"
                 ) from exc
             raise
-        if not audit_inline:
-            _audit_elsewhere(audit_target, result, run_id, inputs, actor)
+        if not job.audit_inline:
+            _audit_elsewhere(job, result)
         return result
     finally:
         _unlock(main, schema, locked)
@@ -163,84 +180,64 @@ def _unlock(main: psycopg.Connection, schema: str, locked: bool) -> None:
         pass
 
 
-def _start_run(
-    main: psycopg.Connection,
-    inputs: LoadInputs,
-    schema: str,
-    actor: str,
-    run_id: str | None,
-    audit_inline: bool,
-) -> int:
+def _start_run(main: psycopg.Connection, job: _Job) -> int:
     """Create the metadata (and audit) tables, mark a crashed load of ``schema`` abandoned and
     record this one as running; its load id (committed)."""
     ensure_meta(main)
-    if audit_inline:
+    if job.audit_inline:
         ensure_audit_schema(main)
     with main.transaction():
         main.execute(
             "UPDATE synth_meta.load_runs SET status = 'abandoned', finished_at = now(), "
             "error = 'the loading process ended without finishing' "
             "WHERE schema_name = %s AND status = 'running'",
-            (schema,),
+            (job.schema,),
         )
         load_id = main.execute(
             "INSERT INTO synth_meta.load_runs (refresh_id, schema_name, status, spec_hash, shard_hashes, "
             "actor, run_id) VALUES (%s, %s, 'running', %s, %s::jsonb, %s, %s) RETURNING load_id",
             (
-                inputs.refresh_id,
-                schema,
-                inputs.spec["content_hash"],
-                json.dumps(inputs.shard_hashes),
-                actor,
-                run_id,
+                job.inputs.refresh_id,
+                job.schema,
+                job.inputs.spec["content_hash"],
+                json.dumps(job.inputs.shard_hashes),
+                job.actor,
+                job.run_id,
             ),
         ).fetchone()[0]
     main.commit()
     return load_id
 
 
-def _record_failure(
-    main: psycopg.Connection,
-    inputs: LoadInputs,
-    target_url: str,
-    schema: str,
-    load_id: int,
-    exc: BaseException,
-    audit_target: str,
-    actor: str,
-    run_id: str | None,
-) -> None:
+def _record_failure(main: psycopg.Connection, job: _Job, load_id: int, exc: BaseException) -> None:
     """Drop ``__next``, mark the load failed and audit the failure (best effort: never raises
     over the load's own error)."""
-    _fail(main, f"{schema}__next", load_id, exc)
+    _fail(main, job.next_schema, load_id, exc)
     _audit_safely(
-        audit_target,
-        inputs.refresh_id,
+        job.audit_target,
+        job.inputs.refresh_id,
         {
             "status": "failed",
-            "schema": schema,
-            "target": redact(target_url),
+            "schema": job.schema,
+            "target": redact(job.target_url),
             "load_id": load_id,
-            "spec_hash": inputs.spec["content_hash"],
+            "spec_hash": job.inputs.spec["content_hash"],
             "error": _first_line(exc),
-            "run_id": run_id,
+            "run_id": job.run_id,
         },
-        actor,
+        job.actor,
     )
 
 
-def _audit_elsewhere(
-    audit_target: str, result: LoadResult, run_id: str | None, inputs: LoadInputs, actor: str
-) -> None:
+def _audit_elsewhere(job: _Job, result: LoadResult) -> None:
     """Write the load's audit event to an audit log in another database (after the swap: it
     cannot share the load's transaction), saying the data is live if that fails."""
+    rid = job.inputs.refresh_id
     try:
-        record_event(
-            audit_target, "load", inputs.refresh_id, _load_payload(result, run_id, inputs), actor
-        )
+        record_event(job.audit_target, "load", rid, _load_payload(result, job), job.actor)
     except SynthError as exc:
         raise LoadError(
-            f"refresh {inputs.refresh_id} is live in {result.schema}, but its audit event could not be "
+            f"refresh {rid} is live in {result.schema}, but its audit event could not be "
             f"written ({exc}); record it before using the data"
         ) from exc
 
@@ -253,7 +250,7 @@ def _audit_safely(url: str, refresh_id: str, payload: dict[str, Any], actor: str
         pass
 
 
-def _load_payload(result: LoadResult, run_id: str | None, inputs: LoadInputs) -> dict[str, Any]:
+def _load_payload(result: LoadResult, job: _Job) -> dict[str, Any]:
     """The audit event of a successful load (the shard hashes tie it to the generated files)."""
     return {
         "status": "loaded",
@@ -262,42 +259,31 @@ def _load_payload(result: LoadResult, run_id: str | None, inputs: LoadInputs) ->
         "load_id": result.load_id,
         "spec_hash": result.spec_hash,
         "rows": result.rows,
-        "shard_hashes": inputs.shard_hashes,
+        "shard_hashes": job.inputs.shard_hashes,
         "seconds": round(result.seconds, 3),
         "replaced_previous": result.replaced_previous,
-        "run_id": run_id,
+        "run_id": job.run_id,
     }
 
 
 def _load(
     main: psycopg.Connection,
-    inputs: LoadInputs,
-    target_url: str,
-    schema: str,
+    job: _Job,
     load_id: int,
     ddl_types: dict[str, dict[str, str]],
     type_ddl: list[sql.Composable],
     durations: dict[str, Any],
-    *,
-    actor: str,
-    run_id: str | None,
-    audit_inline: bool,
-    workers: int,
-    batch_rows: int,
-    progress: Progress | None,
-    started: float,
 ) -> LoadResult:
     """Build ``__next``, verify it, swap it in and record the load, in that order."""
-    next_s = f"{schema}__next"
+    inputs, schema, target_url = job.inputs, job.schema, job.target_url
+    next_s = job.next_schema
     rid = inputs.refresh_id
     t0 = time.perf_counter()
     _create_next(main, next_s, load_id, rid, type_ddl)
     plans = _table_ddl(inputs.model, inputs, next_s, ddl_types)
     durations["prepare"] = round(time.perf_counter() - t0, 3)
 
-    copied, counted, unvalidated, repaired = _build_next(
-        target_url, plans, next_s, durations, workers, batch_rows, progress
-    )
+    copied, counted, unvalidated, repaired = _build_next(job, plans, durations)
 
     t0 = time.perf_counter()
     _verify(main, next_s, inputs, plans, copied, counted)
@@ -310,7 +296,7 @@ def _load(
     with main.transaction():
         replaced = _swap(main, schema)
         durations["swap"] = round(time.perf_counter() - t0, 3)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - job.started
         durations["total"] = round(seconds, 3)
         result = LoadResult(
             load_id,
@@ -329,27 +315,22 @@ def _load(
             "finished_at = now() WHERE load_id = %s",
             (json.dumps(inputs.rows), json.dumps(durations), load_id),
         )
-        if audit_inline:
-            append_event(main, "load", rid, _load_payload(result, run_id, inputs), actor)
+        if job.audit_inline:
+            append_event(main, "load", rid, _load_payload(result, job), job.actor)
     main.commit()
     return result
 
 
 def _build_next(
-    target_url: str,
-    plans: dict[str, TablePlan],
-    next_s: str,
-    durations: dict[str, Any],
-    workers: int,
-    batch_rows: int,
-    progress: Progress | None,
+    job: _Job, plans: dict[str, TablePlan], durations: dict[str, Any]
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
-    """Run every load step on ``workers`` connections; rows copied and counted per table, and
-    rows breaking (or repaired for) each cross-column CHECK."""
+    """Run every load step on ``job.workers`` connections; rows copied and counted per table,
+    and rows breaking (or repaired for) each cross-column CHECK."""
     t0 = time.perf_counter()
-    build = Build(next_s, batch_rows, progress)
+    next_s = job.next_schema
+    build = Build(next_s, job.batch_rows, job.progress)
     tasks = _build_tasks(plans, build)
-    steps = _run_tasks(target_url, tasks, workers, [next_s, "public"], build.abort)
+    steps = _run_tasks(job.target_url, tasks, job.workers, [next_s, "public"], build.abort)
     durations["build"] = round(time.perf_counter() - t0, 3)
     durations["steps"] = steps
     durations["copy"] = round(sum(v for k, v in steps.items() if k.startswith("copy:")), 3)

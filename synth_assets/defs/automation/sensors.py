@@ -7,6 +7,7 @@ run once every shard is materialized. `staging_staleness` and `spec_overrides_ch
 refresh or a regeneration; `gate_failure_audit` writes each failed run to the audit log.
 """
 
+import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,15 +132,14 @@ def _last_materialized(instance: dg.DagsterInstance, key: dg.AssetKey) -> dateti
     return datetime.fromtimestamp(ev.timestamp, UTC) if ev else None
 
 
+# The sensors that request whole refreshes or regenerations from the config: off until switched on.
+_opt_in_sensor = functools.partial(dg.sensor, default_status=dg.DefaultSensorStatus.STOPPED)
+
+
 def staleness_sensor(cfg: SynthConfig, now=lambda: datetime.now(UTC)) -> dg.SensorDefinition:
     """Staging older than `automation.stale_after_days` requests a full refresh (once per staleness)."""
 
-    @dg.sensor(
-        name="staging_staleness",
-        job=quarterly_refresh,
-        minimum_interval_seconds=3600,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-    )
+    @_opt_in_sensor(name="staging_staleness", job=quarterly_refresh, minimum_interval_seconds=3600)
     def _sensor(context: dg.SensorEvaluationContext):
         last = _last_materialized(context.instance, STAGING_SCHEMA)
         if last is None:
@@ -159,11 +159,8 @@ def staleness_sensor(cfg: SynthConfig, now=lambda: datetime.now(UTC)) -> dg.Sens
 def overrides_sensor(cfg: SynthConfig) -> dg.SensorDefinition:
     """A changed overrides file requests `regenerate_from_spec` once per distinct content."""
 
-    @dg.sensor(
-        name="spec_overrides_changed",
-        job=regenerate_from_spec,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+    @_opt_in_sensor(
+        name="spec_overrides_changed", job=regenerate_from_spec, minimum_interval_seconds=60
     )
     def _sensor(context: dg.SensorEvaluationContext):
         path = cfg.automation.overrides_file

@@ -15,21 +15,17 @@ from synth_assets.core.roles import infer_roles
 from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json, write_json_atomic
 from synth_assets.defs.constants import (
     BOUNDARY,
-    MEASURE,
     METRICS_PACK,
     SOURCE_SCHEMA,
 )
-from synth_assets.defs.conventions import owners, production_database, table_schemas
+from synth_assets.defs.conventions import production_database, stage_asset, table_schemas
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
 
 
-@dg.asset(
-    key=SOURCE_SCHEMA,
-    group_name=MEASURE,
-    deps=[production_database],
+@stage_asset(
+    SOURCE_SCHEMA,
     tags=BOUNDARY,
-    owners=owners(),
     kinds={"postgres"},
     description="Tables, keys, constraints and a role per column, read from the source catalog. "
     "Sampled values used for role inference never leave the boundary.",
@@ -96,12 +92,9 @@ def source_schema(context: dg.AssetExecutionContext, synth: SynthResource) -> dg
     )
 
 
-@dg.asset(
-    key=METRICS_PACK,
-    group_name=MEASURE,
-    deps=[SOURCE_SCHEMA],
+@stage_asset(
+    METRICS_PACK,
     tags=BOUNDARY,
-    owners=owners(),
     kinds={"postgres"},
     description="The metrics pack: DP aggregates of the source (OpenDP, zCDP) and the budget ledger.",
 )

@@ -13,10 +13,9 @@ from synth_assets.defs.constants import (
     PARTITION_TAG,
     PUBLISHED_REFRESH,
     REFRESH_TAG,
-    RELEASE,
     STAGING_SCHEMA,
 )
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -36,11 +35,8 @@ def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
     return checks
 
 
-@dg.asset(
-    key=PUBLISHED_REFRESH,
-    group_name=RELEASE,
-    owners=owners(),
-    deps=[STAGING_SCHEMA],
+@stage_asset(
+    PUBLISHED_REFRESH,
     kinds={"s3"},
     description="The refresh published: every artifact hashed and uploaded to the store (S3 with "
     "server-side encryption, or the local directory), then a manifest signed with the secrets "

@@ -20,8 +20,8 @@ from synth_assets.core.evaluate import (
 from synth_assets.core.gates import GateResult, check_shards
 from synth_assets.core.report_html import write_report
 from synth_assets.core.store import RefreshPaths, read_json
-from synth_assets.defs.constants import BOUNDARY, PRIVACY_REPORT, RELEASE, SYNTHETIC_SHARDS
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.constants import BOUNDARY, PRIVACY_REPORT, SYNTHETIC_SHARDS
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -40,11 +40,8 @@ def privacy_report_asset(verify_shards: bool = False) -> dg.AssetsDefinition:
     the whole refresh's shards in this step, the one the load follows: the per-shard runs' checks
     could neither see across shards nor gate this run."""
 
-    @dg.asset(
-        key=PRIVACY_REPORT,
-        group_name=RELEASE,
-        owners=owners(),
-        deps=[SYNTHETIC_SHARDS],
+    @stage_asset(
+        PRIVACY_REPORT,
         tags=BOUNDARY,
         kinds={"postgres", "html"},
         description="Measured privacy (DCR share, NNDR, exact matches, membership inference, rare "

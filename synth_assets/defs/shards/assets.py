@@ -18,10 +18,9 @@ from synth_assets.defs.constants import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     SHARDS,
-    SYNTHESIZE,
     SYNTHETIC_SHARDS,
 )
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
@@ -55,25 +54,15 @@ SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=30)
 def shards_asset(per_shard_runs: bool = False) -> dg.AssetsDefinition:
     """The shard asset with the backfill and retry policies of a deployment (see the module
     docstring)."""
-
-    @dg.asset(
-        key=SYNTHETIC_SHARDS,
-        group_name=SYNTHESIZE,
-        owners=owners(),
-        deps=[CALIBRATED_SPEC],
+    return stage_asset(
+        SYNTHETIC_SHARDS,
         partitions_def=SHARDS,
         backfill_policy=backfill_policy(per_shard_runs),
         retry_policy=SHARD_RETRY if per_shard_runs else None,
         kinds={"parquet"},
         description="Relational synthetic rows: each shard holds whole privacy units with all their "
         "descendants; each shard draws from its own SeedSequence child of the sealed seed.",
-    )
-    def synthetic_shards(
-        context: dg.AssetExecutionContext, synth: SynthResource
-    ) -> dg.MaterializeResult:
-        return run_generation(context, synth)
-
-    return synthetic_shards
+    )(run_generation)  # the op is named for the key: synthetic_shards
 
 
 def run_generation(context: dg.AssetExecutionContext, synth: SynthResource) -> dg.MaterializeResult:

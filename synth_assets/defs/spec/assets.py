@@ -4,7 +4,6 @@ import dagster as dg
 
 from synth_assets.core.audit import spec_payload
 from synth_assets.core.config import with_overrides_file
-from synth_assets.core.generate import shard_key
 from synth_assets.core.sealing import final_spec, seal_generation
 from synth_assets.core.store import RefreshPaths, new_refresh_id, read_json
 from synth_assets.defs.constants import (
@@ -12,11 +11,11 @@ from synth_assets.defs.constants import (
     METRICS_PACK,
     PACK_TAG,
     SHARDS,
-    SYNTHESIZE,
 )
-from synth_assets.defs.conventions import owners
+from synth_assets.defs.conventions import stage_asset
 from synth_assets.defs.lineage import refresh_of_run, run_refresh_tag
 from synth_assets.defs.resources import SynthResource
+from synth_assets.defs.shards.assets import shard_keys
 
 
 def _refreshes(context: dg.AssetExecutionContext, synth: SynthResource) -> tuple[str, str]:
@@ -45,18 +44,15 @@ def _refreshes(context: dg.AssetExecutionContext, synth: SynthResource) -> tuple
 
 def _add_shard_partitions(instance: dg.DagsterInstance, shards: int) -> None:
     """The shard partitions a spec needs, added where missing."""
-    keys = [shard_key(i) for i in range(shards)]
+    keys = shard_keys(shards)
     existing = set(instance.get_dynamic_partitions(SHARDS.name))
     missing = [k for k in keys if k not in existing]
     if missing:
         instance.add_dynamic_partitions(SHARDS.name, missing)
 
 
-@dg.asset(
-    key=CALIBRATED_SPEC,
-    group_name=SYNTHESIZE,
-    owners=owners(),
-    deps=[METRICS_PACK],
+@stage_asset(
+    CALIBRATED_SPEC,
     kinds={"json"},
     description="Generation spec: the metrics pack made consistent, with overrides and target sizes. "
     "Also seals a fresh master seed for this generation (only its SHA-256 is recorded).",

@@ -11,26 +11,21 @@ from synth_assets.core.load import check_staging, load_refresh
 from synth_assets.core.schema import SchemaModel
 from synth_assets.core.store import RefreshPaths, read_json, write_json_atomic
 from synth_assets.defs.constants import (
-    PRIVACY_REPORT,
-    RELEASE,
     STAGING_SCHEMA,
     SYNTHETIC_SHARDS,
 )
-from synth_assets.defs.conventions import owners, table_schemas
+from synth_assets.defs.conventions import stage_asset, table_schemas
 from synth_assets.defs.lineage import refresh_of_run, run_actor
 from synth_assets.defs.resources import SynthResource
 
 
-@dg.asset(
-    key=STAGING_SCHEMA,
-    group_name=RELEASE,
-    owners=owners(),
+@stage_asset(
+    STAGING_SCHEMA,
     # The quarterly cadence: a staging copy older than a quarter and a week is stale in the UI
     # (warned after 92 days), whether or not the staleness sensor is switched on.
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(days=99), warn_window=timedelta(days=92)
     ),
-    deps=[SYNTHETIC_SHARDS, PRIVACY_REPORT],
     kinds={"postgres"},
     # Automation never loads data whose gates did not pass (the asset re-checks the report too).
     automation_condition=dg.AutomationCondition.eager()

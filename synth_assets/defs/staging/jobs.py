@@ -1,6 +1,8 @@
 """Staging teardown: op jobs that drop one staging schema, or (emergency) every synthetic schema
 and every refresh's artifacts; both recorded in synth_meta and the audit log."""
 
+from typing import Any
+
 import dagster as dg
 
 from synth_assets.core import pg
@@ -11,11 +13,25 @@ from synth_assets.defs.lineage import run_actor
 from synth_assets.defs.resources import SynthResource
 
 
-class TeardownConfig(dg.Config):
+def _recorded(context: dg.OpExecutionContext, synth: SynthResource) -> dict[str, Any]:
+    """Who a teardown is recorded under (the run's actor and id) and the audit database it goes to."""
+    return {"actor": run_actor(context), "run_id": context.run_id, "audit_url": synth.meta_url()}
+
+
+class _TargetConfig(dg.Config):
+    """The run config both teardowns share: the database they work in."""
+
+    target_url: str = ""
+
+    def target(self, synth: SynthResource) -> str:
+        """``target_url``, else target.url, as a libpq URL (starting the embedded server if named)."""
+        return pg.resolve_url(self.target_url or synth.settings().target.url, synth.work)
+
+
+class TeardownConfig(_TargetConfig):
     """Which staging schema to drop (defaults: target.schema in target.url)."""
 
     schema_name: str = ""
-    target_url: str = ""
 
 
 @dg.op(
@@ -25,14 +41,8 @@ def drop_staging_schema(
     context: dg.OpExecutionContext, config: TeardownConfig, synth: SynthResource
 ) -> None:
     cfg = synth.settings()
-    target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
-    res = teardown(
-        target,
-        config.schema_name or cfg.target.db_schema,
-        actor=run_actor(context),
-        run_id=context.run_id,
-        audit_url=synth.meta_url(),
-    )
+    target = config.target(synth)
+    res = teardown(target, config.schema_name or cfg.target.db_schema, **_recorded(context, synth))
     synth.anchor_audit()
     context.log.info(f"dropped: {', '.join(res.dropped) or 'nothing (no such schema)'}")
 
@@ -42,11 +52,10 @@ def teardown_staging() -> None:
     drop_staging_schema()
 
 
-class EmergencyConfig(dg.Config):
+class EmergencyConfig(_TargetConfig):
     """Emergency teardown: every synthetic schema in the target and every refresh's artifacts."""
 
     confirm: bool = False
-    target_url: str = ""
 
 
 @dg.op(
@@ -60,15 +69,8 @@ def remove_all_synthetic_data(
             "emergency teardown removes every synthetic schema and every refresh's artifacts: "
             "launch it with config `confirm: true`"
         )
-    cfg = synth.settings()
-    target = pg.resolve_url(config.target_url or cfg.target.url, synth.work)
-    res = emergency_teardown_core(
-        target,
-        synth.store().root,
-        actor=run_actor(context),
-        run_id=context.run_id,
-        audit_url=synth.meta_url(),
-    )
+    target = config.target(synth)
+    res = emergency_teardown_core(target, synth.store().root, **_recorded(context, synth))
     synth.anchor_audit()
     context.log.warning(
         f"emergency teardown: dropped {res.dropped}, deleted artifacts of {len(res.artifacts)} "
