@@ -42,7 +42,7 @@ from .fidelity import (
 )
 from .plots import marginal_plot
 from .privacy import identifier_overlap, privacy_metrics, rare_combinations
-from .samples import NULL_TOKEN, real_sample, synthetic_sample, unit_samples
+from .samples import NULL_TOKEN, RealDB, real_sample, synthetic_sample, unit_samples
 from .views import EvalOptions, View, build_views, table_columns
 
 REPORT_FORMAT = "synth_assets.privacy_report/1"
@@ -303,6 +303,7 @@ def _evaluate_view(
     """One view's measurements: fidelity of a table's own columns (plots into ``marginals``),
     privacy of a unit-owned view, and rare quasi-identifier combinations."""
     n = options.sample_rows
+    db = RealDB(conn, model, plans, params)
     out: dict[str, Any] = {
         "table": view.table,
         "kind": view.kind,
@@ -326,13 +327,11 @@ def _evaluate_view(
             "synthetic_reference_rows": synth_ref.height,
         }
         if not view.is_join:
-            real = real_sample(conn, model, plans, view, n, params)
+            real = real_sample(db, view, n)
             out["rows"]["real_sample"] = real.height
             out.update(_table_fidelity(view, spec, real, synth, released, rng, options, marginals))
         if unit_owned:
-            parts, hold, info = unit_samples(
-                conn, model, plans, view, n, params, options.reference_rows
-            )
+            parts, hold, info = unit_samples(db, view, n, options.reference_rows)
             out["rows"].update(info)
             if view.is_join:
                 out["pair_trends"] = pair_trends(

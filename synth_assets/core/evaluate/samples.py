@@ -105,32 +105,30 @@ def _fetch(conn: psycopg.Connection, sql: str, params: dict, names: list[str]) -
     )
 
 
-def real_sample(
-    conn: psycopg.Connection,
-    model: SchemaModel,
-    plans: dict[str, TablePlan],
-    view: View,
-    n: int,
-    params: dict,
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class RealDB:
+    """The real database the report samples: its connection, schema model and table plans, and
+    the query parameters that key the samples (the sample and holdout hash keys)."""
+
+    conn: psycopg.Connection
+    model: SchemaModel
+    plans: dict[str, TablePlan]
+    params: dict
+
+
+def real_sample(db: RealDB, view: View, n: int) -> pl.DataFrame:
     """A deterministic random sample of ``n`` real rows of a view, holdout included (fidelity)."""
-    src = _source(model, plans, view)
+    src = _source(db.model, db.plans, view)
     exprs = [f"{_sql_value(_alias(c), c)} AS {qi(c.name)}" for c in view.cols]
     sql = (
         f"SELECT {', '.join(exprs)} FROM {src.from_sql} "
         f"ORDER BY md5(%(skey)s || ({src.order})::text) LIMIT {int(n)}"
     )
-    return canonical(_fetch(conn, sql, params, [c.name for c in view.cols]), view.cols)
+    return canonical(_fetch(db.conn, sql, db.params, [c.name for c in view.cols]), view.cols)
 
 
 def unit_samples(
-    conn: psycopg.Connection,
-    model: SchemaModel,
-    plans: dict[str, TablePlan],
-    view: View,
-    n: int,
-    params: dict,
-    reference_rows: int | None = None,
+    db: RealDB, view: View, n: int, reference_rows: int | None = None
 ) -> tuple[list[pl.DataFrame], pl.DataFrame, dict[str, int]]:
     """Disjoint training samples and one holdout sample, each holding all rows of ``k`` privacy units.
 
@@ -142,14 +140,14 @@ def unit_samples(
     averages over them, and their union is the training reference for the other metrics.
     """
     reference_rows = reference_rows or 4 * n
-    src = _source(model, plans, view)
+    src = _source(db.model, db.plans, view)
     if src.unit is None:
         raise EvaluationError(
             f"{view.name} is a reference table: it has no privacy units and no holdout"
         )
     per = {side: _units_sql(src, side) for side in ("holdout", "training")}
     sizes = {
-        side: _unit_sizes(conn, per[side], limit, params)
+        side: _unit_sizes(db.conn, per[side], limit, db.params)
         for side, limit in (("holdout", n), ("training", reference_rows))
     }
     k = min(_units_fitting(sizes["holdout"], n), _units_fitting(sizes["training"], n))
@@ -163,7 +161,7 @@ def unit_samples(
         ),
     )
     out = {
-        side: _part_rows(conn, src, view, per[side], side, k, units, params)
+        side: _part_rows(db.conn, src, view, per[side], side, k, units, db.params)
         for side, units in (("training", k * parts), ("holdout", k))
     }
     train = [
