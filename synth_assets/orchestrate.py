@@ -5,7 +5,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,9 +27,9 @@ from synth_assets.core.store import (
     new_refresh_id,
     read_json,
     store_for,
-    write_json_atomic,
     write_private,
 )
+from synth_assets.core.summary import AnnualBudget, CheckResult, RefreshSummary, write_summary
 from synth_assets.definitions import build_definitions
 from synth_assets.defs.automation.jobs import (
     generate_and_load,
@@ -62,16 +62,16 @@ def instance_for(workdir: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    out = {}
-    for ev in result.get_asset_check_evaluations():
-        meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
-        out[ev.check_name] = {
-            "passed": bool(ev.passed),
-            "asset": ev.asset_key.to_user_string(),
-            **meta,
-        }
-    return out
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, CheckResult]:
+    """Every check a run evaluated: its verdict, its asset and its metadata's plain values."""
+    return {
+        ev.check_name: CheckResult(
+            passed=bool(ev.passed),
+            asset=ev.asset_key.to_user_string(),
+            metadata={k: getattr(v, "value", v) for k, v in ev.metadata.items()},
+        )
+        for ev in result.get_asset_check_evaluations()
+    }
 
 
 def _stages(result: dg.ExecuteInProcessResult) -> dict[str, float]:
@@ -159,7 +159,31 @@ def _record_refusal(cfg: SynthConfig, workdir: Path, problems: list[str]) -> lis
     return []
 
 
-def run_refresh(
+@dataclass(frozen=True)
+class Refreshed:
+    """A refresh that passed and was published: its summary, the file it was written to and
+    where its manifest was published."""
+
+    summary: RefreshSummary
+    summary_path: Path
+    manifest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as written, with ``summary_path`` and ``manifest`` added."""
+        return {
+            **self.summary.to_json(),
+            "summary_path": str(self.summary_path),
+            "manifest": self.manifest,
+        }
+
+
+def run_refresh(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`refresh` (same arguments), its outcome as JSON: the summary as written, with
+    ``summary_path`` and ``manifest``, for scripts and benchmarks that keep results as JSON."""
+    return refresh(*args, **kwargs).to_json()
+
+
+def refresh(
     config_file: str | None,
     workdir: Path,
     source_url: str | None = None,
@@ -167,8 +191,8 @@ def run_refresh(
     log: Callable[[str], None] = print,
     instance: dg.DagsterInstance | None = None,
     regenerate_from: str | None = None,
-) -> dict[str, Any]:
-    """Profile, calibrate and generate one refresh; write and return its summary.
+) -> Refreshed:
+    """Profile, calibrate and generate one refresh; write its summary and publish it.
 
     Preflight first: a refresh it refuses reserves no budget and writes nothing. Run 1
     materializes the boundary assets and the spec; run 2 the shard partitions (one single-run
@@ -212,14 +236,17 @@ def run_refresh(
         )
 
 
-def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -> str:
+def _stopped(
+    failed: list[str], summary: RefreshSummary, summary_file: Path | None, rdir: Path
+) -> str:
     """What stopped a refresh, one failed gate per line with the `gates:` key that sets its
     threshold, then where to read more: the report (when there is one) and the summary."""
     from synth_assets.core.evaluate import GATES_BY_NAME
 
+    rid = summary.refresh_id
     if not failed:
-        head = f"refresh {rid} stopped: {summary.get('error') or 'the run failed'}"
-        if summary.get("budget_released"):
+        head = f"refresh {rid} stopped: {summary.failure or 'the run failed'}"
+        if summary.budget_released:
             head += "; nothing was measured, so its budget reservation was released"
         lines = [head]
     else:
@@ -230,8 +257,8 @@ def _stopped(rid: str, failed: list[str], summary: dict[str, Any], rdir: Path) -
     report = RefreshPaths(rdir).report_html
     if report.is_file():
         lines.append(f"report: {report}")
-    if summary.get("summary_path"):
-        lines.append(f"summary: {summary['summary_path']}")
+    if summary_file is not None:
+        lines.append(f"summary: {summary_file}")
     return "\n".join(lines)
 
 
@@ -269,7 +296,8 @@ def _effective_config(
 
 @dataclass
 class _Run:
-    """One headless refresh: its Definitions, instance, tags and summary, as its runs go."""
+    """One headless refresh: its Definitions, instance, tags and summary, as its runs go (the
+    summary's file once it is written)."""
 
     cfg: SynthConfig
     workdir: Path
@@ -280,7 +308,12 @@ class _Run:
     tags: dict[str, str]
     log: Callable[[str], None]
     store: RefreshStore
-    summary: dict[str, Any]
+    summary: RefreshSummary
+    summary_file: Path | None = None
+
+    def note(self, **facts: Any) -> None:
+        """Add ``facts`` (fields of :class:`RefreshSummary`) to the summary."""
+        self.summary = replace(self.summary, **facts)
 
     def execute(self, job: str, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
         """Run the job named ``job`` in process: the named job the UI shows (not an ephemeral
@@ -301,9 +334,11 @@ class _Run:
 
     def record(self, result: dg.ExecuteInProcessResult) -> bool:
         """Add a run's checks and step times to the summary; whether it and every check passed."""
-        self.summary["checks"].update(_checks(result))
-        self.summary.setdefault("stages", {}).update(_stages(result))
-        return result.success and all(c["passed"] for c in self.summary["checks"].values())
+        self.note(
+            checks={**self.summary.checks, **_checks(result)},
+            stages={**(self.summary.stages or {}), **_stages(result)},
+        )
+        return result.success and self.summary.checks_passed
 
 
 def _generate(run: _Run) -> bool:
@@ -313,7 +348,7 @@ def _generate(run: _Run) -> bool:
     r2 = run.execute_reporting(generate_and_load.name, shard_range_tags(spec["shards"]))
     ok = run.record(r2)
     if not r2.success:
-        run.summary["error"] = _failure(r2)
+        run.note(error=_failure(r2))
     return ok
 
 
@@ -321,7 +356,7 @@ def _profile_and_generate(run: _Run, regenerate_from: str | None) -> bool:
     """Run 1 (profile, or calibrate from an earlier pack), then run 2 if it passed; a run 1
     that measured nothing releases its budget reservation."""
     if regenerate_from:
-        run.summary["regenerated_from"] = regenerate_from
+        run.note(regenerated_from=regenerate_from)
         run.log(
             f"[1/2] {run.rid}: a new spec and seed from the metrics pack of {regenerate_from} (no budget)…"
         )
@@ -332,55 +367,60 @@ def _profile_and_generate(run: _Run, regenerate_from: str | None) -> bool:
     )
     if run.record(r1):
         return _generate(run)
-    run.summary["error"] = _failure(r1) if not r1.success else None
+    run.note(error=_failure(r1) if not r1.success else None)
     reason = _unmeasured(r1, run.store, run.rid, run.cfg) if not r1.success else None
     if reason and _release_unmeasured(run.cfg, run.workdir, run.meta, run.rid, reason, run.log):
-        run.summary["budget_released"] = True
+        run.note(budget_released=True)
     return False
 
 
 def _describe(run: _Run) -> None:
     """What the refresh spent, what the source has left, the spec and the rows generated."""
-    summary, store, cfg = run.summary, run.store, run.cfg
+    store, cfg = run.store, run.cfg
     pack_path = store.paths(run.rid).pack
     if pack_path.exists():
-        summary.update(pack_summary(read_json(pack_path)))
+        run.note(pack=pack_summary(read_json(pack_path)))
     key, label = budget.source_key(cfg.source.url, cfg.source.db_schema, cfg.privacy.budget_key)
     st = budget.standing(run.meta, key, cfg.privacy.annual_epsilon_cap)
-    summary["budget"] = {
-        "source": label,
-        "annual_cap": st.cap,
-        "spent_365d": st.spent,
-        "remaining": max(0.0, st.cap - st.spent),
-    }
+    run.note(
+        budget=AnnualBudget(
+            source=label,
+            annual_cap=st.cap,
+            spent_365d=st.spent,
+            remaining=max(0.0, st.cap - st.spent),
+        )
+    )
     spec_path = store.paths(run.rid).spec
     if spec_path.exists():
         spec = read_json(spec_path)
-        summary["spec_hash"] = spec["content_hash"]
-        # Said, not silent: columns of a type no model covers load as NULL (NOT NULL ones were
-        # refused at preflight unless the type has an empty value of its own, e.g. tsvector).
-        summary["not_modelled"] = [
-            f"{t}.{c} ({col['pg_type']})"
-            for t, e in spec["tables"].items()
-            for c, col in e.get("columns", {}).items()
-            if col.get("kind") == "ignore" and not col.get("generated")
-        ]
-        gen = read_json(store.paths(run.rid).generation)
-        summary["seed_commitment"] = gen["seed_commitment"]
+        run.note(
+            spec_hash=spec["content_hash"],
+            # Said, not silent: columns of a type no model covers load as NULL (NOT NULL ones
+            # were refused at preflight unless the type has an empty value of its own, e.g.
+            # tsvector).
+            not_modelled=tuple(
+                f"{t}.{c} ({col['pg_type']})"
+                for t, e in spec["tables"].items()
+                for c, col in e.get("columns", {}).items()
+                if col.get("kind") == "ignore" and not col.get("generated")
+            ),
+            seed_commitment=read_json(store.paths(run.rid).generation)["seed_commitment"],
+        )
     shards = SYNTHETIC_SHARDS.to_user_string()
-    for c in summary["checks"].values():
-        if c.get("asset") == shards and "rows" in c:
-            summary["tables"] = {t: {"rows": n} for t, n in c["rows"].items()}
+    for c in run.summary.checks.values():
+        if c.asset == shards and "rows" in c.metadata:
+            run.note(rows=dict(c.metadata["rows"]))
 
 
-def _publish(run: _Run) -> None:
+def _publish(run: _Run) -> str:
     """Publication last (its own job and asset, as a deployment runs it): every artifact,
-    the summary included, hashed in the signed manifest and sent to the store."""
+    the summary included, hashed in the signed manifest and sent to the store. Returns where
+    the manifest was published."""
     r3 = run.execute(publish_refresh.name)
     if not r3.success:
         raise ArtifactError(f"refresh {run.rid} passed but was not published: {_failure(r3)}")
     manifest = read_json(run.store.paths(run.rid).signed_manifest)
-    run.summary["manifest"] = manifest["store"]["location"]
+    return manifest["store"]["location"]
 
 
 def _fail(run: _Run) -> NoReturn:
@@ -388,9 +428,9 @@ def _fail(run: _Run) -> NoReturn:
     raise what stopped it: the failed gates (exit 3) or the error (exit 1)."""
     summary = run.summary
     failed = [
-        f"{n}: {'; '.join(c.get('failures', [])) or 'failed'}"
-        for n, c in summary["checks"].items()
-        if not c["passed"]
+        f"{n}: {'; '.join(c.metadata.get('failures', [])) or 'failed'}"
+        for n, c in summary.checks.items()
+        if not c.passed
     ]
     unrecorded = ""
     try:
@@ -398,13 +438,14 @@ def _fail(run: _Run) -> NoReturn:
             run.meta,
             "gate_failed" if failed else "run_failed",
             run.rid,
-            {"failed_checks": failed, "error": (summary.get("error") or "")[:1000]},
+            {"failed_checks": failed, "error": (summary.failure or "")[:1000]},
             signer=AuditSigner.for_config(run.cfg, run.workdir),
         )
     except SynthError as exc:  # said, never swallowed: the failure itself still stands
         unrecorded = f"; the failure could not be written to the audit log: {exc}"
     error = GateFailed if failed else RunFailed
-    raise error(_stopped(run.rid, failed, summary, run.store.dir(run.rid)) + unrecorded)
+    stopped = _stopped(failed, summary, run.summary_file, run.store.dir(run.rid))
+    raise error(stopped + unrecorded)
 
 
 def _refresh(
@@ -417,7 +458,7 @@ def _refresh(
     instance: dg.DagsterInstance | None,
     meta: str,
     regenerate_from: str | None = None,
-) -> dict[str, Any]:
+) -> Refreshed:
     """The refresh itself, once preflight passed and the locks are held."""
     cfg_path = _effective_config(cfg, config_file, source_url, workdir, cfg_override)
     rid = new_refresh_id()
@@ -433,21 +474,19 @@ def _refresh(
         tags=tags,
         log=log,
         store=store,
-        summary={"refresh_id": rid, "checks": {}, "tables": {}, "artifacts": str(store.dir(rid))},
+        summary=RefreshSummary(refresh_id=rid, artifacts=store.dir(rid)),
     )
     started = time.monotonic()
     ok = _profile_and_generate(run, regenerate_from)
     _describe(run)
-    run.summary["passed"] = bool(ok)
-    run.summary["seconds"] = round(time.monotonic() - started, 1)
+    run.note(passed=bool(ok), seconds=round(time.monotonic() - started, 1))
+    path = summary_path(workdir, rid)
     if store.dir(rid).exists() or ok:
-        path = summary_path(workdir, rid)
-        write_json_atomic(path, run.summary)
-        run.summary["summary_path"] = str(path)
+        write_summary(path, run.summary)
+        run.summary_file = path
     if not ok:
         _fail(run)
-    _publish(run)
-    return run.summary
+    return Refreshed(run.summary, path, _publish(run))
 
 
 def eprint(msg: str) -> None:

@@ -14,6 +14,8 @@ from .common import add_command
 
 if TYPE_CHECKING:
     from synth_assets.core.config import SynthConfig
+    from synth_assets.core.summary import RefreshSummary
+    from synth_assets.orchestrate import Refreshed
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -31,7 +33,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from synth_assets.core import pg
     from synth_assets.core.config import load_config
     from synth_assets.demo import build_demo, demo_exists
-    from synth_assets.orchestrate import run_refresh
+    from synth_assets.orchestrate import refresh
 
     workdir = Path(args.workdir).expanduser().resolve()
     cfg = load_config(args.config)
@@ -45,15 +47,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
         rows = build_demo(url, customers=args.customers)
         print("  " + ", ".join(f"{t}: {n:,}" for t, n in rows.items()))
-    summary = run_refresh(args.config, workdir, cfg_override=cfg)
-    _print_summary(summary)
+    _print_summary(refresh(args.config, workdir, cfg_override=cfg))
     return 0
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
     """One refresh of the configured source, with the command line's options applied."""
     from synth_assets.core.config import load_config
-    from synth_assets.orchestrate import run_refresh
+    from synth_assets.orchestrate import refresh
 
     cfg = load_config(args.config)
     updates = {}
@@ -68,21 +69,21 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         updates["generation"] = cfg.generation.model_copy(update=gen)
     if updates:
         cfg = _with_options(cfg, {k: v.model_dump(by_alias=True) for k, v in updates.items()})
-    summary = run_refresh(args.config, Path(args.workdir), source_url=args.source, cfg_override=cfg)
-    _print_summary(summary)
+    _print_summary(
+        refresh(args.config, Path(args.workdir), source_url=args.source, cfg_override=cfg)
+    )
     return 0
 
 
 def _cmd_regenerate(args: argparse.Namespace) -> int:
     """A new spec and seed from an earlier refresh's metrics pack (no budget spent)."""
     from synth_assets.core.config import load_config
-    from synth_assets.orchestrate import run_refresh
+    from synth_assets.orchestrate import refresh
 
     cfg = load_config(args.config)
-    summary = run_refresh(
-        args.config, Path(args.workdir), cfg_override=cfg, regenerate_from=args.refresh_id
+    _print_summary(
+        refresh(args.config, Path(args.workdir), cfg_override=cfg, regenerate_from=args.refresh_id)
     )
-    _print_summary(summary)
     return 0
 
 
@@ -109,51 +110,58 @@ def _stage_labels() -> dict[str, str]:
     return {key.to_user_string(): label for key, label in labels.items()}
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(outcome: Refreshed) -> None:
     """What a refresh spent, made and checked, and where its report and summary are."""
-    unit = summary.get("privacy_unit")
-    if summary.get("regenerated_from"):
-        print(
-            f"refresh {summary['refresh_id']}: regenerated from the metrics pack of "
-            f"{summary['regenerated_from']}: no budget spent"
-        )
-    print(
-        f"refresh {summary['refresh_id']}: epsilon spent {summary.get('epsilon_spent', 0):.3f} "
-        f"(delta {summary.get('delta', 0):.0e}"
-        + (f", privacy unit: one {unit} row and every row that references it" if unit else "")
-        + f"), {summary['seconds']}s"
-    )
-    if summary.get("reference_epsilon_spent"):
-        print(
-            f"  reference tables: epsilon {summary['reference_epsilon_spent']:.3f} spent on "
-            "their rows (each row its own unit; a separate guarantee)"
-        )
-    b = summary.get("budget")
-    if b:
-        print(
-            f"  annual budget of {b['source']}: epsilon {b['spent_365d']:.3g} of "
-            f"{b['annual_cap']:g} spent in the last 365 days, {b['remaining']:.3g} remaining "
-            "(synth-assets budget shows the ledger)"
-        )
-    stages = summary.get("stages") or {}
+    summary = outcome.summary
+    _print_spend(summary)
+    stages = summary.stages or {}
     named = [(label, stages[k]) for k, label in _stage_labels().items() if k in stages]
     if named:
         print("  stages: " + ", ".join(f"{label} {v:.1f}s" for label, v in named))
-    for t, v in summary["tables"].items():
-        print(f"  {t}: {v['rows']:,} rows")
-    if summary.get("not_modelled"):
+    for t, n in summary.rows.items():
+        print(f"  {t}: {n:,} rows")
+    if summary.not_modelled:
         print(
             "  not modelled, loaded as NULL (or the type's empty value where NOT NULL): "
-            + ", ".join(summary["not_modelled"])
+            + ", ".join(summary.not_modelled)
             + " (give a column a role in synth.yaml columns: to model it)"
         )
-    for name, c in summary["checks"].items():
-        print(f"  check {name}: {'passed' if c['passed'] else 'FAILED'}")
-    report = RefreshPaths(Path(summary["artifacts"])).report_html
+    for name, c in summary.checks.items():
+        print(f"  check {name}: {'passed' if c.passed else 'FAILED'}")
+    report = RefreshPaths(summary.artifacts or Path("")).report_html
     if report.is_file():
         print(f"report: {report}")
-    print(f"summary: {summary['summary_path']}")
+    print(f"summary: {outcome.summary_path}")
     print_load_summary(summary)
+
+
+def _print_spend(summary: RefreshSummary) -> None:
+    """The budget lines: what the refresh spent (or that it reused a pack) and what is left."""
+    pack = summary.pack
+    unit = pack.privacy_unit if pack else None
+    if summary.regenerated_from:
+        print(
+            f"refresh {summary.refresh_id}: regenerated from the metrics pack of "
+            f"{summary.regenerated_from}: no budget spent"
+        )
+    print(
+        f"refresh {summary.refresh_id}: epsilon spent {pack.epsilon_spent if pack else 0:.3f} "
+        f"(delta {pack.delta if pack else 0:.0e}"
+        + (f", privacy unit: one {unit} row and every row that references it" if unit else "")
+        + f"), {summary.seconds}s"
+    )
+    if pack and pack.reference_epsilon_spent:
+        print(
+            f"  reference tables: epsilon {pack.reference_epsilon_spent:.3f} spent on "
+            "their rows (each row its own unit; a separate guarantee)"
+        )
+    b = summary.budget
+    if b:
+        print(
+            f"  annual budget of {b.source}: epsilon {b.spent_365d:.3g} of "
+            f"{b.annual_cap:g} spent in the last 365 days, {b.remaining:.3g} remaining "
+            "(synth-assets budget shows the ledger)"
+        )
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -210,11 +218,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--refresh-id", required=True, help="the refresh whose metrics pack to reuse")
 
 
-def print_load_summary(summary: dict[str, Any]) -> None:
+def print_load_summary(summary: RefreshSummary) -> None:
     """After a refresh: what was loaded where and how to connect (reads <artifacts>/load.json)."""
-    path = RefreshPaths(Path(summary.get("artifacts", ""))).load
+    path = RefreshPaths(summary.artifacts or Path("")).load
     if not path.is_file():
-        if summary.get("passed"):
+        if summary.passed:
             print("staging: not loaded (staging_schema is not part of this run)")
         return
     load = json.loads(path.read_text())

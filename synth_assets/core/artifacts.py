@@ -39,6 +39,14 @@ from .store import (
     store_for,
     write_json_atomic,
 )
+from .summary import (
+    CheckResult,
+    RefreshSummary,
+    SummaryWriter,
+    read_summary,
+    rows_json,
+    write_summary,
+)
 
 
 class ArtifactError(SynthError):
@@ -60,22 +68,20 @@ def summary_path(workdir: Path, rid: str) -> Path:
 
 
 def write_checks_summary(
-    workdir: Path, store: RefreshStore, rid: str, checks: dict[str, dict[str, Any]]
+    workdir: Path, store: RefreshStore, rid: str, checks: dict[str, CheckResult]
 ) -> None:
     """The summary of a refresh that ran only in Dagster (a headless refresh writes its own):
     the check verdicts its runs recorded and the rows it loaded, for the manifest to state."""
     load = store.paths(rid).load
     rows = read_json(load)["rows"] if load.is_file() else {}
-    write_json_atomic(
-        summary_path(workdir, rid),
-        {
-            "refresh_id": rid,
-            "checks": checks,
-            "passed": bool(checks) and all(c["passed"] for c in checks.values()),
-            "tables": {t: {"rows": n} for t, n in rows.items()},
-            "written_by": "published_refresh",
-        },
+    summary = RefreshSummary(
+        refresh_id=rid,
+        checks=checks,
+        passed=bool(checks) and all(c.passed for c in checks.values()),
+        rows=rows,
+        written_by=SummaryWriter.PUBLISHED_REFRESH,
     )
+    write_summary(summary_path(workdir, rid), summary)
 
 
 def artifact_files(refresh_dir: Path) -> list[tuple[str, Path]]:
@@ -378,7 +384,7 @@ class S3Artifacts:
 # ---- publication ----------------------------------------------------------------------------
 
 
-def _facts(refresh_dir: Path, rid: str, summary: dict[str, Any]) -> dict[str, Any]:
+def _facts(refresh_dir: Path, rid: str, summary: RefreshSummary) -> dict[str, Any]:
     gen_path = RefreshPaths(refresh_dir).generation
     if not gen_path.is_file():
         raise ArtifactError(
@@ -389,21 +395,22 @@ def _facts(refresh_dir: Path, rid: str, summary: dict[str, Any]) -> dict[str, An
     pack_path = RefreshPaths(refresh_dir).pack
     pack = read_json(pack_path) if pack_path.is_file() else None
     led = (pack or {}).get("ledger", {})
+    spent = summary.pack  # the summary's own figures when the pack is not in the refresh
     return {
         "spec_hash": gen["spec_hash"],
         "seed_commitment": gen["seed_commitment"],
         "pack_refresh_id": gen.get("pack_refresh_id"),
         "privacy": {
             # Only a refresh that profiled the source spent budget; a regeneration spends none.
-            "epsilon_spent": float(led.get("epsilon_spent", summary.get("epsilon_spent", 0.0))),
-            "delta": float(led.get("delta", summary.get("delta", 0.0))),
+            "epsilon_spent": float(led.get("epsilon_spent", spent.epsilon_spent if spent else 0.0)),
+            "delta": float(led.get("delta", spent.delta if spent else 0.0)),
             "budget_spent_by": gen.get("pack_refresh_id") or rid,
         },
         "key_versions": {
             "seed": gen.get("seed_version"),
             "hmac_key_profile": (pack or {}).get("privacy", {}).get("hmac_key_version"),
         },
-        "rows": summary.get("tables", {}),
+        "rows": rows_json(summary.rows),
     }
 
 
@@ -443,7 +450,7 @@ def publish_refresh(
         raise ArtifactError(f"cannot publish refresh {rid}: {exc}") from None
     if not gates["passed"]:
         raise ArtifactError(f"refusing to publish refresh {rid}: " + "; ".join(gates["failures"]))
-    facts = _facts(rdir, rid, read_json(spath))
+    facts = _facts(rdir, rid, read_summary(spath))
     entries = [
         {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size}
         for rel, p in _collect(rdir, spath)

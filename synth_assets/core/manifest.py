@@ -24,6 +24,7 @@ from .digest import canonical_json
 from .errors import SynthError
 from .secrets import KeyVersionUnavailable, Secret, SecretsBackend
 from .store import RefreshPaths
+from .summary import SummaryError, read_summary
 
 MANIFEST_FORMAT = "synth_assets.manifest/1"
 MANIFEST_NAME = RefreshPaths.MANIFEST
@@ -83,12 +84,15 @@ def read_gates(summary_path: Path, report_paths: list[Path]) -> dict[str, Any]:
             f"refresh summary {summary_path} does not exist: the refresh did not finish (or ran with "
             "another work directory)"
         )
-    summary = json.loads(summary_path.read_text())
-    checks = {str(n): _gate_passed(c) for n, c in (summary.get("checks") or {}).items()}
+    try:
+        summary = read_summary(summary_path)
+    except SummaryError as exc:
+        raise ManifestError(str(exc)) from None
+    checks = {n: c.passed for n, c in summary.checks.items()}
     failures = [f"check {n} failed" for n, ok in checks.items() if not ok]
     if not checks:
         failures.append("the summary records no gate (asset check) at all")
-    if summary.get("passed") is not True:
+    if not summary.passed:
         failures.append("the refresh summary is not marked passed")
     report = None
     for rp in report_paths:
@@ -102,7 +106,7 @@ def read_gates(summary_path: Path, report_paths: list[Path]) -> dict[str, Any]:
             failures += [f"privacy report gate {n} failed" for n, ok in rgates.items() if not ok]
             if raw.get("passed") is not True:
                 failures.append("the privacy report is not marked passed")
-            own, theirs = summary.get("refresh_id"), raw.get("refresh_id")
+            own, theirs = summary.refresh_id, raw.get("refresh_id")
             if own and theirs != own:
                 failures.append(
                     f"the privacy report {rp.name} is of refresh {theirs}, not of {own}: a "

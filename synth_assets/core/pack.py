@@ -15,6 +15,7 @@ from .config import SynthConfig
 from .profile import profile_source
 from .schema import SchemaModel
 from .secrets import Secret
+from .summary import PackSpend
 
 
 def measure_pack(
@@ -33,13 +34,14 @@ def measure_pack(
     return pack
 
 
-def pack_summary(pack: dict[str, Any]) -> dict[str, Any]:
+def pack_summary(pack: dict[str, Any]) -> PackSpend:
     """What a refresh summary states of its pack: the exact ledger (not rounded), the
     reference tables' own epsilon when they spent any, and the privacy unit."""
     led = pack["ledger"]
-    out: dict[str, Any] = {"epsilon_spent": led["epsilon_spent"], "delta": led["delta"]}
     ref = pack.get("reference_ledger")
-    if ref:
-        out["reference_epsilon_spent"] = ref["epsilon_spent"]
-    out["privacy_unit"] = pack.get("privacy", {}).get("unit_table")
-    return out
+    return PackSpend(
+        epsilon_spent=led["epsilon_spent"],
+        delta=led["delta"],
+        privacy_unit=pack.get("privacy", {}).get("unit_table"),
+        reference_epsilon_spent=ref["epsilon_spent"] if ref else None,
+    )

@@ -114,7 +114,7 @@ def test_a_failed_gate_exits_3_and_bad_input_2(workdir, demo_url, capsys, monkey
     def blocked(*args, **kwargs):
         raise GateFailed("refresh r1 stopped: privacy_dcr_share 0.55 > 0.52")
 
-    monkeypatch.setattr(orchestrate, "run_refresh", blocked)
+    monkeypatch.setattr(orchestrate, "refresh", blocked)
     assert main(["refresh", "--source", demo_url, "--workdir", str(workdir)]) == 3
     assert "gate failed: refresh r1 stopped" in capsys.readouterr().err
 

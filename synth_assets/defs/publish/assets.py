@@ -9,6 +9,7 @@ the instance recorded for the refresh's runs.
 import dagster as dg
 
 from synth_assets.core.artifacts import publish_refresh, summary_path, write_checks_summary
+from synth_assets.core.summary import CheckResult
 from synth_assets.defs.constants import (
     PARTITION_TAG,
     PUBLISHED_REFRESH,
@@ -20,18 +21,18 @@ from synth_assets.defs.lineage import refresh_of_run
 from synth_assets.defs.resources import SynthResource
 
 
-def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, dict]:
+def recorded_gates(instance: dg.DagsterInstance, rid: str) -> dict[str, CheckResult]:
     """The latest evaluation of every asset check in the runs of refresh ``rid`` (a check of a
     shard partition per partition: a shard re-run replaces only its own)."""
     records = instance.get_run_records(dg.RunsFilter(tags={REFRESH_TAG: rid}))
-    checks: dict[str, dict] = {}
+    checks: dict[str, CheckResult] = {}
     for rec in sorted(records, key=lambda r: r.create_timestamp):
         run = rec.dagster_run
         part = run.tags.get(PARTITION_TAG)
         for ev in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             data = ev.dagster_event.event_specific_data
             name = data.check_name + (f"[{part}]" if part else "")
-            checks[name] = {"passed": bool(data.passed), "asset": data.asset_key.to_user_string()}
+            checks[name] = CheckResult(bool(data.passed), data.asset_key.to_user_string())
     return checks
 
 
