@@ -600,6 +600,20 @@ def test_the_tail_a_child_count_relies_on_stops_at_an_empty_octave():
     assert bins[tail_support(real, bins, SIGMA)] == 64
 
 
+def test_the_tail_walk_bridges_one_weak_octave_the_next_one_carries_on():
+    # lahman's salary rows per player at sigma 70: 4-7 pools 232 (under 2 sigma x 2 = 280),
+    # 8-15 pools 561 on its own (over 396); 32-63 and beyond are noise.
+    from synth_assets.core.profile import fanout_bins
+    from synth_assets.core.spec import tail_support
+
+    bins = fanout_bins(4096)
+    salaries = [6684, 446, 402, 323, 207, -25, 120, -70, 221, 165, 26, 123, 34, 9, 122, -139]
+    salaries += [142, -87, 67, -2, 73, -76, -120, -109]
+    assert bins[tail_support(salaries, bins, 69.8)] == 16
+    weak = salaries[:8] + [0] * 16  # nothing past the weak octave: not bridged
+    assert bins[tail_support(weak, bins, 69.8)] == 3
+
+
 def _domain_table(*checks: str, own: str | None = None) -> Table:
     dom = Domain("src", "d", checks=tuple((f"c{i}", c) for i, c in enumerate(checks)))
     cons = [Constraint("own", "c", ("x",), own)] if own else []
