@@ -77,6 +77,24 @@ def test_linked_positions_keep_each_rows_group_and_follow_the_parent_inside_it()
     assert abs(spearmanr(parent * 10 % 1, within).statistic) < 0.05
 
 
+def test_linked_positions_keep_a_groups_shares_where_its_parents_sit_at_one_end():
+    # The pair puts every child in its parent's group, but the parents sit in the lower half
+    # of each group: placed by the score alone, the children piled onto the lower codes.
+    rng = np.random.default_rng(12)
+    n = 20000
+    s = copula.ValueScale([], np.linspace(0, 40, 41), [1 / 40] * 40 + [0.0])
+    groups = [i // 4 for i in range(40)] + [9]
+    bounds = s.group_bounds(groups)
+    child_group = rng.integers(0, 10, n)
+    parent = (child_group + 0.5 * rng.random(n)) / 10
+    drawn = 4 * child_group + rng.integers(0, 4, n)
+    new, pos = copula.linked_positions(s, drawn, bounds, groups, 0.998, parent, rng)
+    assert (np.asarray(groups)[new] == child_group).all()
+    # (placed by the score alone: 0.45, 0.40, 0.13 and 0.02)
+    np.testing.assert_allclose(np.bincount(new % 4, minlength=4) / n, 0.25, atol=0.02)
+    assert spearmanr(parent, pos).statistic > 0.99
+
+
 def test_the_generator_draws_linked_numeric_columns_along_their_trend():
     edges = np.linspace(0.0, 100.0, 65).tolist()
     p = [1 / 64] * 64 + [0.0]
