@@ -183,14 +183,15 @@ def test_a_failed_gate_is_one_clean_summary_naming_the_key_and_the_report(
 
     wd = tmp_path / "wd"
     init_local_secrets(wd / "secrets")
-    cfg = make_config(demo_url, gates={"column_shapes_min": 1.0, "null_rate_diff_max": 0.0})
+    # Gates no calibration can lower (column shapes can: a strict 1.0 passed 1 refresh in 5).
+    cfg = make_config(demo_url, gates={"pair_trends_min": 1.0, "null_rate_diff_max": 0.0})
     path = tmp_path / "strict.yaml"
     path.write_text(yaml.safe_dump(cfg.to_json()))
     assert main(["refresh", "--config", str(path), "--workdir", str(wd)]) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err and "dagster" not in err.lower()
     assert "failed gate(s):" in err
-    assert "fidelity_column_shapes:" in err and "[gates.column_shapes_min]" in err
+    assert "fidelity_pair_trends:" in err and "[gates.pair_trends_min]" in err
     assert "report: " in err and err.strip().splitlines()[-1].startswith("summary: ")
 
 
@@ -206,7 +207,7 @@ def test_recovery_after_a_failed_gate_regenerates_at_zero_budget(tmp_path, demo_
 
     wd = tmp_path / "wd"
     init_local_secrets(wd / "secrets")
-    strict = make_config(demo_url, gates={"column_shapes_min": 1.0})
+    strict = make_config(demo_url, gates={"pair_trends_min": 1.0})  # never calibrated down
     path = tmp_path / "synth.yaml"
     path.write_text(yaml.safe_dump(strict.to_json()))
     assert main(["refresh", "--config", str(path), "--workdir", str(wd)]) == 3
