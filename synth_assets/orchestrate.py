@@ -16,6 +16,7 @@ from synth_assets.core.artifacts import ArtifactError, summary_path
 from synth_assets.core.audit import AuditSigner, record_event
 from synth_assets.core.config import SynthConfig, load_config
 from synth_assets.core.errors import ConfigError, GateFailed, RunFailed, SynthError
+from synth_assets.core.kinds import ColumnKind
 from synth_assets.core.pack import pack_summary
 from synth_assets.core.plan import build_plan
 from synth_assets.core.preflight import PreflightError, existing_database, is_source, preflight
@@ -402,7 +403,7 @@ def _describe(run: _Run) -> None:
                 f"{t}.{c} ({col['pg_type']})"
                 for t, e in spec["tables"].items()
                 for c, col in e.get("columns", {}).items()
-                if col.get("kind") == "ignore" and not col.get("generated")
+                if col.get("kind") == ColumnKind.IGNORE and not col.get("generated")
             ),
             seed_commitment=read_json(store.paths(run.rid).generation)["seed_commitment"],
         )

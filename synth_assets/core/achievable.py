@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from .generate import _decode_numeric
+from .kinds import ColumnKind, EvalKind
 from .spec import _null_fix, denoise_marginal, separable_how, smooth_how
 
 REPLICATES = 8
@@ -107,10 +108,10 @@ def achievable_shapes(
         c = spec_cols.get(col.column)
         if not calibratable(c) or c.get("independent"):
             continue
-        if col.kind == "numeric" and c["kind"] == "numeric":
+        if col.kind == EvalKind.NUMERIC and c["kind"] == ColumnKind.NUMERIC:
             x = real[col.name].cast(pl.Float64).fill_null(np.nan).to_numpy()
             per[col.name] = _numeric_scores(x, c, n, rng)
-        elif col.kind == "categorical" and c["kind"] == "categorical":
+        elif col.kind == EvalKind.CATEGORICAL and c["kind"] == ColumnKind.CATEGORICAL:
             per[col.name] = _categorical_scores(real[col.name], c, other, null, n, rng)
     if not per:
         return None

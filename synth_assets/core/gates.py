@@ -21,6 +21,7 @@ import psycopg
 from .errors import ConfigError
 from .fakes import is_luhn_valid
 from .generate import shard_units
+from .kinds import ColumnKind, TableKind
 from .roles import SYNTHESIZED_ROLES, qi
 from .schema import SchemaModel, Table
 from .store import RefreshPaths
@@ -122,7 +123,7 @@ def check_metrics_pack(pack: dict[str, Any], conn: psycopg.Connection | None) ->
     released: dict[str, list[tuple[str, str]]] = {}
     for t, tp in pack["tables"].items():
         for c, entry in tp.get("columns", {}).items():
-            if entry.get("kind") == "categorical" and not c.startswith("^"):
+            if entry.get("kind") == ColumnKind.CATEGORICAL and not c.startswith("^"):
                 for v in entry.get("values", []):
                     released.setdefault(v, []).append((t, c))
     if conn is not None and strings:
@@ -232,7 +233,7 @@ def _shard_frames(
             if not files:
                 failures.append(f"{t}: no shard files in {d}")
         else:
-            owners = [0] if spec["tables"][t]["kind"] == "reference" else sorted(shards)
+            owners = [0] if spec["tables"][t]["kind"] == TableKind.REFERENCE else sorted(shards)
             want = [paths.shard_file(t, s) for s in owners if s in shards]
             files = [f for f in want if f.is_file()]
             failures += [f"{t}: shard file {f} is missing" for f in want if not f.is_file()]
@@ -286,11 +287,11 @@ def _count_failures(
     """Root and reference tables: exactly their rows (a root: the units ``shards`` own; a
     reference: less the rows its manifest says were dropped); children: within the fan-out
     of the parent rows actually generated."""
-    if entry["kind"] in ("root", "reference"):
+    if entry["kind"] in (TableKind.ROOT, TableKind.REFERENCE):
         want = spec["expected_rows"][t]
-        if shards is not None and entry["kind"] == "root":
+        if shards is not None and entry["kind"] == TableKind.ROOT:
             want = sum(b - a for a, b in (shard_units(spec, s) for s in shards))
-        if entry["kind"] == "reference" and dropped:
+        if entry["kind"] == TableKind.REFERENCE and dropped:
             if rows[t] != want - dropped:
                 return [
                     f"{t}: {rows[t]} rows generated, the spec asks for {want} less the "

@@ -6,6 +6,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, SchemaError
+from .kinds import TableKind
 from .roles import PII_ROLES
 from .schema import ForeignKey, SchemaModel, Table
 
@@ -17,7 +18,7 @@ PERSONAL_ROLES = PII_ROLES - {"person_name", "address", "postal_code", "city", "
 @dataclass
 class TablePlan:
     name: str
-    kind: str  # "root", "child" (owned by a unit through FKs) or "reference"
+    kind: TableKind  # the unit, a table a unit owns through FKs, or a reference table
     parent_fk: ForeignKey | None = None  # primary parent (child tables)
     path: list[ForeignKey] = field(default_factory=list)  # FKs from this table up to the root
     depth: int = 0
@@ -137,7 +138,7 @@ def build_plan(
         )
     if len(model.tables[root].primary_key) != 1:
         raise ConfigError(f"privacy.unit_table {root!r} needs a one-column primary key")
-    plans = {root: TablePlan(root, "root")}
+    plans = {root: TablePlan(root, TableKind.ROOT)}
 
     def admit(t: Table) -> bool:
         # Ownership needs a required FK: a row that may have no parent is not part of a unit
@@ -154,10 +155,10 @@ def build_plan(
             return False
         depth, _, fk = min(options, key=lambda o: o[:2])
         parent = plans[fk.ref_table]
-        plans[t.name] = TablePlan(t.name, "child", fk, [fk, *parent.path], depth + 1)
+        plans[t.name] = TablePlan(t.name, TableKind.CHILD, fk, [fk, *parent.path], depth + 1)
         return True
 
     _close(model, plans, admit)
     for t in model.tables.values():
-        plans.setdefault(t.name, TablePlan(t.name, "reference"))
+        plans.setdefault(t.name, TablePlan(t.name, TableKind.REFERENCE))
     return plans

@@ -38,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from . import budget, pg
 from .config import SynthConfig, deployment, with_overrides_file
 from .errors import ConfigError, GenerationError, SynthError
+from .kinds import MODELLED_KINDS, ColumnKind
 from .roles import (
     DATETIME_TYPES,
     EPOCH_TYPES,
@@ -429,17 +430,19 @@ def known_role(t: Table, c: Column, overrides: dict[str, str]) -> str | None:
     return infer_role(t, c, None)
 
 
-def _kind(t: Table, c: Column, role: str) -> str:
+def _kind(t: Table, c: Column, role: str) -> ColumnKind:
     """How the profile models a column with this role (profile_source's column models)."""
     if role == "key":
-        return "key"
+        return ColumnKind.KEY
     if role == "foreign_key" or t.fk_for(c.name) is not None:
-        return "fk"
+        return ColumnKind.FK
     if role in SYNTHESIZED_ROLES:
-        return "synth"
-    if role in ("categorical", "numeric", "boolean"):
-        return role
-    return "datetime" if role == "datetime" and c.base_type in DATETIME_TYPES else "ignore"
+        return ColumnKind.SYNTH
+    if role in MODELLED_KINDS:
+        return ColumnKind(role)
+    if role == "datetime" and c.base_type in DATETIME_TYPES:
+        return ColumnKind.DATETIME
+    return ColumnKind.IGNORE
 
 
 def _role_type_problems(cfg: SynthConfig, model: SchemaModel) -> dict[str, str]:
@@ -474,17 +477,15 @@ def _bounds_problems(cfg: SynthConfig, model: SchemaModel) -> list[str]:
             continue
         t, c = found
         role = known_role(t, c, cfg.columns)
-        want = "datetime" if isinstance(lo, date) else "numeric"
+        want = ColumnKind.DATETIME if isinstance(lo, date) else ColumnKind.NUMERIC
         kind = _kind(t, c, role) if role else None
         if kind == want:
             continue
-        has = (
-            "a role decided by its sampled values"
-            if role is None
-            else f"role {role}" + (", which its type cannot take" if kind == "ignore" else "")
-        )
+        cannot = ", which its type cannot take" if kind == ColumnKind.IGNORE else ""
+        has = "a role decided by its sampled values" if role is None else f"role {role}{cannot}"
+        gives = "dates" if want == ColumnKind.DATETIME else "numbers"
         out.append(
-            f"bounds: {key!r} gives {'dates' if want == 'datetime' else 'numbers'}, which apply "
+            f"bounds: {key!r} gives {gives}, which apply "
             f"only to {want} columns; {key} ({c.pg_type}) has {has}"
         )
     return out
@@ -513,7 +514,7 @@ def _categorical_problem(where: str, key: str, model: SchemaModel, cfg: SynthCon
         return []
     t, c = found
     role = known_role(t, c, cfg.columns)
-    if role is None or _kind(t, c, role) == "categorical":
+    if role is None or _kind(t, c, role) == ColumnKind.CATEGORICAL:
         return []
     return [
         f"{where}: {key!r} applies to categorical columns, but {key} ({c.pg_type}) is modelled as "
@@ -543,7 +544,12 @@ def _capability_problems(cfg: SynthConfig, model: SchemaModel) -> list[str]:
     for t in model.tables.values():
         for c in t.columns:
             role = known_role(t, c, cfg.columns)
-            if c.nullable or role is None or _kind(t, c, role) != "ignore" or generator_fills(c):
+            if (
+                c.nullable
+                or role is None
+                or _kind(t, c, role) != ColumnKind.IGNORE
+                or generator_fills(c)
+            ):
                 continue
             if f"{t.name}.{c.name}" in reported:
                 continue

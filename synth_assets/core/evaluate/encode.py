@@ -17,6 +17,8 @@ import numpy as np
 import polars as pl
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
 
+from synth_assets.core.kinds import EvalKind
+
 from .views import Col
 
 NUMERIC_NULL = -0.5  # encoded position of a numeric/datetime null (outside [0, 1])
@@ -67,7 +69,7 @@ class MixedEncoder:
         self.cols = list(cols)
         self.fitted: dict[str, Any] = {}
         for c in self.cols:
-            if c.kind == "categorical":
+            if c.kind == EvalKind.CATEGORICAL:
                 enc = OneHotEncoder(
                     handle_unknown="infrequent_if_exist",
                     max_categories=max_categories,
@@ -98,7 +100,7 @@ class MixedEncoder:
         for c in self.cols:
             if names is not None and c.name not in names:
                 continue
-            if c.kind == "categorical":
+            if c.kind == EvalKind.CATEGORICAL:
                 v = df[c.name].to_numpy().reshape(-1, 1).astype(object)
                 onehot = self.fitted[c.name].transform(v)
                 codes.append(np.where(onehot.any(axis=1), onehot.argmax(axis=1), onehot.shape[1]))

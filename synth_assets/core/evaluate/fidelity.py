@@ -18,6 +18,7 @@ import psycopg
 from scipy import stats
 
 from synth_assets.core.achievable import achievable_fanout, achievable_how, achievable_popularity
+from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.profile import fanout_bins
 from synth_assets.core.profile.sql import unit_from
@@ -66,7 +67,7 @@ def released_domain(
     exprs = []
     for c in cols:
         values = released.get(c.name)
-        if c.kind != "categorical" or values is None:
+        if c.kind != EvalKind.CATEGORICAL or values is None:
             continue
         keep = pl.col(c.name).is_in([*values, NULL_TOKEN])
         exprs.append(pl.when(keep).then(pl.col(c.name)).otherwise(pl.lit(OTHER)).alias(c.name))
@@ -84,7 +85,7 @@ def column_shapes(
     r_dom, s_dom = released_domain(real, cols, released), released_domain(synth, cols, released)
     scores = {}
     for c in cols:
-        if c.kind == "categorical":
+        if c.kind == EvalKind.CATEGORICAL:
             scores[c.name] = {
                 "metric": "tv_complement",
                 "score": tv_complement(r_dom[c.name], s_dom[c.name]),
@@ -119,7 +120,7 @@ def _discretize(real: pl.Series, other: pl.Series, bins: int = 10) -> tuple[pl.S
 
 def pair_trend(a: Col, b: Col, real: pl.DataFrame, synth: pl.DataFrame) -> dict[str, Any]:
     """Correlation similarity (two continuous columns, Spearman) or contingency similarity."""
-    if a.kind != "categorical" and b.kind != "categorical":
+    if a.kind != EvalKind.CATEGORICAL and b.kind != EvalKind.CATEGORICAL:
 
         def rho(df: pl.DataFrame) -> float:
             x = df.select(a.name, b.name).drop_nulls().drop_nans()
@@ -137,7 +138,7 @@ def pair_trend(a: Col, b: Col, real: pl.DataFrame, synth: pl.DataFrame) -> dict[
         }
     cols = []
     for c in (a, b):
-        if c.kind == "categorical":
+        if c.kind == EvalKind.CATEGORICAL:
             cols.append((real[c.name], synth[c.name]))
         else:
             cols.append(_discretize(real[c.name], synth[c.name]))
@@ -211,7 +212,7 @@ def sampled_share(
     Read off the noisy histogram instead, the share came out 1.0 where it is 0.18 (lahman's
     batting per team-year): noise in the far bins inflates the histogram's mean, and the
     ideal generator was simulated from a measurement five times sharper than the real one."""
-    if plan.kind not in ("root", "child"):
+    if plan.kind not in (TableKind.ROOT, TableKind.CHILD):
         return None
     src, unit = unit_from(model, plan)
     units, rows = conn.execute(

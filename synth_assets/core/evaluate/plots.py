@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from synth_assets.core.kinds import EvalKind
+
 from .samples import NULL_TOKEN
 from .views import Col
 
@@ -38,12 +40,12 @@ def marginal_plot(
 ) -> dict[str, Any] | None:
     """Real and synthetic proportions of one column on bins the spec already released."""
     spec_col = spec_col or {}
-    if col.kind == "categorical":
+    if col.kind == EvalKind.CATEGORICAL:
         bins: Bins | None = _category_bins(spec_col, real, synth)
     else:
         x_r = real.to_numpy().astype(np.float64)
         x_s = synth.to_numpy().astype(np.float64)
-        if col.kind == "numeric":
+        if col.kind == EvalKind.NUMERIC:
             bins = _numeric_bins(spec_col, x_r, x_s)
         else:
             bins = _month_bins(spec_col, x_r, x_s)

@@ -21,6 +21,7 @@ import psycopg
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from synth_assets.core.generate import usable_cpus
+from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import TEXT_TYPES, qi
 from synth_assets.core.schema import SchemaModel
@@ -126,8 +127,8 @@ def column_groups(view: View) -> dict[str, list[str]]:
     """The column sets DCR is measured on: all columns, the categorical ones, the continuous ones."""
     names = [c.name for c in view.cols]
     groups = {"all": names}
-    cat = [c.name for c in view.cols if c.kind == "categorical"]
-    cont = [c.name for c in view.cols if c.kind != "categorical"]
+    cat = [c.name for c in view.cols if c.kind == EvalKind.CATEGORICAL]
+    cont = [c.name for c in view.cols if c.kind != EvalKind.CATEGORICAL]
     if cat and cont:
         groups["categorical"] = cat
         groups["continuous"] = cont
@@ -294,7 +295,7 @@ def rare_combinations(
 
     Counted over all rows, not samples: a generator that copies a handful of outliers must show.
     """
-    if not view.qis or plans[view.table].kind == "reference":
+    if not view.qis or plans[view.table].kind == TableKind.REFERENCE:
         return None
     src = _source(model, plans, view)
     names = [n for n, _, _ in view.qis]

@@ -23,6 +23,7 @@ from synth_assets.core.gates import (
     gate_message,
     gate_thresholds,
 )
+from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.profile import holdout_key
 from synth_assets.core.schema import SchemaModel
@@ -61,7 +62,7 @@ def privacy_guarantee(pack: dict[str, Any]) -> dict[str, Any]:
         "accounting": led.get("accounting"),
     }
     ref = pack.get("reference_ledger") or {}
-    refs = [t for t, pl in pack.get("plan", {}).items() if pl.get("kind") == "reference"]
+    refs = [t for t, pl in pack.get("plan", {}).items() if pl.get("kind") == TableKind.REFERENCE]
     if ref and float(ref.get("epsilon_spent", 0.0)) > 0:
         out["reference"] = {
             "epsilon": round(float(ref["epsilon_spent"]), 4),
@@ -242,7 +243,10 @@ def _measure_tables(
         tab = model.tables[name]
         for fk in tab.foreign_keys:
             if fk.ref_table in model.tables:
-                rel = plans[fk.ref_table].kind == "reference" and plans[name].kind != "reference"
+                rel = (
+                    plans[fk.ref_table].kind == TableKind.REFERENCE
+                    and plans[name].kind != TableKind.REFERENCE
+                )
                 spec_f = spec["tables"].get(name, {}).get("fanout", {}).get(fk.name)
                 report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
                     conn,
@@ -257,7 +261,7 @@ def _measure_tables(
                     plans[name],
                 )
         for c in table_columns(model, roles, name):
-            if c.kind == "datetime" and not c.date_only:
+            if c.kind == EvalKind.DATETIME and not c.date_only:
                 cspec = spec["tables"].get(name, {}).get("columns", {}).get(c.column)
                 report["temporal"][f"{name}.{c.column}"] = temporal_profile(
                     conn, model, refresh_dir, name, c, options.min_cell, cspec, rng
@@ -313,10 +317,10 @@ def _evaluate_view(
     released = {
         c.name: _released_values(spec, c.table, c.column)
         for c in view.cols
-        if c.kind == "categorical"
+        if c.kind == EvalKind.CATEGORICAL
     }
     if view.cols:
-        unit_owned = plans[view.table].kind != "reference"
+        unit_owned = plans[view.table].kind != TableKind.REFERENCE
         synth_ref, s_total = synthetic_sample(
             refresh_dir, view, options.reference_rows if unit_owned else n, rng
         )

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import psycopg
 
+from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.profile import _unit_from, holdout_sql
 from synth_assets.core.roles import EPOCH_TYPES, INTEGER_TYPES, JSON_TYPES, json_shape_sql, qi
@@ -33,13 +34,13 @@ _FLOAT_TYPES = frozenset({"numeric", "float4", "float8", "money"})
 def _sql_value(alias: str, col: Col) -> str:
     """SQL expression of a column as the evaluator reads it (numbers as float8, epochs, text)."""
     q = f"{alias}.{qi(col.column)}"
-    if col.kind == "numeric":
+    if col.kind == EvalKind.NUMERIC:
         return (
             f"extract(epoch from {q})::float8" if col.base_type in EPOCH_TYPES else f"{q}::float8"
         )
     if col.base_type in JSON_TYPES:  # compared by shape, as it was measured and generated
         return json_shape_sql(q)
-    if col.kind == "datetime":
+    if col.kind == EvalKind.DATETIME:
         return (
             f"extract(epoch from {q}::timestamp)::float8"
             if col.date_only
@@ -68,7 +69,7 @@ def _source(model: SchemaModel, plans: dict[str, TablePlan], view: View) -> _Sou
     t = model.tables[view.table]
     plan = plans[view.table]
     sch = qi(model.schema)
-    if plan.kind == "reference":
+    if plan.kind == TableKind.REFERENCE:
         src, unit = f"{sch}.{qi(t.name)} t", None
     else:
         src, unit = _unit_from(model, plan)
@@ -277,9 +278,9 @@ def canonical(df: pl.DataFrame, cols: Sequence[Col]) -> pl.DataFrame:
     for c in cols:
         s = pl.col(c.name)
         dtype = df.schema[c.name]
-        if c.kind == "numeric":
+        if c.kind == EvalKind.NUMERIC:
             e = s.cast(pl.Float64)
-        elif c.kind == "datetime":
+        elif c.kind == EvalKind.DATETIME:
             e = _epoch_seconds(s, dtype) if dtype != pl.Float64 else s
         else:
             if c.base_type in INTEGER_TYPES:

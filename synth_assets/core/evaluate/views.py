@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from synth_assets.core.errors import ConfigError
+from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import DATETIME_TYPES
 from synth_assets.core.schema import ForeignKey, SchemaModel
@@ -50,7 +51,7 @@ class Col:
     name: str  # name inside the view ("segment" or "customers.segment")
     table: str
     column: str
-    kind: str  # categorical | numeric | datetime
+    kind: EvalKind
     base_type: str
     date_only: bool = False
     parent: bool = False  # comes from the joined parent
@@ -62,7 +63,7 @@ class View:
 
     name: str
     table: str
-    kind: str  # root | child | reference
+    kind: TableKind
     cols: list[Col]
     fk: ForeignKey | None = None  # the join (child views only)
     qis: list[tuple[str, str, str]] = field(default_factory=list)  # (name in view, table, column)
@@ -72,14 +73,14 @@ class View:
         return self.fk is not None
 
 
-def _eval_kind(role: str, base_type: str) -> str | None:
+def _eval_kind(role: str, base_type: str) -> EvalKind | None:
     """How a column of this role is compared (None: not evaluated, e.g. PII and keys)."""
     if role in ("categorical", "boolean"):
-        return "categorical"
+        return EvalKind.CATEGORICAL
     if role == "numeric":
-        return "numeric"
+        return EvalKind.NUMERIC
     if role == "datetime" and base_type in DATETIME_TYPES:
-        return "datetime"
+        return EvalKind.DATETIME
     return None
 
 
@@ -158,7 +159,7 @@ def build_views(
         views.append(
             View(name, name, plan.kind, own, None, [(c, name, c) for c in qis(name, own_pii)])
         )
-        if plan.kind == "child" and plan.parent_fk is not None and plan.parent != name:
+        if plan.kind == TableKind.CHILD and plan.parent_fk is not None and plan.parent != name:
             parent = plan.parent
             pcols = table_columns(model, roles, parent, prefix=f"{parent}.")
             if own and pcols:

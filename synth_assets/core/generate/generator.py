@@ -10,6 +10,7 @@ import polars as pl
 
 from synth_assets.core.errors import GenerationError
 from synth_assets.core.fakes import fake_column
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.schema import ForeignKey, SchemaModel
 
 from .decode import (
@@ -116,7 +117,7 @@ class ShardGenerator:
             frames: dict[str, Frame] = {}
             for name in self.spec["order"]:
                 t = self.spec["tables"][name]
-                if t["kind"] != "reference":
+                if t["kind"] != TableKind.REFERENCE:
                     continue
                 n = int(t["rows"])
                 rng = self._rng(REFERENCE_STREAM, name)
@@ -137,10 +138,10 @@ class ShardGenerator:
         out: dict[str, Frame] = {}
         for name in self.spec["order"]:
             t = self.spec["tables"][name]
-            if t["kind"] == "reference":
+            if t["kind"] == TableKind.REFERENCE:
                 continue
             rng = self._rng(shard + 1, name)
-            if t["kind"] == "root":
+            if t["kind"] == TableKind.ROOT:
                 n = u1 - u0
                 ordinals = np.arange(u0, u1, dtype=np.int64)
                 unit = np.arange(n, dtype=np.int64)
@@ -180,7 +181,7 @@ class ShardGenerator:
         sets = [
             cols
             for cols in table.unique_sets
-            if len(cols) > 1 and all(t["columns"][c]["kind"] != "key" for c in cols)
+            if len(cols) > 1 and all(t["columns"][c]["kind"] != ColumnKind.KEY for c in cols)
         ]
         if not sets or fr.n == 0:
             return fr
@@ -198,7 +199,7 @@ class ShardGenerator:
             rest = np.flatnonzero(~dup)
             order = np.argsort(np.concatenate([rest, idx]), kind="stable")
             for c, s in again.columns.items():  # gather, not scatter: any column type
-                if s is not None and c not in kept and t["columns"][c]["kind"] != "key":
+                if s is not None and c not in kept and t["columns"][c]["kind"] != ColumnKind.KEY:
                     fr.columns[c] = pl.concat([fr.columns[c].gather(rest), s]).gather(order)
         keep = np.flatnonzero(~dup)
         self.dropped[name] = int(fr.n - keep.size)
@@ -266,26 +267,26 @@ class ShardGenerator:
         """One column of table ``name`` by its kind; None for FK and public columns, which the
         table's FK pass and the caller fill once every other column exists."""
         kind, n, rng = c["kind"], rows.n, rows.rng
-        if kind == "key":
+        if kind == ColumnKind.KEY:
             return self._key_column(name, c, rows)
-        if kind == "categorical":
+        if kind == ColumnKind.CATEGORICAL:
             return _decode_categorical(c, rows.codes[c["name"]], rng)
-        if kind == "numeric":
+        if kind == ColumnKind.NUMERIC:
             return _decode_numeric(c, rows.codes[c["name"]], rng, rows.within.get(c["name"]))
-        if kind == "boolean":
+        if kind == ColumnKind.BOOLEAN:
             return _decode_boolean(rows.codes[c["name"]])
-        if kind == "datetime":
+        if kind == ColumnKind.DATETIME:
             us = _datetime_us(c, n, rng, _parent_floor(c, rows))
             return _datetime_series(c, us, _null_mask(c["null_p"], n, rng))
-        if kind == "synth" and c["role"] == "binary":
+        if kind == ColumnKind.SYNTH and c["role"] == "binary":
             # NULLs by a mask, not Series.scatter: polars 1.x has no scatter for binary (the
             # bench extra pins polars 1.x; the product runs on 1.x and 2.x).
             values = random_bytes(c.get("log2_bytes_p"), n, rng)
             keep = pl.Series(~_null_mask(c["null_p"], n, rng))
             return values.to_frame().select(pl.when(keep).then(pl.first())).to_series()
-        if kind == "synth":
+        if kind == ColumnKind.SYNTH:
             return _synth_column(c, rows)
-        if kind in ("fk", "public"):
+        if kind in (ColumnKind.FK, ColumnKind.PUBLIC):
             return None  # fk: filled by the FK pass; public: copied by the caller (public.tables)
         return _ignored(c, n)
 
@@ -314,7 +315,10 @@ class ShardGenerator:
         the same shard of a table generated later, or of this table itself)."""
         if fk.name == t["parent_fk"]:
             return rows.parent_frame.columns[fk.ref_columns[0]].gather(rows.parent_idx)
-        if fk.ref_table in frames and self.spec["tables"][fk.ref_table]["kind"] == "reference":
+        if (
+            fk.ref_table in frames
+            and self.spec["tables"][fk.ref_table]["kind"] == TableKind.REFERENCE
+        ):
             return self._reference_fk(
                 name, t, fk, frames[fk.ref_table], rows.codes, rows.n, rows.rng
             )
@@ -377,7 +381,7 @@ class ShardGenerator:
                 if fr.columns.get(colname) is not None:
                     continue
                 c = t["columns"][colname]
-                stream = REFERENCE_STREAM if t["kind"] == "reference" else shard + 1
+                stream = REFERENCE_STREAM if t["kind"] == TableKind.REFERENCE else shard + 1
                 rng = self._rng(stream, name, 1 + table.foreign_keys.index(fk))
                 target = frames[fk.ref_table]
                 keys = target.columns[fk.ref_columns[0]]
@@ -398,7 +402,7 @@ class ShardGenerator:
                 elif (
                     fr.unit is not None
                     and target.unit is not None
-                    and self.spec["tables"][fk.ref_table]["kind"] != "root"
+                    and self.spec["tables"][fk.ref_table]["kind"] != TableKind.ROOT
                 ):
                     # Another row of the same unit (a card of the same account); a second FK
                     # to the unit table itself (transfer.to_id) is any unit of the shard.

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core import copula
+from synth_assets.core.kinds import ColumnKind
 
 
 def _inverse_cdf(p: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -70,7 +71,7 @@ def _sample_tree(
             cond = np.asarray(tree["cond"][node])
             codes[node] = _conditional(cond, codes[par], rng.random(n))
         c = cols[node]
-        if c["kind"] != "numeric" or node not in placed:
+        if c["kind"] != ColumnKind.NUMERIC or node not in placed:
             continue
         scale = scales[node] = copula.ValueScale(c.get("atoms") or [], c["edges"], c["p"])
         link = links.get(node)

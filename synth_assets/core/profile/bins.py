@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from synth_assets.core.kinds import ColumnKind
 from synth_assets.core.roles import INTEGER_TYPES
 
 from .context import TableRun
@@ -116,7 +117,7 @@ def numeric_bins(run: TableRun, atoms: dict[str, dict[str, int]]) -> None:
     """Each numeric column's bin edges on its range (declared bounds override the released
     one), as many bins as the rows left to the bins hold noise deviations (post-processing)."""
     n, cfg, cms = run.name, run.src.cfg, run.cms
-    num_cols = run.cols("numeric")
+    num_cols = run.cols(ColumnKind.NUMERIC)
     rho_marginal = run.budget("one_way")
     sigma_marginal = run.sens / math.sqrt(2 * rho_marginal) if rho_marginal else 0.0
     for c in num_cols:

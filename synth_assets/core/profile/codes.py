@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.roles import LENGTH_ROLES, qi
 
 from .context import TableRun
@@ -68,13 +69,13 @@ def modelled_codes(run: TableRun, codes: Codes) -> None:
     """Codes of the categorical, numeric and boolean columns (their domains set here)."""
     for c, cm in run.cms.items():
         q = qi(c)
-        if cm.kind == "categorical":
+        if cm.kind == ColumnKind.CATEGORICAL:
             codes.add(c, _categorical_code(q, cm.info["values"], f"{q}::text"))
             cm.domain = len(cm.info["values"]) + 2  # values, other, null
-        elif cm.kind == "numeric":
+        elif cm.kind == ColumnKind.NUMERIC:
             sql, cm.domain = _numeric_code(q, cm.info)  # point masses, bins, null
             codes.add(c, sql)
-        elif cm.kind == "boolean":
+        elif cm.kind == ColumnKind.BOOLEAN:
             codes.add(c, f"CASE WHEN {q} IS NULL THEN 2 WHEN {q} THEN 1 ELSE 0 END")
             cm.domain = 3
         else:
@@ -96,7 +97,7 @@ def reference_codes(run: TableRun, codes: Codes) -> None:
         codes.add(key, _categorical_code(alias, vals, alias))  # the alias is text already
         codes.modelled.append((key, key, len(vals) + 2))
         run.out["columns"][key] = {
-            "kind": "ref_attribute",
+            "kind": ColumnKind.REF_ATTRIBUTE,
             "fk": fk.name,
             "ref_table": ref,
             "attribute": attr,
@@ -109,7 +110,8 @@ def synth_codes(run: TableRun, codes: Codes) -> None:
     codes.synth_cols = [
         c
         for c, cm in run.cms.items()
-        if cm.kind == "synth" or (cm.kind == "fk" and run.table.fk_for(c) is not run.plan.parent_fk)
+        if cm.kind == ColumnKind.SYNTH
+        or (cm.kind == ColumnKind.FK and run.table.fk_for(c) is not run.plan.parent_fk)
     ]
     for c in codes.synth_cols:
         q = qi(c)
@@ -124,7 +126,7 @@ def synth_codes(run: TableRun, codes: Codes) -> None:
 def temporal_codes(run: TableRun, codes: Codes) -> None:
     """Codes of each datetime: its day bucket, its hour of the week, and whether it falls after
     the parent row's first datetime (children only)."""
-    for c in run.cols("datetime"):
+    for c in run.cols(ColumnKind.DATETIME):
         q = qi(c)
         info = run.cms[c].info
         ndays = (date.fromisoformat(info["end"]) - date.fromisoformat(info["start"])).days + 1
@@ -143,7 +145,7 @@ def temporal_codes(run: TableRun, codes: Codes) -> None:
                 f"CASE WHEN {q} IS NULL THEN NULL ELSE "
                 f"(extract(isodow from {q})::int - 1) * 24 + extract(hour from {q})::int END",
             )
-        if run.ts.parent_cols and run.plan.kind == "child":
+        if run.ts.parent_cols and run.plan.kind == TableKind.CHILD:
             pc, alias = next(iter(run.ts.parent_cols.items()))
             info["after_parent_column"] = pc
             codes.add(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from synth_assets.core.kinds import MODELLED_KINDS, ColumnKind
 from synth_assets.core.roles import DATETIME_TYPES, SYNTHESIZED_ROLES
 from synth_assets.core.schema import Column, Table
-
-# Kinds measured as one-way marginals and candidates for the pairs of the tree.
-MODELLED_KINDS = ("categorical", "numeric", "boolean")
 
 
 @dataclass
@@ -17,7 +15,7 @@ class ColumnModel:
 
     name: str
     role: str
-    kind: str  # categorical | numeric | boolean | datetime | synth | key | fk | ref
+    kind: ColumnKind
     domain: int = 0  # number of codes (modelled columns), null code included
     info: dict | None = None
     released: dict[str, int] | None = None  # threshold release that is also the marginal
@@ -30,16 +28,16 @@ def column_model(t: Table, c: Column, role: str) -> ColumnModel:
     measured by null rate and fan-out, PII and free text by presence or length, modelled
     columns (categorical, numeric, boolean) by marginals and pairs, datetimes by histograms."""
     if role == "key":
-        return ColumnModel(c.name, role, "key")
+        return ColumnModel(c.name, role, ColumnKind.KEY)
     if role == "foreign_key" or t.fk_for(c.name) is not None:
-        return ColumnModel(c.name, "foreign_key", "fk")
+        return ColumnModel(c.name, "foreign_key", ColumnKind.FK)
     if role in SYNTHESIZED_ROLES:
-        return ColumnModel(c.name, role, "synth")
+        return ColumnModel(c.name, role, ColumnKind.SYNTH)
     if role in MODELLED_KINDS:
-        return ColumnModel(c.name, role, role)
+        return ColumnModel(c.name, role, ColumnKind(role))
     if role == "datetime" and c.base_type in DATETIME_TYPES:
-        return ColumnModel(c.name, role, "datetime")
-    return ColumnModel(c.name, "ignore", "ignore")
+        return ColumnModel(c.name, role, ColumnKind.DATETIME)
+    return ColumnModel(c.name, "ignore", ColumnKind.IGNORE)
 
 
 def column_models(t: Table, roles: dict[str, str]) -> dict[str, ColumnModel]:

@@ -9,6 +9,7 @@ import psycopg
 
 from synth_assets.core import dp
 from synth_assets.core.config import PrivacyConfig, SynthConfig
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.schema import SchemaModel, Table
 
@@ -44,7 +45,7 @@ class Source:
         """The contribution bound of ``name``: 1 where a unit owns one row, else DP-chosen or
         configured."""
         kind = self.plans[name].kind
-        if kind in ("root", "reference"):
+        if kind in (TableKind.ROOT, TableKind.REFERENCE):
             return 1
         return self.bounds_m.get(name, self.cfg.privacy.rows_per_unit(name))
 
@@ -88,7 +89,7 @@ class TableRun:
     def pcfg(self) -> PrivacyConfig:
         return self.src.cfg.privacy
 
-    def cols(self, kind: str) -> list[str]:
+    def cols(self, kind: ColumnKind) -> list[str]:
         """The columns measured as ``kind``, in table order."""
         return [c for c, cm in self.cms.items() if cm.kind == kind]
 

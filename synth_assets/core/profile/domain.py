@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core import dp
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.roles import qi
 
 from .budget import WEIGHT
@@ -23,7 +24,7 @@ NULL_KEY = "\x00null"  # NULL's key in a threshold release (PostgreSQL text neve
 
 # Tables whose category releases are their one-way marginals (a unit owns one row): where pair
 # selection stops early, the budget left gives every category column a second threshold release.
-SECOND_LOOK_KINDS = ("root", "reference")
+SECOND_LOOK_KINDS = (TableKind.ROOT, TableKind.REFERENCE)
 
 
 def released_values(
@@ -71,7 +72,7 @@ def release_categories(run: TableRun) -> None:
     """Each category column's domain: its public values, else the values that clear the
     threshold (the ``max_categories`` most frequent of them)."""
     t, cfg = run.table, run.src.cfg
-    cat_cols = [c for c in run.cols("categorical") if not public_domain(cfg, t, c)]
+    cat_cols = [c for c in run.cols(ColumnKind.CATEGORICAL) if not public_domain(cfg, t, c)]
     # Where a unit owns one row, the released value counts are the column's one-way marginal
     # too: one release with both budgets (a lower threshold, so rarer values clear it) instead
     # of a threshold release and a second histogram of the same counts.
@@ -103,7 +104,7 @@ def release_categories(run: TableRun) -> None:
                 "values_from": ref,
             }
     for c, cm in run.cms.items():
-        if cm.kind == "categorical" and (public := public_domain(cfg, t, c)):
+        if cm.kind == ColumnKind.CATEGORICAL and (public := public_domain(cfg, t, c)):
             cm.info = {"values": public, "schema_values": True}
 
 
@@ -128,7 +129,9 @@ def rescue_empty(
         return
     # A numeric column may need a rescue of its range too (ranges.rescue_ranges): one share
     # more is kept for them, if the table has any to range.
-    ranged = [c for c in run.cols("numeric") if f"{run.name}.{c}" not in run.src.cfg.bounds]
+    ranged = [
+        c for c in run.cols(ColumnKind.NUMERIC) if f"{run.name}.{c}" not in run.src.cfg.bounds
+    ]
     spend = run.reserve * len(empty) / (len(empty) + (1 if ranged else 0))
     rho, run.reserve = spend / len(empty), run.reserve - spend
     again: dict[str, float] = {}

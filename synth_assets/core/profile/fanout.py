@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 
 from synth_assets.core import dp
+from synth_assets.core.kinds import TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import ForeignKey, SchemaModel, Table
@@ -51,7 +52,7 @@ def fanout_fks(plans: dict[str, TablePlan], t: Table) -> list[ForeignKey]:
         fk
         for fk in t.foreign_keys
         if fk.ref_table != t.name
-        and (fk is plans[t.name].parent_fk or plans[fk.ref_table].kind == "reference")
+        and (fk is plans[t.name].parent_fk or plans[fk.ref_table].kind == TableKind.REFERENCE)
     ]
 
 
@@ -71,7 +72,7 @@ def fanout_parents_bound(configured: int, units: int | None, rho: float) -> int:
 
 def unit_table(plans: dict[str, TablePlan]) -> str:
     """The root table: one row per privacy unit."""
-    return next(n for n, p in plans.items() if p.kind == "root")
+    return next(n for n, p in plans.items() if p.kind == TableKind.ROOT)
 
 
 def released_units(done: dict[str, Any], plans: dict[str, TablePlan]) -> int | None:
@@ -122,7 +123,7 @@ def _parent_fanout_sql(run: TableRun, fk: ForeignKey, bucket: str) -> tuple[str,
     """(SQL of children per parent row, sensitivity): parent rows of up to ``pm`` per unit
     (one for the unit table), each with its count of children in the whole table."""
     src, pcfg = run.src, run.pcfg
-    if src.plans[fk.ref_table].kind == "root":
+    if src.plans[fk.ref_table].kind == TableKind.ROOT:
         pm = 1
     else:
         pm = fanout_parents_bound(
@@ -149,7 +150,7 @@ def _reference_fanout_sql(run: TableRun, fk: ForeignKey, bucket: str) -> tuple[s
     """(SQL of measured rows per reference row, sensitivity): popularity of reference rows from
     one row per unit, so one unit moves one reference row between two bins (L2 sensitivity
     sqrt 2, rounded up to 2) instead of 2m."""
-    first = " WHERE __rn <= 1" if run.plan.kind == "child" else ""
+    first = " WHERE __rn <= 1" if run.plan.kind == TableKind.CHILD else ""
     child_counts = f"SELECT {qi(fk.columns[0])} AS k, count(*) AS n FROM c{first} GROUP BY 1"
     sql = (
         f"{run.ts.cte}, cc AS ({child_counts}) SELECT {bucket} AS b, count(*) FROM "

@@ -8,11 +8,11 @@ import math
 import numpy as np
 
 from synth_assets.core import dp
+from synth_assets.core.kinds import MODELLED_KINDS, ColumnKind, TableKind
 from synth_assets.core.roles import LENGTH_ROLES
 
 from .budget import WEIGHT
 from .codes import HOW, TEXT_LENGTH_BINS, Codes
-from .columns import MODELLED_KINDS
 from .context import TableRun
 from .domain import released_marginal
 from .sql import vec
@@ -23,7 +23,7 @@ Counts = dict[str, dict[tuple, int]]
 def measure_rows(run: TableRun) -> None:
     """Noisy row count of the unit table and of reference tables; a child's rows follow from
     its fan-out."""
-    if run.plan.kind not in ("root", "reference"):
+    if run.plan.kind not in (TableKind.ROOT, TableKind.REFERENCE):
         return
     src, n = run.src, run.name
     true_rows = int(
@@ -38,7 +38,7 @@ def measure_rows(run: TableRun) -> None:
         table=n,
     )
     run.out["rows"] = max(1, int(noisy[0]))
-    if run.plan.kind == "root":
+    if run.plan.kind == TableKind.ROOT:
         run.out["rows_total_estimate"] = int(
             round(run.out["rows"] / (1 - run.pcfg.holdout_fraction))
         )
@@ -115,7 +115,7 @@ def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
             counts = vec(one[c], TEXT_LENGTH_BINS + 1)
             noisy = _column_counts(run, c, "length", counts, "one_way", WEIGHT["length"])
             run.out["columns"][c] = {
-                "kind": "synth",
+                "kind": ColumnKind.SYNTH,
                 "role": cm.role,
                 # free text: words; binary: log2 length buckets (byte_length_bucket_sql)
                 "null_and_words" if cm.role == "free_text" else "null_and_log2_bytes": (
@@ -126,7 +126,7 @@ def synth_measurements(run: TableRun, codes: Codes, one: Counts) -> None:
         else:
             noisy = _column_counts(run, c, "nulls", vec(one[c], 2), "one_way", WEIGHT["nulls"])
             run.out["columns"][c] = {
-                "kind": "fk" if cm.kind == "fk" else "synth",
+                "kind": ColumnKind.FK if cm.kind == ColumnKind.FK else ColumnKind.SYNTH,
                 "role": cm.role,
                 "present_null": noisy.tolist(),
                 "sigma": acc.entries[-1].scale,
@@ -159,12 +159,12 @@ def temporal_histograms(run: TableRun, one: Counts) -> None:
     """Each datetime's noisy day histogram (null last), hour-of-week profile and, in a child,
     how often it falls after its parent's first datetime."""
     acc = run.acc
-    for c in run.cols("datetime"):
+    for c in run.cols(ColumnKind.DATETIME):
         info = run.cms[c].info
         days = vec(one[f"{c}:day"], info["buckets"] + 1)
         noisy_day = _column_counts(run, c, "day", days, "temporal")
         col = {
-            "kind": "datetime",
+            "kind": ColumnKind.DATETIME,
             "role": "datetime",
             **info,
             "day_counts": noisy_day[:-1].tolist(),

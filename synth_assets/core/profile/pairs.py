@@ -13,6 +13,7 @@ import numpy as np
 
 from synth_assets.core import dp
 from synth_assets.core.copula import value_order
+from synth_assets.core.kinds import ColumnKind
 
 from .codes import Codes
 from .context import TableRun
@@ -80,7 +81,7 @@ def pair_groups(
     """Each modelled column's codes pooled into at most ``g`` groups (numeric ones by value)."""
     groups = {}
     for k in keys:
-        numeric = k in run.cms and run.cms[k].kind == "numeric"
+        numeric = k in run.cms and run.cms[k].kind == ColumnKind.NUMERIC
         info = run.cms[k].info if numeric else None
         order = value_order(info["atoms"], info["edges"]) if numeric else None
         groups[k] = coarse_groups(marg[k], g, numeric=numeric, order=order)

@@ -9,6 +9,7 @@ import psycopg
 
 from synth_assets.core.config import SynthConfig
 from synth_assets.core.errors import ConfigError
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import EPOCH_TYPES, qi
 from synth_assets.core.schema import SchemaModel, Table
@@ -27,7 +28,7 @@ def check_public_tables(
         raise ConfigError(
             f"public.tables names unknown table(s) {unknown}; tables: {', '.join(model.tables)}"
         )
-    owned = [t for t in public if plans[t].kind != "reference"]
+    owned = [t for t in public if plans[t].kind != TableKind.REFERENCE]
     if owned:
         raise ConfigError(
             f"public.tables: {owned} hold rows of privacy units (their foreign keys lead to the "
@@ -51,7 +52,9 @@ def public_table(
     """A declared-public table, copied: every key, foreign key and modelled column verbatim (as
     text, in primary-key order); PII and free-text roles are still synthesized. Spends nothing."""
     t = model.tables[n]
-    copied = [c.name for c in t.columns if cms[c.name].kind not in ("synth", "ignore")]
+    copied = [
+        c.name for c in t.columns if cms[c.name].kind not in (ColumnKind.SYNTH, ColumnKind.IGNORE)
+    ]
     sch = qi(model.schema)
     exprs = [text_sql(f"t.{qi(c)}", t.column(c).base_type) for c in copied]
     order = ", ".join(f"t.{qi(c)}" for c in (t.primary_key or copied[:1]))  # native order
@@ -64,14 +67,14 @@ def public_table(
     columns: dict[str, Any] = {}
     for c, cm in cms.items():
         if c in copy:
-            entry: dict[str, Any] = {"kind": "public", "role": cm.role}
-            if cm.kind == "categorical":
+            entry: dict[str, Any] = {"kind": ColumnKind.PUBLIC, "role": cm.role}
+            if cm.kind == ColumnKind.CATEGORICAL:
                 entry["values"] = sorted({v for v in copy[c] if v is not None})
             columns[c] = entry
         else:
             columns[c] = {"kind": cm.kind, "role": cm.role}
     return {
-        "kind": "reference",
+        "kind": TableKind.REFERENCE,
         "public": True,
         "rows_per_unit": 1,
         "rows": len(rows),

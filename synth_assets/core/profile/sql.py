@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from synth_assets.core.kinds import TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import (
     DATETIME_TYPES,
@@ -43,7 +44,7 @@ def unit_from(model: SchemaModel, plan: TablePlan) -> tuple[str, str]:
     """(FROM with joins up to the root, SQL of the unit id) for a unit-owned table."""
     t = model.tables[plan.name]
     sch = qi(model.schema)
-    if plan.kind == "root":
+    if plan.kind == TableKind.ROOT:
         return f"{sch}.{qi(t.name)} t", f"t.{qi(t.primary_key[0])}"
     joins = [f"{sch}.{qi(t.name)} t"]
     alias = "t"
@@ -103,7 +104,7 @@ def conditions_on(
     """Whether ``t``'s rows are conditioned on the attribute of the reference row ``fk`` points
     at (not for self-references and deferred keys: that row is not drawn yet)."""
     return bool(
-        plans[fk.ref_table].kind == "reference"
+        plans[fk.ref_table].kind == TableKind.REFERENCE
         and ref_attr_of.get(fk.ref_table)
         and fk.ref_table != t.name
         and (t.name, fk.name) not in deferred
@@ -205,12 +206,12 @@ def table_sql(
     """
     t = model.tables[name]
     plan = plans[name]
-    if plan.kind == "reference":
+    if plan.kind == TableKind.REFERENCE:
         src, unit = f"{qi(model.schema)}.{qi(t.name)} t", None
     else:
         src, unit = unit_from(model, plan)
     joins, extras, parent_cols = (
-        _parent_times(model, plan, roles) if plan.kind == "child" else ([], [], {})
+        _parent_times(model, plan, roles) if plan.kind == TableKind.CHILD else ([], [], {})
     )
     ref_joins, ref_extras, ref_attrs = _reference_attributes(model, plans, t, ref_attr_of)
     joins, extras = joins + ref_joins, extras + ref_extras
@@ -224,7 +225,7 @@ def table_sql(
         where = f"WHERE NOT {holdout_sql(unit)}" if unit is not None else ""
     if unit is None:
         cte = f"WITH c AS (SELECT {select} FROM {src} {join_sql})"
-    elif plan.kind == "root":
+    elif plan.kind == TableKind.ROOT:
         cte = f"WITH c AS (SELECT {select}, {unit} AS __unit FROM {src} {join_sql} {where})"
     else:
         cte = _clipped_cte(t, roles[name], extras, src, unit, f"{join_sql} {where}", m)
@@ -283,7 +284,7 @@ def grouping_counts(
 
 def per_unit(ts: TableSQL) -> bool:
     """Whether domain releases of this table count distinct units (a unit owns several rows)."""
-    return ts.plan.kind == "child" and ts.m > 1
+    return ts.plan.kind == TableKind.CHILD and ts.m > 1
 
 
 def one_way_counts(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from synth_assets.core.kinds import ColumnKind, TableKind
+
 from .bins import numeric_bins
 from .budget import Budget
 from .codes import count_codes, table_codes
@@ -48,7 +50,7 @@ def release_domains(run: TableRun) -> None:
     # refined on the rest of the column, so a spike holding 40 % of the rows (an unemployment
     # rate of 3.2) no longer narrows the range onto itself and leaves the body to the outer bins.
     scales: dict[str, float] = {}
-    atoms = point_masses(run, run.cols("numeric"), scales)
+    atoms = point_masses(run, run.cols(ColumnKind.NUMERIC), scales)
     refine_ranges(run, found.sens, atoms, scales)
     rescue_ranges(run, found.sens, atoms)
     numeric_bins(run, atoms)
@@ -129,7 +131,7 @@ def profile_table(
 ) -> dict[str, Any]:
     """The metrics pack entry of one table, from its measured rows ``ts``."""
     out = {"kind": ts.plan.kind, "rows_per_unit": ts.m, "columns": {}, "pairs": [], "fanout": {}}
-    if ts.plan.kind == "child" and ts.plan.name in src.unit_rows:
+    if ts.plan.kind == TableKind.CHILD and ts.plan.name in src.unit_rows:
         out["unit_rows"] = round(src.unit_rows[ts.plan.name], 3)  # mean kept rows, DP
     run = TableRun(src, ts, cms, budget, delta_each, out)
     measure_rows(run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
+from synth_assets.core.kinds import TableKind
 from synth_assets.core.plan import TablePlan
 from synth_assets.core.roles import qi
 from synth_assets.core.schema import SchemaModel
@@ -61,7 +62,7 @@ class Temps:
     def subset(self, table: str, m: int) -> TableSQL:
         """The first ``m`` clipped rows per unit of an already materialized table."""
         name, ts = self.tables[table]
-        where = f" WHERE __rn <= {int(m)}" if ts.plan.kind == "child" else ""
+        where = f" WHERE __rn <= {int(m)}" if ts.plan.kind == TableKind.CHILD else ""
         return TableSQL(
             ts.table,
             ts.plan,

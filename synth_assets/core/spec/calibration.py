@@ -10,6 +10,7 @@ import numpy as np
 from synth_assets.core import digest
 from synth_assets.core.config import BANDS, SynthConfig
 from synth_assets.core.errors import ConfigError, GenerationError
+from synth_assets.core.kinds import TableKind
 from synth_assets.core.schema import SchemaModel
 
 from .columns import _check_releasable, _table_columns, condition_references
@@ -53,7 +54,7 @@ def calibrate(pack: dict[str, Any], cfg: SynthConfig) -> dict[str, Any]:
         if tname not in tables or cname not in tables[tname]["columns"]:
             raise ConfigError(f"override for {key!r}: no such column in the modelled tables")
     root = pack["privacy"]["unit_table"]
-    owned = [t for t, e in tables.items() if e["kind"] != "reference"]
+    owned = [t for t, e in tables.items() if e["kind"] != TableKind.REFERENCE]
     if gen.band and root not in rows_override:
         sizing.to_band(tables[root], owned, BANDS[gen.band])
     for t, rec in sizing.sizes.items():
@@ -92,7 +93,7 @@ def _check_rows_override(
             raise ConfigError(
                 f"rows override names unknown table {name!r}; tables: {', '.join(model.tables)}"
             )
-        if pack["plan"][name]["kind"] == "child":
+        if pack["plan"][name]["kind"] == TableKind.CHILD:
             raise ConfigError(
                 f"rows override for {name!r}: it is owned by the unit table, so its size follows the "
                 f"fan-out; set the rows of {pack['privacy']['unit_table']!r} (or generation.scale) instead"
@@ -119,9 +120,9 @@ def _table_entry(
         "tree": _dependency_tree(tp, cols),
         "fanout": fanout,
     }
-    if plan["kind"] == "root":
+    if plan["kind"] == TableKind.ROOT:
         sizing.root(name, tp, entry)
-    elif plan["kind"] == "reference":
+    elif plan["kind"] == TableKind.REFERENCE:
         sizing.reference(name, tp, entry)
     else:
         sizing.child(name, plan, tp, fanout)
@@ -159,8 +160,8 @@ def _fanout_spec(tp: dict[str, Any]) -> dict[str, Any]:
 def _generation_order(order: list[str], plan: dict[str, Any], model: SchemaModel) -> list[str]:
     """References first, then unit-owned tables parents-first."""
     gen_order, _ = model.generation_order()
-    refs = [n for n in gen_order if plan[n]["kind"] == "reference"]
-    rest = [n for n in gen_order if plan[n]["kind"] != "reference"]
+    refs = [n for n in gen_order if plan[n]["kind"] == TableKind.REFERENCE]
+    rest = [n for n in gen_order if plan[n]["kind"] != TableKind.REFERENCE]
     # A child must come after its primary parent even when the FK was deferred in a cycle.
     placed: list[str] = []
     pending = list(rest)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core.errors import DomainError
+from synth_assets.core.kinds import ColumnKind
 
 from .denoise import (
     denoise,
@@ -32,7 +33,7 @@ def _table_columns(
     for key, m in tp["columns"].items():
         if key.startswith("^"):
             cols[key] = {
-                "kind": "ref_attribute",
+                "kind": ColumnKind.REF_ATTRIBUTE,
                 "fk": m["fk"],
                 "ref_table": m["ref_table"],
                 "attribute": m["attribute"],
@@ -56,7 +57,7 @@ def condition_references(tables: dict[str, Any], pack: dict[str, Any]) -> None:
     them as before."""
     for name, entry in tables.items():
         for key, col in entry["columns"].items():
-            if col.get("kind") == "ref_attribute":
+            if col.get("kind") == ColumnKind.REF_ATTRIBUTE:
                 measured = pack["tables"][name]["columns"].get(key)
                 col["conditioned"] = _prefers_values(col, measured, tables)
 
@@ -120,7 +121,7 @@ def _column_spec(
         "max_length": col.max_length,
     }
     null_override = overrides.get("null_rate", {}).get(key)
-    if kind in ("categorical", "numeric") and m.get("sigma") is not None:
+    if kind in (ColumnKind.CATEGORICAL, ColumnKind.NUMERIC) and m.get("sigma") is not None:
         # the measurement's noise and rows: the report simulates an ideal generator from them
         base["sigma"] = float(m["sigma"])
         base["measured_rows"] = float(
@@ -129,10 +130,10 @@ def _column_spec(
     rules = check_rules(t, col.name)
     if rules:
         base["check"] = rules
-    if kind == "categorical":
+    if kind == ColumnKind.CATEGORICAL:
         weights = overrides.get("categorical", {}).get(key)
         _categorical_spec(base, m, col.nullable, weights, null_override)
-    elif kind == "numeric":
+    elif kind == ColumnKind.NUMERIC:
         base.update(
             edges=m["edges"],
             outer_bins=list(m.get("outer_bins", (False, False))),
@@ -141,13 +142,13 @@ def _column_spec(
             decimals=m["decimals"],
             p=_null_fix(_numeric_p(m), col.nullable, null_override).tolist(),
         )
-    elif kind == "boolean":
+    elif kind == ColumnKind.BOOLEAN:
         base.update(
             p=_null_fix(denoise(m["counts"], m.get("sigma")), col.nullable, null_override).tolist()
         )
-    elif kind == "datetime":
+    elif kind == ColumnKind.DATETIME:
         base.update(_datetime_spec(m, col.nullable, null_override))
-    elif kind in ("synth", "fk"):  # ("public" is copied verbatim: public.tables)
+    elif kind in (ColumnKind.SYNTH, ColumnKind.FK):  # ("public" is copied verbatim: public.tables)
         _lengths_spec(base, m)
         null_p = _lengths_null(m)
         if null_override is not None:
@@ -294,27 +295,31 @@ def _unreleasable(table: str, col: str, c: dict[str, Any], measured: dict[str, A
     A column whose only surviving mass is NULL is generated as NULL: that is what was measured.
     """
     kind = c["kind"]
-    if kind == "numeric" and (rest := _rest_of_point_masses(measured)) is not None:
+    if kind == ColumnKind.NUMERIC and (rest := _rest_of_point_masses(measured)) is not None:
         return (
             f"{table}.{col} (numeric): about {rest:.0f} rows hold none of its released point "
             "masses, and no range of them was released"
         )
-    if kind in ("categorical", "numeric"):
+    if kind in (ColumnKind.CATEGORICAL, ColumnKind.NUMERIC):
         no_domain = (
             not c["values"] and not (c.get("check") or {}).get("allowed")
-            if kind == "categorical"
+            if kind == ColumnKind.CATEGORICAL
             else measured.get("bounds_from") == "unreleased"
         )
         counts = measured.get("counts") or [0.0]
         nonnull = (not c["nullable"]) or significant(counts[:-1], measured.get("sigma"))
-    elif kind == "datetime":
+    elif kind == ColumnKind.DATETIME:
         no_domain = measured.get("range_found") is False
         nonnull = c["null_p"] < 1.0
     else:
         return None
     if not no_domain or not nonnull:
         return None
-    what = {"categorical": "values", "numeric": "range", "datetime": "date range"}[kind]
+    what = {
+        ColumnKind.CATEGORICAL: "values",
+        ColumnKind.NUMERIC: "range",
+        ColumnKind.DATETIME: "date range",
+    }[kind]
     return f"{table}.{col} ({kind}): no {what} released"
 
 

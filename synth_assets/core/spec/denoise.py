@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core.errors import GenerationError
+from synth_assets.core.kinds import ColumnKind
 
 # An octave of fan-out bins continues the tail a child's count relies on when its pooled count
 # clears this many standard deviations (see :func:`tail_support`).
@@ -198,7 +199,7 @@ def denoise_marginal(counts: list[float] | np.ndarray, col: dict[str, Any]) -> n
     """A one-way marginal's probabilities as the spec denoises it: numeric codes (point masses,
     ordered bins, null) by :func:`denoise_ordered`, any other by :func:`denoise`. ``col`` is a
     pack or spec column (``kind``, ``sigma``, ``atoms``, ``outer_bins``)."""
-    if col["kind"] == "numeric":
+    if col["kind"] == ColumnKind.NUMERIC:
         lead, outer = len(col.get("atoms") or []), tuple(col.get("outer_bins", (False, False)))
         return denoise_ordered(counts, col.get("sigma"), lead, outer)
     return denoise(counts, col.get("sigma"))

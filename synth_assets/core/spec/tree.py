@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 
 from synth_assets.core import copula
+from synth_assets.core.kinds import MODELLED_KINDS, ColumnKind
 
 from .denoise import ipf, pair_joint
+
+# The nodes of the tree: the modelled columns and the reference attributes (``^fk``).
+TREE_KINDS = (*MODELLED_KINDS, ColumnKind.REF_ATTRIBUTE)
 
 
 def _tree(
@@ -41,11 +45,7 @@ def _tree(
 def _dependency_tree(tp: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]:
     """The dependency tree over modelled columns with each node's conditional given its parent
     (consistent conditionals), and the numeric links of the copula."""
-    modelled = [
-        k
-        for k, v in cols.items()
-        if v["kind"] in ("categorical", "numeric", "boolean", "ref_attribute")
-    ]
+    modelled = [k for k, v in cols.items() if v["kind"] in TREE_KINDS]
     edges = [
         (p["a"], p["b"])
         for p in tp["pairs"]
@@ -95,7 +95,7 @@ def _dependency_tree(tp: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]
 def _group_order(col: dict[str, Any], pair: dict[str, Any], axis: int) -> np.ndarray | None:
     """A numeric column's groups in a pair, in value order (None for any other column): pooled
     groups are runs of values already; ungrouped codes (point masses, then bins) are sorted."""
-    if col["kind"] != "numeric":
+    if col["kind"] != ColumnKind.NUMERIC:
         return None
     groups = (pair.get("groups") or [None, None])[axis]
     n_codes = len(col["p"])
@@ -111,7 +111,7 @@ def _numeric_link(
     :mod:`.copula`): the copula's rho fitted to the released joint of the pair's groups, and the
     child's groups; None when either column is not numeric, a column's groups are not runs of
     values, or there is no trend."""
-    if parent["kind"] != "numeric" or child["kind"] != "numeric" or not groups:
+    if parent["kind"] != ColumnKind.NUMERIC or child["kind"] != ColumnKind.NUMERIC or not groups:
         return None
     sa = copula.ValueScale(parent["atoms"], parent["edges"], parent["p"])
     sb = copula.ValueScale(child["atoms"], child["edges"], child["p"])
