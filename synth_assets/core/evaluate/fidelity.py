@@ -280,14 +280,18 @@ def fanout_similarity(
     keep = int(np.max(np.flatnonzero((bs > 0) | (br >= min_cell)), initial=1)) + 1
     labels, br, bs = _bin_labels(edges)[:keep], br[:keep], bs[:keep]
     ach = None
-    if not relative and rng is not None:
-        real = np.repeat(vr, cr.astype(np.int64))
+    real = np.repeat(vr, cr.astype(np.int64)) if rng is not None else None
+    if not relative and real is not None:
         ach = achievable_fanout(real, spec_fanout, int(cs.sum()), rng)
-    elif rng is not None:
-        real = np.repeat(vr, cr.astype(np.int64)).astype(np.float64)
+    elif real is not None:
         share = sampled_share(conn, model, plan, fkc) if plan is not None else None
         ach = achievable_popularity(
-            real, spec_fanout, int(vs @ cs), int(cs.sum()), rng, sampled_share=share
+            real.astype(np.float64),
+            spec_fanout,
+            int(vs @ cs),
+            int(cs.sum()),
+            rng,
+            sampled_share=share,
         )
     return {
         "child": child,
