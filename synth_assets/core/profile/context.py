@@ -63,6 +63,9 @@ class TableRun:
     # rho held back for rescue looks at category columns that released nothing; what they do
     # not spend goes to the one-way marginals (see table.thin_table)
     reserve: float = 0.0
+    # Exact counts already read, by (expression, shares): a refinement round that narrowed
+    # nothing asks the same question again (a fresh noisy release of the same exact counts).
+    counted: dict[tuple[str, int], dict[tuple, int]] = field(default_factory=dict)
 
     @property
     def table(self) -> Table:
@@ -95,5 +98,9 @@ class TableRun:
 
     def counts(self, exprs: list[str], shares: int = 0) -> list[dict[tuple, int]]:
         """One-way counts of ``exprs`` over the measured rows (rows, or distinct units, or each
-        unit's row shares in ``shares``-ths: see :func:`.sql.one_way_counts`)."""
-        return one_way_counts(self.src.conn, self.ts, self.src.params, exprs, shares)
+        unit's row shares in ``shares``-ths: see :func:`.sql.one_way_counts`). The measured
+        rows do not change while a table is measured, so each expression is read once."""
+        todo = list(dict.fromkeys(e for e in exprs if (e, shares) not in self.counted))
+        got = one_way_counts(self.src.conn, self.ts, self.src.params, todo, shares)
+        self.counted.update({(e, shares): c for e, c in zip(todo, got, strict=True)})
+        return [self.counted[(e, shares)] for e in exprs]
