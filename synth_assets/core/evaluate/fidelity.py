@@ -221,6 +221,47 @@ def sampled_share(
     return float(units) / float(rows) if rows else None
 
 
+def _real_fanout(
+    conn: psycopg.Connection, model: SchemaModel, child: str, fk: ForeignKey
+) -> tuple[np.ndarray, np.ndarray]:
+    """(children per parent, parents with that many) in the source, parents without children
+    counted at 0."""
+    sch = qi(model.schema)
+    fkc, pk = fk.columns[0], fk.ref_columns[0]
+    rows = conn.execute(
+        f"SELECT coalesce(c.n, 0) AS k, count(*) FROM {sch}.{qi(fk.ref_table)} p LEFT JOIN "
+        f"(SELECT {qi(fkc)} AS key, count(*) AS n FROM {sch}.{qi(child)} WHERE {qi(fkc)} IS NOT NULL GROUP BY 1) c "
+        f"ON c.key = p.{qi(pk)} GROUP BY 1"
+    ).fetchall()
+    return (
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.float64),
+    )
+
+
+def _synthetic_fanout(
+    refresh_dir: Path, child: str, fk: ForeignKey
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same histogram over the synthetic shards."""
+    fkc, pk = fk.columns[0], fk.ref_columns[0]
+    kids = (
+        scan_table(refresh_dir, child)
+        .select(pl.col(fkc).alias("key"))
+        .drop_nulls()
+        .group_by("key")
+        .len()
+    )
+    parents = scan_table(refresh_dir, fk.ref_table).select(pl.col(pk).alias("key"))
+    hist = (
+        parents.join(kids, on="key", how="left")
+        .select(pl.col("len").fill_null(0).alias("k"))
+        .group_by("k")
+        .len()
+        .collect()
+    )
+    return hist["k"].to_numpy().astype(np.int64), hist["len"].to_numpy().astype(np.float64)
+
+
 def fanout_similarity(
     conn: psycopg.Connection,
     model: SchemaModel,
@@ -241,32 +282,9 @@ def fanout_similarity(
     scores from a measurement this noisy (:func:`achievable_popularity`), thinned as the
     profile thinned it when the child's ``plan`` is given (:func:`sampled_share`).
     """
-    sch = qi(model.schema)
-    fkc, pk = fk.columns[0], fk.ref_columns[0]
-    rows = conn.execute(
-        f"SELECT coalesce(c.n, 0) AS k, count(*) FROM {sch}.{qi(fk.ref_table)} p LEFT JOIN "
-        f"(SELECT {qi(fkc)} AS key, count(*) AS n FROM {sch}.{qi(child)} WHERE {qi(fkc)} IS NOT NULL GROUP BY 1) c "
-        f"ON c.key = p.{qi(pk)} GROUP BY 1"
-    ).fetchall()
-    vr = np.array([r[0] for r in rows], dtype=np.int64)
-    cr = np.array([r[1] for r in rows], dtype=np.float64)
-    kids = (
-        scan_table(refresh_dir, child)
-        .select(pl.col(fkc).alias("key"))
-        .drop_nulls()
-        .group_by("key")
-        .len()
-    )
-    parents = scan_table(refresh_dir, fk.ref_table).select(pl.col(pk).alias("key"))
-    hist = (
-        parents.join(kids, on="key", how="left")
-        .select(pl.col("len").fill_null(0).alias("k"))
-        .group_by("k")
-        .len()
-        .collect()
-    )
-    vs = hist["k"].to_numpy().astype(np.int64)
-    cs = hist["len"].to_numpy().astype(np.float64)
+    fkc = fk.columns[0]
+    vr, cr = _real_fanout(conn, model, child, fk)
+    vs, cs = _synthetic_fanout(refresh_dir, child, fk)
     mean_r = float(np.dot(vr, cr) / max(1.0, cr.sum()))
     mean_s = float(np.dot(vs, cs) / max(1.0, cs.sum()))
     if relative and mean_r > 0 and mean_s > 0:
