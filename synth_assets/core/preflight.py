@@ -38,12 +38,12 @@ from psycopg.conninfo import conninfo_to_dict
 from . import budget, pg
 from .config import SynthConfig, deployment, with_overrides_file
 from .errors import ConfigError, GenerationError, SynthError
-from .kinds import MODELLED_KINDS, ColumnKind
+from .kinds import ColumnKind
+from .profile.columns import column_model
 from .roles import (
     DATETIME_TYPES,
     EPOCH_TYPES,
     NUMERIC_TYPES,
-    SYNTHESIZED_ROLES,
     TEXT_TYPES,
     infer_role,
     role_from_name,
@@ -431,18 +431,8 @@ def known_role(t: Table, c: Column, overrides: dict[str, str]) -> str | None:
 
 
 def _kind(t: Table, c: Column, role: str) -> ColumnKind:
-    """How the profile models a column with this role (profile_source's column models)."""
-    if role == "key":
-        return ColumnKind.KEY
-    if role == "foreign_key" or t.fk_for(c.name) is not None:
-        return ColumnKind.FK
-    if role in SYNTHESIZED_ROLES:
-        return ColumnKind.SYNTH
-    if role in MODELLED_KINDS:
-        return ColumnKind(role)
-    if role == "datetime" and c.base_type in DATETIME_TYPES:
-        return ColumnKind.DATETIME
-    return ColumnKind.IGNORE
+    """How the profile models a column with this role (its own column models, one home)."""
+    return column_model(t, c, role).kind
 
 
 def _role_type_problems(cfg: SynthConfig, model: SchemaModel) -> dict[str, str]:
