@@ -206,7 +206,10 @@ def run_dataset(
             "dcr": float(np.nanmax([p["dcr"] for p in per])) if per else float("nan"),
             "mia": float(np.nanmax([p["mia"] for p in per])) if per else float("nan"),
         }
-        rows.append({"dataset": name, "method": method, **agg, "seconds": seconds, **extra})
+        tables = {t: {k: p[k] for k in ("k2", "k1", "dcr", "mia")} for t, p in zip(owned, per)}
+        rows.append(
+            {"dataset": name, "method": method, **agg, "seconds": seconds, "tables": tables, **extra}
+        )
 
     fan = []
     for t in source.parents:
@@ -230,6 +233,7 @@ def run_dataset(
         for extra in more:
             add("product", extra["frames"], extra["seconds"], {})
         runs = [first] + [rows.pop() for _ in more]
+        first["tables_per_run"] = [r.pop("tables") for r in runs]
         for key in ("k2", "k1", "dcr", "mia", "seconds"):
             first[key] = float(np.nanmean([r[key] for r in runs]))
         first["k2_sd"] = float(np.nanstd([r["k2"] for r in runs], ddof=1))

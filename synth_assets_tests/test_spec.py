@@ -260,6 +260,42 @@ def test_released_counts_become_the_marginal_without_inventing_other():
     assert _released_marginal({"a": 9}, ["a"], 3).tolist() == [9, 0, 0]
 
 
+def test_pair_selection_sees_the_rows_a_threshold_release_left_out_in_other():
+    """One model of ~98 released (180 of 1,600 planes): the pair counts hold the other 1,420
+    rows in "other". Scored against a marginal without them, the column looked dependent on
+    every column (a star of pairs around it); with them, an independent pair scores below 0."""
+    from types import SimpleNamespace
+
+    from synth_assets.core.kinds import ColumnKind
+    from synth_assets.core.profile.columns import ColumnModel
+    from synth_assets.core.profile.pairs import group_sums, pair_scores, with_unreleased
+
+    model = ColumnModel("model", "categorical", ColumnKind.CATEGORICAL, domain=3)
+    model.released = {"737": 180}
+    run = SimpleNamespace(cms={"model": model})
+    released = _released_marginal(model.released, ["737"], 3).astype(float)  # [180, 0, 0]
+    b = np.array([800.0, 800.0, 0.0])  # a two-valued column, independent of model
+    joint = {(0, 0): 90, (0, 1): 90, (1, 0): 710, (1, 1): 710}
+    groups = {"model": [0, 1, 2], "b": [0, 1, 2]}
+    sigma, n_est = 5.0, 1600.0
+
+    def score(marg_model):
+        grouped = {"model": group_sums(marg_model, groups["model"], sigma)}
+        grouped["b"] = group_sums(b, groups["b"], sigma)
+        return pair_scores({("model", "b"): joint}, groups, grouped, n_est, sigma)[("model", "b")][
+            0
+        ]
+
+    completed = with_unreleased(run, "model", released, sigma, n_est)
+    assert completed.tolist() == [180.0, 1420.0, 0.0]
+    assert score(released) > 2000  # the old view: 1,420 rows "out of place"
+    assert score(completed) < 0
+    assert with_unreleased(SimpleNamespace(cms={}), "b", b, sigma, n_est) is b  # measured
+    # Every value released: what the sum lacks is the release's noise, not rows left out.
+    near = with_unreleased(run, "model", np.array([1590.0, 0.0, 0.0]), sigma, n_est)
+    assert near.tolist() == [1590.0, 0.0, 0.0]
+
+
 def test_a_refined_range_keeps_one_outer_bin_on_each_side():
     assert with_outer_bins([2.0, 3.0, 4.0], [0.0, 8.0]) == [0.0, 2.0, 3.0, 4.0, 8.0]
     assert with_outer_bins([0.0, 1.0], [0.0, 8.0]) == [0.0, 1.0, 8.0]
