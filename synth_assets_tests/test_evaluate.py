@@ -621,3 +621,57 @@ def test_identifier_overlap_counts_what_the_hmac_sets_count():
     want_r, want_s = _hashes(key, "email", pl.concat(real)), _hashes(key, "email", pl.concat(synth))
     assert _overlap(key, "email", real, synth) == (len(want_r), len(want_s), len(want_r & want_s))
     assert _overlap(key, "email", real, synth)[2] == 50
+
+
+def test_released_shares_count_the_rows_a_threshold_release_left_out():
+    from synth_assets.core.evaluate.domains import released_shares, thin_domains
+
+    pack = {
+        "tables": {
+            # a unit owns one row: the release is the marginal, "other" was never counted
+            "planes": {
+                "rows": 1500,
+                "rows_per_unit": 1,
+                "columns": {
+                    "model": {"kind": "categorical", "values": ["737"], "counts": [160, 0, 20]},
+                    "maker": {
+                        "kind": "categorical",
+                        "values": ["a", "b"],
+                        "counts": [900, 580, 0, 0],
+                    },
+                    "kind": {
+                        "kind": "categorical",
+                        "values": ["x"],
+                        "counts": [1500, 0, 0],
+                        "schema_values": True,
+                    },
+                },
+            },
+            # rows per unit above one: "other" is measured in the one-way marginal
+            "flights": {
+                "rows": 9000,
+                "rows_per_unit": 8,
+                "columns": {
+                    "gate": {"kind": "categorical", "values": ["g1"], "counts": [300, 700, 50]},
+                    "team": {
+                        "kind": "categorical",
+                        "values": ["t"],
+                        "counts": [5, 995, 0],
+                        "values_from": "teams.team",
+                    },
+                },
+            },
+        }
+    }
+    shares = released_shares(pack)
+    assert set(shares) == {"planes.model", "planes.maker", "flights.gate"}  # public, copied: out
+    assert shares["planes.model"] == {"values": 1, "share": round(160 / 1480, 4)}
+    assert shares["planes.maker"]["share"] > 0.98
+    assert shares["flights.gate"]["share"] == 0.3
+    assert set(thin_domains(shares)) == {"planes.model", "flights.gate"}
+    report = json_safe(_full_report())
+    assert "Category values released" not in render_html(report)
+    report["domains"] = shares
+    page = render_html(report)
+    assert "Category values released" in page and "<code>planes.model</code>" in page
+    assert "planes.maker" not in page and "public:" in page

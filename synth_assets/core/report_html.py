@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .evaluate.domains import DOMAIN_FIX, thin_domains
 from .gates import calibrated_note
 from .store import RefreshPaths, write_json_atomic
 
@@ -561,6 +562,7 @@ def _fidelity_section(report: dict[str, Any]) -> list[str]:
             f"<tr><td><code>{_e(k)}</code></td><td class='n'>{_num(f['value'])}{rel}</td>"
             f"<td class='n'>{_num(f['real_mean'])}</td><td class='n'>{_num(f['synthetic_mean'])}</td></tr>"
         )
+    out += _domains_rows(report)
     out.append(
         "</table><h3>Temporal</h3><table><tr><th>column</th><th>hour-of-week correlation</th>"
         "<th>daily-count ACF, largest difference (lags 1..14)</th><th>mean difference</th></tr>"
@@ -571,6 +573,26 @@ def _fidelity_section(report: dict[str, Any]) -> list[str]:
             f"<td class='n'>{_num(t['acf_max_diff'])}</td><td class='n'>{_num(t['acf_mean_diff'])}</td></tr>"
         )
     out.append("</table>")
+    return out
+
+
+def _domains_rows(report: dict[str, Any]) -> list[str]:
+    """Category columns whose released values hold under half of their rows: every value
+    under the DP threshold was drawn from the released ones, which a reviewer must know."""
+    thin = thin_domains(report.get("domains") or {})
+    if not thin:
+        return []
+    out = [
+        "</table><h3>Category values released</h3><p class='muted'>These columns' values under "
+        "the DP threshold are never generated; their rows were drawn from the released values. "
+        f"To keep them: {_e(DOMAIN_FIX)}.</p><table><tr><th>column</th><th>values released</th>"
+        "<th>share of its rows they hold</th></tr>"
+    ]
+    for k, d in sorted(thin.items(), key=lambda kv: kv[1]["share"]):
+        out.append(
+            f"<tr><td><code>{_e(k)}</code></td><td class='n'>{_num(d['values'])}</td>"
+            f"<td class='n'>{_num(d['share'], 3)}</td></tr>"
+        )
     return out
 
 

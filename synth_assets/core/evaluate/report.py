@@ -30,6 +30,7 @@ from synth_assets.core.schema import SchemaModel
 from synth_assets.core.secrets import keyed_hash
 from synth_assets.core.store import RefreshPaths, check_refresh_id
 
+from .domains import released_shares
 from .encode import MixedEncoder
 from .errors import EvaluationError
 from .fidelity import (
@@ -207,6 +208,7 @@ def _report_head(
         "unit_table": pack["privacy"]["unit_table"],
         "holdout_fraction": pack["privacy"]["holdout_fraction"],
         "guarantee": privacy_guarantee(pack),
+        "domains": released_shares(pack),
         "options": {
             "sample_rows": options.sample_rows,
             "reference_rows": options.reference_rows,
