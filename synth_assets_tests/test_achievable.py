@@ -45,7 +45,7 @@ def test_the_ideal_score_falls_with_the_noise_and_sets_a_lower_threshold():
     assert quiet["score"] > 0.95  # binning alone costs little
     assert noisy["score"] < quiet["score"] - 0.02  # noise of sigma 60 on 100-row bins shows
     assert noisy["threshold"] == pytest.approx(
-        noisy["score"] - ach.MARGIN - 2 * noisy["sd"], abs=1e-12
+        noisy["score"] - ach.MARGIN - ach.limit_sds(noisy["replicates"]) * noisy["sd"], abs=1e-12
     )
 
 
