@@ -152,14 +152,23 @@ def _children_per_parent(ds, frames, table: str) -> np.ndarray:
     return frames[parent][key].map(counts).fillna(0).to_numpy()
 
 
+def _worst(per: list[dict], key: str, companion: str) -> float:
+    """``companion`` of the table with the largest ``key`` (the DCR share's noise beside the
+    worst table's share)."""
+    scored = [p for p in per if np.isfinite(p[key])]
+    return float(max(scored, key=lambda p: p[key])[companion]) if scored else float("nan")
+
+
 def _score(real: pd.DataFrame, train: pd.DataFrame, synth: pd.DataFrame, cols, rng) -> dict:
     if synth is None or len(synth) == 0 or not cols:
-        return {"k2": float("nan"), "k1": float("nan"), "dcr": float("nan"), "mia": float("nan")}
+        nan = float("nan")
+        return {"k2": nan, "k1": nan, "dcr": nan, "dcr_sd": nan, "mia": nan}
     r, t, s = real[cols], train[cols], synth[cols]
     return {
         "k2": metrics.kmarginal(r, s, k=2) if len(cols) > 1 else metrics.oneway(r, s),
         "k1": metrics.oneway(r, s),
         "dcr": metrics.dcr_share(t, r, s, rng),
+        "dcr_sd": metrics.dcr_noise(r, s, rng),
         "mia": metrics.membership_auc(t, r, s, rng),
     }
 
@@ -204,11 +213,22 @@ def run_dataset(
             "k2": float(np.nanmean([p["k2"] for p in per])) if per else float("nan"),
             "k1": float(np.nanmean([p["k1"] for p in per])) if per else float("nan"),
             "dcr": float(np.nanmax([p["dcr"] for p in per])) if per else float("nan"),
+            "dcr_sd": _worst(per, "dcr", "dcr_sd"),
             "mia": float(np.nanmax([p["mia"] for p in per])) if per else float("nan"),
         }
-        tables = {t: {k: p[k] for k in ("k2", "k1", "dcr", "mia")} for t, p in zip(owned, per)}
+        tables = {
+            t: {k: p[k] for k in ("k2", "k1", "dcr", "dcr_sd", "mia")}
+            for t, p in zip(owned, per, strict=True)
+        }
         rows.append(
-            {"dataset": name, "method": method, **agg, "seconds": seconds, "tables": tables, **extra}
+            {
+                "dataset": name,
+                "method": method,
+                **agg,
+                "seconds": seconds,
+                "tables": tables,
+                **extra,
+            }
         )
 
     fan = []
@@ -234,7 +254,7 @@ def run_dataset(
             add("product", extra["frames"], extra["seconds"], {})
         runs = [first] + [rows.pop() for _ in more]
         first["tables_per_run"] = [r.pop("tables") for r in runs]
-        for key in ("k2", "k1", "dcr", "mia", "seconds"):
+        for key in ("k2", "k1", "dcr", "dcr_sd", "mia", "seconds"):
             first[key] = float(np.nanmean([r[key] for r in runs]))
         first["k2_sd"] = float(np.nanstd([r["k2"] for r in runs], ddof=1))
         first["runs"] = len(runs)
@@ -296,7 +316,9 @@ def print_table(rows: list[dict]) -> None:
             f"| {r['dataset']} | {r['method']} | {_fmt(r['k2'], '.0f')}"
             + (f" ± {r['k2_sd']:.0f} ({r['runs']} runs)" if "k2_sd" in r else "")
             + f" | {_fmt(r['k1'], '.0f')} "
-            f"| {_fmt(r.get('fanout'), '.3f')} | {_fmt(r['dcr'], '.3f')} | {_fmt(r['mia'], '.3f')} "
+            f"| {_fmt(r.get('fanout'), '.3f')} | {_fmt(r['dcr'], '.3f')}"
+            + (f" (noise {r['dcr_sd']:.3f})" if np.isfinite(r.get("dcr_sd", np.nan)) else "")
+            + f" | {_fmt(r['mia'], '.3f')} "
             f"| {r['seconds']:.1f} | {r.get('gates', '')} |"
         )
 

@@ -16,6 +16,8 @@ Privacy (distance-based; both use ``_encoder``)
   distance of 1 like a full-range numeric difference. Scalings are fitted on train + holdout.
   ``dcr_share``: share of synthetic records closer to train than to holdout (ties 1/2); 0.5 = no
   evidence of memorisation, 1.0 = copies of train.
+  ``dcr_noise``: the DCR share's spread under no memorisation (two halves of the holdout
+  contest for the synthetic records): the share's noise where synthetic records concentrate.
   ``membership_auc``: AUC of the attack "score = -distance to the nearest synthetic record" for
   train (1) vs holdout (0) records; 0.5 = no evidence.
 
@@ -241,6 +243,36 @@ def dcr_share(
     d_ho = _nearest(xho, xsy)
     tie = np.abs(d_tr - d_ho) <= _TIE_TOL
     return float(np.mean(np.where(tie, 0.5, (d_tr < d_ho).astype("float64"))))
+
+
+def dcr_noise(
+    holdout: pd.DataFrame,
+    synth: pd.DataFrame,
+    rng: np.random.Generator,
+    n: int = 5000,
+    reps: int = 8,
+) -> float:
+    """Standard deviation of the DCR share under no memorisation at all: the same contest
+    between two disjoint random halves of the holdout (neither was seen), over ``reps``
+    splits. Where the synthetic rows concentrate on a few archetypes (a category released with
+    one value), a few real records win most contests and the share swings far from 0.5 by
+    chance; this says how far. Each side holds half the rows the real contest has, so the
+    figure is an upper bound of that contest's noise."""
+    cols = list(holdout.columns.intersection(synth.columns))
+    h = min(n, len(holdout) // 2)
+    if h < 2 or len(synth) == 0:
+        return float("nan")
+    encode = _encoder(holdout[cols], cols)
+    xsy = encode(_sample(synth[cols], min(n, len(synth)), rng))
+    shares = []
+    for _ in range(reps):
+        order = rng.permutation(len(holdout))
+        a = encode(holdout[cols].iloc[np.sort(order[:h])])
+        b = encode(holdout[cols].iloc[np.sort(order[h : 2 * h])])
+        d_a, d_b = _nearest(a, xsy), _nearest(b, xsy)
+        tie = np.abs(d_a - d_b) <= _TIE_TOL
+        shares.append(float(np.mean(np.where(tie, 0.5, (d_a < d_b).astype("float64")))))
+    return float(np.std(shares, ddof=1))
 
 
 def membership_auc(
