@@ -131,6 +131,37 @@ def test_wide_rows_are_searched_whole_with_the_same_distances_as_blocked(monkeyp
     assert np.allclose(whole, ev.knn_distances(ea, eb, 2), atol=1e-7)
 
 
+@pytest.mark.parametrize("max_categories", [3, 30])
+def test_category_lookup_encodes_as_sklearn_does_unseen_and_infrequent_values_included(
+    max_categories,
+):
+    rng = np.random.default_rng(RNG_SEED + max_categories)
+    col = ev.Col("kind", "t", "kind", "categorical", "text")
+    fit = pl.DataFrame(
+        {"kind": rng.choice(list("abcdef"), 500, p=[0.4, 0.3, 0.1, 0.1, 0.05, 0.05])}
+    )
+    enc = ev.MixedEncoder([col], fit, max_categories)
+    other = pl.DataFrame({"kind": rng.choice(list("abcdefxy"), 300)})
+    got = enc.transform(other)
+    want = enc.fitted["kind"].transform(other["kind"].to_numpy().reshape(-1, 1).astype(object))
+    assert np.array_equal(got.cat, want * (1 / math.sqrt(2)))
+    assert np.array_equal(
+        got.codes[:, 0], np.where(want.any(axis=1), want.argmax(axis=1), want.shape[1])
+    )
+
+
+def test_encodings_of_parts_concatenate_to_the_encoding_of_the_whole():
+    rng = np.random.default_rng(RNG_SEED + 11)
+    a, b = _frame(rng, 300), _frame(rng, 200)
+    enc = ev.MixedEncoder(_view().cols, a)
+    whole, parts = (
+        enc.transform(pl.concat([a, b])),
+        ev.Encoded.concat([enc.transform(a), enc.transform(b)]),
+    )
+    assert np.array_equal(whole.cat, parts.cat) and np.array_equal(whole.cont, parts.cont)
+    assert np.array_equal(whole.codes, parts.codes) and whole.cat_names == parts.cat_names
+
+
 def test_a_category_mismatch_costs_one_squared_unit():
     view = ev.View("t", "t", "root", [ev.Col("kind", "t", "kind", "categorical", "text")])
     df = pl.DataFrame({"kind": ["a", "b"]})

@@ -166,13 +166,11 @@ def privacy_metrics(
     thin_parts = [
         e.take(_thin(rng, p.height, m)) for e, p in zip(e_parts, train_parts, strict=True)
     ]
-    e_query = (
-        e_ref_s.select([c.name for c in view.cols])
-        if synth_ref.height == query.height
-        else enc.transform(query)
-    )
+    # Every row is encoded on its own, so the query rows (the head of the synthetic reference)
+    # and the training reference (the parts one after the other) reuse the parts' encodings.
+    e_query = e_ref_s.head(query.height)
     groups = column_groups(view)
-    xr = enc.transform(reference)
+    xr = Encoded.concat(e_parts)
     tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
     for g, names in groups.items():
         xs = e_query.select(names)
