@@ -108,6 +108,17 @@ def test_blocked_knn_matches_brute_force(k):
     assert np.allclose(got, want, atol=1e-7)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_rows_neighbour_distances_do_not_depend_on_the_rows_searched_with_it(k):
+    rng = np.random.default_rng(RNG_SEED + 20 + k)
+    ref, a, b = _frame(rng, 600), _frame(rng, 300), _frame(rng, 200)
+    enc = ev.MixedEncoder(_view().cols, ref)
+    er, ea, eb = enc.transform(ref), enc.transform(a), enc.transform(b)
+    stacked = ev.knn_distances(er, ev.Encoded.concat([ea, eb]), k)
+    assert np.array_equal(stacked[:300], ev.knn_distances(er, ea, k))
+    assert np.array_equal(stacked[300:], ev.knn_distances(er, eb, k))
+
+
 def test_wide_rows_are_searched_whole_with_the_same_distances_as_blocked(monkeypatch):
     """Past ``BLOCKED_DIMS`` continuous columns one brute-force search replaces the per-block
     KD-trees (faster there); both give the same distances."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,10 +34,20 @@ class Encoded:
     codes: np.ndarray | None = None  # category index per categorical column (groups rows fast)
     cat_names: tuple[tuple[str, int, int], ...] = ()  # (column, first, last + 1) in ``cat``
     cont_names: tuple[str, ...] = ()
+    _blocks: tuple[np.ndarray, list[np.ndarray]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def n(self) -> int:
         return self.cat.shape[0]
+
+    def blocks(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The distinct category combinations (as one-hot rows) and the row indices of each,
+        found once: the synthetic query rows are searched against every training part."""
+        if self._blocks is None:
+            self._blocks = _category_blocks(self)
+        return self._blocks
 
     def take(self, rows: np.ndarray) -> Encoded:
         """The rows ``rows`` (indices) of this encoding."""
@@ -79,6 +89,28 @@ class Encoded:
             tuple(spans),
             tuple(self.cont_names[i] for i in ci),
         )
+
+
+def _category_blocks(enc: Encoded) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct category combinations of ``enc`` (as one-hot rows) and the row indices of each."""
+    n = enc.n
+    if enc.cat.shape[1] == 0:
+        return np.zeros((1, 0)), [np.arange(n)]
+    codes = enc.codes if enc.codes is not None and enc.codes.shape[0] == n else None
+    if codes is None:
+        _, inv = np.unique(enc.cat, axis=0, return_inverse=True)
+        key = inv.ravel()
+    else:
+        key = np.zeros(n, dtype=np.int64)
+        for j in range(codes.shape[1]):  # mixed radix, re-compressed after every column
+            key = key * (int(codes[:, j].max()) + 1) + codes[:, j]
+            key = np.unique(key, return_inverse=True)[1].ravel()
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    bounds = np.r_[starts, n]
+    members = [order[bounds[i] : bounds[i + 1]] for i in range(len(starts))]
+    return enc.cat[order[starts]], members
 
 
 @dataclass(frozen=True)

@@ -171,19 +171,14 @@ def privacy_metrics(
     e_query = e_ref_s.head(query.height)
     groups = column_groups(view)
     xr = Encoded.concat(e_parts)
-    tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
-    for g, names in groups.items():
-        xs = e_query.select(names)
-        tasks[(g, "holdout")] = (thin_hold.select(names), xs, 1)
-        for i, p in enumerate(thin_parts):
-            tasks[(g, i)] = (p.select(names), xs, 1)
-    tasks["nndr_synthetic"] = (xr, e_query, 2)
-    tasks["nndr_holdout"] = (xr, e_hold, 2)
-    tasks["mia_members"] = (e_ref_s, e_parts[0], 1)
-    tasks["mia_nonmembers"] = (e_ref_s, e_hold, 1)
+    tasks = _dcr_tasks(groups, e_query, thin_hold, thin_parts)
+    # One search per reference: each query row's neighbours do not depend on the rows searched
+    # with it, so NNDR's two query sets (and the attack's) are stacked and split afterwards.
+    tasks["nndr"] = (xr, Encoded.concat([e_query, e_hold]), 2)
+    tasks["mia"] = (e_ref_s, Encoded.concat([e_parts[0], e_hold]), 1)
     done = _search_all(tasks)
     out["dcr_share"] = _dcr_share_summary(groups, done, len(e_parts), m)
-    ds, dho = done["nndr_synthetic"], done["nndr_holdout"]
+    ds, dho = np.vsplit(done["nndr"], [e_query.n])
     r, ps, ph = nndr_ratio(nndr(ds), nndr(dho), percentile)
     out["nndr"] = {
         "value": r,
@@ -200,18 +195,34 @@ def privacy_metrics(
     out["nndr"]["histogram"] = distance_histogram(
         nndr(ds), nndr(dho), edges=np.linspace(0.0, 1.0, 21)
     )
-    out["mia"] = _mia_summary(done["mia_members"], done["mia_nonmembers"])
+    out["mia"] = _mia_summary(*np.vsplit(done["mia"], [e_parts[0].n]))
     s_rate = exact_match_rate(query, reference)
     h_rate = exact_match_rate(holdout, reference)
     out["exact_match"] = {"synthetic": s_rate, "holdout": h_rate, "excess": s_rate - h_rate}
     return out
 
 
+def _dcr_tasks(
+    groups: dict[str, list[str]], e_query: Encoded, thin_hold: Encoded, thin_parts: list[Encoded]
+) -> dict[Any, tuple[Encoded, Encoded, int]]:
+    """The DCR contests' searches: per column group, the query rows against the holdout and
+    against each training part."""
+    tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
+    for g, names in groups.items():
+        xs = e_query.select(names)
+        xs.blocks()  # found once here, not by each thread that searches with these rows
+        tasks[(g, "holdout")] = (thin_hold.select(names), xs, 1)
+        for i, p in enumerate(thin_parts):
+            tasks[(g, i)] = (p.select(names), xs, 1)
+    return tasks
+
+
 def _search_all(tasks: dict[Any, tuple[Encoded, Encoded, int]]) -> dict[Any, np.ndarray]:
     """Every neighbour search is independent: run them on all usable cores (KD-tree queries
-    release the GIL)."""
+    release the GIL), the largest first so that the last one running leaves no core idle."""
+    keys = sorted(tasks, key=lambda key: -(tasks[key][0].n + tasks[key][1].n))
     with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
-        return dict(zip(tasks, pool.map(lambda t: knn_distances(*t), tasks.values()), strict=True))
+        return dict(zip(keys, pool.map(lambda key: knn_distances(*tasks[key]), keys), strict=True))
 
 
 def _dcr_contest(done: dict[Any, np.ndarray], g: str, n_parts: int) -> tuple[float, float, float]:
