@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -145,33 +147,40 @@ def evaluate_refresh(
     conn.execute("SET TIME ZONE 'UTC'")
     views = build_views(model, roles, plans, order, options)
     report = _report_head(spec, pack, rid, options, thresholds)
+    db = RealDB(conn, model, plans, params)
+    # The source's reads draw no random numbers, so one thread runs them all ahead, in order,
+    # while this one measures (PostgreSQL works on the other core); the shared generator keeps
+    # its order, and with it every figure.
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate-reads")
     try:
-        for view in views:
+        reads = [reader.submit(_read_real, db, v, options) for v in views]
+        rare = [
+            reader.submit(rare_combinations, conn, model, plans, v, refresh_dir, params)
+            for v in views
+        ]
+        overlap = reader.submit(
+            _timed, identifier_overlap, conn, model, roles, refresh_dir, hmac_key
+        )
+        for view, real in zip(views, reads, strict=True):
             t0 = time.monotonic()
             report["views"][view.name] = _evaluate_view(
-                conn,
-                model,
-                plans,
-                spec,
-                view,
-                refresh_dir,
-                params,
-                rng,
-                options,
-                report["marginals"],
+                db, spec, view, refresh_dir, real.result(), rng, options, report["marginals"]
             )
             report["timings"][view.name] = round(time.monotonic() - t0, 2)
             log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
+        for view, found in zip(views, rare, strict=True):
+            report["views"][view.name]["rare_combinations"] = found.result()
         t0 = time.monotonic()
         _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report, spec, rng)
         report["timings"]["fanout_temporal_nulls"] = round(time.monotonic() - t0, 2)
-        t0 = time.monotonic()
-        report["identifier_overlap"] = identifier_overlap(conn, model, roles, refresh_dir, hmac_key)
-        report["timings"]["identifier_overlap"] = round(time.monotonic() - t0, 2)
+        report["identifier_overlap"], seconds = overlap.result()
+        report["timings"]["identifier_overlap"] = round(seconds, 2)
     except psycopg.Error as exc:
         raise EvaluationError(
             f"reading the source for evaluation failed: {str(exc).strip().splitlines()[0]}"
         ) from exc
+    finally:
+        reader.shutdown(cancel_futures=True)
     results = evaluate_gates(report, thresholds)
     report["gates"] = {r.name: r.to_dict() for r in results}
     report["passed"] = all(r.passed for r in results)
@@ -292,22 +301,50 @@ def read_refresh(refresh_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, pack
 
 
+T = TypeVar("T")
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``fn(*args)`` and the seconds it took (it runs on the reader thread)."""
+    t0 = time.monotonic()
+    return fn(*args), time.monotonic() - t0
+
+
+@dataclass(frozen=True)
+class _RealRows:
+    """A view's real samples, read ahead of its measurement: the fidelity sample (a table's,
+    not a join's) and the privacy samples (a unit-owned view's: training parts, holdout, sizes)."""
+
+    sample: pl.DataFrame | None = None
+    units: tuple[list[pl.DataFrame], pl.DataFrame, dict[str, int]] | None = None
+
+
+def _read_real(db: RealDB, view: View, options: EvalOptions) -> _RealRows:
+    """Every sample of a view's real rows that its measurement needs."""
+    if not view.cols:
+        return _RealRows()
+    n = options.sample_rows
+    unit_owned = db.plans[view.table].kind != TableKind.REFERENCE
+    return _RealRows(
+        None if view.is_join else real_sample(db, view, n),
+        unit_samples(db, view, n, options.reference_rows) if unit_owned else None,
+    )
+
+
 def _evaluate_view(
-    conn: psycopg.Connection,
-    model: SchemaModel,
-    plans: dict[str, TablePlan],
+    db: RealDB,
     spec: dict[str, Any],
     view: View,
     refresh_dir: Path,
-    params: dict,
+    real_rows: _RealRows,
     rng: np.random.Generator,
     options: EvalOptions,
     marginals: dict[str, Any],
 ) -> dict[str, Any]:
-    """One view's measurements: fidelity of a table's own columns (plots into ``marginals``),
-    privacy of a unit-owned view, and rare quasi-identifier combinations."""
+    """One view's measurements: fidelity of a table's own columns (plots into ``marginals``)
+    and privacy of a unit-owned view (its rare combinations are counted on the reader)."""
     n = options.sample_rows
-    db = RealDB(conn, model, plans, params)
+    plans = db.plans
     out: dict[str, Any] = {
         "table": view.table,
         "kind": view.kind,
@@ -330,12 +367,12 @@ def _evaluate_view(
             "synthetic_sample": synth.height,
             "synthetic_reference_rows": synth_ref.height,
         }
-        if not view.is_join:
-            real = real_sample(db, view, n)
+        if real_rows.sample is not None:
+            real = real_rows.sample
             out["rows"]["real_sample"] = real.height
             out.update(_table_fidelity(view, spec, real, synth, released, rng, options, marginals))
-        if unit_owned:
-            parts, hold, info = unit_samples(db, view, n, options.reference_rows)
+        if real_rows.units is not None:
+            parts, hold, info = real_rows.units
             out["rows"].update(info)
             if view.is_join:
                 out["pair_trends"] = pair_trends(
@@ -344,7 +381,6 @@ def _evaluate_view(
                     released_domain(synth, view.cols, released),
                 )
             out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options)
-    out["rare_combinations"] = rare_combinations(conn, model, plans, view, refresh_dir, params)
     return out
 
 
