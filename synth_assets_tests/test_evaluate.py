@@ -238,6 +238,16 @@ def test_identifier_hashes_are_keyed():
 # --- fidelity ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("rows", [500, 12_000])
+def test_ks_statistic_is_scipys_on_both_sides_of_its_exact_mode(rows):
+    from synth_assets.core.evaluate.fidelity import ks_statistic
+
+    rng = np.random.default_rng(RNG_SEED + rows)
+    a = np.round(rng.normal(0, 1, rows), 1)  # ties on purpose
+    b = np.round(rng.normal(0.05, 1, rows + 7), 1)
+    assert ks_statistic(a, b) == stats.ks_2samp(a, b).statistic
+
+
 def test_ks_from_histograms_matches_scipy():
     rng = np.random.default_rng(RNG_SEED)
     a, b = rng.poisson(2, 3000), rng.poisson(2.4, 2000)
