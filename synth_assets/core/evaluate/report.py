@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from synth_assets.core.gates import (
     gate_message,
     gate_thresholds,
 )
+from synth_assets.core.generate import usable_cpus
 from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.profile import holdout_key
@@ -44,7 +45,12 @@ from .fidelity import (
     temporal_profile,
 )
 from .plots import marginal_plot
-from .privacy import identifier_overlap, privacy_metrics, rare_combinations
+from .privacy import (
+    PrivacySearch,
+    identifier_overlap,
+    rare_combinations,
+    start_privacy_search,
+)
 from .samples import NULL_TOKEN, RealDB, real_sample, synthetic_sample, unit_samples
 from .views import EvalOptions, View, build_views, table_columns
 
@@ -161,13 +167,7 @@ def evaluate_refresh(
         overlap = reader.submit(
             _timed, identifier_overlap, conn, model, roles, refresh_dir, hmac_key
         )
-        for view, real in zip(views, reads, strict=True):
-            t0 = time.monotonic()
-            report["views"][view.name] = _evaluate_view(
-                db, spec, view, refresh_dir, real.result(), rng, options, report["marginals"]
-            )
-            report["timings"][view.name] = round(time.monotonic() - t0, 2)
-            log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
+        _measure_views(db, spec, views, refresh_dir, reads, rng, options, report, log)
         for view, found in zip(views, rare, strict=True):
             report["views"][view.name]["rare_combinations"] = found.result()
         t0 = time.monotonic()
@@ -331,6 +331,53 @@ def _read_real(db: RealDB, view: View, options: EvalOptions) -> _RealRows:
     )
 
 
+def _measure_views(
+    db: RealDB,
+    spec: dict[str, Any],
+    views: Sequence[View],
+    refresh_dir: Path,
+    reads: Sequence[Future[_RealRows]],
+    rng: np.random.Generator,
+    options: EvalOptions,
+    report: dict[str, Any],
+    log: Callable[[str], None],
+) -> None:
+    """Every view's measurements into ``report``. A view's neighbour searches draw no random
+    number, so they run on a pool of threads while the next view is measured, and are summarised
+    after it: the generator is drawn in the same order as one view at a time, and every figure
+    is the same. A view's timing is the time this thread spent on it, waiting included."""
+    pending: tuple[View, dict[str, Any]] | None = None
+    with ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="evaluate-knn") as pool:
+        for view, real in zip(views, reads, strict=True):
+            t0 = time.monotonic()
+            report["views"][view.name] = out = _evaluate_view(
+                db, spec, view, refresh_dir, real.result(), rng, options, report["marginals"], pool
+            )
+            _add_seconds(report, view.name, t0)
+            if pending is not None:
+                _finish_privacy(*pending, report, log)
+            pending = (view, out)
+        if pending is not None:
+            _finish_privacy(*pending, report, log)
+
+
+def _add_seconds(report: dict[str, Any], step: str, since: float) -> None:
+    """Add the seconds since ``since`` to a step's timing."""
+    timings = report["timings"]
+    timings[step] = round(timings.get(step, 0.0) + time.monotonic() - since, 2)
+
+
+def _finish_privacy(
+    view: View, out: dict[str, Any], report: dict[str, Any], log: Callable[[str], None]
+) -> None:
+    """Wait for a view's neighbour searches and put its privacy metrics in its place."""
+    t0 = time.monotonic()
+    if isinstance(out.get("privacy"), PrivacySearch):
+        out["privacy"] = out["privacy"].result()
+    _add_seconds(report, view.name, t0)
+    log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
+
+
 def _evaluate_view(
     db: RealDB,
     spec: dict[str, Any],
@@ -340,9 +387,11 @@ def _evaluate_view(
     rng: np.random.Generator,
     options: EvalOptions,
     marginals: dict[str, Any],
+    pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
     """One view's measurements: fidelity of a table's own columns (plots into ``marginals``)
-    and privacy of a unit-owned view (its rare combinations are counted on the reader)."""
+    and privacy of a unit-owned view, its searches started on ``pool`` (its rare combinations
+    are counted on the reader)."""
     n = options.sample_rows
     plans = db.plans
     out: dict[str, Any] = {
@@ -380,7 +429,7 @@ def _evaluate_view(
                     released_domain(pl.concat([parts[0], hold]), view.cols, released),
                     released_domain(synth, view.cols, released),
                 )
-            out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options)
+            out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options, pool)
     return out
 
 
@@ -417,14 +466,15 @@ def _view_privacy(
     synth_ref: pl.DataFrame,
     rng: np.random.Generator,
     options: EvalOptions,
-) -> dict[str, Any]:
-    """Privacy metrics of a unit-owned view; without rows on one side, unmeasurable (fails closed)."""
+    pool: ThreadPoolExecutor,
+) -> PrivacySearch | dict[str, Any]:
+    """Privacy metrics of a unit-owned view, started on ``pool``; without rows on one side,
+    unmeasurable (fails closed)."""
     parts = [p for p in parts if p.height]  # small sources can leave later samples empty
     if hold.height and parts and synth_ref.height:
         enc = MixedEncoder(view.cols, pl.concat([parts[0], hold]), options.max_categories)
-        return privacy_metrics(
-            view, parts, hold, synth_ref, options.sample_rows, enc, options.nndr_percentile, rng
-        )
+        n, percentile = options.sample_rows, options.nndr_percentile
+        return start_privacy_search(view, parts, hold, synth_ref, n, enc, pool, percentile, rng)
     empty = [
         side
         for side, rows in (
