@@ -29,7 +29,7 @@ from synth_assets.core.generate import usable_cpus
 from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.profile import holdout_key
-from synth_assets.core.schema import SchemaModel
+from synth_assets.core.schema import ForeignKey, SchemaModel
 from synth_assets.core.secrets import keyed_hash
 from synth_assets.core.store import RefreshPaths, check_refresh_id
 
@@ -38,10 +38,12 @@ from .errors import EvaluationError
 from .fidelity import (
     OTHER,
     column_shapes,
+    fanout_counts,
     fanout_similarity,
     null_rates,
     pair_trends,
     released_domain,
+    temporal_counts,
     temporal_profile,
 )
 from .plots import marginal_plot
@@ -52,7 +54,7 @@ from .privacy import (
     start_privacy_search,
 )
 from .samples import NULL_TOKEN, RealDB, real_sample, synthetic_sample, unit_samples
-from .views import EvalOptions, View, build_views, table_columns
+from .views import Col, EvalOptions, View, build_views, table_columns
 
 REPORT_FORMAT = "synth_assets.privacy_report/1"
 
@@ -154,26 +156,16 @@ def evaluate_refresh(
     views = build_views(model, roles, plans, order, options)
     report = _report_head(spec, pack, rid, options, thresholds)
     db = RealDB(conn, model, plans, params)
-    # The source's reads draw no random numbers, so one thread runs them all ahead, in order,
-    # while this one measures (PostgreSQL works on the other core); the shared generator keeps
-    # its order, and with it every figure.
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate-reads")
     try:
-        reads = [reader.submit(_read_real, db, v, options) for v in views]
-        rare = [
-            reader.submit(rare_combinations, conn, model, plans, v, refresh_dir, params)
-            for v in views
-        ]
-        overlap = reader.submit(
-            _timed, identifier_overlap, conn, model, roles, refresh_dir, hmac_key
-        )
-        _measure_views(db, spec, views, refresh_dir, reads, rng, options, report, log)
-        for view, found in zip(views, rare, strict=True):
+        ahead = _read_ahead(reader, db, roles, order, views, options, refresh_dir, hmac_key)
+        _measure_views(db, spec, views, refresh_dir, ahead.samples, rng, options, report, log)
+        for view, found in zip(views, ahead.rare, strict=True):
             report["views"][view.name]["rare_combinations"] = found.result()
         t0 = time.monotonic()
-        _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report, spec, rng)
+        _measure_tables(db, refresh_dir, options, report, spec, rng, ahead.steps, ahead.tables)
         report["timings"]["fanout_temporal_nulls"] = round(time.monotonic() - t0, 2)
-        report["identifier_overlap"], seconds = overlap.result()
+        report["identifier_overlap"], seconds = ahead.overlap.result()
         report["timings"]["identifier_overlap"] = round(seconds, 2)
     except psycopg.Error as exc:
         raise EvaluationError(
@@ -234,48 +226,98 @@ def _report_head(
     }
 
 
-def _measure_tables(
-    conn: psycopg.Connection,
+@dataclass(frozen=True)
+class _TableStep:
+    """One measurement on all rows of a table: a foreign key's fan-out (``fk``), a timestamp
+    column's temporal profile (``col``), or the table's null rates (neither)."""
+
+    table: str
+    fk: ForeignKey | None = None
+    col: Col | None = None
+    relative: bool = False  # a fan-out compared relative to its mean (see fanout_similarity)
+
+
+def _table_steps(
     model: SchemaModel,
     roles: dict[str, dict[str, str]],
     plans: dict[str, TablePlan],
     order: Sequence[str],
-    refresh_dir: Path,
-    options: EvalOptions,
-    report: dict[str, Any],
-    spec: dict[str, Any],
-    rng: np.random.Generator,
-) -> None:
-    """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
-    column, and null rates (into ``report``)."""
+) -> list[_TableStep]:
+    """Per table, in report order: the fan-out of every foreign key, the temporal profile of
+    every timestamp column, then the null rates."""
+    steps = []
     for name in order:
-        tab = model.tables[name]
-        for fk in tab.foreign_keys:
+        for fk in model.tables[name].foreign_keys:
             if fk.ref_table in model.tables:
                 rel = (
                     plans[fk.ref_table].kind == TableKind.REFERENCE
                     and plans[name].kind != TableKind.REFERENCE
                 )
-                spec_f = spec["tables"].get(name, {}).get("fanout", {}).get(fk.name)
-                report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
-                    conn,
-                    model,
-                    refresh_dir,
-                    name,
-                    fk,
-                    options.min_cell,
-                    rel,
-                    spec_f,
-                    rng,
-                    plans[name],
-                )
+                steps.append(_TableStep(name, fk=fk, relative=rel))
         for c in table_columns(model, roles, name):
             if c.kind == EvalKind.DATETIME and not c.date_only:
-                cspec = spec["tables"].get(name, {}).get("columns", {}).get(c.column)
-                report["temporal"][f"{name}.{c.column}"] = temporal_profile(
-                    conn, model, refresh_dir, name, c, options.min_cell, cspec, rng
-                )
-        report["null_rates"][name] = null_rates(conn, model, refresh_dir, name)
+                steps.append(_TableStep(name, col=c))
+        steps.append(_TableStep(name))
+    return steps
+
+
+def _read_table_step(db: RealDB, refresh_dir: Path, step: _TableStep) -> Any:
+    """What a step reads of the real and the synthetic rows; null rates are only read, so they
+    come out whole. No random draw: it runs on the reader."""
+    conn, model = db.conn, db.model
+    if step.fk is not None:
+        share_of = db.plans[step.table] if step.relative else None
+        return fanout_counts(conn, model, refresh_dir, step.table, step.fk, share_of)
+    if step.col is not None:
+        return temporal_counts(conn, model, refresh_dir, step.table, step.col)
+    return null_rates(conn, model, refresh_dir, step.table)
+
+
+def _measure_tables(
+    db: RealDB,
+    refresh_dir: Path,
+    options: EvalOptions,
+    report: dict[str, Any],
+    spec: dict[str, Any],
+    rng: np.random.Generator,
+    steps: Sequence[_TableStep],
+    reads: Sequence[Future[Any]],
+) -> None:
+    """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
+    column, and null rates (into ``report``), from the counts the reader read; the ideal
+    generator's draws happen here, in the steps' order."""
+    for step, read in zip(steps, reads, strict=True):
+        name, counts, tspec = step.table, read.result(), spec["tables"].get(step.table, {})
+        if step.fk is not None:
+            fk = step.fk
+            report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
+                db.conn,
+                db.model,
+                refresh_dir,
+                name,
+                fk,
+                options.min_cell,
+                step.relative,
+                tspec.get("fanout", {}).get(fk.name),
+                rng,
+                db.plans[name],
+                counts=counts,
+            )
+        elif step.col is not None:
+            c = step.col
+            report["temporal"][f"{name}.{c.column}"] = temporal_profile(
+                db.conn,
+                db.model,
+                refresh_dir,
+                name,
+                c,
+                options.min_cell,
+                tspec.get("columns", {}).get(c.column),
+                rng,
+                counts=counts,
+            )
+        else:
+            report["null_rates"][name] = counts
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -299,6 +341,45 @@ def read_refresh(refresh_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             f"{exc.filename} is missing: the refresh was not profiled and calibrated"
         ) from None
     return spec, pack
+
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    """The reader thread's queue, in its order: each view's real samples, each view's rare
+    combinations, the whole-table counts of every table step, then identifier overlap."""
+
+    samples: list[Future[_RealRows]]
+    rare: list[Future[dict[str, Any] | None]]
+    steps: list[_TableStep]
+    tables: list[Future[Any]]
+    overlap: Future[tuple[dict[str, Any], float]]
+
+
+def _read_ahead(
+    reader: ThreadPoolExecutor,
+    db: RealDB,
+    roles: dict[str, dict[str, str]],
+    order: Sequence[str],
+    views: Sequence[View],
+    options: EvalOptions,
+    refresh_dir: Path,
+    hmac_key: bytes,
+) -> _ReadAhead:
+    """Queue every read of the source and the shards that draws no random number on one
+    thread, which runs them in order while this one measures (PostgreSQL works on the other
+    core). The shared generator keeps its order, and with it every figure."""
+    conn, model, plans, params = db.conn, db.model, db.plans, db.params
+    steps = _table_steps(model, roles, plans, order)
+    return _ReadAhead(
+        [reader.submit(_read_real, db, v, options) for v in views],
+        [
+            reader.submit(rare_combinations, conn, model, plans, v, refresh_dir, params)
+            for v in views
+        ],
+        steps,
+        [reader.submit(_read_table_step, db, refresh_dir, step) for step in steps],
+        reader.submit(_timed, identifier_overlap, conn, model, roles, refresh_dir, hmac_key),
+    )
 
 
 T = TypeVar("T")
