@@ -108,6 +108,17 @@ def test_blocked_knn_matches_brute_force(k):
     assert np.allclose(got, want, atol=1e-7)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_rows_neighbour_distances_do_not_depend_on_the_rows_searched_with_it(k):
+    rng = np.random.default_rng(RNG_SEED + 20 + k)
+    ref, a, b = _frame(rng, 600), _frame(rng, 300), _frame(rng, 200)
+    enc = ev.MixedEncoder(_view().cols, ref)
+    er, ea, eb = enc.transform(ref), enc.transform(a), enc.transform(b)
+    stacked = ev.knn_distances(er, ev.Encoded.concat([ea, eb]), k)
+    assert np.array_equal(stacked[:300], ev.knn_distances(er, ea, k))
+    assert np.array_equal(stacked[300:], ev.knn_distances(er, eb, k))
+
+
 def test_wide_rows_are_searched_whole_with_the_same_distances_as_blocked(monkeypatch):
     """Past ``BLOCKED_DIMS`` continuous columns one brute-force search replaces the per-block
     KD-trees (faster there); both give the same distances."""
@@ -129,6 +140,37 @@ def test_wide_rows_are_searched_whole_with_the_same_distances_as_blocked(monkeyp
     whole = ev.knn_distances(ea, eb, 2)
     monkeypatch.setattr(dist, "BLOCKED_DIMS", 10**6)
     assert np.allclose(whole, ev.knn_distances(ea, eb, 2), atol=1e-7)
+
+
+@pytest.mark.parametrize("max_categories", [3, 30])
+def test_category_lookup_encodes_as_sklearn_does_unseen_and_infrequent_values_included(
+    max_categories,
+):
+    rng = np.random.default_rng(RNG_SEED + max_categories)
+    col = ev.Col("kind", "t", "kind", "categorical", "text")
+    fit = pl.DataFrame(
+        {"kind": rng.choice(list("abcdef"), 500, p=[0.4, 0.3, 0.1, 0.1, 0.05, 0.05])}
+    )
+    enc = ev.MixedEncoder([col], fit, max_categories)
+    other = pl.DataFrame({"kind": rng.choice(list("abcdefxy"), 300)})
+    got = enc.transform(other)
+    want = enc.fitted["kind"].transform(other["kind"].to_numpy().reshape(-1, 1).astype(object))
+    assert np.array_equal(got.cat, want * (1 / math.sqrt(2)))
+    assert np.array_equal(
+        got.codes[:, 0], np.where(want.any(axis=1), want.argmax(axis=1), want.shape[1])
+    )
+
+
+def test_encodings_of_parts_concatenate_to_the_encoding_of_the_whole():
+    rng = np.random.default_rng(RNG_SEED + 11)
+    a, b = _frame(rng, 300), _frame(rng, 200)
+    enc = ev.MixedEncoder(_view().cols, a)
+    whole, parts = (
+        enc.transform(pl.concat([a, b])),
+        ev.Encoded.concat([enc.transform(a), enc.transform(b)]),
+    )
+    assert np.array_equal(whole.cat, parts.cat) and np.array_equal(whole.cont, parts.cont)
+    assert np.array_equal(whole.codes, parts.codes) and whole.cat_names == parts.cat_names
 
 
 def test_a_category_mismatch_costs_one_squared_unit():
@@ -194,6 +236,16 @@ def test_identifier_hashes_are_keyed():
 
 
 # --- fidelity ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [500, 12_000])
+def test_ks_statistic_is_scipys_on_both_sides_of_its_exact_mode(rows):
+    from synth_assets.core.evaluate.fidelity import ks_statistic
+
+    rng = np.random.default_rng(RNG_SEED + rows)
+    a = np.round(rng.normal(0, 1, rows), 1)  # ties on purpose
+    b = np.round(rng.normal(0.05, 1, rows + 7), 1)
+    assert ks_statistic(a, b) == stats.ks_2samp(a, b).statistic
 
 
 def test_ks_from_histograms_matches_scipy():

@@ -75,17 +75,28 @@ def _categorical_scores(
 
     cells = [str(v) for v in c["values"]] + [other, null]
     index = {v: i for i, v in enumerate(cells)}
-    codes = np.array([index.get(v, len(cells) - 2) for v in real.to_list()], dtype=np.int64)
+    codes = _cell_codes(real, index, len(cells) - 2)
     counts = np.bincount(codes, minlength=len(cells)).astype(np.float64)
-    labels = np.array(cells, dtype=object)
+    # The labels gathered from a series of the cells: the same strings as converting an object
+    # array of them, without a Python conversion per simulated row.
+    labels = pl.Series(real.name, cells, dtype=pl.Utf8)
     out = []
     for _ in range(REPLICATES):
         p = _noisy_p(counts, c, rng)
         p[-2] = 0.0  # a value under the release threshold is never generated
         p = p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
-        sim = pl.Series(real.name, labels[rng.choice(len(cells), size=n, p=p)], dtype=pl.Utf8)
+        sim = labels.gather(rng.choice(len(cells), size=n, p=p))
         out.append(tv_complement(real, sim))
     return out
+
+
+def _cell_codes(real: pl.Series, index: dict[str, int], other: int) -> np.ndarray:
+    """The cell of each real value (``other`` for a value the spec did not release)."""
+    if real.dtype == pl.Utf8 and real.null_count() == 0:
+        keys = pl.Series(list(index), dtype=pl.Utf8)
+        cells = pl.Series(list(index.values()), dtype=pl.Int64)
+        return real.replace_strict(keys, cells, default=other, return_dtype=pl.Int64).to_numpy()
+    return np.array([index.get(v, other) for v in real.to_list()], dtype=np.int64)
 
 
 def calibratable(c: dict[str, Any] | None) -> bool:

@@ -14,28 +14,6 @@ def _thin(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     return np.arange(n) if m >= n else np.sort(rng.choice(n, size=m, replace=False))
 
 
-def _groups(enc: Encoded) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The distinct category combinations of ``enc`` (as one-hot rows) and the row indices of each."""
-    n = enc.n
-    if enc.cat.shape[1] == 0:
-        return np.zeros((1, 0)), [np.arange(n)]
-    codes = enc.codes if enc.codes is not None and enc.codes.shape[0] == n else None
-    if codes is None:
-        _, inv = np.unique(enc.cat, axis=0, return_inverse=True)
-        key = inv.ravel()
-    else:
-        key = np.zeros(n, dtype=np.int64)
-        for j in range(codes.shape[1]):  # mixed radix, re-compressed after every column
-            key = key * (int(codes[:, j].max()) + 1) + codes[:, j]
-            key = np.unique(key, return_inverse=True)[1].ravel()
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-    bounds = np.r_[starts, n]
-    members = [order[bounds[i] : bounds[i + 1]] for i in range(len(starts))]
-    return enc.cat[order[starts]], members
-
-
 MAX_BLOCKS = 2000  # above this many category combinations, one search over all columns
 # Above this many continuous columns a KD-tree prunes little: one brute-force search over all
 # columns (sklearn's chunked BLAS kernel) is faster. lahman's batting view (22 continuous
@@ -55,8 +33,8 @@ def knn_distances(ref: Encoded, query: Encoded, k: int) -> np.ndarray:
     nq = query.n
     if ref.n == 0 or nq == 0:
         return np.full((nq, k), np.inf)
-    ru, rmembers = _groups(ref)
-    qu, qmembers = _groups(query)
+    ru, rmembers = ref.blocks()
+    qu, qmembers = query.blocks()
     if len(ru) > MAX_BLOCKS or len(qu) > MAX_BLOCKS or ref.cont.shape[1] > BLOCKED_DIMS:
         full_r, full_q = np.hstack([ref.cat, ref.cont]), np.hstack([query.cat, query.cont])
         kk = min(k, ref.n)

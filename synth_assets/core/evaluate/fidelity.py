@@ -8,6 +8,7 @@ generator never emits a category that failed the release threshold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,27 @@ def tv_complement(real: pl.Series, synth: pl.Series) -> float:
 
 
 def ks_complement(real: np.ndarray, synth: np.ndarray) -> float:
-    """1 - two-sample Kolmogorov-Smirnov statistic (scipy)."""
+    """1 - two-sample Kolmogorov-Smirnov statistic (scipy's)."""
     real, synth = real[~np.isnan(real)], synth[~np.isnan(synth)]
     if real.size == 0 or synth.size == 0:
         return 1.0 if real.size == synth.size else 0.0
-    return float(1.0 - stats.ks_2samp(real, synth).statistic)
+    return float(1.0 - ks_statistic(real, synth))
+
+
+#: Up to this many rows a side scipy's ks_2samp is exact, and rounds the statistic to its lattice.
+KS_EXACT_ROWS = 10_000
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample KS statistic as scipy's ks_2samp computes it, without the p-value nobody
+    reads: above ``KS_EXACT_ROWS`` rows that p-value was two thirds of the test's time."""
+    if max(a.size, b.size) <= KS_EXACT_ROWS:
+        return float(stats.ks_2samp(a, b).statistic)
+    a, b = np.sort(a), np.sort(b)
+    both = np.concatenate([a, b])
+    diff = np.searchsorted(a, both, side="right") / a.size
+    diff -= np.searchsorted(b, both, side="right") / b.size
+    return float(max(np.clip(-diff.min(), 0, 1), diff.max()))
 
 
 OTHER = "\x00other"  # categories the spec did not release, pooled (never written to the report)
@@ -262,6 +279,33 @@ def _synthetic_fanout(
     return hist["k"].to_numpy().astype(np.int64), hist["len"].to_numpy().astype(np.float64)
 
 
+@dataclass(frozen=True)
+class FanoutCounts:
+    """What a fan-out comparison reads: children per parent as (value, parents with that many),
+    real and synthetic, and the share of the child's rows the profile's popularity measurement
+    saw (None: not asked for). Reading draws no random number, so the report reads ahead."""
+
+    real: tuple[np.ndarray, np.ndarray]
+    synthetic: tuple[np.ndarray, np.ndarray]
+    sampled_share: float | None = None
+
+
+def fanout_counts(
+    conn: psycopg.Connection,
+    model: SchemaModel,
+    refresh_dir: Path,
+    child: str,
+    fk: ForeignKey,
+    share_of: TablePlan | None = None,
+) -> FanoutCounts:
+    """The histograms :func:`fanout_similarity` compares, with the sampled share of the child
+    whose plan is ``share_of`` (see :func:`sampled_share`)."""
+    share = sampled_share(conn, model, share_of, fk.columns[0]) if share_of is not None else None
+    return FanoutCounts(
+        _real_fanout(conn, model, child, fk), _synthetic_fanout(refresh_dir, child, fk), share
+    )
+
+
 def fanout_similarity(
     conn: psycopg.Connection,
     model: SchemaModel,
@@ -273,6 +317,7 @@ def fanout_similarity(
     spec_fanout: dict[str, Any] | None = None,
     rng: np.random.Generator | None = None,
     plan: TablePlan | None = None,
+    counts: FanoutCounts | None = None,
 ) -> dict[str, Any]:
     """KS complement of children per parent (parents without children count as 0), real vs synthetic.
 
@@ -280,51 +325,56 @@ def fanout_similarity(
     reference table, whose size does not follow generation.scale while the child's does. There,
     with the spec's fan-out entry and ``rng``, the result also holds what a perfect generator
     scores from a measurement this noisy (:func:`achievable_popularity`), thinned as the
-    profile thinned it when the child's ``plan`` is given (:func:`sampled_share`).
+    profile thinned it when the child's ``plan`` is given (:func:`sampled_share`). ``counts``
+    are the histograms read ahead (:func:`fanout_counts`); without them they are read here.
     """
-    fkc = fk.columns[0]
-    vr, cr = _real_fanout(conn, model, child, fk)
-    vs, cs = _synthetic_fanout(refresh_dir, child, fk)
+    if counts is None:
+        share_of = plan if relative and rng is not None else None
+        counts = fanout_counts(conn, model, refresh_dir, child, fk, share_of)
+    (vr, cr), (vs, cs) = counts.real, counts.synthetic
     mean_r = float(np.dot(vr, cr) / max(1.0, cr.sum()))
     mean_s = float(np.dot(vs, cs) / max(1.0, cs.sum()))
     if relative and mean_r > 0 and mean_s > 0:
         d = ks_from_histograms(vr / mean_r, cr, vs / mean_s, cs)
     else:
         d = ks_from_histograms(vr, cr, vs, cs)
-    # Fixed bins (the profile's), trimmed where synthetic is empty and real under the minimum
-    # cell: the plot's extent must not reveal the largest real fan-out.
-    edges = fanout_bins(FANOUT_PLOT_CAP)
-    br, bs = _binned(vr, cr, edges), _binned(vs, cs, edges)
-    keep = int(np.max(np.flatnonzero((bs > 0) | (br >= min_cell)), initial=1)) + 1
-    labels, br, bs = _bin_labels(edges)[:keep], br[:keep], bs[:keep]
     ach = None
     real = np.repeat(vr, cr.astype(np.int64)) if rng is not None else None
     if not relative and real is not None:
         ach = achievable_fanout(real, spec_fanout, int(cs.sum()), rng)
     elif real is not None:
-        share = sampled_share(conn, model, plan, fkc) if plan is not None else None
         ach = achievable_popularity(
             real.astype(np.float64),
             spec_fanout,
             int(vs @ cs),
             int(cs.sum()),
             rng,
-            sampled_share=share,
+            sampled_share=counts.sampled_share,
         )
     return {
         "child": child,
         "parent": fk.ref_table,
-        "column": fkc,
+        "column": fk.columns[0],
         "value": 1.0 - d,
         "relative": relative,
         **({"achievable": ach} if ach else {}),
         "real_mean": mean_r,
         "synthetic_mean": mean_s,
-        "plot": {
-            "labels": labels,
-            "real": _shares(br, min_cell),
-            "synthetic": _shares(bs, 0),
-        },
+        "plot": _fanout_plot(counts, min_cell),
+    }
+
+
+def _fanout_plot(counts: FanoutCounts, min_cell: int) -> dict[str, Any]:
+    """Fan-out shares on fixed bins (the profile's), trimmed where synthetic is empty and real
+    under the minimum cell: the plot's extent must not reveal the largest real fan-out."""
+    (vr, cr), (vs, cs) = counts.real, counts.synthetic
+    edges = fanout_bins(FANOUT_PLOT_CAP)
+    br, bs = _binned(vr, cr, edges), _binned(vs, cs, edges)
+    keep = int(np.max(np.flatnonzero((bs > 0) | (br >= min_cell)), initial=1)) + 1
+    return {
+        "labels": _bin_labels(edges)[:keep],
+        "real": _shares(br[:keep], min_cell),
+        "synthetic": _shares(bs[:keep], 0),
     }
 
 
@@ -354,19 +404,22 @@ def hour_of_week_corr(real: np.ndarray, synth: np.ndarray) -> float:
     return 1.0 if real.std() == synth.std() == 0 else 0.0
 
 
-def temporal_profile(
-    conn: psycopg.Connection,
-    model: SchemaModel,
-    refresh_dir: Path,
-    table: str,
-    col: Col,
-    min_cell: int,
-    cspec: dict[str, Any] | None = None,
-    rng: np.random.Generator | None = None,
-) -> dict[str, Any]:
-    """Hour-of-week correlation and daily-count autocorrelation (lags 1..14), real vs synthetic;
-    with the column's spec and a generator, also the correlation an ideal generator reaches from
-    the hour-of-week measurement's noise (:func:`achievable_how`), which calibrates its gate."""
+@dataclass(frozen=True)
+class TemporalCounts:
+    """What a temporal profile reads: rows per hour of the week, and (day, rows) per day, real
+    and synthetic. Reading draws no random number, so the report reads ahead."""
+
+    how_real: np.ndarray
+    days_real: tuple[np.ndarray, np.ndarray]
+    how_synthetic: np.ndarray
+    days_synthetic: tuple[np.ndarray, np.ndarray]
+
+
+def temporal_counts(
+    conn: psycopg.Connection, model: SchemaModel, refresh_dir: Path, table: str, col: Col
+) -> TemporalCounts:
+    """The counts :func:`temporal_profile` compares: real ones in SQL, synthetic ones over the
+    shards."""
     q = qi(col.column)
     src = f"{qi(model.schema)}.{qi(table)}"
     how_r = np.zeros(168)
@@ -388,8 +441,29 @@ def temporal_profile(
     np.add.at(how_s, how["h"].to_numpy(), how["len"].to_numpy())
     days = s.select((pl.col("t").dt.date().cast(pl.Int64)).alias("d")).group_by("d").len().collect()
     ds, cs = days["d"].to_numpy().astype(np.int64), days["len"].to_numpy().astype(np.float64)
+    return TemporalCounts(how_r, (dr, cr), how_s, (ds, cs))
+
+
+def temporal_profile(
+    conn: psycopg.Connection,
+    model: SchemaModel,
+    refresh_dir: Path,
+    table: str,
+    col: Col,
+    min_cell: int,
+    cspec: dict[str, Any] | None = None,
+    rng: np.random.Generator | None = None,
+    counts: TemporalCounts | None = None,
+) -> dict[str, Any]:
+    """Hour-of-week correlation and daily-count autocorrelation (lags 1..14), real vs synthetic;
+    with the column's spec and a generator, also the correlation an ideal generator reaches from
+    the hour-of-week measurement's noise (:func:`achievable_how`), which calibrates its gate.
+    ``counts`` are read ahead (:func:`temporal_counts`); without them they are read here."""
+    if counts is None:
+        counts = temporal_counts(conn, model, refresh_dir, table, col)
+    how_r, how_s = counts.how_real, counts.how_synthetic
     corr = hour_of_week_corr(how_r, how_s)
-    acf_r, acf_s = _acf(_daily(dr, cr)), _acf(_daily(ds, cs))
+    acf_r, acf_s = _acf(_daily(*counts.days_real)), _acf(_daily(*counts.days_synthetic))
     diff = np.abs(np.array(acf_r) - np.array(acf_s))
     return {
         "table": table,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,48 @@ def privacy_metrics(
     training row count. The attack tells part 0 from the holdout by the distance to the nearest
     row of all of ``synth_ref``.
     """
+    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
+        return start_privacy_search(
+            view, train_parts, holdout, synth_ref, n_query, enc, pool, percentile, rng
+        ).result()
+
+
+@dataclass
+class PrivacySearch:
+    """A view's neighbour searches (and exact-match counts) under way on a pool of threads, and
+    what the privacy summary needs of them; :meth:`result` waits for them and summarises."""
+
+    view: View
+    groups: dict[str, list[str]]
+    searches: dict[Any, Future[np.ndarray]]
+    matches: tuple[Future[float], Future[float]]
+    n_parts: int
+    rows_per_side: int
+    n_query: int
+    n_members: int
+    percentile: float
+
+    def result(self) -> dict[str, Any]:
+        """The view's privacy metrics (see :func:`privacy_metrics`)."""
+        return _privacy_summary(self, {k: f.result() for k, f in self.searches.items()})
+
+
+def start_privacy_search(
+    view: View,
+    train_parts: Sequence[pl.DataFrame],
+    holdout: pl.DataFrame,
+    synth_ref: pl.DataFrame,
+    n_query: int,
+    enc: MixedEncoder,
+    pool: ThreadPoolExecutor,
+    percentile: float = 5.0,
+    rng: np.random.Generator | None = None,
+) -> PrivacySearch:
+    """Encode and thin a view's samples (every random draw of its privacy metrics happens
+    here), then queue its neighbour searches on ``pool``: they draw nothing, so the caller may
+    go on drawing for the next view while they run."""
     rng = rng or np.random.default_rng(0)
-    out: dict[str, Any] = {}
     query = synth_ref.head(n_query)
-    reference = pl.concat(list(train_parts))
     e_parts = [enc.transform(p) for p in train_parts]
     e_hold, e_ref_s = enc.transform(holdout), enc.transform(synth_ref)
     m = min(holdout.height, *(p.height for p in train_parts))
@@ -166,26 +205,39 @@ def privacy_metrics(
     thin_parts = [
         e.take(_thin(rng, p.height, m)) for e, p in zip(e_parts, train_parts, strict=True)
     ]
-    e_query = (
-        e_ref_s.select([c.name for c in view.cols])
-        if synth_ref.height == query.height
-        else enc.transform(query)
-    )
+    # Every row is encoded on its own, so the query rows (the head of the synthetic reference)
+    # and the training reference (the parts one after the other) reuse the parts' encodings.
+    e_query = e_ref_s.head(query.height)
     groups = column_groups(view)
-    xr = enc.transform(reference)
-    tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
-    for g, names in groups.items():
-        xs = e_query.select(names)
-        tasks[(g, "holdout")] = (thin_hold.select(names), xs, 1)
-        for i, p in enumerate(thin_parts):
-            tasks[(g, i)] = (p.select(names), xs, 1)
-    tasks["nndr_synthetic"] = (xr, e_query, 2)
-    tasks["nndr_holdout"] = (xr, e_hold, 2)
-    tasks["mia_members"] = (e_ref_s, e_parts[0], 1)
-    tasks["mia_nonmembers"] = (e_ref_s, e_hold, 1)
-    done = _search_all(tasks)
-    out["dcr_share"] = _dcr_share_summary(groups, done, len(e_parts), m)
-    ds, dho = done["nndr_synthetic"], done["nndr_holdout"]
+    tasks = _dcr_tasks(groups, e_query, thin_hold, thin_parts)
+    # One search per reference: each query row's neighbours do not depend on the rows searched
+    # with it, so NNDR's two query sets (and the attack's) are stacked and split afterwards.
+    tasks["nndr"] = (Encoded.concat(e_parts), Encoded.concat([e_query, e_hold]), 2)
+    tasks["mia"] = (e_ref_s, Encoded.concat([e_parts[0], e_hold]), 1)
+    reference = pl.concat(list(train_parts))
+    matches = (
+        pool.submit(exact_match_rate, query, reference),
+        pool.submit(exact_match_rate, holdout, reference),
+    )
+    return PrivacySearch(
+        view,
+        groups,
+        _submit_searches(tasks, pool),
+        matches,
+        len(e_parts),
+        m,
+        e_query.n,
+        e_parts[0].n,
+        percentile,
+    )
+
+
+def _privacy_summary(search: PrivacySearch, done: dict[Any, np.ndarray]) -> dict[str, Any]:
+    """DCR share, NNDR, membership inference and exact matches from a view's finished searches."""
+    out: dict[str, Any] = {}
+    out["dcr_share"] = _dcr_share_summary(search.groups, done, search.n_parts, search.rows_per_side)
+    ds, dho = np.vsplit(done["nndr"], [search.n_query])
+    percentile = search.percentile
     r, ps, ph = nndr_ratio(nndr(ds), nndr(dho), percentile)
     out["nndr"] = {
         "value": r,
@@ -193,7 +245,7 @@ def privacy_metrics(
         "holdout_percentile": ph,
         "percentile": percentile,
     }
-    scale = math.sqrt(max(1, len(view.cols)))
+    scale = math.sqrt(max(1, len(search.view.cols)))
     out["dcr"] = {
         "synthetic_to_training_median": float(np.median(ds[:, 0]) / scale) if ds.size else None,
         "holdout_to_training_median": float(np.median(dho[:, 0]) / scale) if dho.size else None,
@@ -202,18 +254,34 @@ def privacy_metrics(
     out["nndr"]["histogram"] = distance_histogram(
         nndr(ds), nndr(dho), edges=np.linspace(0.0, 1.0, 21)
     )
-    out["mia"] = _mia_summary(done["mia_members"], done["mia_nonmembers"])
-    s_rate = exact_match_rate(query, reference)
-    h_rate = exact_match_rate(holdout, reference)
+    out["mia"] = _mia_summary(*np.vsplit(done["mia"], [search.n_members]))
+    s_rate, h_rate = (f.result() for f in search.matches)
     out["exact_match"] = {"synthetic": s_rate, "holdout": h_rate, "excess": s_rate - h_rate}
     return out
 
 
-def _search_all(tasks: dict[Any, tuple[Encoded, Encoded, int]]) -> dict[Any, np.ndarray]:
-    """Every neighbour search is independent: run them on all usable cores (KD-tree queries
-    release the GIL)."""
-    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
-        return dict(zip(tasks, pool.map(lambda t: knn_distances(*t), tasks.values()), strict=True))
+def _dcr_tasks(
+    groups: dict[str, list[str]], e_query: Encoded, thin_hold: Encoded, thin_parts: list[Encoded]
+) -> dict[Any, tuple[Encoded, Encoded, int]]:
+    """The DCR contests' searches: per column group, the query rows against the holdout and
+    against each training part."""
+    tasks: dict[Any, tuple[Encoded, Encoded, int]] = {}
+    for g, names in groups.items():
+        xs = e_query.select(names)
+        xs.blocks()  # found once here, not by each thread that searches with these rows
+        tasks[(g, "holdout")] = (thin_hold.select(names), xs, 1)
+        for i, p in enumerate(thin_parts):
+            tasks[(g, i)] = (p.select(names), xs, 1)
+    return tasks
+
+
+def _submit_searches(
+    tasks: dict[Any, tuple[Encoded, Encoded, int]], pool: ThreadPoolExecutor
+) -> dict[Any, Future[np.ndarray]]:
+    """Every neighbour search is independent: queue them on ``pool`` (KD-tree queries release
+    the GIL), the largest first so that the last one running leaves no core idle."""
+    keys = sorted(tasks, key=lambda key: -(tasks[key][0].n + tasks[key][1].n))
+    return {key: pool.submit(knn_distances, *tasks[key]) for key in keys}
 
 
 def _dcr_contest(done: dict[Any, np.ndarray], g: str, n_parts: int) -> tuple[float, float, float]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -23,10 +25,11 @@ from synth_assets.core.gates import (
     gate_message,
     gate_thresholds,
 )
+from synth_assets.core.generate import usable_cpus
 from synth_assets.core.kinds import EvalKind, TableKind
 from synth_assets.core.plan import TablePlan, build_plan
 from synth_assets.core.profile import holdout_key
-from synth_assets.core.schema import SchemaModel
+from synth_assets.core.schema import ForeignKey, SchemaModel
 from synth_assets.core.secrets import keyed_hash
 from synth_assets.core.store import RefreshPaths, check_refresh_id
 
@@ -36,16 +39,23 @@ from .errors import EvaluationError
 from .fidelity import (
     OTHER,
     column_shapes,
+    fanout_counts,
     fanout_similarity,
     null_rates,
     pair_trends,
     released_domain,
+    temporal_counts,
     temporal_profile,
 )
 from .plots import marginal_plot
-from .privacy import identifier_overlap, privacy_metrics, rare_combinations
+from .privacy import (
+    PrivacySearch,
+    identifier_overlap,
+    rare_combinations,
+    start_privacy_search,
+)
 from .samples import NULL_TOKEN, RealDB, real_sample, synthetic_sample, unit_samples
-from .views import EvalOptions, View, build_views, table_columns
+from .views import Col, EvalOptions, View, build_views, table_columns
 
 REPORT_FORMAT = "synth_assets.privacy_report/1"
 
@@ -146,33 +156,24 @@ def evaluate_refresh(
     conn.execute("SET TIME ZONE 'UTC'")
     views = build_views(model, roles, plans, order, options)
     report = _report_head(spec, pack, rid, options, thresholds)
+    db = RealDB(conn, model, plans, params)
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate-reads")
     try:
-        for view in views:
-            t0 = time.monotonic()
-            report["views"][view.name] = _evaluate_view(
-                conn,
-                model,
-                plans,
-                spec,
-                view,
-                refresh_dir,
-                params,
-                rng,
-                options,
-                report["marginals"],
-            )
-            report["timings"][view.name] = round(time.monotonic() - t0, 2)
-            log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
+        ahead = _read_ahead(reader, db, roles, order, views, options, refresh_dir, hmac_key)
+        _measure_views(db, spec, views, refresh_dir, ahead.samples, rng, options, report, log)
+        for view, found in zip(views, ahead.rare, strict=True):
+            report["views"][view.name]["rare_combinations"] = found.result()
         t0 = time.monotonic()
-        _measure_tables(conn, model, roles, plans, order, refresh_dir, options, report, spec, rng)
+        _measure_tables(db, refresh_dir, options, report, spec, rng, ahead.steps, ahead.tables)
         report["timings"]["fanout_temporal_nulls"] = round(time.monotonic() - t0, 2)
-        t0 = time.monotonic()
-        report["identifier_overlap"] = identifier_overlap(conn, model, roles, refresh_dir, hmac_key)
-        report["timings"]["identifier_overlap"] = round(time.monotonic() - t0, 2)
+        report["identifier_overlap"], seconds = ahead.overlap.result()
+        report["timings"]["identifier_overlap"] = round(seconds, 2)
     except psycopg.Error as exc:
         raise EvaluationError(
             f"reading the source for evaluation failed: {str(exc).strip().splitlines()[0]}"
         ) from exc
+    finally:
+        reader.shutdown(cancel_futures=True)
     results = evaluate_gates(report, thresholds)
     report["gates"] = {r.name: r.to_dict() for r in results}
     report["passed"] = all(r.passed for r in results)
@@ -227,48 +228,98 @@ def _report_head(
     }
 
 
-def _measure_tables(
-    conn: psycopg.Connection,
+@dataclass(frozen=True)
+class _TableStep:
+    """One measurement on all rows of a table: a foreign key's fan-out (``fk``), a timestamp
+    column's temporal profile (``col``), or the table's null rates (neither)."""
+
+    table: str
+    fk: ForeignKey | None = None
+    col: Col | None = None
+    relative: bool = False  # a fan-out compared relative to its mean (see fanout_similarity)
+
+
+def _table_steps(
     model: SchemaModel,
     roles: dict[str, dict[str, str]],
     plans: dict[str, TablePlan],
     order: Sequence[str],
-    refresh_dir: Path,
-    options: EvalOptions,
-    report: dict[str, Any],
-    spec: dict[str, Any],
-    rng: np.random.Generator,
-) -> None:
-    """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
-    column, and null rates (into ``report``)."""
+) -> list[_TableStep]:
+    """Per table, in report order: the fan-out of every foreign key, the temporal profile of
+    every timestamp column, then the null rates."""
+    steps = []
     for name in order:
-        tab = model.tables[name]
-        for fk in tab.foreign_keys:
+        for fk in model.tables[name].foreign_keys:
             if fk.ref_table in model.tables:
                 rel = (
                     plans[fk.ref_table].kind == TableKind.REFERENCE
                     and plans[name].kind != TableKind.REFERENCE
                 )
-                spec_f = spec["tables"].get(name, {}).get("fanout", {}).get(fk.name)
-                report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
-                    conn,
-                    model,
-                    refresh_dir,
-                    name,
-                    fk,
-                    options.min_cell,
-                    rel,
-                    spec_f,
-                    rng,
-                    plans[name],
-                )
+                steps.append(_TableStep(name, fk=fk, relative=rel))
         for c in table_columns(model, roles, name):
             if c.kind == EvalKind.DATETIME and not c.date_only:
-                cspec = spec["tables"].get(name, {}).get("columns", {}).get(c.column)
-                report["temporal"][f"{name}.{c.column}"] = temporal_profile(
-                    conn, model, refresh_dir, name, c, options.min_cell, cspec, rng
-                )
-        report["null_rates"][name] = null_rates(conn, model, refresh_dir, name)
+                steps.append(_TableStep(name, col=c))
+        steps.append(_TableStep(name))
+    return steps
+
+
+def _read_table_step(db: RealDB, refresh_dir: Path, step: _TableStep) -> Any:
+    """What a step reads of the real and the synthetic rows; null rates are only read, so they
+    come out whole. No random draw: it runs on the reader."""
+    conn, model = db.conn, db.model
+    if step.fk is not None:
+        share_of = db.plans[step.table] if step.relative else None
+        return fanout_counts(conn, model, refresh_dir, step.table, step.fk, share_of)
+    if step.col is not None:
+        return temporal_counts(conn, model, refresh_dir, step.table, step.col)
+    return null_rates(conn, model, refresh_dir, step.table)
+
+
+def _measure_tables(
+    db: RealDB,
+    refresh_dir: Path,
+    options: EvalOptions,
+    report: dict[str, Any],
+    spec: dict[str, Any],
+    rng: np.random.Generator,
+    steps: Sequence[_TableStep],
+    reads: Sequence[Future[Any]],
+) -> None:
+    """Per table, on all rows: fan-out of every foreign key, temporal profile of every timestamp
+    column, and null rates (into ``report``), from the counts the reader read; the ideal
+    generator's draws happen here, in the steps' order."""
+    for step, read in zip(steps, reads, strict=True):
+        name, counts, tspec = step.table, read.result(), spec["tables"].get(step.table, {})
+        if step.fk is not None:
+            fk = step.fk
+            report["fanout"][f"{name}.{fk.columns[0]}->{fk.ref_table}"] = fanout_similarity(
+                db.conn,
+                db.model,
+                refresh_dir,
+                name,
+                fk,
+                options.min_cell,
+                step.relative,
+                tspec.get("fanout", {}).get(fk.name),
+                rng,
+                db.plans[name],
+                counts=counts,
+            )
+        elif step.col is not None:
+            c = step.col
+            report["temporal"][f"{name}.{c.column}"] = temporal_profile(
+                db.conn,
+                db.model,
+                refresh_dir,
+                name,
+                c,
+                options.min_cell,
+                tspec.get("columns", {}).get(c.column),
+                rng,
+                counts=counts,
+            )
+        else:
+            report["null_rates"][name] = counts
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -294,22 +345,138 @@ def read_refresh(refresh_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, pack
 
 
+@dataclass(frozen=True)
+class _ReadAhead:
+    """The reader thread's queue, in its order: each view's real samples, each view's rare
+    combinations, the whole-table counts of every table step, then identifier overlap."""
+
+    samples: list[Future[_RealRows]]
+    rare: list[Future[dict[str, Any] | None]]
+    steps: list[_TableStep]
+    tables: list[Future[Any]]
+    overlap: Future[tuple[dict[str, Any], float]]
+
+
+def _read_ahead(
+    reader: ThreadPoolExecutor,
+    db: RealDB,
+    roles: dict[str, dict[str, str]],
+    order: Sequence[str],
+    views: Sequence[View],
+    options: EvalOptions,
+    refresh_dir: Path,
+    hmac_key: bytes,
+) -> _ReadAhead:
+    """Queue every read of the source and the shards that draws no random number on one
+    thread, which runs them in order while this one measures (PostgreSQL works on the other
+    core). The shared generator keeps its order, and with it every figure."""
+    conn, model, plans, params = db.conn, db.model, db.plans, db.params
+    steps = _table_steps(model, roles, plans, order)
+    return _ReadAhead(
+        [reader.submit(_read_real, db, v, options) for v in views],
+        [
+            reader.submit(rare_combinations, conn, model, plans, v, refresh_dir, params)
+            for v in views
+        ],
+        steps,
+        [reader.submit(_read_table_step, db, refresh_dir, step) for step in steps],
+        reader.submit(_timed, identifier_overlap, conn, model, roles, refresh_dir, hmac_key),
+    )
+
+
+T = TypeVar("T")
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``fn(*args)`` and the seconds it took (it runs on the reader thread)."""
+    t0 = time.monotonic()
+    return fn(*args), time.monotonic() - t0
+
+
+@dataclass(frozen=True)
+class _RealRows:
+    """A view's real samples, read ahead of its measurement: the fidelity sample (a table's,
+    not a join's) and the privacy samples (a unit-owned view's: training parts, holdout, sizes)."""
+
+    sample: pl.DataFrame | None = None
+    units: tuple[list[pl.DataFrame], pl.DataFrame, dict[str, int]] | None = None
+
+
+def _read_real(db: RealDB, view: View, options: EvalOptions) -> _RealRows:
+    """Every sample of a view's real rows that its measurement needs."""
+    if not view.cols:
+        return _RealRows()
+    n = options.sample_rows
+    unit_owned = db.plans[view.table].kind != TableKind.REFERENCE
+    return _RealRows(
+        None if view.is_join else real_sample(db, view, n),
+        unit_samples(db, view, n, options.reference_rows) if unit_owned else None,
+    )
+
+
+def _measure_views(
+    db: RealDB,
+    spec: dict[str, Any],
+    views: Sequence[View],
+    refresh_dir: Path,
+    reads: Sequence[Future[_RealRows]],
+    rng: np.random.Generator,
+    options: EvalOptions,
+    report: dict[str, Any],
+    log: Callable[[str], None],
+) -> None:
+    """Every view's measurements into ``report``. A view's neighbour searches draw no random
+    number, so they run on a pool of threads while the next view is measured, and are summarised
+    after it: the generator is drawn in the same order as one view at a time, and every figure
+    is the same. A view's timing is the time this thread spent on it, waiting included."""
+    pending: tuple[View, dict[str, Any]] | None = None
+    with ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="evaluate-knn") as pool:
+        for view, real in zip(views, reads, strict=True):
+            t0 = time.monotonic()
+            report["views"][view.name] = out = _evaluate_view(
+                db, spec, view, refresh_dir, real.result(), rng, options, report["marginals"], pool
+            )
+            _add_seconds(report, view.name, t0)
+            if pending is not None:
+                _finish_privacy(*pending, report, log)
+            pending = (view, out)
+        if pending is not None:
+            _finish_privacy(*pending, report, log)
+
+
+def _add_seconds(report: dict[str, Any], step: str, since: float) -> None:
+    """Add the seconds since ``since`` to a step's timing."""
+    timings = report["timings"]
+    timings[step] = round(timings.get(step, 0.0) + time.monotonic() - since, 2)
+
+
+def _finish_privacy(
+    view: View, out: dict[str, Any], report: dict[str, Any], log: Callable[[str], None]
+) -> None:
+    """Wait for a view's neighbour searches and put its privacy metrics in its place."""
+    t0 = time.monotonic()
+    if isinstance(out.get("privacy"), PrivacySearch):
+        out["privacy"] = out["privacy"].result()
+    _add_seconds(report, view.name, t0)
+    log(f"evaluate: {view.name} in {report['timings'][view.name]:.1f}s")
+
+
 def _evaluate_view(
-    conn: psycopg.Connection,
-    model: SchemaModel,
-    plans: dict[str, TablePlan],
+    db: RealDB,
     spec: dict[str, Any],
     view: View,
     refresh_dir: Path,
-    params: dict,
+    real_rows: _RealRows,
     rng: np.random.Generator,
     options: EvalOptions,
     marginals: dict[str, Any],
+    pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
-    """One view's measurements: fidelity of a table's own columns (plots into ``marginals``),
-    privacy of a unit-owned view, and rare quasi-identifier combinations."""
+    """One view's measurements: fidelity of a table's own columns (plots into ``marginals``)
+    and privacy of a unit-owned view, its searches started on ``pool`` (its rare combinations
+    are counted on the reader)."""
     n = options.sample_rows
-    db = RealDB(conn, model, plans, params)
+    plans = db.plans
     out: dict[str, Any] = {
         "table": view.table,
         "kind": view.kind,
@@ -332,12 +499,12 @@ def _evaluate_view(
             "synthetic_sample": synth.height,
             "synthetic_reference_rows": synth_ref.height,
         }
-        if not view.is_join:
-            real = real_sample(db, view, n)
+        if real_rows.sample is not None:
+            real = real_rows.sample
             out["rows"]["real_sample"] = real.height
             out.update(_table_fidelity(view, spec, real, synth, released, rng, options, marginals))
-        if unit_owned:
-            parts, hold, info = unit_samples(db, view, n, options.reference_rows)
+        if real_rows.units is not None:
+            parts, hold, info = real_rows.units
             out["rows"].update(info)
             if view.is_join:
                 out["pair_trends"] = pair_trends(
@@ -345,8 +512,7 @@ def _evaluate_view(
                     released_domain(pl.concat([parts[0], hold]), view.cols, released),
                     released_domain(synth, view.cols, released),
                 )
-            out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options)
-    out["rare_combinations"] = rare_combinations(conn, model, plans, view, refresh_dir, params)
+            out["privacy"] = _view_privacy(view, parts, hold, synth_ref, rng, options, pool)
     return out
 
 
@@ -383,14 +549,15 @@ def _view_privacy(
     synth_ref: pl.DataFrame,
     rng: np.random.Generator,
     options: EvalOptions,
-) -> dict[str, Any]:
-    """Privacy metrics of a unit-owned view; without rows on one side, unmeasurable (fails closed)."""
+    pool: ThreadPoolExecutor,
+) -> PrivacySearch | dict[str, Any]:
+    """Privacy metrics of a unit-owned view, started on ``pool``; without rows on one side,
+    unmeasurable (fails closed)."""
     parts = [p for p in parts if p.height]  # small sources can leave later samples empty
     if hold.height and parts and synth_ref.height:
         enc = MixedEncoder(view.cols, pl.concat([parts[0], hold]), options.max_categories)
-        return privacy_metrics(
-            view, parts, hold, synth_ref, options.sample_rows, enc, options.nndr_percentile, rng
-        )
+        n, percentile = options.sample_rows, options.nndr_percentile
+        return start_privacy_search(view, parts, hold, synth_ref, n, enc, pool, percentile, rng)
     empty = [
         side
         for side, rows in (
