@@ -725,7 +725,7 @@ def test_a_range_look_counts_each_units_share_of_its_rows(pg_workdir):
 
     url = _source(pg_workdir, "rd_seasons", SEASONS)
     # The bound is pinned: chosen with DP from a noisy histogram of rows per unit, it came out
-    # 8 in about one profile in four (noise in the bins above 6 passes the 5 % it may leave).
+    # 8 in 1 run of 10 here (noise in the bins above 6 passes the 5 % they may hold).
     model, roles, pack, _ = _spec(url, privacy={"max_rows_per_unit_by_table": {"season": 6}})
     assert pack["tables"]["season"]["rows_per_unit"] == 6
 
