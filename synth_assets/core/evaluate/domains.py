@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from synth_assets.core.kinds import ColumnKind
+
 # Below this share of the measured rows, a column's released values are listed in the report.
 THIN_DOMAIN_SHARE = 0.5
 
@@ -29,7 +31,11 @@ def released_shares(pack: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # Where a unit owns one row the threshold release is the marginal (profile.domain).
         rows = tp.get("rows") if tp.get("rows_per_unit") == 1 else None
         for c, m in tp.get("columns", {}).items():
-            if m.get("kind") != "categorical" or m.get("schema_values") or m.get("values_from"):
+            if (
+                m.get("kind") != ColumnKind.CATEGORICAL
+                or m.get("schema_values")
+                or m.get("values_from")
+            ):
                 continue
             counts = [max(0.0, float(x)) for x in m.get("counts") or []]
             k = len(m.get("values") or [])
