@@ -170,9 +170,9 @@ def with_unreleased(
     around it, so the other columns of planes were generated independently. "other" here holds
     the rows the release left out (the table's noisy row estimate less the released counts:
     post-processing), where they are more than the release's own noise could leave out
-    (``OTHER_SNR`` deviations of the sum): noise alone put phantom rows in "other" on wage,
-    whose values all clear, and a phantom group scored as dependence. The marginal written to
-    the pack is unchanged."""
+    (``OTHER_SNR`` deviations of the sum): where every value clears, the noisy sum falls
+    under the estimate about half the time, and noise alone would put phantom rows in "other"
+    that score as dependence. The marginal written to the pack is unchanged."""
     cm = run.cms.get(key)
     if cm is None or cm.released is None or noisy.size < 2:
         return noisy
